@@ -1,0 +1,214 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+
+	"wisp/simd"
+)
+
+// MaxBatch is the largest number of tokens one call of the forward pass
+// multiplies through the weights together. Longer prompts are prefilled in
+// batches of this size.
+const MaxBatch = 32
+
+// State is one sequence being evaluated: its key/value cache, its position
+// and the scratch buffers of the forward pass. It is not safe for concurrent
+// use; make one State per sequence.
+type State struct {
+	m      *Model
+	ctx    int // capacity of the cache in positions
+	pos    int // positions filled so far
+	freqs  []float64
+	keys   []float32 // [layer][position][KVDim]
+	values []float32
+
+	// Scratch, each for up to MaxBatch tokens.
+	x, xb, xb2 []float32 // [t][Dim]
+	q          []float32 // [t][Dim]
+	k, v       []float32 // [t][KVDim]
+	hb, hb2    []float32 // [t][HiddenDim]
+	cos, sin   []float32 // [t][HeadDim/2]
+	att        []float32 // [ctx]
+	logits     []float32 // [MaxBatch][VocabSize] or [VocabSize]
+}
+
+// NewState makes a State holding up to ctx positions; ctx <= 0 means the
+// model's context length. The cache takes 8·Layers·ctx·KVDim bytes.
+func (m *Model) NewState(ctx int) (*State, error) {
+	if ctx <= 0 {
+		ctx = m.ContextLen
+	}
+	if ctx > m.ContextLen {
+		return nil, fmt.Errorf("engine: context of %d positions is longer than the model's %d", ctx, m.ContextLen)
+	}
+	c := &m.Config
+	kvd := c.KVDim()
+	cache := int64(c.Layers) * int64(ctx) * int64(kvd)
+	if cache > math.MaxInt32 {
+		return nil, fmt.Errorf("engine: a key/value cache of %d layers × %d positions × %d values is too large; ask for a shorter context", c.Layers, ctx, kvd)
+	}
+	s := &State{
+		m:      m,
+		ctx:    ctx,
+		freqs:  ropeFreqs(c.RopeBase, c.HeadDim),
+		keys:   make([]float32, cache),
+		values: make([]float32, cache),
+		x:      make([]float32, MaxBatch*c.Dim),
+		xb:     make([]float32, MaxBatch*c.Dim),
+		xb2:    make([]float32, MaxBatch*c.Dim),
+		q:      make([]float32, MaxBatch*c.Dim),
+		k:      make([]float32, MaxBatch*kvd),
+		v:      make([]float32, MaxBatch*kvd),
+		hb:     make([]float32, MaxBatch*c.HiddenDim),
+		hb2:    make([]float32, MaxBatch*c.HiddenDim),
+		cos:    make([]float32, MaxBatch*c.HeadDim/2),
+		sin:    make([]float32, MaxBatch*c.HeadDim/2),
+		att:    make([]float32, ctx),
+	}
+	return s, nil
+}
+
+// Pos returns the number of positions evaluated so far.
+func (s *State) Pos() int { return s.pos }
+
+// Context returns the number of positions the State can hold.
+func (s *State) Context() int { return s.ctx }
+
+// Reset forgets every position, keeping the buffers.
+func (s *State) Reset() { s.pos = 0 }
+
+// Forward evaluates tokens at the next positions and returns the logits
+// that follow the last of them. The slice is owned by the State and
+// overwritten by the next call.
+func (s *State) Forward(tokens []int) ([]float32, error) {
+	var logits []float32
+	for len(tokens) > 0 {
+		n := min(len(tokens), MaxBatch)
+		var err error
+		logits, err = s.forward(tokens[:n], false)
+		if err != nil {
+			return nil, err
+		}
+		tokens = tokens[n:]
+	}
+	return logits, nil
+}
+
+// ForwardAll evaluates at most MaxBatch tokens and returns the logits after
+// each of them, len(tokens)·VocabSize values owned by the State.
+func (s *State) ForwardAll(tokens []int) ([]float32, error) {
+	if len(tokens) > MaxBatch {
+		return nil, fmt.Errorf("engine: ForwardAll of %d tokens, more than MaxBatch (%d)", len(tokens), MaxBatch)
+	}
+	return s.forward(tokens, true)
+}
+
+// forward runs the transformer over n <= MaxBatch tokens, as llama2.c's
+// forward() does for one: for every layer, attention then feed-forward, each
+// around a residual connection; then the final norm and the classifier.
+func (s *State) forward(tokens []int, all bool) ([]float32, error) {
+	m, c := s.m, &s.m.Config
+	n := len(tokens)
+	if n == 0 {
+		return nil, fmt.Errorf("engine: no tokens to evaluate")
+	}
+	if s.pos+n > s.ctx {
+		return nil, fmt.Errorf("engine: %d tokens at position %d overflow the context of %d positions", n, s.pos, s.ctx)
+	}
+	for _, tok := range tokens {
+		if tok < 0 || tok >= c.VocabSize {
+			return nil, fmt.Errorf("engine: token %d is outside the vocabulary of %d", tok, c.VocabSize)
+		}
+	}
+	dim, kvd, hd, hidden := c.Dim, c.KVDim(), c.HeadDim, c.HiddenDim
+	half := hd / 2
+	x, xb, xb2 := s.x[:n*dim], s.xb[:n*dim], s.xb2[:n*dim]
+	q, k, v := s.q[:n*dim], s.k[:n*kvd], s.v[:n*kvd]
+	hb, hb2 := s.hb[:n*hidden], s.hb2[:n*hidden]
+
+	// Token embeddings, and each position's rotation.
+	for t, tok := range tokens {
+		m.Embedding.Row(x[t*dim:], tok)
+		ropeAngles(s.cos[t*half:(t+1)*half], s.sin[t*half:(t+1)*half], s.freqs, s.pos+t)
+	}
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	group := c.Heads / c.KVHeads
+
+	for l := range m.Layers {
+		ly := &m.Layers[l]
+		layerKeys := s.keys[l*s.ctx*kvd : (l+1)*s.ctx*kvd]
+		layerValues := s.values[l*s.ctx*kvd : (l+1)*s.ctx*kvd]
+
+		// Attention: normalise, project to queries, keys and values.
+		for t := range n {
+			simd.RMSNorm(xb[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], ly.AttnNorm, c.NormEps)
+		}
+		ly.Wq.MatMul(q, xb, n)
+		ly.Wk.MatMul(k, xb, n)
+		ly.Wv.MatMul(v, xb, n)
+		for t := range n {
+			qt, kt, vt := q[t*dim:(t+1)*dim], k[t*kvd:(t+1)*kvd], v[t*kvd:(t+1)*kvd]
+			if ly.Bq != nil {
+				simd.Add(qt, ly.Bq)
+				simd.Add(kt, ly.Bk)
+				simd.Add(vt, ly.Bv)
+			}
+			// Rotate queries and keys by their position, then cache keys and values.
+			cos, sin := s.cos[t*half:(t+1)*half], s.sin[t*half:(t+1)*half]
+			simd.Rope(qt, cos, sin, hd, c.RopeNeox)
+			simd.Rope(kt, cos, sin, hd, c.RopeNeox)
+			p := s.pos + t
+			copy(layerKeys[p*kvd:(p+1)*kvd], kt)
+			copy(layerValues[p*kvd:(p+1)*kvd], vt)
+		}
+
+		// Each head attends to every position up to its own.
+		for t := range n {
+			p := s.pos + t
+			for h := range c.Heads {
+				qh := q[t*dim+h*hd : t*dim+(h+1)*hd]
+				off := (h / group) * hd
+				att := s.att[:p+1]
+				for i := range att {
+					att[i] = simd.Dot(qh, layerKeys[i*kvd+off:i*kvd+off+hd]) * scale
+				}
+				simd.Softmax(att)
+				out := xb2[t*dim+h*hd : t*dim+(h+1)*hd]
+				clear(out)
+				for i, a := range att {
+					simd.Axpy(out, a, layerValues[i*kvd+off:i*kvd+off+hd])
+				}
+			}
+		}
+		ly.Wo.MatMul(xb, xb2, n)
+		simd.Add(x, xb)
+
+		// Feed-forward: normalise, SwiGLU, project back.
+		for t := range n {
+			simd.RMSNorm(xb[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], ly.FFNNorm, c.NormEps)
+		}
+		ly.Gate.MatMul(hb, xb, n)
+		ly.Up.MatMul(hb2, xb, n)
+		simd.SiLUMul(hb, hb2)
+		ly.Down.MatMul(xb, hb, n)
+		simd.Add(x, xb)
+	}
+	s.pos += n
+
+	// Final norm and classifier, for the last token or for all of them.
+	first := n - 1
+	if all {
+		first = 0
+	}
+	rows := n - first
+	for t := first; t < n; t++ {
+		simd.RMSNorm(xb[(t-first)*dim:(t-first+1)*dim], x[t*dim:(t+1)*dim], m.OutputNorm, c.NormEps)
+	}
+	if need := rows * c.VocabSize; len(s.logits) < need {
+		s.logits = make([]float32, need)
+	}
+	logits := s.logits[:rows*c.VocabSize]
+	m.Output.MatMul(logits, xb[:rows*dim], rows)
+	return logits, nil
+}

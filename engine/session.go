@@ -1,0 +1,229 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"wisp/engine/sample"
+	"wisp/engine/tokenizer"
+)
+
+// SessionOptions configures a Session.
+type SessionOptions struct {
+	// Context is the number of positions to hold; 0 means the model's
+	// context length (which may need a lot of memory for large models).
+	Context int
+	// Sample chooses how tokens are picked; the zero value is greedy.
+	Sample sample.Options
+	// MaxTokens is how many tokens Next may generate after the prompt; 0
+	// means until the context is full.
+	MaxTokens int
+	// Stop lists strings that end generation; the text is cut before them.
+	Stop []string
+}
+
+// Why generation ended, as reported by Session.Done.
+const (
+	DoneEOS     = "eos"     // the model produced an end-of-sequence (or other control) token
+	DoneStop    = "stop"    // the text reached one of the stop strings
+	DoneLength  = "length"  // MaxTokens tokens were generated
+	DoneContext = "context" // the context is full
+)
+
+// A Session generates text: it evaluates a prompt, then picks tokens one at
+// a time and streams their text as soon as it is complete UTF-8.
+type Session struct {
+	m       *Model
+	tok     *tokenizer.Tokenizer
+	state   *State
+	sampler *sample.Sampler
+	opt     SessionOptions
+
+	tokens    []int     // every token evaluated or pending, prompt included
+	logits    []float32 // the logits after the last evaluated token
+	pending   int       // a sampled token not yet evaluated, or -1
+	generated int
+	done      string
+
+	dec     *tokenizer.Decoder
+	strip   bool   // strip a leading space from the next text (it follows BOS)
+	held    string // text withheld because it may begin a stop string
+	maxStop int
+}
+
+// NewSession starts a session on the model.
+func (m *Model) NewSession(opt SessionOptions) (*Session, error) {
+	if opt.MaxTokens < 0 {
+		return nil, fmt.Errorf("engine: max tokens %d is negative", opt.MaxTokens)
+	}
+	st, err := m.NewState(opt.Context)
+	if err != nil {
+		return nil, err
+	}
+	smp, err := sample.New(opt.Sample)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{m: m, tok: m.Tokenizer, state: st, sampler: smp, opt: opt, pending: -1}
+	for _, stop := range opt.Stop {
+		if stop == "" {
+			return nil, errors.New("engine: empty stop string")
+		}
+		s.maxStop = max(s.maxStop, len(stop))
+	}
+	s.dec = s.tok.NewDecoder()
+	return s, nil
+}
+
+// Model returns the session's model.
+func (s *Session) Model() *Model { return s.m }
+
+// Tokens returns every token of the session so far, prompt included.
+func (s *Session) Tokens() []int { return s.tokens }
+
+// Done returns why generation ended (DoneEOS, DoneStop, DoneLength or
+// DoneContext), or "" while it goes on.
+func (s *Session) Done() string { return s.done }
+
+// Tokenize encodes a prompt as a session evaluates it: with BOS first when
+// the model asks for it.
+func (m *Model) Tokenize(prompt string) ([]int, error) {
+	ids, err := m.Tokenizer.Encode(prompt)
+	if err != nil {
+		return nil, err
+	}
+	if m.Tokenizer.AddBOS() && m.Tokenizer.BOS() >= 0 {
+		ids = append([]int{m.Tokenizer.BOS()}, ids...)
+	}
+	return ids, nil
+}
+
+// Prompt tokenizes the prompt and evaluates it (see PromptTokens).
+func (s *Session) Prompt(prompt string) (echo string, err error) {
+	ids, err := s.m.Tokenize(prompt)
+	if err != nil {
+		return "", err
+	}
+	return s.PromptTokens(ids)
+}
+
+// PromptTokens evaluates the tokens after whatever the session already
+// holds, in batches, and returns their text as the model would print it
+// (control tokens hidden, the space after BOS stripped, an incomplete
+// UTF-8 sequence at the end held back until the next token completes it).
+// A prompt that does not fit in the context is an error.
+func (s *Session) PromptTokens(ids []int) (echo string, err error) {
+	if len(ids) == 0 {
+		return "", errors.New("engine: empty prompt: a model needs at least one token (BOS) to start from")
+	}
+	if s.pending >= 0 {
+		ids = append([]int{s.pending}, ids...)
+		s.pending = -1
+	}
+	if have, room := s.state.Pos(), s.state.Context(); have+len(ids) > room {
+		return "", fmt.Errorf("engine: the prompt is %d tokens but the context holds %d (%d already used); shorten the prompt or raise the context", len(ids), room-have, have)
+	}
+	for _, id := range ids {
+		if id < 0 || id >= s.m.VocabSize {
+			return "", fmt.Errorf("engine: prompt token %d is outside the vocabulary of %d", id, s.m.VocabSize)
+		}
+	}
+	s.logits, err = s.state.Forward(ids)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, id := range ids {
+		b.WriteString(s.text(id))
+	}
+	s.tokens = append(s.tokens, ids...)
+	return b.String(), nil
+}
+
+// text returns the text that token id completes, as printed.
+func (s *Session) text(id int) string {
+	if id == s.tok.BOS() {
+		s.strip = true
+		return ""
+	}
+	t := s.dec.Next(id)
+	if s.strip && t != "" {
+		s.strip = false
+		t = strings.TrimPrefix(t, " ")
+	}
+	return t
+}
+
+// Next generates one token and returns the text it completes, which may be
+// empty (part of a UTF-8 sequence, a control token, text held back because
+// it may begin a stop string). At the end it returns io.EOF, with the last
+// of the text; Done then says why.
+func (s *Session) Next() (string, error) {
+	if s.done != "" {
+		return "", io.EOF
+	}
+	if s.logits == nil {
+		return "", errors.New("engine: Next before a prompt")
+	}
+	if s.opt.MaxTokens > 0 && s.generated >= s.opt.MaxTokens {
+		return s.finish(DoneLength, "")
+	}
+	if s.pending >= 0 {
+		if s.state.Pos() >= s.state.Context() {
+			return s.finish(DoneContext, "")
+		}
+		var err error
+		if s.logits, err = s.state.Forward([]int{s.pending}); err != nil {
+			return "", err
+		}
+		s.pending = -1
+	}
+	id := s.sampler.Sample(s.logits, s.tokens)
+	s.tokens = append(s.tokens, id)
+	s.pending = id
+	s.generated++
+	if s.tok.IsControl(id) || id == s.tok.EOS() || id == s.tok.BOS() {
+		return s.finish(DoneEOS, "")
+	}
+	t := s.held + s.text(id)
+	s.held = ""
+	if s.maxStop == 0 {
+		return t, nil
+	}
+	for _, stop := range s.opt.Stop {
+		if i := strings.Index(t, stop); i >= 0 {
+			s.done = DoneStop
+			return t[:i], io.EOF
+		}
+	}
+	// Hold back the longest tail that could begin a stop string.
+	keep := len(t)
+	for _, stop := range s.opt.Stop {
+		for n := min(len(stop)-1, len(t)); n > 0; n-- {
+			if strings.HasSuffix(t, stop[:n]) {
+				keep = min(keep, len(t)-n)
+				break
+			}
+		}
+	}
+	for keep > 0 && keep < len(t) && !utf8.RuneStart(t[keep]) {
+		keep--
+	}
+	s.held = t[keep:]
+	return t[:keep], nil
+}
+
+// finish ends generation, returning the held-back text and io.EOF.
+func (s *Session) finish(why, extra string) (string, error) {
+	s.done = why
+	t := s.held + extra + s.dec.Flush()
+	s.held = ""
+	return t, io.EOF
+}
+
+// Logits returns the logits after the last evaluated token (nil before a
+// prompt). They are overwritten by the next call of Next.
+func (s *Session) Logits() []float32 { return s.logits }

@@ -1,0 +1,28 @@
+//go:build !wasm || purego
+
+package simd
+
+// Off GOARCH=wasm, or with the purego tag, the API runs the Go kernels.
+
+func matMulF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
+	goMatMulF16(out, w, x, rows, cols, n)
+}
+
+func matMulF32(out []float32, w []float32, x []float32, rows, cols, n int) {
+	goMatMulF32(out, w, x, rows, cols, n)
+}
+
+func dot(a, b []float32) float32               { return goDot(a, b) }
+func axpy(y []float32, a float32, x []float32) { goAxpy(y, a, x) }
+func add(dst, src []float32)                   { goAdd(dst, src) }
+func rmsNorm(out, x, w []float32, eps float32) { goRMSNorm(out, x, w, eps) }
+func softmax(x []float32)                      { goSoftmax(x) }
+func siluMul(a, b []float32)                   { goSiLUMul(a, b) }
+func rope(x []float32, cos, sin []float32, headDim int, neox bool) {
+	goRope(x, cos, sin, headDim, neox)
+}
+func widenF16(dst []float32, src []uint16) { goWidenF16(dst, src) }
+func flushF16(w []uint16) int              { return goFlushF16(w) }
+
+// Kernels reports which implementation the API runs: "go" or "wasm-simd128".
+const Kernels = "go"

@@ -1,0 +1,69 @@
+//go:build wasm && !purego
+
+package simd
+
+// On GOARCH=wasm the API calls the SIMD128 kernels of kernels.wasm, which the
+// host instantiates with this module's memory and wires to these imports
+// (see the wasm/ folder). Pointers lower to i32 addresses in that memory.
+
+//go:wasmimport simd matmul_f16
+func kMatMulF16(out *float32, w *uint16, x *float32, rows, cols, n int32)
+
+//go:wasmimport simd matmul_f32
+func kMatMulF32(out *float32, w *float32, x *float32, rows, cols, n int32)
+
+//go:wasmimport simd dot
+func kDot(a, b *float32, n int32) float32
+
+//go:wasmimport simd axpy
+func kAxpy(y *float32, a float32, x *float32, n int32)
+
+//go:wasmimport simd add
+func kAdd(dst, src *float32, n int32)
+
+//go:wasmimport simd rmsnorm
+func kRMSNorm(out, x, w *float32, n int32, eps float32)
+
+//go:wasmimport simd softmax
+func kSoftmax(x *float32, n int32)
+
+//go:wasmimport simd silu_mul
+func kSiLUMul(a, b *float32, n int32)
+
+//go:wasmimport simd rope
+func kRope(x, cos, sin *float32, n, headDim, neox int32)
+
+//go:wasmimport simd widen_f16
+func kWidenF16(dst *float32, src *uint16, n int32)
+
+//go:wasmimport simd flush_f16
+func kFlushF16(w *uint16, n int32) int32
+
+func matMulF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
+	kMatMulF16(&out[0], &w[0], &x[0], int32(rows), int32(cols), int32(n))
+}
+
+func matMulF32(out []float32, w []float32, x []float32, rows, cols, n int) {
+	kMatMulF32(&out[0], &w[0], &x[0], int32(rows), int32(cols), int32(n))
+}
+
+func dot(a, b []float32) float32               { return kDot(&a[0], &b[0], int32(len(a))) }
+func axpy(y []float32, a float32, x []float32) { kAxpy(&y[0], a, &x[0], int32(len(y))) }
+func add(dst, src []float32)                   { kAdd(&dst[0], &src[0], int32(len(dst))) }
+func rmsNorm(out, x, w []float32, eps float32) { kRMSNorm(&out[0], &x[0], &w[0], int32(len(x)), eps) }
+func softmax(x []float32)                      { kSoftmax(&x[0], int32(len(x))) }
+func siluMul(a, b []float32)                   { kSiLUMul(&a[0], &b[0], int32(len(a))) }
+
+func rope(x []float32, cos, sin []float32, headDim int, neox bool) {
+	var nx int32
+	if neox {
+		nx = 1
+	}
+	kRope(&x[0], &cos[0], &sin[0], int32(len(x)), int32(headDim), nx)
+}
+
+func widenF16(dst []float32, src []uint16) { kWidenF16(&dst[0], &src[0], int32(len(dst))) }
+func flushF16(w []uint16) int              { return int(kFlushF16(&w[0], int32(len(w)))) }
+
+// Kernels reports which implementation the API runs: "go" or "wasm-simd128".
+const Kernels = "wasm-simd128"

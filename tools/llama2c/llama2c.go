@@ -1,0 +1,306 @@
+// Package llama2c reads Karpathy's llama2.c checkpoints (the legacy .bin
+// format that run.c loads) and their tokenizer.bin, and turns them into a
+// GGUF file that wisp and llama.cpp load.
+//
+// A checkpoint is a header of seven int32 (dim, hidden_dim, n_layers,
+// n_heads, n_kv_heads, vocab_size, seq_len; a negative vocab_size means the
+// classifier is stored separately rather than shared with the embedding),
+// then float32 weights in run.c's order. A tokenizer.bin is a uint32
+// max_token_length, then for each token a float32 score, an int32 length
+// and the token's bytes, spaces standing for SentencePiece's U+2581.
+package llama2c
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strings"
+
+	"wisp/engine/gguf"
+	"wisp/tools/fp16"
+)
+
+// Config is a checkpoint's header.
+type Config struct {
+	Dim, HiddenDim, Layers, Heads, KVHeads, VocabSize, SeqLen int
+	// Shared says the classifier is the token embedding.
+	Shared bool
+}
+
+// Checkpoint is a parsed checkpoint: its header and views of its weights
+// in run.c's order.
+type Checkpoint struct {
+	Config
+	Embedding  []float32 // VocabSize×Dim
+	AttnNorm   [][]float32
+	Wq, Wk, Wv [][]float32
+	Wo         [][]float32
+	FFNNorm    [][]float32
+	W1, W2, W3 [][]float32 // gate, down, up
+	FinalNorm  []float32
+	Classifier []float32 // nil when Shared
+}
+
+const headerSize = 7 * 4
+
+// ReadCheckpoint parses a checkpoint. The weights are decoded from b.
+func ReadCheckpoint(b []byte) (*Checkpoint, error) {
+	if len(b) < headerSize {
+		return nil, fmt.Errorf("llama2c: checkpoint of %d bytes is shorter than its %d-byte header", len(b), headerSize)
+	}
+	h := make([]int32, 7)
+	for i := range h {
+		h[i] = int32(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	c := Config{Dim: int(h[0]), HiddenDim: int(h[1]), Layers: int(h[2]), Heads: int(h[3]), KVHeads: int(h[4]), VocabSize: int(h[5]), SeqLen: int(h[6])}
+	c.Shared = c.VocabSize > 0
+	if c.VocabSize < 0 {
+		c.VocabSize = -c.VocabSize
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+		max  int
+	}{{"dim", c.Dim, 1 << 16}, {"hidden_dim", c.HiddenDim, 1 << 18}, {"n_layers", c.Layers, 1 << 10}, {"n_heads", c.Heads, 1 << 12}, {"n_kv_heads", c.KVHeads, 1 << 12}, {"vocab_size", c.VocabSize, 1 << 22}, {"seq_len", c.SeqLen, 1 << 22}} {
+		if f.v <= 0 || f.v > f.max {
+			return nil, fmt.Errorf("llama2c: header %s = %d is out of range [1, %d]; is this a llama2.c legacy checkpoint?", f.name, f.v, f.max)
+		}
+	}
+	if c.Dim%c.Heads != 0 || c.Heads%c.KVHeads != 0 || (c.Dim/c.Heads)%2 != 0 {
+		return nil, fmt.Errorf("llama2c: dim %d, n_heads %d, n_kv_heads %d do not make whole, even-sized heads", c.Dim, c.Heads, c.KVHeads)
+	}
+	headSize := c.Dim / c.Heads
+	kvDim := c.KVHeads * headSize
+	L, D, H, V := int64(c.Layers), int64(c.Dim), int64(c.HiddenDim), int64(c.VocabSize)
+	want := V*D + L*D + L*D*D + 2*L*D*int64(kvDim) + L*D*D + L*D + 3*L*D*H + D + int64(c.SeqLen)*int64(headSize)
+	if !c.Shared {
+		want += V * D
+	}
+	if have := int64(len(b)-headerSize) / 4; have != want || (len(b)-headerSize)%4 != 0 {
+		return nil, fmt.Errorf("llama2c: checkpoint holds %d bytes of weights; its header (dim %d, hidden %d, layers %d, heads %d/%d, vocab %d, seq_len %d) needs %d", len(b)-headerSize, c.Dim, c.HiddenDim, c.Layers, c.Heads, c.KVHeads, c.VocabSize, c.SeqLen, want*4)
+	}
+	r := reader{b: b[headerSize:]}
+	ck := &Checkpoint{Config: c}
+	ck.Embedding = r.next(c.VocabSize * c.Dim)
+	ck.AttnNorm = r.layers(c.Layers, c.Dim)
+	ck.Wq = r.layers(c.Layers, c.Dim*c.Dim)
+	ck.Wk = r.layers(c.Layers, kvDim*c.Dim)
+	ck.Wv = r.layers(c.Layers, kvDim*c.Dim)
+	ck.Wo = r.layers(c.Layers, c.Dim*c.Dim)
+	ck.FFNNorm = r.layers(c.Layers, c.Dim)
+	ck.W1 = r.layers(c.Layers, c.HiddenDim*c.Dim)
+	ck.W2 = r.layers(c.Layers, c.Dim*c.HiddenDim)
+	ck.W3 = r.layers(c.Layers, c.HiddenDim*c.Dim)
+	ck.FinalNorm = r.next(c.Dim)
+	r.next(c.SeqLen * headSize) // the RoPE tables of old checkpoints, unused
+	if !c.Shared {
+		ck.Classifier = r.next(c.VocabSize * c.Dim)
+	}
+	return ck, nil
+}
+
+type reader struct{ b []byte }
+
+func (r *reader) next(n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(r.b[4*i:]))
+	}
+	r.b = r.b[4*n:]
+	return v
+}
+
+func (r *reader) layers(layers, n int) [][]float32 {
+	v := make([][]float32, layers)
+	for i := range v {
+		v[i] = r.next(n)
+	}
+	return v
+}
+
+// Vocab is a parsed tokenizer.bin.
+type Vocab struct {
+	Tokens []string // as stored: spaces, not U+2581
+	Scores []float32
+}
+
+// ReadTokenizer parses a tokenizer.bin of n tokens (the checkpoint's
+// vocab_size, which the file does not record).
+func ReadTokenizer(b []byte, n int) (*Vocab, error) {
+	if len(b) < 4 {
+		return nil, fmt.Errorf("llama2c: tokenizer of %d bytes has no header", len(b))
+	}
+	maxLen := binary.LittleEndian.Uint32(b)
+	if maxLen == 0 || maxLen > 1<<16 {
+		return nil, fmt.Errorf("llama2c: tokenizer max_token_length %d is out of range; is this a llama2.c tokenizer.bin?", maxLen)
+	}
+	if n <= 0 || n > len(b)/8 {
+		return nil, fmt.Errorf("llama2c: tokenizer of %d bytes cannot hold %d tokens", len(b), n)
+	}
+	v := &Vocab{Tokens: make([]string, n), Scores: make([]float32, n)}
+	off := 4
+	for i := range n {
+		if len(b)-off < 8 {
+			return nil, fmt.Errorf("llama2c: tokenizer ends at token %d of %d", i, n)
+		}
+		v.Scores[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[off:]))
+		l := binary.LittleEndian.Uint32(b[off+4:])
+		off += 8
+		if l > maxLen || int(l) > len(b)-off {
+			return nil, fmt.Errorf("llama2c: tokenizer token %d has length %d (max_token_length %d, %d bytes left)", i, l, maxLen, len(b)-off)
+		}
+		v.Tokens[i] = string(b[off : off+int(l)])
+		off += int(l)
+	}
+	return v, nil
+}
+
+// Options configures ToGGUF.
+type Options struct {
+	Type gguf.TensorType // gguf.F32 or gguf.F16 for the matrices; norms stay F32
+	Name string          // general.name
+}
+
+// Token ids that llama2.c's tokenizers (SentencePiece's defaults) use.
+const (
+	unkID = 0
+	bosID = 1
+	eosID = 2
+)
+
+// ToGGUF builds a GGUF file of architecture llama from a checkpoint and its
+// tokenizer. Spaces in tokens become U+2581 again, BOS and EOS get their
+// SentencePiece names, and "<0xXX>" tokens are marked as byte tokens. The
+// stats report what half precision lost (zero for F32).
+func ToGGUF(ck *Checkpoint, v *Vocab, opt Options) (*gguf.Builder, fp16.Stats, error) {
+	var st fp16.Stats
+	if opt.Type != gguf.F32 && opt.Type != gguf.F16 {
+		return nil, st, fmt.Errorf("llama2c: cannot write tensors of type %v; choose F32 or F16", opt.Type)
+	}
+	if len(v.Tokens) != ck.VocabSize {
+		return nil, st, fmt.Errorf("llama2c: tokenizer has %d tokens, checkpoint %d", len(v.Tokens), ck.VocabSize)
+	}
+	c := ck.Config
+	b := gguf.NewBuilder()
+	b.Set("general.architecture", "llama")
+	if opt.Name != "" {
+		b.Set("general.name", opt.Name)
+	}
+	fileType := uint32(0)
+	if opt.Type == gguf.F16 {
+		fileType = 1
+	}
+	b.Set("general.file_type", fileType)
+	b.Set("llama.context_length", uint32(c.SeqLen))
+	b.Set("llama.embedding_length", uint32(c.Dim))
+	b.Set("llama.feed_forward_length", uint32(c.HiddenDim))
+	b.Set("llama.block_count", uint32(c.Layers))
+	b.Set("llama.attention.head_count", uint32(c.Heads))
+	b.Set("llama.attention.head_count_kv", uint32(c.KVHeads))
+	b.Set("llama.rope.dimension_count", uint32(c.Dim/c.Heads))
+	b.Set("llama.attention.layer_norm_rms_epsilon", float32(1e-5))
+	b.Set("llama.rope.freq_base", float32(10000))
+
+	tokens := make([]string, len(v.Tokens))
+	types := make([]int32, len(v.Tokens))
+	for i, t := range v.Tokens {
+		switch {
+		case i == unkID:
+			tokens[i], types[i] = "<unk>", 2
+		case i == bosID:
+			tokens[i], types[i] = "<s>", 3
+		case i == eosID:
+			tokens[i], types[i] = "</s>", 3
+		case isByteToken(t):
+			tokens[i], types[i] = t, 6
+		default:
+			tokens[i], types[i] = strings.ReplaceAll(t, " ", "\u2581"), 1
+		}
+	}
+	b.Set("tokenizer.ggml.model", "llama")
+	b.Set("tokenizer.ggml.tokens", tokens)
+	b.Set("tokenizer.ggml.scores", v.Scores)
+	b.Set("tokenizer.ggml.token_type", types)
+	b.Set("tokenizer.ggml.unknown_token_id", uint32(unkID))
+	b.Set("tokenizer.ggml.bos_token_id", uint32(bosID))
+	b.Set("tokenizer.ggml.eos_token_id", uint32(eosID))
+	b.Set("tokenizer.ggml.add_bos_token", true)
+	b.Set("tokenizer.ggml.add_eos_token", false)
+	b.Set("tokenizer.ggml.add_space_prefix", true)
+
+	kvDim := c.KVHeads * (c.Dim / c.Heads)
+	var err error
+	add := func(name string, w []float32, rows, cols int, matrix bool) {
+		if err != nil {
+			return
+		}
+		dims := []uint64{uint64(cols)}
+		if rows > 1 || matrix {
+			dims = append(dims, uint64(rows))
+		}
+		if matrix && opt.Type == gguf.F16 {
+			h, s := fp16.FromFloat32(w)
+			st.Add(s)
+			err = b.AddTensor(name, gguf.F16, dims, gguf.F16Bytes(h))
+			return
+		}
+		err = b.AddTensor(name, gguf.F32, dims, gguf.F32Bytes(w))
+	}
+	add("token_embd.weight", ck.Embedding, c.VocabSize, c.Dim, true)
+	for l := range c.Layers {
+		p := fmt.Sprintf("blk.%d.", l)
+		add(p+"attn_norm.weight", ck.AttnNorm[l], 1, c.Dim, false)
+		add(p+"attn_q.weight", ck.Wq[l], c.Dim, c.Dim, true)
+		add(p+"attn_k.weight", ck.Wk[l], kvDim, c.Dim, true)
+		add(p+"attn_v.weight", ck.Wv[l], kvDim, c.Dim, true)
+		add(p+"attn_output.weight", ck.Wo[l], c.Dim, c.Dim, true)
+		add(p+"ffn_norm.weight", ck.FFNNorm[l], 1, c.Dim, false)
+		add(p+"ffn_gate.weight", ck.W1[l], c.HiddenDim, c.Dim, true)
+		add(p+"ffn_down.weight", ck.W2[l], c.Dim, c.HiddenDim, true)
+		add(p+"ffn_up.weight", ck.W3[l], c.HiddenDim, c.Dim, true)
+	}
+	add("output_norm.weight", ck.FinalNorm, 1, c.Dim, false)
+	if !c.Shared {
+		add("output.weight", ck.Classifier, c.VocabSize, c.Dim, true)
+	}
+	if err != nil {
+		return nil, st, fmt.Errorf("llama2c: %w", err)
+	}
+	return b, st, nil
+}
+
+// isByteToken reports whether t names a single byte, like "<0x0A>".
+func isByteToken(t string) bool {
+	if len(t) != 6 || !strings.HasPrefix(t, "<0x") || t[5] != '>' {
+		return false
+	}
+	for _, c := range t[3:5] {
+		if !strings.ContainsRune("0123456789ABCDEFabcdef", c) {
+			return false
+		}
+	}
+	return true
+}
+
+// Convert turns the bytes of a checkpoint and its tokenizer into the bytes
+// of a GGUF file.
+func Convert(model, tok []byte, opt Options) ([]byte, fp16.Stats, error) {
+	ck, err := ReadCheckpoint(model)
+	if err != nil {
+		return nil, fp16.Stats{}, err
+	}
+	v, err := ReadTokenizer(tok, ck.VocabSize)
+	if err != nil {
+		return nil, fp16.Stats{}, err
+	}
+	b, st, err := ToGGUF(ck, v, opt)
+	if err != nil {
+		return nil, st, err
+	}
+	var buf bytes.Buffer
+	if _, err := b.WriteTo(&buf); err != nil {
+		return nil, st, fmt.Errorf("llama2c: %w", err)
+	}
+	return buf.Bytes(), st, nil
+}

@@ -1,0 +1,233 @@
+// Package synth writes random models of a given shape, for tests and
+// benchmarks. Their weights are noise, so their text is gibberish, but they
+// exercise exactly the code and the memory traffic of a real model of that
+// shape. Every file is marked as random in its metadata (wisp.random).
+package synth
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+
+	"wisp/engine/gguf"
+	"wisp/tools/fp16"
+)
+
+// Shape is a model's architecture and dimensions.
+type Shape struct {
+	Arch       string // "llama" or "qwen2"
+	Dim        int
+	HiddenDim  int
+	Layers     int
+	Heads      int
+	KVHeads    int
+	Vocab      int
+	ContextLen int
+	RopeBase   float32
+	Tied       bool // share the embedding with the classifier
+}
+
+// Shapes are the named shapes of well-known small models.
+func Shapes() map[string]Shape {
+	return map[string]Shape{
+		"stories260K":  {Arch: "llama", Dim: 64, HiddenDim: 172, Layers: 5, Heads: 8, KVHeads: 4, Vocab: 512, ContextLen: 512, RopeBase: 10000, Tied: true},
+		"stories15M":   {Arch: "llama", Dim: 288, HiddenDim: 768, Layers: 6, Heads: 6, KVHeads: 6, Vocab: 32000, ContextLen: 256, RopeBase: 10000, Tied: true},
+		"stories110M":  {Arch: "llama", Dim: 768, HiddenDim: 2048, Layers: 12, Heads: 12, KVHeads: 12, Vocab: 32000, ContextLen: 1024, RopeBase: 10000, Tied: true},
+		"smollm2-135m": {Arch: "llama", Dim: 576, HiddenDim: 1536, Layers: 30, Heads: 9, KVHeads: 3, Vocab: 49152, ContextLen: 8192, RopeBase: 100000, Tied: true},
+		"qwen2.5-0.5b": {Arch: "qwen2", Dim: 896, HiddenDim: 4864, Layers: 24, Heads: 14, KVHeads: 2, Vocab: 151936, ContextLen: 32768, RopeBase: 1000000, Tied: true},
+	}
+}
+
+// ShapeNames returns the names of Shapes, sorted.
+func ShapeNames() []string {
+	var names []string
+	for n := range Shapes() {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Params returns the number of parameters of the shape.
+func (s Shape) Params() int64 {
+	hd := s.Dim / s.Heads
+	kv := int64(s.KVHeads * hd)
+	d, h := int64(s.Dim), int64(s.HiddenDim)
+	per := 2*d + 2*d*d + 2*d*kv + 3*d*h
+	if s.Arch == "qwen2" {
+		per += d + 2*kv
+	}
+	n := int64(s.Vocab)*d + int64(s.Layers)*per + d
+	if !s.Tied {
+		n += int64(s.Vocab) * d
+	}
+	return n
+}
+
+// Validate reports a shape the engine cannot run.
+func (s Shape) Validate() error {
+	switch {
+	case s.Arch != "llama" && s.Arch != "qwen2":
+		return fmt.Errorf("synth: architecture %q: choose llama or qwen2", s.Arch)
+	case s.Dim <= 0 || s.HiddenDim <= 0 || s.Layers <= 0 || s.Heads <= 0 || s.KVHeads <= 0 || s.ContextLen <= 0:
+		return fmt.Errorf("synth: dimensions must be positive: %+v", s)
+	case s.Dim%s.Heads != 0 || (s.Dim/s.Heads)%2 != 0:
+		return fmt.Errorf("synth: dim %d must split into %d heads of even size", s.Dim, s.Heads)
+	case s.Heads%s.KVHeads != 0:
+		return fmt.Errorf("synth: %d heads do not split into %d key/value groups", s.Heads, s.KVHeads)
+	case s.Vocab < 3+256:
+		return fmt.Errorf("synth: vocabulary of %d is smaller than the %d special and byte tokens", s.Vocab, 3+256)
+	}
+	return nil
+}
+
+// Options configures Build.
+type Options struct {
+	Type gguf.TensorType // F32 or F16 matrices; norms and biases stay F32
+	Seed uint64
+	Name string // general.name; default "random"
+}
+
+// Build returns a GGUF builder holding a random model of the shape, with a
+// SentencePiece-style vocabulary of byte tokens, letters and made-up words.
+func Build(s Shape, opt Options) (*gguf.Builder, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if opt.Type != gguf.F32 && opt.Type != gguf.F16 {
+		return nil, fmt.Errorf("synth: tensor type %v: choose F32 or F16", opt.Type)
+	}
+	if opt.Name == "" {
+		opt.Name = "random"
+	}
+	rng := rand.New(rand.NewPCG(opt.Seed, 0x5eed))
+	b := gguf.NewBuilder()
+	a := s.Arch
+	b.Set("general.architecture", a)
+	b.Set("general.name", opt.Name)
+	b.Set("wisp.random", true)
+	b.Set(a+".context_length", uint32(s.ContextLen))
+	b.Set(a+".embedding_length", uint32(s.Dim))
+	b.Set(a+".feed_forward_length", uint32(s.HiddenDim))
+	b.Set(a+".block_count", uint32(s.Layers))
+	b.Set(a+".attention.head_count", uint32(s.Heads))
+	b.Set(a+".attention.head_count_kv", uint32(s.KVHeads))
+	b.Set(a+".attention.layer_norm_rms_epsilon", float32(1e-5))
+	b.Set(a+".rope.freq_base", s.RopeBase)
+	setVocab(b, s.Vocab)
+
+	hd := s.Dim / s.Heads
+	kv := s.KVHeads * hd
+	var err error
+	matrix := func(name string, rows, cols int) {
+		if err != nil {
+			return
+		}
+		w := make([]float32, rows*cols)
+		scale := float32(1 / math.Sqrt(float64(cols)))
+		for i := range w {
+			w[i] = float32(rng.NormFloat64()) * scale
+		}
+		dims := []uint64{uint64(cols), uint64(rows)}
+		if opt.Type == gguf.F16 {
+			h, _ := fp16.FromFloat32(w)
+			err = b.AddTensor(name, gguf.F16, dims, gguf.F16Bytes(h))
+		} else {
+			err = b.AddTensor(name, gguf.F32, dims, gguf.F32Bytes(w))
+		}
+	}
+	vector := func(name string, n int, mean, spread float64) {
+		if err != nil {
+			return
+		}
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(mean + spread*rng.NormFloat64())
+		}
+		err = b.AddTensor(name, gguf.F32, []uint64{uint64(n)}, gguf.F32Bytes(v))
+	}
+	matrix("token_embd.weight", s.Vocab, s.Dim)
+	for l := range s.Layers {
+		p := fmt.Sprintf("blk.%d.", l)
+		vector(p+"attn_norm.weight", s.Dim, 1, 0.1)
+		matrix(p+"attn_q.weight", s.Dim, s.Dim)
+		matrix(p+"attn_k.weight", kv, s.Dim)
+		matrix(p+"attn_v.weight", kv, s.Dim)
+		if a == "qwen2" {
+			vector(p+"attn_q.bias", s.Dim, 0, 0.1)
+			vector(p+"attn_k.bias", kv, 0, 0.1)
+			vector(p+"attn_v.bias", kv, 0, 0.1)
+		}
+		matrix(p+"attn_output.weight", s.Dim, s.Dim)
+		vector(p+"ffn_norm.weight", s.Dim, 1, 0.1)
+		matrix(p+"ffn_gate.weight", s.HiddenDim, s.Dim)
+		matrix(p+"ffn_down.weight", s.Dim, s.HiddenDim)
+		matrix(p+"ffn_up.weight", s.HiddenDim, s.Dim)
+	}
+	vector("output_norm.weight", s.Dim, 1, 0.1)
+	if !s.Tied {
+		matrix("output.weight", s.Vocab, s.Dim)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("synth: %w", err)
+	}
+	return b, nil
+}
+
+// setVocab stores a SentencePiece-style vocabulary of n tokens: <unk>,
+// <s>, </s>, the 256 byte tokens, then printable characters and made-up
+// words, each word with a lower score the longer it is.
+func setVocab(b *gguf.Builder, n int) {
+	tokens := make([]string, 0, n)
+	types := make([]int32, 0, n)
+	scores := make([]float32, 0, n)
+	add := func(t string, typ int32, score float32) {
+		tokens = append(tokens, t)
+		types = append(types, typ)
+		scores = append(scores, score)
+	}
+	add("<unk>", 2, 0)
+	add("<s>", 3, 0)
+	add("</s>", 3, 0)
+	for i := range 256 {
+		add(fmt.Sprintf("<0x%02X>", i), 6, 0)
+	}
+	seen := map[string]bool{}
+	letters := "\u2581etaoinshrdlucmfwypvbgkjqxzETAOINSHRDLUCMFWYPVBGKJQXZ.,!?'\"0123456789"
+	for _, r := range letters {
+		if len(tokens) == n {
+			break
+		}
+		seen[string(r)] = true
+		add(string(r), 1, -float32(len(tokens)))
+	}
+	// Words: every pair, then triple, ... of the common letters, each
+	// preceded by the space marker or not.
+	common := []rune("etaoinshrdlucmfwypvbgk")
+	for k := 0; len(tokens) < n; k++ {
+		w := []rune{'\u2581'}
+		if k%2 == 1 {
+			w = w[:0]
+		}
+		for x := k / 2; ; x /= len(common) {
+			w = append(w, common[x%len(common)])
+			if x < len(common) {
+				break
+			}
+		}
+		if t := string(w); !seen[t] && len([]rune(t)) > 1 {
+			seen[t] = true
+			add(t, 1, -float32(len(tokens)))
+		}
+	}
+	b.Set("tokenizer.ggml.model", "llama")
+	b.Set("tokenizer.ggml.tokens", tokens)
+	b.Set("tokenizer.ggml.scores", scores)
+	b.Set("tokenizer.ggml.token_type", types)
+	b.Set("tokenizer.ggml.unknown_token_id", uint32(0))
+	b.Set("tokenizer.ggml.bos_token_id", uint32(1))
+	b.Set("tokenizer.ggml.eos_token_id", uint32(2))
+	b.Set("tokenizer.ggml.add_bos_token", true)
+	b.Set("tokenizer.ggml.add_space_prefix", true)
+}
