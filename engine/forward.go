@@ -82,6 +82,10 @@ func (s *State) Reset() { s.pos = 0 }
 // that follow the last of them. The slice is owned by the State and
 // overwritten by the next call.
 func (s *State) Forward(tokens []int) ([]float32, error) {
+	// Check everything before the first batch moves the position.
+	if err := s.check(tokens); err != nil {
+		return nil, err
+	}
 	var logits []float32
 	for len(tokens) > 0 {
 		n := min(len(tokens), MaxBatch)
@@ -104,23 +108,32 @@ func (s *State) ForwardAll(tokens []int) ([]float32, error) {
 	return s.forward(tokens, true)
 }
 
+// check reports tokens that cannot be evaluated at the current position.
+func (s *State) check(tokens []int) error {
+	n := len(tokens)
+	if n == 0 {
+		return fmt.Errorf("engine: no tokens to evaluate")
+	}
+	if s.pos+n > s.ctx {
+		return fmt.Errorf("engine: %d tokens at position %d overflow the context of %d positions", n, s.pos, s.ctx)
+	}
+	for _, tok := range tokens {
+		if tok < 0 || tok >= s.m.VocabSize {
+			return fmt.Errorf("engine: token %d is outside the vocabulary of %d", tok, s.m.VocabSize)
+		}
+	}
+	return nil
+}
+
 // forward runs the transformer over n <= MaxBatch tokens, as llama2.c's
 // forward() does for one: for every layer, attention then feed-forward, each
 // around a residual connection; then the final norm and the classifier.
 func (s *State) forward(tokens []int, all bool) ([]float32, error) {
+	if err := s.check(tokens); err != nil {
+		return nil, err
+	}
 	m, c := s.m, &s.m.Config
 	n := len(tokens)
-	if n == 0 {
-		return nil, fmt.Errorf("engine: no tokens to evaluate")
-	}
-	if s.pos+n > s.ctx {
-		return nil, fmt.Errorf("engine: %d tokens at position %d overflow the context of %d positions", n, s.pos, s.ctx)
-	}
-	for _, tok := range tokens {
-		if tok < 0 || tok >= c.VocabSize {
-			return nil, fmt.Errorf("engine: token %d is outside the vocabulary of %d", tok, c.VocabSize)
-		}
-	}
 	dim, kvd, hd, hidden := c.Dim, c.KVDim(), c.HeadDim, c.HiddenDim
 	half := hd / 2
 	x, xb, xb2 := s.x[:n*dim], s.xb[:n*dim], s.xb2[:n*dim]
@@ -135,8 +148,8 @@ func (s *State) forward(tokens []int, all bool) ([]float32, error) {
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	group := c.Heads / c.KVHeads
 
-	for l := range m.Layers {
-		ly := &m.Layers[l]
+	for l := range m.Blocks {
+		ly := &m.Blocks[l]
 		layerKeys := s.keys[l*s.ctx*kvd : (l+1)*s.ctx*kvd]
 		layerValues := s.values[l*s.ctx*kvd : (l+1)*s.ctx*kvd]
 

@@ -36,8 +36,8 @@ func (m *Matrix) Row(dst []float32, r int) {
 	}
 }
 
-// Layer holds the weights of one transformer block.
-type Layer struct {
+// Block holds the weights of one transformer block.
+type Block struct {
 	AttnNorm   []float32
 	Wq, Wk, Wv Matrix // Dim→Dim, Dim→KVDim, Dim→KVDim
 	Bq, Bk, Bv []float32
@@ -52,7 +52,7 @@ type Layer struct {
 type Model struct {
 	Config
 	Embedding  Matrix // VocabSize×Dim
-	Layers     []Layer
+	Blocks     []Block
 	OutputNorm []float32
 	Output     Matrix // VocabSize×Dim; the embedding itself when tied
 	Tokenizer  *tokenizer.Tokenizer
@@ -98,10 +98,10 @@ func FromGGUF(f *gguf.File) (*Model, error) {
 	}
 	m.Embedding = emb
 	kv := c.KVDim()
-	m.Layers = make([]Layer, c.Layers)
-	for i := range m.Layers {
+	m.Blocks = make([]Block, c.Layers)
+	for i := range m.Blocks {
 		p := fmt.Sprintf("blk.%d.", i)
-		ly := &m.Layers[i]
+		ly := &m.Blocks[i]
 		ly.AttnNorm = l.vector(p+"attn_norm.weight", c.Dim)
 		ly.Wq = l.matrix(p+"attn_q.weight", c.Dim, c.Dim)
 		ly.Wk = l.matrix(p+"attn_k.weight", kv, c.Dim)
