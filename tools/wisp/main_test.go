@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"wisp/engine"
+	"wisp/internal/sharedfiles"
+)
+
+func wisp(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = Main(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func shared(t *testing.T, name string) string {
+	t.Helper()
+	p, err := sharedfiles.Path(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestRunKnownGood checks that wisp run prints llama2.c's output for
+// stories260K, from the checkpoint directly and from its F32 GGUF.
+func TestRunKnownGood(t *testing.T) {
+	want, err := sharedfiles.KnownGood()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, tok := shared(t, "models/stories260K.bin"), shared(t, "models/tok512.bin")
+	gg := filepath.Join(t.TempDir(), "stories260K.gguf")
+	if code, _, stderr := wisp(t, "convert", "--type", "f32", "-o", gg, "-z", tok, bin); code != 0 {
+		t.Fatalf("convert: exit %d: %s", code, stderr)
+	}
+	for _, args := range [][]string{
+		{"run", "-m", bin, "-z", tok, "-t", "0", "-n", "200"},
+		{"run", bin, "-z", tok, "-t", "0", "-n", "200"}, // the model as a positional argument
+		{"run", "-m", gg, "-t", "0", "-n", "200"},
+	} {
+		code, stdout, stderr := wisp(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+		if stdout != want {
+			t.Errorf("%v:\ngot  %q\nwant %q", args, stdout, want)
+		}
+		if !strings.Contains(stderr, "tok/s") {
+			t.Errorf("%v: no timings on stderr: %q", args, stderr)
+		}
+	}
+}
+
+// TestRunPromptEcho checks that the prompt is echoed and counted in -n.
+func TestRunPromptEcho(t *testing.T) {
+	bin, tok := shared(t, "models/stories260K.bin"), shared(t, "models/tok512.bin")
+	code, stdout, stderr := wisp(t, "run", "-m", bin, "-z", tok, "-t", "0", "-n", "10", "-p", "Once upon a time", "-q")
+	if code != 0 {
+		t.Fatal(stderr)
+	}
+	if !strings.HasPrefix(stdout, "Once upon a time") || !strings.HasSuffix(stdout, "\n") {
+		t.Errorf("stdout %q: want the prompt echoed and a final newline", stdout)
+	}
+	if stderr != "" {
+		t.Errorf("-q printed %q", stderr)
+	}
+	// BOS + 5 prompt tokens leave 10-6+1 = 5 tokens to generate.
+	m, err := loadModel(bin, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, _ := m.Tokenizer.Encode(strings.TrimSuffix(stdout, "\n"))
+	if len(ids) != 10 {
+		t.Errorf("%q is %d tokens, want 10 (9 positions after BOS plus the last sampled)", stdout, len(ids))
+	}
+}
+
+func TestRunSampledIsSeeded(t *testing.T) {
+	bin, tok := shared(t, "models/stories260K.bin"), shared(t, "models/tok512.bin")
+	run := func(seed string) string {
+		code, stdout, stderr := wisp(t, "run", "-m", bin, "-z", tok, "-n", "60", "--seed", seed, "-q")
+		if code != 0 {
+			t.Fatal(stderr)
+		}
+		return stdout
+	}
+	if a, b := run("7"), run("7"); a != b {
+		t.Errorf("the same seed gave %q and %q", a, b)
+	}
+}
+
+func TestTokenizeVectors(t *testing.T) {
+	code, stdout, stderr := wisp(t, "tokenize", "-m", shared(t, "tokenizers/ggml-vocab-llama-spm.gguf"), "--", "Hello world")
+	if code != 0 {
+		t.Fatal(stderr)
+	}
+	if got, want := stdout, "15043 3186\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	code, stdout, _ = wisp(t, "tokenize", "-m", shared(t, "tokenizers/ggml-vocab-llama-spm.gguf"), "--bos", "--", "Hello world")
+	if code != 0 || stdout != "1 15043 3186\n" {
+		t.Errorf("--bos: exit %d, %q", code, stdout)
+	}
+}
+
+func TestConvertF16Loads(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "m.gguf")
+	code, _, stderr := wisp(t, "convert", "-o", out, "-z", shared(t, "models/tok512.bin"), shared(t, "models/stories260K.bin"))
+	if code != 0 {
+		t.Fatal(stderr)
+	}
+	if !strings.Contains(stderr, "flushed") {
+		t.Errorf("no f16 report: %q", stderr)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := engine.Load(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Embedding.F16 == nil {
+		t.Error("the default type is not f16")
+	}
+}
+
+// TestErrors checks that misuse gives a message saying what to do and a
+// non-zero exit, never a panic.
+func TestErrors(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.gguf")
+	os.WriteFile(garbage, []byte("GGUF\x03\x00\x00\x00garbage"), 0o644)
+	notgguf := filepath.Join(dir, "x.bin")
+	os.WriteFile(notgguf, []byte("hello"), 0o644)
+	bin, tok := shared(t, "models/stories260K.bin"), shared(t, "models/tok512.bin")
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "Usage"},
+		{[]string{"frobnicate"}, 2, "unknown command"},
+		{[]string{"run"}, 1, "-m MODEL"},
+		{[]string{"run", "-m", filepath.Join(dir, "missing.gguf")}, 1, "no such file"},
+		{[]string{"run", "-m", garbage}, 1, "gguf"},
+		{[]string{"run", "-m", notgguf}, 1, "-z tokenizer.bin"},
+		{[]string{"run", "-m", bin, "-z", tok, "-p", strings.Repeat("once upon a time ", 50), "-n", "20"}, 1, "-n allows 20 positions"},
+		{[]string{"run", "-m", bin, "-z", tok, "-p", "bad \xff utf-8"}, 1, "UTF-8"},
+		{[]string{"run", "-m", bin, "-z", tok, "-t", "-1"}, 1, "temperature"},
+		{[]string{"run", "--bogus"}, 2, "flag provided but not defined"},
+		{[]string{"convert", "-o", filepath.Join(dir, "o.gguf"), "--type", "q4", "-z", tok, bin}, 1, "f32 or f16"},
+		{[]string{"convert", "-o", filepath.Join(dir, "o.gguf"), bin}, 1, "-z"},
+		{[]string{"tokenize", "-m", garbage, "--", "hi"}, 1, "gguf"},
+	} {
+		code, _, stderr := wisp(t, c.args...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("wisp %q: exit %d, stderr %q; want exit %d and %q", c.args, code, stderr, c.code, c.want)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, cmd := range commands() {
+		code, _, stderr := wisp(t, cmd.name, "--help")
+		if code != 0 || !strings.Contains(stderr, "Usage: wisp "+cmd.name) || !strings.Contains(stderr, "Flags:") {
+			t.Errorf("wisp %s --help: exit %d, %q", cmd.name, code, stderr)
+		}
+	}
+}
