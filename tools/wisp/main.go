@@ -6,6 +6,7 @@
 //	wisp run -m MODEL [-z TOKENIZER] [-p PROMPT] [-n STEPS] [-t TEMP] ...
 //	wisp tokenize -m MODEL_OR_VOCAB.gguf [--bos] -- TEXT
 //	wisp convert -o OUT.gguf [--type f32|f16] MODEL [-z TOKENIZER]
+//	wisp synth -o OUT.gguf --shape NAME [--type f32|f16]
 //
 // Run "wisp COMMAND --help" for the flags of each command.
 package main
@@ -29,7 +30,8 @@ func commands() []command {
 	return []command{
 		{"run", "generate text from a model", runCmd},
 		{"tokenize", "print the token ids of a text", tokenizeCmd},
-		{"convert", "convert a llama2.c checkpoint or a GGUF file to GGUF (F32 or F16)", convertCmd},
+		{"convert", "convert a llama2.c checkpoint to GGUF (F32 or F16)", convertCmd},
+		{"synth", "write a model of random weights with a given shape", synthCmd},
 	}
 }
 

@@ -174,3 +174,18 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+func TestSynth(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "r.gguf")
+	code, _, stderr := wisp(t, "synth", "-o", out, "--dim", "32", "--hidden", "40", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--vocab", "300", "--type", "f32")
+	if code != 0 {
+		t.Fatal(stderr)
+	}
+	code, stdout, stderr := wisp(t, "run", "-m", out, "-n", "8", "-t", "0", "-q")
+	if code != 0 || !strings.HasSuffix(stdout, "\n") {
+		t.Fatalf("run on a synth model: exit %d, %q, %s", code, stdout, stderr)
+	}
+	if code, _, stderr := wisp(t, "synth", "-o", out, "--shape", "nope"); code != 1 || !strings.Contains(stderr, "stories15M") {
+		t.Errorf("unknown shape: exit %d, %q", code, stderr)
+	}
+}
