@@ -7,6 +7,7 @@
 //	wisp tokenize -m MODEL_OR_VOCAB.gguf [--bos] -- TEXT
 //	wisp convert -o OUT.gguf [--type f32|f16] MODEL [-z TOKENIZER]
 //	wisp synth -o OUT.gguf --shape NAME [--type f32|f16]
+//	wisp serve [--addr 127.0.0.1:8080] [--site site] [--models models]
 //
 // Run "wisp COMMAND --help" for the flags of each command.
 package main
@@ -32,6 +33,7 @@ func commands() []command {
 		{"tokenize", "print the token ids of a text", tokenizeCmd},
 		{"convert", "convert a llama2.c checkpoint to GGUF (F32 or F16)", convertCmd},
 		{"synth", "write a model of random weights with a given shape", synthCmd},
+		{"serve", "serve the page and a folder of models over HTTP", serveCmd},
 	}
 }
 
