@@ -6,27 +6,47 @@ WAT2WASM ?= wat2wasm
 SHARED   ?= ../shared
 MODELS   ?= models
 
-.PHONY: all demo test kernels kernels-check bench wisp models clean
+.PHONY: all demo serve site test test-site kernels kernels-check bench wisp models clean
 
-all: wisp kernels
+all: wisp kernels site
 
 # The native command line.
 wisp:
 	$(GO) build -o bin/wisp ./tools/wisp
 
-# The demo: build everything, make the default model, generate with it.
-# (The web page arrives with the site; until then the demo runs in the
-# terminal.)
-demo: wisp models
-	./bin/wisp run -m $(MODELS)/default.gguf -t 0.8 --seed 42 -p "Once upon a time" -n 200
+# The demo: build everything, make the default model, serve the page.
+demo: serve
 
-# The default model: stories260K from ../shared converted to F16.
-models: wisp
+serve: wisp site models
+	./bin/wisp serve --site site --models $(MODELS)
+
+# The page's wasm: the engine as a reactor, and the kernel modules.
+ENGINE_SRC := $(shell find engine simd wasm -name '*.go' -not -name '*_test.go') go.mod go.sum
+site: site/wasm/wisp.wasm site/wasm/kernels.wasm site/wasm/forward.wasm
+
+site/wasm/wisp.wasm: $(ENGINE_SRC)
+	@mkdir -p site/wasm
+	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -ldflags="-s -w" -buildmode=c-shared -o $@ ./wasm/module
+
+site/wasm/%.wasm: simd/%.wasm
+	@mkdir -p site/wasm
+	cp $< $@
+
+# The browser tests: headless Chromium driven by playwright-core.
+test-site: wisp site models
+	cd site && npm ci --no-audit --no-fund && node --test test/
+
+# The default model: stories260K from ../shared converted to F16, or a
+# random model of its shape where that file is missing.
+models: wisp $(MODELS)/default.gguf
+
+$(MODELS)/default.gguf:
 	@mkdir -p $(MODELS)
 	@if [ -f $(SHARED)/models/stories260K.bin ]; then \
-		./bin/wisp convert --type f16 -o $(MODELS)/default.gguf -z $(SHARED)/models/tok512.bin $(SHARED)/models/stories260K.bin; \
+		./bin/wisp convert --type f16 --name "stories260K (Karpathy's TinyStories 260K, F16)" -o $@ -z $(SHARED)/models/tok512.bin $(SHARED)/models/stories260K.bin; \
 	else \
-		echo "$(SHARED)/models/stories260K.bin is missing: no default model"; exit 1; \
+		echo "$(SHARED)/models/stories260K.bin is missing: the default model is a random one"; \
+		./bin/wisp synth --shape stories260K -o $@; \
 	fi
 
 # The SIMD128 kernel module and its forwarding module, from hand-written
@@ -52,4 +72,4 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2x ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin site/wasm
