@@ -8,6 +8,7 @@ package sample
 
 import (
 	"fmt"
+	"math"
 	"sort"
 
 	"wisp/simd"
@@ -98,9 +99,13 @@ func (s *Sampler) Float() float32 {
 }
 
 // Sample picks a token from logits, which it may modify. recent holds the
-// tokens seen so far, for the repetition penalty (it may be nil).
+// tokens seen so far, for the repetition penalty (it may be nil). It returns
+// -1 for empty logits.
 func (s *Sampler) Sample(logits []float32, recent []int) int {
 	o := &s.opt
+	if len(logits) == 0 {
+		return -1
+	}
 	if o.RepeatPenalty != 0 && o.RepeatPenalty != 1 {
 		from := max(0, len(recent)-o.RepeatLastN)
 		seen := map[int]bool{}
@@ -119,8 +124,15 @@ func (s *Sampler) Sample(logits []float32, recent []int) int {
 	if o.Temperature == 0 {
 		return Argmax(logits)
 	}
+	best := Argmax(logits)
 	for i := range logits {
 		logits[i] /= o.Temperature
+	}
+	if math.IsInf(float64(logits[best]), 0) {
+		// An infinite logit, or a temperature so small that the largest
+		// logit overflows, leaves no finite maximum to subtract: the
+		// distribution is (the limit of) greedy.
+		return best
 	}
 	softmax(logits)
 	coin := s.Float()
@@ -131,10 +143,14 @@ func (s *Sampler) Sample(logits []float32, recent []int) int {
 }
 
 // Argmax returns the index of the largest value, the first one on ties.
+// NaNs are skipped unless every value is NaN; for empty x it returns -1.
 func Argmax(x []float32) int {
+	if len(x) == 0 {
+		return -1
+	}
 	best := 0
 	for i, v := range x {
-		if v > x[best] {
+		if v > x[best] || (x[best] != x[best] && v == v) {
 			best = i
 		}
 	}
@@ -189,7 +205,10 @@ func (s *Sampler) sampleTruncated(p []float32, coin float32) int {
 		}
 	}
 	s.probs = c
-	if len(c) == 0 { // only possible through NaNs
+	if len(c) == 0 {
+		// Every probability is below the cutoff (or NaN). Without NaNs
+		// that takes a top-p below 1/len(p), and then the nucleus is the
+		// most likely token alone.
 		return Argmax(p)
 	}
 	sort.SliceStable(c, func(i, j int) bool { return c[i].p > c[j].p })

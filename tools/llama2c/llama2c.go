@@ -13,6 +13,7 @@ package llama2c
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -58,17 +59,8 @@ func ReadCheckpoint(b []byte) (*Checkpoint, error) {
 	if c.VocabSize < 0 {
 		c.VocabSize = -c.VocabSize
 	}
-	for _, f := range []struct {
-		name string
-		v    int
-		max  int
-	}{{"dim", c.Dim, 1 << 16}, {"hidden_dim", c.HiddenDim, 1 << 18}, {"n_layers", c.Layers, 1 << 10}, {"n_heads", c.Heads, 1 << 12}, {"n_kv_heads", c.KVHeads, 1 << 12}, {"vocab_size", c.VocabSize, 1 << 22}, {"seq_len", c.SeqLen, 1 << 22}} {
-		if f.v <= 0 || f.v > f.max {
-			return nil, fmt.Errorf("llama2c: header %s = %d is out of range [1, %d]; is this a llama2.c legacy checkpoint?", f.name, f.v, f.max)
-		}
-	}
-	if c.Dim%c.Heads != 0 || c.Heads%c.KVHeads != 0 || (c.Dim/c.Heads)%2 != 0 {
-		return nil, fmt.Errorf("llama2c: dim %d, n_heads %d, n_kv_heads %d do not make whole, even-sized heads", c.Dim, c.Heads, c.KVHeads)
+	if err := c.validate(); err != nil {
+		return nil, err
 	}
 	headSize := c.Dim / c.Heads
 	kvDim := c.KVHeads * headSize
@@ -77,8 +69,12 @@ func ReadCheckpoint(b []byte) (*Checkpoint, error) {
 	if !c.Shared {
 		want += V * D
 	}
-	if have := int64(len(b)-headerSize) / 4; have != want || (len(b)-headerSize)%4 != 0 {
-		return nil, fmt.Errorf("llama2c: checkpoint holds %d bytes of weights; its header (dim %d, hidden %d, layers %d, heads %d/%d, vocab %d, seq_len %d) needs %d", len(b)-headerSize, c.Dim, c.HiddenDim, c.Layers, c.Heads, c.KVHeads, c.VocabSize, c.SeqLen, want*4)
+	if have := int64(len(b) - headerSize); have != 4*want {
+		problem := "too short (truncated?)"
+		if have > 4*want {
+			problem = "too long (wrong header?)"
+		}
+		return nil, fmt.Errorf("llama2c: checkpoint is %s: it holds %d bytes of weights; its header (dim %d, hidden %d, layers %d, heads %d/%d, vocab %d, seq_len %d, shared classifier %t) needs %d", problem, have, c.Dim, c.HiddenDim, c.Layers, c.Heads, c.KVHeads, c.VocabSize, c.SeqLen, c.Shared, 4*want)
 	}
 	r := reader{b: b[headerSize:]}
 	ck := &Checkpoint{Config: c}
@@ -98,6 +94,24 @@ func ReadCheckpoint(b []byte) (*Checkpoint, error) {
 		ck.Classifier = r.next(c.VocabSize * c.Dim)
 	}
 	return ck, nil
+}
+
+// validate reports a header that no checkpoint (or no model wisp runs) can
+// have. The bounds keep the sizes computed from it far from overflow.
+func (c *Config) validate() error {
+	for _, f := range []struct {
+		name string
+		v    int
+		max  int
+	}{{"dim", c.Dim, 1 << 16}, {"hidden_dim", c.HiddenDim, 1 << 18}, {"n_layers", c.Layers, 1 << 10}, {"n_heads", c.Heads, 1 << 12}, {"n_kv_heads", c.KVHeads, 1 << 12}, {"vocab_size", c.VocabSize, 1 << 22}, {"seq_len", c.SeqLen, 1 << 22}} {
+		if f.v <= 0 || f.v > f.max {
+			return fmt.Errorf("llama2c: header %s = %d is out of range [1, %d]; is this a llama2.c legacy checkpoint?", f.name, f.v, f.max)
+		}
+	}
+	if c.Dim%c.Heads != 0 || c.Heads%c.KVHeads != 0 || (c.Dim/c.Heads)%2 != 0 {
+		return fmt.Errorf("llama2c: dim %d, n_heads %d, n_kv_heads %d do not make whole, even-sized heads", c.Dim, c.Heads, c.KVHeads)
+	}
+	return nil
 }
 
 type reader struct{ b []byte }
@@ -153,6 +167,9 @@ func ReadTokenizer(b []byte, n int) (*Vocab, error) {
 		v.Tokens[i] = string(b[off : off+int(l)])
 		off += int(l)
 	}
+	if off != len(b) {
+		return nil, fmt.Errorf("llama2c: tokenizer has %d bytes left after its %d tokens; was it made for a larger vocabulary than the checkpoint's?", len(b)-off, n)
+	}
 	return v, nil
 }
 
@@ -175,11 +192,28 @@ const (
 // stats report what half precision lost (zero for F32).
 func ToGGUF(ck *Checkpoint, v *Vocab, opt Options) (*gguf.Builder, fp16.Stats, error) {
 	var st fp16.Stats
+	if ck == nil || v == nil {
+		return nil, st, errors.New("llama2c: ToGGUF needs a checkpoint and a vocabulary")
+	}
 	if opt.Type != gguf.F32 && opt.Type != gguf.F16 {
 		return nil, st, fmt.Errorf("llama2c: cannot write tensors of type %v; choose F32 or F16", opt.Type)
 	}
+	if err := ck.Config.validate(); err != nil {
+		return nil, st, err
+	}
 	if len(v.Tokens) != ck.VocabSize {
 		return nil, st, fmt.Errorf("llama2c: tokenizer has %d tokens, checkpoint %d", len(v.Tokens), ck.VocabSize)
+	}
+	if len(v.Scores) != len(v.Tokens) {
+		return nil, st, fmt.Errorf("llama2c: tokenizer has %d tokens but %d scores", len(v.Tokens), len(v.Scores))
+	}
+	for _, w := range []struct {
+		name string
+		v    [][]float32
+	}{{"rms_att", ck.AttnNorm}, {"wq", ck.Wq}, {"wk", ck.Wk}, {"wv", ck.Wv}, {"wo", ck.Wo}, {"rms_ffn", ck.FFNNorm}, {"w1", ck.W1}, {"w2", ck.W2}, {"w3", ck.W3}} {
+		if len(w.v) != ck.Layers {
+			return nil, st, fmt.Errorf("llama2c: checkpoint has %s for %d layers, not %d", w.name, len(w.v), ck.Layers)
+		}
 	}
 	c := ck.Config
 	b := gguf.NewBuilder()

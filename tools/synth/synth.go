@@ -49,10 +49,14 @@ func ShapeNames() []string {
 	return names
 }
 
-// Params returns the number of parameters of the shape.
+// Params returns the number of parameters of the shape. It is meaningless
+// (but does not panic) for a shape that Validate rejects.
 func (s Shape) Params() int64 {
-	hd := s.Dim / s.Heads
-	kv := int64(s.KVHeads * hd)
+	hd := 0
+	if s.Heads > 0 {
+		hd = s.Dim / s.Heads
+	}
+	kv := int64(s.KVHeads) * int64(hd)
 	d, h := int64(s.Dim), int64(s.HiddenDim)
 	per := 2*d + 2*d*d + 2*d*kv + 3*d*h
 	if s.Arch == "qwen2" {
@@ -65,6 +69,16 @@ func (s Shape) Params() int64 {
 	return n
 }
 
+// The engine's limits on hyperparameters (see engine.ConfigFromGGUF).
+const (
+	maxDim     = 1 << 16
+	maxHidden  = 1 << 18
+	maxLayers  = 1 << 10
+	maxHeads   = 1 << 12
+	maxVocab   = 1 << 22
+	maxContext = 1 << 22
+)
+
 // Validate reports a shape the engine cannot run.
 func (s Shape) Validate() error {
 	switch {
@@ -72,6 +86,11 @@ func (s Shape) Validate() error {
 		return fmt.Errorf("synth: architecture %q: choose llama or qwen2", s.Arch)
 	case s.Dim <= 0 || s.HiddenDim <= 0 || s.Layers <= 0 || s.Heads <= 0 || s.KVHeads <= 0 || s.ContextLen <= 0:
 		return fmt.Errorf("synth: dimensions must be positive: %+v", s)
+	case s.Dim > maxDim || s.HiddenDim > maxHidden || s.Layers > maxLayers || s.Heads > maxHeads || s.KVHeads > maxHeads || s.Vocab > maxVocab || s.ContextLen > maxContext:
+		return fmt.Errorf("synth: dimensions exceed the engine's limits (dim %d, hidden %d, layers %d, heads %d, vocab %d, context %d): %+v",
+			maxDim, maxHidden, maxLayers, maxHeads, maxVocab, maxContext, s)
+	case !(s.RopeBase > 1 && s.RopeBase < 1e12):
+		return fmt.Errorf("synth: RoPE base %g is out of range (1, 1e12)", s.RopeBase)
 	case s.Dim%s.Heads != 0 || (s.Dim/s.Heads)%2 != 0:
 		return fmt.Errorf("synth: dim %d must split into %d heads of even size", s.Dim, s.Heads)
 	case s.Heads%s.KVHeads != 0:
