@@ -27,7 +27,7 @@ type SessionOptions struct {
 
 // Why generation ended, as reported by Session.Done.
 const (
-	DoneEOS     = "eos"     // the model produced an end-of-sequence (or other control) token
+	DoneEOS     = "eos"     // the model produced an end-of-generation (or other control) token
 	DoneStop    = "stop"    // the text reached one of the stop strings
 	DoneLength  = "length"  // MaxTokens tokens were generated
 	DoneContext = "context" // the context is full
@@ -185,7 +185,7 @@ func (s *Session) Next() (string, error) {
 	s.tokens = append(s.tokens, id)
 	s.pending = id
 	s.generated++
-	if s.tok.IsControl(id) || id == s.tok.EOS() || id == s.tok.BOS() {
+	if s.tok.IsEOG(id) || s.tok.IsControl(id) || id == s.tok.BOS() {
 		return s.finish(DoneEOS, "")
 	}
 	t := s.held + s.text(id)
