@@ -189,3 +189,51 @@ func TestSynth(t *testing.T) {
 		t.Errorf("unknown shape: exit %d, %q", code, stderr)
 	}
 }
+
+// TestRunWazero checks that the wasm module in wazero prints the same bytes
+// as the native engine, greedy and sampled.
+func TestRunWazero(t *testing.T) {
+	bin, tok := shared(t, "models/stories260K.bin"), shared(t, "models/tok512.bin")
+	for _, args := range [][]string{
+		{"-t", "0", "-n", "200"},
+		{"-t", "0.9", "--top-p", "0.8", "--seed", "11", "-n", "120", "-p", "Lily saw a cat"},
+		{"-t", "1", "--top-k", "20", "--min-p", "0.05", "--repeat-penalty", "1.2", "--seed", "3", "-n", "80", "--stop", "."},
+	} {
+		base := append([]string{"run", "-q", "-m", bin, "-z", tok}, args...)
+		code, native, stderr := wisp(t, base...)
+		if code != 0 {
+			t.Fatalf("native %v: %s", args, stderr)
+		}
+		code, wz, stderr := wisp(t, append(base, "--runtime", "wazero")...)
+		if code != 0 {
+			t.Fatalf("wazero %v: %s", args, stderr)
+		}
+		if wz != native {
+			t.Errorf("%v: wazero printed\n%q\nnative printed\n%q", args, wz, native)
+		}
+	}
+}
+
+func TestEval(t *testing.T) {
+	bin, tok := shared(t, "models/stories260K.bin"), shared(t, "models/tok512.bin")
+	dir := t.TempDir()
+	f16 := filepath.Join(dir, "f16.gguf")
+	if code, _, stderr := wisp(t, "convert", "-o", f16, "-z", tok, bin); code != 0 {
+		t.Fatal(stderr)
+	}
+	text := filepath.Join(dir, "text.txt")
+	os.WriteFile(text, []byte("Once upon a time, there was a little girl named Lily. She loved to play outside."), 0o644)
+	code, stdout, stderr := wisp(t, "eval", "-m", f16, "--text", text)
+	if code != 0 || !strings.Contains(stdout, "perplexity") {
+		t.Fatalf("exit %d: %s %s", code, stdout, stderr)
+	}
+	code, stdout, stderr = wisp(t, "eval", "-m", f16, "--ref", bin, "-z", tok, "--text", text, "--json", "--greedy", "50")
+	if code != 0 {
+		t.Fatal(stderr)
+	}
+	for _, key := range []string{`"kl"`, `"top1"`, `"perplexityB"`, `"greedyPrefix": 50`} {
+		if !strings.Contains(stdout, key) {
+			t.Errorf("--json output lacks %s: %s", key, stdout)
+		}
+	}
+}

@@ -25,10 +25,7 @@ func readModelBytes(path, tokPath string) ([]byte, error) {
 		return nil, err
 	}
 	if isGGUF(b) {
-		if tokPath != "" {
-			return nil, fmt.Errorf("%s is a GGUF file, which carries its own tokenizer: drop -z", path)
-		}
-		return b, nil
+		return b, nil // it carries its own tokenizer; -z is for the other inputs
 	}
 	if tokPath == "" {
 		return nil, fmt.Errorf("%s is not a GGUF file; for a llama2.c checkpoint give its tokenizer with -z tokenizer.bin", path)

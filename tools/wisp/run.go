@@ -7,7 +7,6 @@ import (
 	"io"
 	"time"
 
-	"wisp/engine"
 	"wisp/engine/sample"
 )
 
@@ -37,6 +36,8 @@ tokenizer.bin (-z), converted in memory.`, stderr)
 	var stops stringList
 	fs.Var(&stops, "stop", "end generation before this text (repeatable)")
 	quiet := fs.Bool("q", false, "print no timings to stderr")
+	runtime := fs.String("runtime", "native", "where the engine runs: native, or wazero (the wasm module with its SIMD128 kernels, as in a browser)")
+	wasmPath := fs.String("wasm", "", "the engine module for --runtime wazero (default: site/wasm/wisp.wasm, else built)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -53,16 +54,17 @@ tokenizer.bin (-z), converted in memory.`, stderr)
 	}
 
 	t0 := time.Now()
-	m, err := loadModel(*model, *tokPath)
+	be, err := openBackend(*runtime, *model, *tokPath, *wasmPath, stderr)
 	if err != nil {
 		return err
 	}
+	defer be.Close()
 	loadTime := time.Since(t0)
 	n := *steps
-	if n <= 0 || n > m.ContextLen {
-		n = m.ContextLen
+	if ctx := be.ContextLen(); n <= 0 || n > ctx {
+		n = ctx
 	}
-	ids, err := m.Tokenize(*prompt)
+	ids, err := be.Tokenize(*prompt)
 	if err != nil {
 		return err
 	}
@@ -70,9 +72,9 @@ tokenizer.bin (-z), converted in memory.`, stderr)
 		return errors.New("the prompt is empty and the model adds no BOS token: give a prompt with -p")
 	}
 	if len(ids) > n {
-		return fmt.Errorf("the prompt is %d tokens but -n allows %d positions (the model's context is %d)", len(ids), n, m.ContextLen)
+		return fmt.Errorf("the prompt is %d tokens but -n allows %d positions (the model's context is %d)", len(ids), n, be.ContextLen())
 	}
-	sess, err := m.NewSession(engine.SessionOptions{
+	opt := genOptions{
 		Context: n,
 		Sample: sample.Options{
 			Temperature: float32(*temp), TopP: float32(*topP), TopK: *topK, MinP: float32(*minP),
@@ -82,8 +84,8 @@ tokenizer.bin (-z), converted in memory.`, stderr)
 		// the last of them too.
 		MaxTokens: n - len(ids) + 1,
 		Stop:      stops,
-	})
-	if err != nil {
+	}
+	if err := opt.Sample.Validate(); err != nil {
 		return err
 	}
 
@@ -95,7 +97,7 @@ tokenizer.bin (-z), converted in memory.`, stderr)
 		return out.Flush()
 	}
 	t1 := time.Now()
-	echo, err := sess.PromptTokens(ids)
+	echo, err := be.Start(ids, opt)
 	if err != nil {
 		return err
 	}
@@ -107,7 +109,7 @@ tokenizer.bin (-z), converted in memory.`, stderr)
 	generated := 0
 	for {
 
-		piece, err := sess.Next()
+		piece, err := be.Next()
 		if piece != "" {
 			if err := write(piece); err != nil {
 				return err
