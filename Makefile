@@ -55,11 +55,11 @@ $(MODELS)/default.gguf:
 kernels: simd/kernels.wasm simd/forward.wasm
 
 simd/%.wasm: simd/%.wat
-	$(WAT2WASM) --enable-simd -o $@ $<
+	$(WAT2WASM) -o $@ $<
 
 kernels-check:
 	@for f in kernels forward; do \
-		$(WAT2WASM) --enable-simd -o /tmp/wisp-$$f.wasm simd/$$f.wat && \
+		$(WAT2WASM) -o /tmp/wisp-$$f.wasm simd/$$f.wat && \
 		cmp -s /tmp/wisp-$$f.wasm simd/$$f.wasm || { echo "simd/$$f.wasm is stale: run make kernels"; exit 1; }; \
 	done
 

@@ -40,10 +40,18 @@ func kWidenF16(dst *float32, src *uint16, n int32)
 func kFlushF16(w *uint16, n int32) int32
 
 func matMulF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
+	if cols == 0 { // w and x may be empty: every sum is +0.
+		clear(out[:rows*n])
+		return
+	}
 	kMatMulF16(&out[0], &w[0], &x[0], int32(rows), int32(cols), int32(n))
 }
 
 func matMulF32(out []float32, w []float32, x []float32, rows, cols, n int) {
+	if cols == 0 {
+		clear(out[:rows*n])
+		return
+	}
 	kMatMulF32(&out[0], &w[0], &x[0], int32(rows), int32(cols), int32(n))
 }
 

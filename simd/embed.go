@@ -1,0 +1,26 @@
+package simd
+
+import _ "embed"
+
+// The wasm modules, built from kernels.wat and forward.wat by make kernels.
+var (
+	//go:embed kernels.wasm
+	kernelsWasm []byte
+
+	//go:embed forward.wasm
+	forwardWasm []byte
+)
+
+// KernelsWasm returns the SIMD128 kernel module kernels.wasm. It imports the
+// engine's memory as ("engine", "memory") and the forwarding module's table
+// as ("simd", "table"), fills that table with its kernels when instantiated,
+// and exports each kernel under the name of its simd import. The returned
+// slice is shared: callers must not modify it.
+func KernelsWasm() []byte { return kernelsWasm }
+
+// ForwardWasm returns the forwarding module forward.wasm. It exports a table
+// of 11 funcrefs as "table" and one function per simd import of the engine
+// that calls the table entry of that kernel. Instantiate it as "simd" before
+// the engine, then the engine, then KernelsWasm. The returned slice is
+// shared: callers must not modify it.
+func ForwardWasm() []byte { return forwardWasm }
