@@ -16,7 +16,7 @@ type Config struct {
 	Layers     int     // block count
 	Heads      int     // attention heads
 	KVHeads    int     // key/value heads (grouped-query attention when < Heads)
-	HeadDim    int     // Dim / Heads
+	HeadDim    int     // values per head: attention.key_length, else Dim / Heads
 	VocabSize  int     // rows of the token embedding
 	ContextLen int     // the longest sequence the model was trained for
 	NormEps    float32 // RMSNorm epsilon
@@ -31,6 +31,10 @@ type Config struct {
 
 // KVDim is the width of one position's keys (or values) in the cache.
 func (c *Config) KVDim() int { return c.KVHeads * c.HeadDim }
+
+// QDim is the width of the queries of all heads: Dim, unless heads were
+// pruned (or the model has heads of their own size).
+func (c *Config) QDim() int { return c.Heads * c.HeadDim }
 
 // Limits on hyperparameters. They are far above any model wisp targets and
 // keep a hostile file from asking for absurd allocations.
@@ -106,19 +110,33 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	} else if !errors.Is(err, gguf.ErrMissing) {
 		return c, err
 	}
-	if c.Dim%c.Heads != 0 {
-		return c, fmt.Errorf("engine: embedding length %d is not a multiple of the head count %d", c.Dim, c.Heads)
-	}
 	if c.Heads%c.KVHeads != 0 {
 		return c, fmt.Errorf("engine: head count %d is not a multiple of the key/value head count %d", c.Heads, c.KVHeads)
 	}
-	c.HeadDim = c.Dim / c.Heads
+	// The head size is attention.key_length when given (a model whose heads
+	// were pruned has Heads·HeadDim < Dim), else Dim / Heads.
+	if v, err := f.Uint(arch + ".attention.key_length"); err == nil {
+		if v == 0 || v > maxDim {
+			return c, fmt.Errorf("engine: %s.attention.key_length = %d is out of range [1, %d]", arch, v, maxDim)
+		}
+		c.HeadDim = int(v)
+	} else if !errors.Is(err, gguf.ErrMissing) {
+		return c, err
+	} else {
+		if c.Dim%c.Heads != 0 {
+			return c, fmt.Errorf("engine: embedding length %d is not a multiple of the head count %d (and attention.key_length is absent)", c.Dim, c.Heads)
+		}
+		c.HeadDim = c.Dim / c.Heads
+	}
 	if c.HeadDim%2 != 0 {
 		return c, fmt.Errorf("engine: head size %d is odd; RoPE needs pairs", c.HeadDim)
 	}
-	for _, key := range []string{".rope.dimension_count", ".attention.key_length", ".attention.value_length"} {
+	if c.QDim() > maxDim {
+		return c, fmt.Errorf("engine: %d heads of %d values are more than %d", c.Heads, c.HeadDim, maxDim)
+	}
+	for _, key := range []string{".rope.dimension_count", ".attention.value_length"} {
 		if v, err := f.Uint(arch + key); err == nil && v != uint64(c.HeadDim) {
-			return c, fmt.Errorf("engine: %s%s = %d but the head size is %d; wisp supports only full-width heads", arch, key, v, c.HeadDim)
+			return c, fmt.Errorf("engine: %s%s = %d but the head size is %d; wisp supports only full-width rotary embeddings and equal key and value sizes", arch, key, v, c.HeadDim)
 		}
 	}
 	return c, nil

@@ -24,13 +24,16 @@ type State struct {
 	values []float32
 
 	// Scratch, each for up to MaxBatch tokens.
-	x, xb, xb2 []float32 // [t][Dim]
-	q          []float32 // [t][Dim]
-	k, v       []float32 // [t][KVDim]
-	hb, hb2    []float32 // [t][HiddenDim]
-	cos, sin   []float32 // [t][HeadDim/2]
-	att        []float32 // [ctx]
-	logits     []float32 // [MaxBatch][VocabSize] or [VocabSize]
+	x, xb    []float32 // [t][Dim]
+	q, xb2   []float32 // [t][QDim]
+	k, v     []float32 // [t][KVDim]
+	hb, hb2  []float32 // [t][HiddenDim]
+	cos, sin []float32 // [t][HeadDim/2]
+	att      []float32 // [ctx]
+	logits   []float32 // [MaxBatch][VocabSize] or [VocabSize]
+
+	acts *Activations // recording, or nil
+	xin  []float32    // the stream entering a block, while recording
 }
 
 // NewState makes a State holding up to ctx positions; ctx <= 0 means the
@@ -56,8 +59,8 @@ func (m *Model) NewState(ctx int) (*State, error) {
 		values: make([]float32, cache),
 		x:      make([]float32, MaxBatch*c.Dim),
 		xb:     make([]float32, MaxBatch*c.Dim),
-		xb2:    make([]float32, MaxBatch*c.Dim),
-		q:      make([]float32, MaxBatch*c.Dim),
+		xb2:    make([]float32, MaxBatch*c.QDim()),
+		q:      make([]float32, MaxBatch*c.QDim()),
 		k:      make([]float32, MaxBatch*kvd),
 		v:      make([]float32, MaxBatch*kvd),
 		hb:     make([]float32, MaxBatch*c.HiddenDim),
@@ -134,10 +137,10 @@ func (s *State) forward(tokens []int, all bool) ([]float32, error) {
 	}
 	m, c := s.m, &s.m.Config
 	n := len(tokens)
-	dim, kvd, hd, hidden := c.Dim, c.KVDim(), c.HeadDim, c.HiddenDim
+	dim, qd, kvd, hd, hidden := c.Dim, c.QDim(), c.KVDim(), c.HeadDim, c.HiddenDim
 	half := hd / 2
-	x, xb, xb2 := s.x[:n*dim], s.xb[:n*dim], s.xb2[:n*dim]
-	q, k, v := s.q[:n*dim], s.k[:n*kvd], s.v[:n*kvd]
+	x, xb, xb2 := s.x[:n*dim], s.xb[:n*dim], s.xb2[:n*qd]
+	q, k, v := s.q[:n*qd], s.k[:n*kvd], s.v[:n*kvd]
 	hb, hb2 := s.hb[:n*hidden], s.hb2[:n*hidden]
 
 	// Token embeddings, and each position's rotation.
@@ -157,11 +160,15 @@ func (s *State) forward(tokens []int, all bool) ([]float32, error) {
 		for t := range n {
 			simd.RMSNorm(xb[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], ly.AttnNorm, c.NormEps)
 		}
+		if s.acts != nil {
+			copy(s.xin, x)
+			addSquares(s.acts.AttnIn[l], xb, n, dim)
+		}
 		ly.Wq.MatMul(q, xb, n)
 		ly.Wk.MatMul(k, xb, n)
 		ly.Wv.MatMul(v, xb, n)
 		for t := range n {
-			qt, kt, vt := q[t*dim:(t+1)*dim], k[t*kvd:(t+1)*kvd], v[t*kvd:(t+1)*kvd]
+			qt, kt, vt := q[t*qd:(t+1)*qd], k[t*kvd:(t+1)*kvd], v[t*kvd:(t+1)*kvd]
 			if ly.Bq != nil {
 				simd.Add(qt, ly.Bq)
 				simd.Add(kt, ly.Bk)
@@ -180,19 +187,22 @@ func (s *State) forward(tokens []int, all bool) ([]float32, error) {
 		for t := range n {
 			p := s.pos + t
 			for h := range c.Heads {
-				qh := q[t*dim+h*hd : t*dim+(h+1)*hd]
+				qh := q[t*qd+h*hd : t*qd+(h+1)*hd]
 				off := (h / group) * hd
 				att := s.att[:p+1]
 				for i := range att {
 					att[i] = simd.Dot(qh, layerKeys[i*kvd+off:i*kvd+off+hd]) * scale
 				}
 				simd.Softmax(att)
-				out := xb2[t*dim+h*hd : t*dim+(h+1)*hd]
+				out := xb2[t*qd+h*hd : t*qd+(h+1)*hd]
 				clear(out)
 				for i, a := range att {
 					simd.Axpy(out, a, layerValues[i*kvd+off:i*kvd+off+hd])
 				}
 			}
+		}
+		if s.acts != nil {
+			addSquares(s.acts.AttnOut[l], xb2, n, qd)
 		}
 		ly.Wo.MatMul(xb, xb2, n)
 		simd.Add(x, xb)
@@ -204,10 +214,20 @@ func (s *State) forward(tokens []int, all bool) ([]float32, error) {
 		ly.Gate.MatMul(hb, xb, n)
 		ly.Up.MatMul(hb2, xb, n)
 		simd.SiLUMul(hb, hb2)
+		if s.acts != nil {
+			addSquares(s.acts.FFNIn[l], xb, n, dim)
+			addSquares(s.acts.FFNHidden[l], hb, n, hidden)
+		}
 		ly.Down.MatMul(xb, hb, n)
 		simd.Add(x, xb)
+		if s.acts != nil {
+			addInfluence(&s.acts.Influence[l], s.xin, x, n, dim)
+		}
 	}
 	s.pos += n
+	if s.acts != nil {
+		s.acts.Tokens += n
+	}
 
 	// Final norm and classifier, for the last token or for all of them.
 	first := n - 1

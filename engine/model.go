@@ -39,9 +39,9 @@ func (m *Matrix) Row(dst []float32, r int) {
 // Block holds the weights of one transformer block.
 type Block struct {
 	AttnNorm   []float32
-	Wq, Wk, Wv Matrix // Dim→Dim, Dim→KVDim, Dim→KVDim
+	Wq, Wk, Wv Matrix // Dim→QDim, Dim→KVDim, Dim→KVDim
 	Bq, Bk, Bv []float32
-	Wo         Matrix // Dim→Dim
+	Wo         Matrix // QDim→Dim
 	FFNNorm    []float32
 	Gate, Up   Matrix // Dim→HiddenDim (w1, w3)
 	Down       Matrix // HiddenDim→Dim (w2)
@@ -103,15 +103,15 @@ func FromGGUF(f *gguf.File) (*Model, error) {
 		p := fmt.Sprintf("blk.%d.", i)
 		ly := &m.Blocks[i]
 		ly.AttnNorm = l.vector(p+"attn_norm.weight", c.Dim)
-		ly.Wq = l.matrix(p+"attn_q.weight", c.Dim, c.Dim)
+		ly.Wq = l.matrix(p+"attn_q.weight", c.QDim(), c.Dim)
 		ly.Wk = l.matrix(p+"attn_k.weight", kv, c.Dim)
 		ly.Wv = l.matrix(p+"attn_v.weight", kv, c.Dim)
 		if c.QKVBias {
-			ly.Bq = l.vector(p+"attn_q.bias", c.Dim)
+			ly.Bq = l.vector(p+"attn_q.bias", c.QDim())
 			ly.Bk = l.vector(p+"attn_k.bias", kv)
 			ly.Bv = l.vector(p+"attn_v.bias", kv)
 		}
-		ly.Wo = l.matrix(p+"attn_output.weight", c.Dim, c.Dim)
+		ly.Wo = l.matrix(p+"attn_output.weight", c.Dim, c.QDim())
 		ly.FFNNorm = l.vector(p+"ffn_norm.weight", c.Dim)
 		ly.Gate = l.matrix(p+"ffn_gate.weight", c.HiddenDim, c.Dim)
 		ly.Up = l.matrix(p+"ffn_up.weight", c.HiddenDim, c.Dim)
