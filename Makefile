@@ -6,7 +6,7 @@ WAT2WASM ?= wat2wasm
 SHARED   ?= ../shared
 MODELS   ?= models
 
-.PHONY: all demo serve site test test-site kernels kernels-check bench wisp models clean
+.PHONY: all demo serve site test test-go test-site bench-site kernels kernels-check bench wisp models clean
 
 all: wisp kernels site
 
@@ -32,9 +32,20 @@ site/wasm/%.wasm: simd/%.wasm
 	@mkdir -p site/wasm
 	cp $< $@
 
-# The browser tests: headless Chromium driven by playwright-core.
-test-site: wisp site models
-	cd site && npm ci --no-audit --no-fund && node --test test/
+# The browser tests: headless Chromium (Debian's, installed when missing)
+# driven by playwright-core from npm, and the same loader in Node.
+test-site: wisp site models site/node_modules
+	cd site && node --test test/
+
+site/node_modules: site/package-lock.json
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	cd site && npm ci --no-audit --no-fund
+	@touch $@
+
+# Tokens per second in Chromium next to native.
+bench-site: wisp site models site/node_modules
+	cd site && node --test bench/chromium.bench.js
 
 # The default model: stories260K from ../shared converted to F16, or a
 # random model of its shape where that file is missing.
@@ -63,8 +74,11 @@ kernels-check:
 		cmp -s /tmp/wisp-$$f.wasm simd/$$f.wasm || { echo "simd/$$f.wasm is stale: run make kernels"; exit 1; }; \
 	done
 
-# The README's test command.
-test:
+# The README's test command: every Go test (native and in wazero), then
+# the page in headless Chromium and the loader in Node.
+test: test-go test-site
+
+test-go:
 	$(GO) vet ./...
 	$(GO) test ./...
 

@@ -7,9 +7,10 @@
 package sample
 
 import (
+	"cmp"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 
 	"wisp/simd"
 )
@@ -211,7 +212,8 @@ func (s *Sampler) sampleTruncated(p []float32, coin float32) int {
 		// most likely token alone.
 		return Argmax(p)
 	}
-	sort.SliceStable(c, func(i, j int) bool { return c[i].p > c[j].p })
+	// Most likely first; ties keep id order, so the result is deterministic.
+	slices.SortStableFunc(c, func(a, b candidate) int { return cmp.Compare(b.p, a.p) })
 	if o.TopK > 0 && o.TopK < len(c) {
 		c = c[:o.TopK]
 	}

@@ -3,7 +3,8 @@
 //
 // Every response carries a strong ETag (a SHA-256 of the content), so a
 // browser revalidates cheaply; files whose names carry a content hash
-// (name.0123abcd.ext) are immutable. JavaScript, CSS, HTML, JSON and wasm
+// (name.0123abcd.ext) are immutable. Every response allows cross-origin
+// use, so that pages elsewhere can embed the engine. JavaScript, CSS, HTML, JSON and wasm
 // are gzip-compressed when the client accepts it. Models are served with
 // Range support (never compressed: they are large and barely compress) and
 // listed with their sizes and hashes at /api/models.
@@ -86,6 +87,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
+	// A page on another origin may embed wisp: let it fetch the scripts,
+	// the wasm and the models.
+	h.Set("Access-Control-Allow-Origin", "*")
 	if s.opt.Isolate {
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Cross-Origin-Embedder-Policy", "require-corp")
@@ -206,7 +210,7 @@ func (s *Server) entry(name string, f *os.File, st os.FileInfo, compress bool) (
 	var dst io.Writer = hash
 	var zw *gzip.Writer
 	if compress {
-		zw, _ = gzip.NewWriterLevel(&gz, gzip.BestCompression)
+		zw, _ = gzip.NewWriterLevel(&gz, gzip.DefaultCompression)
 		dst = io.MultiWriter(hash, zw)
 	}
 	if _, err := io.Copy(dst, f); err != nil {

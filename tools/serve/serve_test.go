@@ -157,3 +157,12 @@ func TestNewChecksFolders(t *testing.T) {
 		t.Errorf("missing models folder: %v", err)
 	}
 }
+
+func TestCORS(t *testing.T) {
+	ts, _ := setup(t, Options{})
+	for _, p := range []string{"/wisp.js", "/models/tiny.gguf", "/api/models"} {
+		if got := get(t, ts.URL+p, nil).Header.Get("Access-Control-Allow-Origin"); got != "*" {
+			t.Errorf("%s: Access-Control-Allow-Origin %q", p, got)
+		}
+	}
+}

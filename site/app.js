@@ -1,0 +1,230 @@
+// app.js: the demo page (index.html). It lists the models that `wisp serve`
+// offers (/api/models), loads one with wisp.js, and streams generated text
+// into the page as text, never as HTML.
+//
+// The page's state is in body[data-state]: starting, loading, ready,
+// generating or error (tests wait on it). ?model=URL picks a model that is
+// not in the list.
+
+import * as wisp from './wisp.js';
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  select: $('model-select'), download: $('download'), progress: $('progress'),
+  progressText: $('progress-text'), info: $('model-info'), prompt: $('prompt'),
+  temperature: $('temperature'), topP: $('top-p'), topK: $('top-k'),
+  maxTokens: $('max-tokens'), seed: $('seed'), generate: $('generate'), stop: $('stop'),
+  error: $('error'), echo: $('echo'), continuation: $('continuation'), stats: $('stats'),
+};
+
+let model = null; // the loaded wisp.Model
+let loading = null; // AbortController of the load under way
+let generation = null; // the wisp.Generation under way
+const hashes = new Map(); // model URL → SHA-256 from /api/models
+
+/** setState records the page's state for styles and tests, and sets the buttons. */
+function setState(state) {
+  document.body.dataset.state = state;
+  ui.generate.disabled = state !== 'ready';
+  ui.stop.disabled = state !== 'generating';
+  ui.select.disabled = state === 'generating';
+  // Screen readers read the text once it is complete, not every piece.
+  $('output').setAttribute('aria-busy', String(state === 'generating'));
+}
+
+/** showError shows an error; while loading, it says what failed first. */
+function showError(err, loadingModel = true) {
+  const prefix = !loadingModel && err?.code !== 'trap' ? '' : {
+    'no-simd': '',
+    http: 'Could not download the model. ',
+    'too-large': '',
+    sha256: 'The downloaded model is corrupt. ',
+    engine: 'This file is not a model wisp can run. ',
+    memory: 'The model does not fit in this browser\'s memory. ',
+    trap: 'The engine stopped; reload the page. ',
+    worker: 'The engine could not start. ',
+  }[err?.code] ?? '';
+  ui.error.textContent = prefix + (err?.message ?? String(err));
+  ui.error.hidden = false;
+}
+
+function clearError() {
+  ui.error.hidden = true;
+  ui.error.textContent = '';
+}
+
+const MB = 1e6;
+const mb = (n) => (n / MB).toFixed(n < 10 * MB ? 2 : 1);
+
+/** formatCount writes 260032 as "260 K", 15200000 as "15.2 M". */
+function formatCount(n) {
+  for (const [d, unit] of [[1e9, 'B'], [1e6, 'M'], [1e3, 'K']]) {
+    if (n >= d) return `${(n / d).toFixed(n >= 100 * d ? 0 : 1).replace(/\.0$/, '')} ${unit}`;
+  }
+  return String(n);
+}
+
+function describe(info) {
+  const name = info.name || decodeURIComponent(new URL(info.url).pathname.split('/').pop());
+  const parts = [
+    `${formatCount(info.params)} parameters`,
+    info.f16 ? 'F16 weights' : 'F32 weights',
+    `${info.architecture}, ${info.layers} layers, context ${info.contextLength}`,
+    `${mb(info.fileSize)} MB ${info.fromCache ? 'from this browser\'s cache' : 'downloaded'}`,
+  ];
+  const kind = info.random
+    ? 'Random weights: a test model of the right shape, it writes gibberish.'
+    : 'Trained weights.';
+  return { name, text: `${parts.join(' · ')}. ${kind}` };
+}
+
+async function listModels() {
+  const wanted = new URLSearchParams(location.search).get('model');
+  let list = [];
+  try {
+    const resp = await fetch('api/models');
+    if (resp.ok) list = await resp.json();
+  } catch {
+    // A static host has no /api/models: fall back to the default model.
+  }
+  if (!Array.isArray(list)) list = [];
+  if (list.length === 0) list = [{ name: 'default.gguf', url: 'models/default.gguf' }];
+  ui.select.replaceChildren();
+  for (const m of list) {
+    const url = new URL(m.url, location.href).href;
+    if (m.sha256) hashes.set(url, m.sha256);
+    const size = m.size ? ` (${mb(m.size)} MB)` : '';
+    ui.select.append(new Option(`${m.name}${size}`, url));
+  }
+  if (wanted) {
+    const url = new URL(wanted, location.href).href;
+    if (![...ui.select.options].some((o) => o.value === url)) ui.select.append(new Option(wanted, url));
+    ui.select.value = url;
+  } else {
+    const def = [...ui.select.options].find((o) => o.value.endsWith('/default.gguf'));
+    if (def) ui.select.value = def.value;
+  }
+}
+
+async function loadSelected() {
+  loading?.abort();
+  generation?.stop();
+  model?.unload();
+  model = null;
+  const url = ui.select.value;
+  if (!url) return;
+  const ctl = new AbortController();
+  loading = ctl;
+  clearError();
+  setState('loading');
+  ui.info.textContent = 'Downloading the model…';
+  ui.download.hidden = false;
+  ui.progress.removeAttribute('value'); // indeterminate until bytes arrive
+  ui.progressText.textContent = 'Connecting…';
+  try {
+    const m = await wisp.load(url, {
+      signal: ctl.signal,
+      // crypto.subtle exists only in secure contexts (https, localhost).
+      sha256: globalThis.crypto?.subtle ? hashes.get(url) : undefined,
+      onProgress: ({ loaded, total, rate, cached }) => {
+        if (total) {
+          ui.progress.max = total;
+          ui.progress.value = loaded;
+        }
+        if (total && loaded === total) ui.info.textContent = 'Starting the engine…';
+        ui.progressText.textContent = cached
+          ? `${mb(loaded)} MB from this browser's cache`
+          : `${mb(loaded)}${total ? ` / ${mb(total)}` : ''} MB · ${(rate / MB).toFixed(1)} MB/s`;
+      },
+    });
+    if (loading !== ctl) return m.unload();
+    model = m;
+    const { name, text } = describe(m.info);
+    ui.info.replaceChildren(Object.assign(document.createElement('strong'), { textContent: name }), ` — ${text}`);
+    document.body.dataset.source = m.info.fromCache ? 'cache' : 'network';
+    ui.download.hidden = true;
+    setState('ready');
+  } catch (err) {
+    if (loading !== ctl || err.name === 'AbortError') return;
+    ui.download.hidden = true;
+    ui.info.textContent = 'No model loaded.';
+    showError(err);
+    setState('error');
+  } finally {
+    if (loading === ctl) loading = null;
+  }
+}
+
+function number(input, fallback) {
+  const v = input.valueAsNumber;
+  return Number.isFinite(v) && v >= 0 ? v : fallback;
+}
+
+function showStats(s, final, greedy) {
+  const parts = [`${s.tokens} token${s.tokens === 1 ? '' : 's'}`];
+  if (s.tokensPerSecond) parts.push(`${s.tokensPerSecond.toFixed(1)} tokens/s`);
+  if (s.timeToFirstTokenMs) parts.push(`first token after ${s.timeToFirstTokenMs.toFixed(0)} ms`);
+  if (final) {
+    parts.push(`prompt ${s.promptTokens} token${s.promptTokens === 1 ? '' : 's'}`);
+    const why = { eos: 'the model ended the text', length: 'max tokens reached', context: 'the context is full', stop: 'a stop string', aborted: 'stopped' }[s.reason];
+    if (why) parts.push(why);
+    if (!greedy) parts.push(`seed ${s.seed}`);
+  }
+  ui.stats.textContent = parts.join(' · ');
+}
+
+async function generate() {
+  if (!model) return;
+  clearError();
+  const prompt = ui.prompt.value;
+  const temperature = number(ui.temperature, 1);
+  const options = {
+    temperature,
+    topP: number(ui.topP, 0.9),
+    topK: Math.floor(number(ui.topK, 0)),
+    maxTokens: Math.max(1, Math.floor(number(ui.maxTokens, 256))),
+    seed: ui.seed.value ? Math.floor(number(ui.seed, 1)) || 1 : undefined,
+  };
+  ui.echo.textContent = prompt;
+  const text = document.createTextNode('');
+  ui.continuation.replaceChildren(text);
+  ui.stats.textContent = 'Reading the prompt…';
+  setState('generating');
+  const gen = model.generate(prompt, options);
+  generation = gen;
+  try {
+    for await (const piece of gen) {
+      text.appendData(piece); // as text: model output is never HTML
+      showStats(gen.stats, false);
+    }
+    showStats(await gen.result, true, temperature === 0);
+    setState('ready');
+  } catch (err) {
+    showError(err, false);
+    setState(model ? 'ready' : 'error');
+  } finally {
+    if (generation === gen) generation = null;
+  }
+}
+
+async function main() {
+  ui.generate.addEventListener('click', generate);
+  ui.stop.addEventListener('click', () => generation?.stop());
+  ui.prompt.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && !ui.generate.disabled) generate();
+  });
+  ui.select.addEventListener('change', loadSelected);
+  try {
+    wisp.checkSupport();
+  } catch (err) {
+    showError(err);
+    ui.info.textContent = 'No model can load in this browser.';
+    setState('error');
+    ui.select.disabled = true;
+    return;
+  }
+  await listModels();
+  await loadSelected();
+}
+
+main();

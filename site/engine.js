@@ -1,0 +1,441 @@
+// engine.js: instantiates wisp's engine module with its SIMD128 kernels and
+// wraps its ABI (wisp/wasm/module) in a small synchronous class. It needs
+// nothing of a browser: the Worker (worker.js) and Node's tests use it alike.
+//
+// Wiring, as wisp/wasm/host does it in wazero: the forwarding module
+// (forward.wasm) is instantiated first as "simd" and exports a funcref
+// table and one forwarding function per kernel; the engine (wisp.wasm) is
+// instantiated against those and WASI; the kernels (kernels.wasm) import
+// the engine's memory and the table, which they fill when instantiated;
+// then the engine's _initialize runs.
+
+import { createWASI } from './wasi.js';
+
+/** ABI_VERSION is the engine ABI this file speaks (abi.Version). */
+export const ABI_VERSION = 1;
+
+/** Status codes of the engine's exports (abi.Status*). */
+export const Status = Object.freeze({ OK: 0, DONE: 1, FAILED: -1, USAGE: -2, MEMORY: -3, PANIC: -4 });
+
+const statusCodes = { [-1]: 'engine', [-2]: 'usage', [-3]: 'memory', [-4]: 'panic' };
+
+/** The largest model a wasm32 engine can hold, with room for the rest. */
+export const MAX_MODEL_BYTES = 4 * 2 ** 30 - 64 * 2 ** 20;
+
+/**
+ * WispError is every error of wisp's JavaScript: code says what kind
+ * ('no-simd', 'http', 'too-large', 'sha256', 'engine', 'usage', 'memory',
+ * 'panic', 'trap', 'worker', 'options', 'closed'); for an error of the
+ * engine's ABI, op names the export and status its negative status, and
+ * message is the engine's own text.
+ */
+export class WispError extends Error {
+  constructor(message, { code = 'engine', op, status, cause } = {}) {
+    super(message, cause ? { cause } : undefined);
+    this.name = 'WispError';
+    this.code = code;
+    if (op !== undefined) this.op = op;
+    if (status !== undefined) this.status = status;
+  }
+}
+
+/**
+ * errorToJSON turns an error into a plain object that postMessage carries;
+ * errorFromJSON turns it back.
+ * @param {unknown} err
+ */
+export function errorToJSON(err) {
+  if (err instanceof Error) {
+    return { name: err.name, message: err.message, code: err.code, op: err.op, status: err.status };
+  }
+  return { name: 'Error', message: String(err) };
+}
+
+/** errorFromJSON rebuilds an error that errorToJSON flattened. */
+export function errorFromJSON(e) {
+  if (e.name === 'AbortError') return new DOMException(e.message, 'AbortError');
+  const err = new WispError(e.message, { code: e.code ?? 'engine', op: e.op, status: e.status });
+  return err;
+}
+
+// A module with one function returning a v128 constant: validates only
+// where WebAssembly SIMD (128-bit) is supported.
+const simdProbe = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type section: () -> v128
+  0x03, 0x02, 0x01, 0x00, // function section
+  0x0a, 0x16, 0x01, 0x14, 0x00, 0xfd, 0x0c, // code: v128.const
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0x0b, // end
+]);
+
+/**
+ * simdSupported reports whether this JavaScript engine runs WebAssembly
+ * with SIMD128, which wisp's kernels need.
+ * @returns {boolean}
+ */
+export function simdSupported() {
+  try {
+    return typeof WebAssembly === 'object' && WebAssembly.validate(simdProbe);
+  } catch {
+    return false;
+  }
+}
+
+/** noSIMDError is the error for a JavaScript engine without SIMD128. */
+export function noSIMDError() {
+  return new WispError(
+    'This browser cannot run wisp: it lacks WebAssembly SIMD (128-bit), which every current ' +
+    'Chrome, Edge, Firefox and Safari (16.4 or later) has. Update the browser, or turn ' +
+    'WebAssembly SIMD back on if it was disabled.', { code: 'no-simd' });
+}
+
+/**
+ * compile compiles a wasm module from a WebAssembly.Module (returned as
+ * is), bytes, or a Response (or a promise of one), streaming where the
+ * platform can.
+ * @param {WebAssembly.Module | BufferSource | Response | Promise<Response>} source
+ * @param {string} what the file's name, for errors
+ * @returns {Promise<WebAssembly.Module>}
+ */
+export async function compile(source, what) {
+  source = await source;
+  if (source instanceof WebAssembly.Module) return source;
+  try {
+    if (typeof Response !== 'undefined' && source instanceof Response) {
+      if (!source.ok) {
+        throw new WispError(`wisp: fetching ${what}: HTTP ${source.status} ${source.statusText}`.trim(), { code: 'http' });
+      }
+      const type = source.headers.get('Content-Type') ?? '';
+      if (WebAssembly.compileStreaming && type.startsWith('application/wasm')) {
+        return await WebAssembly.compileStreaming(source);
+      }
+      source = await source.arrayBuffer();
+    }
+    return await WebAssembly.compile(source);
+  } catch (err) {
+    if (err instanceof WispError) throw err;
+    throw new WispError(`wisp: compiling ${what}: ${err.message}`, { code: 'engine', cause: err });
+  }
+}
+
+/**
+ * createEngine instantiates the engine and its kernels and initialises
+ * the engine. Each module is given as compile takes it.
+ *
+ * options.stderr receives what the engine writes to its standard error
+ * (the Go runtime's fatal errors); options.memoryLimitMiB tells the
+ * engine how far its memory may grow (default 4096).
+ *
+ * @param {{engine: any, kernels: any, forward: any,
+ *          stderr?: (s: string) => void, memoryLimitMiB?: number}} options
+ * @returns {Promise<Engine>}
+ */
+export async function createEngine(options) {
+  if (!simdSupported()) throw noSIMDError();
+  const [engineMod, kernelsMod, forwardMod] = await Promise.all([
+    compile(options.engine, 'wisp.wasm'),
+    compile(options.kernels, 'kernels.wasm'),
+    compile(options.forward, 'forward.wasm'),
+  ]);
+  const stderr = new Head(options.stderr);
+  const wasiNames = WebAssembly.Module.imports(engineMod)
+    .filter((i) => i.module === 'wasi_snapshot_preview1').map((i) => i.name);
+  const wasi = createWASI({ stderr: (s) => stderr.write(s), imports: wasiNames });
+  let instance;
+  try {
+    const forward = await WebAssembly.instantiate(forwardMod, {});
+    instance = await WebAssembly.instantiate(engineMod, {
+      wasi_snapshot_preview1: wasi.imports,
+      simd: forward.exports,
+    });
+    wasi.setMemory(instance.exports.memory);
+    await WebAssembly.instantiate(kernelsMod, {
+      engine: { memory: instance.exports.memory },
+      simd: { table: forward.exports.table },
+    });
+  } catch (err) {
+    throw new WispError(`wisp: instantiating the engine: ${err.message}`, { code: 'engine', cause: err });
+  }
+  const engine = new Engine(instance, stderr);
+  engine.call('_initialize');
+  const version = engine.call('wisp_abi_version');
+  if (version !== ABI_VERSION) {
+    throw new WispError(`wisp: the engine speaks ABI version ${version}, this page ${ABI_VERSION}: reload it`, { code: 'engine' });
+  }
+  if (options.memoryLimitMiB) engine.status('wisp_memory_limit', options.memoryLimitMiB >>> 0);
+  return engine;
+}
+
+// Head keeps the first KiB written to the engine's stderr since the last
+// reset, and passes everything on: a fatal error says what went wrong
+// first, then dumps every goroutine.
+class Head {
+  constructor(sink) { this.sink = sink; this.text = ''; }
+  write(s) {
+    this.sink?.(s);
+    if (this.text.length < 1024) this.text += s.slice(0, 1024 - this.text.length);
+  }
+  reset() { this.text = ''; }
+  toString() {
+    const i = this.text.indexOf('\ngoroutine ');
+    return (i >= 0 ? this.text.slice(0, i) : this.text).trim();
+  }
+}
+
+// Sampling options the engine reads (abi.Options), with how to check them.
+const optionKinds = {
+  context: 'uint', temperature: 'float', topK: 'uint', topP: 'float', minP: 'float',
+  repeatPenalty: 'float', repeatLastN: 'uint', seed: 'uint', maxTokens: 'uint', stop: 'strings',
+};
+
+/**
+ * engineOptions checks generation options and returns the engine's JSON
+ * document for them (abi.Options); keys it does not know are ignored, and
+ * undefined or null values take the engine's zero value.
+ * @param {object} opts
+ * @returns {string}
+ */
+export function engineOptions(opts = {}) {
+  const out = {};
+  for (const [key, kind] of Object.entries(optionKinds)) {
+    const v = opts[key];
+    if (v === undefined || v === null) continue;
+    const bad = (what) => new WispError(`wisp: option ${key} must be ${what}, not ${JSON.stringify(v)}`, { code: 'options' });
+    if (kind === 'strings') {
+      if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) throw bad('an array of strings');
+      if (v.length) out[key] = v;
+      continue;
+    }
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw bad('a finite number ≥ 0');
+    if (kind === 'uint' && !Number.isSafeInteger(v)) throw bad('an integer');
+    if (v !== 0) out[key] = v;
+  }
+  return JSON.stringify(out);
+}
+
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+/**
+ * Engine is one instance of the engine module: at most one model, at most
+ * one generation. Every method is synchronous and runs on the caller's
+ * thread; errors are WispErrors. After a trap (the Go runtime's fatal
+ * error, such as memory exhausted) the instance is unusable and every
+ * call throws that error again.
+ */
+export class Engine {
+  /** @param {WebAssembly.Instance} instance @param {Head} stderr */
+  constructor(instance, stderr) {
+    this.exports = instance.exports;
+    this.stderr = stderr;
+    this.broken = null;
+    /** The loaded model's abi.Info, or null. */
+    this.info = null;
+    /** Tokens in the last prompt. */
+    this.promptTokens = 0;
+    /** The token the last step sampled, or -1. */
+    this.token = -1;
+  }
+
+  /** memory is the engine's linear memory; take views of it again after every call. */
+  get memory() { return this.exports.memory; }
+
+  /**
+   * call calls an export and returns its result; a trap makes the
+   * instance unusable.
+   * @param {string} name
+   * @param {...number} args
+   */
+  call(name, ...args) {
+    if (this.broken) throw this.broken;
+    this.stderr.reset();
+    try {
+      return this.exports[name](...args);
+    } catch (err) {
+      const head = this.stderr.toString();
+      const msg = head ? `${head.replaceAll('\n', '; ')} (${err.message})` : err.message;
+      this.broken = new WispError(`wisp: ${name} trapped, the engine is unusable: ${msg}`, { code: 'trap', op: name, cause: err });
+      throw this.broken;
+    }
+  }
+
+  /**
+   * status calls an export that returns a status and throws the engine's
+   * error for a negative one.
+   * @returns {number} the status, 0 or 1
+   */
+  status(name, ...args) {
+    const st = this.call(name, ...args) | 0;
+    if (st < 0) throw this.errorOf(name, st);
+    return st;
+  }
+
+  /** errorOf returns the engine's error after a failed call of export name. */
+  errorOf(name, st) {
+    const msg = this.string('wisp_error_ptr', 'wisp_error_len') || `status ${st}`;
+    return new WispError(msg, { code: statusCodes[st] ?? 'engine', op: name, status: st });
+  }
+
+  /** bytes returns a fresh view of n bytes of memory at addr. */
+  bytes(addr, n) {
+    return new Uint8Array(this.memory.buffer, addr >>> 0, n >>> 0);
+  }
+
+  /** string decodes the UTF-8 text that a ptr/len pair of exports describes. */
+  string(ptrName, lenName) {
+    const p = this.call(ptrName) >>> 0;
+    const n = this.call(lenName) >>> 0;
+    return n ? utf8Decoder.decode(this.bytes(p, n)) : '';
+  }
+
+  /**
+   * alloc allocates n bytes in the engine and returns their address.
+   * @param {number} n
+   */
+  alloc(n) {
+    const addr = this.call('wisp_alloc', n >>> 0) >>> 0;
+    if (addr === 0) throw this.errorOf('wisp_alloc', this.call('wisp_error_status') | 0);
+    return addr;
+  }
+
+  /**
+   * with copies data into a fresh buffer of the engine, calls f with its
+   * address, and frees it. Empty data needs no buffer: f gets 0.
+   * @template T
+   * @param {Uint8Array} data
+   * @param {(addr: number) => T} f
+   * @returns {T}
+   */
+  with(data, f) {
+    if (data.byteLength === 0) return f(0);
+    const addr = this.alloc(data.byteLength);
+    this.bytes(addr, data.byteLength).set(data);
+    try {
+      return f(addr);
+    } finally {
+      if (!this.broken) this.status('wisp_free', addr);
+    }
+  }
+
+  /**
+   * load copies a GGUF model file into the engine, once, and loads it
+   * there; the bytes may be reused afterwards.
+   * @param {Uint8Array} data
+   * @returns {object} the model's info (abi.Info)
+   */
+  load(data) {
+    if (this.info) throw new WispError('wisp: a model is already loaded; unload it first', { code: 'usage' });
+    const n = data.byteLength;
+    if (n === 0) throw new WispError('wisp: the model file is empty', { code: 'engine' });
+    if (n > MAX_MODEL_BYTES) throw tooLarge(n);
+    // Memory refused (by the engine's check, or by the browser when the
+    // engine grows) means the model is too large for this engine.
+    const refused = (err) => err.code === 'memory' || (err.code === 'trap' && /out of memory/.test(err.message));
+    let addr;
+    try {
+      addr = this.alloc(n);
+    } catch (err) {
+      throw refused(err) ? tooLarge(n, err) : err;
+    }
+    this.bytes(addr, n).set(data);
+    try {
+      this.status('wisp_load', addr, n);
+    } catch (err) {
+      if (!this.broken) this.status('wisp_free', addr); // the buffer is still ours
+      throw refused(err) ? tooLarge(n, err) : err;
+    }
+    this.info = JSON.parse(this.string('wisp_info_ptr', 'wisp_info_len'));
+    return this.info;
+  }
+
+  /** unload drops the model, its session and its memory inside the engine. */
+  unload() {
+    this.status('wisp_unload');
+    this.info = null;
+  }
+
+  /**
+   * tokenize encodes text as token ids; with bos, BOS comes first when the
+   * model asks for it, as in a prompt.
+   * @param {string} text
+   * @param {boolean} [bos]
+   * @returns {Int32Array}
+   */
+  tokenize(text, bos = true) {
+    const data = utf8.encode(text);
+    return this.with(data, (addr) => {
+      this.status('wisp_tokenize', addr, data.byteLength, bos ? 1 : 0);
+      const p = this.call('wisp_tokens_ptr') >>> 0;
+      const n = this.call('wisp_tokens_len') >>> 0;
+      const ids = new Int32Array(n);
+      if (n) new Uint8Array(ids.buffer).set(this.bytes(p, 4 * n));
+      return ids;
+    });
+  }
+
+  /**
+   * prompt starts a generation: it sets the options (see engineOptions),
+   * tokenizes the text (BOS first when the model asks for it) or takes the
+   * token ids as they are, evaluates them, and returns the echo: the prompt
+   * as the model prints it.
+   * @param {string | Int32Array | number[]} prompt
+   * @param {object} [options]
+   * @returns {string}
+   */
+  prompt(prompt, options = {}) {
+    const js = utf8.encode(engineOptions(options));
+    this.with(js, (addr) => this.status('wisp_options', addr, js.byteLength));
+    const ids = typeof prompt === 'string' ? this.tokenize(prompt, true) : Int32Array.from(prompt);
+    this.token = -1;
+    this.promptTokens = ids.length;
+    const raw = new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength);
+    this.with(raw, (addr) => this.status('wisp_prompt_tokens', addr, ids.length));
+    return this.string('wisp_piece_ptr', 'wisp_piece_len');
+  }
+
+  /**
+   * step samples one token and returns its text (possibly empty), whether
+   * generation has ended, and the token (-1 when the last step sampled
+   * none).
+   * @returns {{piece: string, done: boolean, token: number}}
+   */
+  step() {
+    const st = this.status('wisp_step');
+    const piece = this.string('wisp_piece_ptr', 'wisp_piece_len');
+    this.token = this.call('wisp_token') | 0;
+    return { piece, done: st === Status.DONE, token: this.token };
+  }
+
+  /** doneReason says why generation ended ("eos", "stop", "length", "context"), or "". */
+  get doneReason() {
+    return this.string('wisp_done_ptr', 'wisp_done_len');
+  }
+
+  /**
+   * generate evaluates the prompt and yields the text of the continuation
+   * piece by piece (with options.echo, the echo first); it returns why
+   * generation ended.
+   * @param {string | Int32Array | number[]} prompt
+   * @param {object} [options]
+   * @returns {Generator<string, string>}
+   */
+  * generate(prompt, options = {}) {
+    const echo = this.prompt(prompt, options);
+    if (options.echo && echo) yield echo;
+    for (;;) {
+      const { piece, done } = this.step();
+      if (piece) yield piece;
+      if (done) return this.doneReason;
+    }
+  }
+}
+
+/** tooLarge is the error for a model that cannot fit in wasm32 memory. */
+export function tooLarge(n, cause) {
+  const gib = (x) => (x / 2 ** 30).toFixed(2);
+  return new WispError(
+    `wisp: the model is ${gib(n)} GiB, too large for the engine's memory ` +
+    `(at most ${gib(MAX_MODEL_BYTES)} GiB in wasm32, less where the browser grants less)` +
+    (cause ? `: ${cause.message}` : ''), { code: 'too-large', cause });
+}

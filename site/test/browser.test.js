@@ -1,0 +1,221 @@
+// browser.test.js: the page in headless Chromium, served by `wisp serve`.
+// It must generate exactly what the native `wisp run` prints, show
+// download progress, load the model from Cache Storage on a reload, stop
+// when asked, and show an error for a model it cannot load. Screenshots go
+// to site/test-results/ for a person to look at.
+
+import assert from 'node:assert/strict';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { defaultModel, launch, missing, nativeText, results, serve, wisp } from './helpers.js';
+
+// The build outputs must exist (make site models): their absence fails
+// rather than skips.
+const skip = false;
+test('the build outputs the tests need exist', () => assert.equal(missing(), ''));
+
+describe('the page in Chromium', { skip }, () => {
+  let dir;
+  let srv;
+  let browser;
+  let page; // a desktop page that the first tests share
+  let native;
+  const errors = [];
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'wisp-site-'));
+    const models = path.join(dir, 'models');
+    await mkdir(models);
+    await mkdir(results, { recursive: true });
+    await copyFile(defaultModel, path.join(models, 'default.gguf'));
+    // A hostile header: GGUF v3 claiming 2^60 tensors and key/value pairs.
+    const bad = Buffer.alloc(64);
+    bad.write('GGUF', 0, 'latin1');
+    bad.writeUInt32LE(3, 4);
+    bad.writeBigUInt64LE(1n << 60n, 8);
+    bad.writeBigUInt64LE(1n << 60n, 16);
+    await writeFile(path.join(models, 'broken.gguf'), bad);
+    // A TinyStories-15M-shaped model with random weights: slow enough to stop.
+    [srv, browser, native] = await Promise.all([
+      wisp(['synth', '--shape', 'stories15M', '-o', path.join(models, 's15.gguf')]).then(() => serve(models)),
+      launch(),
+      nativeText(defaultModel, { positions: 200 }),
+    ]);
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('pageerror', (err) => errors.push(err));
+  });
+
+  after(async () => {
+    await browser?.close();
+    await srv?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+    assert.deepEqual(errors.map(String), [], 'uncaught errors in the page');
+  });
+
+  const ready = (p) => p.waitForSelector('body[data-state=ready]', { timeout: 60_000 });
+
+  async function settings(p, { prompt, temperature, maxTokens }) {
+    await p.fill('#prompt', prompt);
+    if (!(await p.locator('#settings').getAttribute('open'))) await p.click('#settings summary');
+    await p.fill('#temperature', String(temperature));
+    await p.fill('#max-tokens', String(maxTokens));
+  }
+
+  test('the demo generates what wisp run prints, greedily', async () => {
+    await page.goto(srv.url);
+    await ready(page);
+    assert.equal(await page.getAttribute('body', 'data-source'), 'network');
+    assert.equal(srv.count('/models/default.gguf'), 1);
+    assert.match(await page.textContent('#model-info'), /stories260K|random/);
+    assert.match(await page.textContent('#model-info'), /F16 weights/);
+    // wisp run -n 200 with no prompt: BOS, then 200 tokens.
+    await settings(page, { prompt: '', temperature: 0, maxTokens: 200 });
+    await page.click('#generate');
+    await ready(page);
+    assert.equal(await page.textContent('#continuation'), native.replace(/\n$/, ''));
+    assert.match(await page.textContent('#stats'), /200 tokens · [\d.]+ tokens\/s · first token after \d+ ms/);
+    await page.screenshot({ path: path.join(results, 'demo-desktop.png'), fullPage: true });
+  });
+
+  test('a reload loads the model from Cache Storage, with no request', async () => {
+    await page.reload();
+    await ready(page);
+    assert.equal(await page.getAttribute('body', 'data-source'), 'cache');
+    assert.equal(srv.count('/models/default.gguf'), 1, 'the model was fetched again');
+    assert.match(await page.textContent('#model-info'), /from this browser's cache/);
+  });
+
+  test('wisp.load reports progress and checks the SHA-256', async () => {
+    const res = await page.evaluate(async () => {
+      const wisp = await import('./wisp.js');
+      const events = [];
+      const m = await wisp.load('models/default.gguf', { cache: false, onProgress: (p) => events.push(p) });
+      const info = m.info;
+      const gen = m.generate('Once upon a time', { temperature: 0, maxTokens: 20, echo: true });
+      let text = '';
+      for await (const piece of gen) text += piece;
+      m.unload();
+      let shaError = null;
+      try {
+        await wisp.load('models/default.gguf', { cache: false, sha256: '0'.repeat(64) });
+      } catch (err) {
+        shaError = { code: err.code, message: err.message };
+      }
+      // An aborted load rejects with an AbortError.
+      const ctl = new AbortController();
+      const aborted = wisp.load('models/s15.gguf', { cache: false, signal: ctl.signal });
+      ctl.abort();
+      const abortName = await aborted.then(() => 'loaded', (err) => err.name);
+      // A generation's signal stops it; the iteration just ends.
+      const m2 = await wisp.load('models/default.gguf');
+      const ctl2 = new AbortController();
+      const long = m2.generate('', { temperature: 0, maxTokens: 0, signal: ctl2.signal });
+      for await (const _ of long) ctl2.abort();
+      const longStats = await long.result;
+      m2.unload();
+      return { events, info, text, stats: await gen.result, shaError, abortName, longStats };
+    });
+    assert.ok(res.events.length >= 2, `${res.events.length} progress events`);
+    const last = res.events.at(-1);
+    assert.equal(last.loaded, res.info.fileSize);
+    assert.equal(last.total, res.info.fileSize);
+    assert.equal(last.cached, false);
+    assert.ok(res.events.every((e) => e.rate >= 0 && e.loaded <= e.total));
+    assert.equal(srv.count('/models/default.gguf'), 3, 'cache: false downloads');
+    assert.ok(res.text.startsWith('Once upon a time'), res.text);
+    assert.equal(res.stats.tokens, 20);
+    assert.equal(res.stats.reason, 'length');
+    assert.equal(res.shaError?.code, 'sha256');
+    assert.equal(res.abortName, 'AbortError');
+    assert.equal(res.longStats.reason, 'aborted');
+    assert.ok(res.longStats.tokens < res.info.contextLength - 1, `${res.longStats.tokens} tokens`);
+  });
+
+  test('Stop stops a long generation, at phone width', async () => {
+    const phone = await browser.newPage({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+    phone.on('pageerror', (err) => errors.push(err));
+    await phone.goto(`${srv.url}?model=models/s15.gguf`);
+    await ready(phone);
+    assert.match(await phone.textContent('#model-info'), /Random weights/);
+    await settings(phone, { prompt: 'Once upon a time', temperature: 1, maxTokens: 255 });
+    await phone.click('#generate');
+    await phone.waitForFunction(() => document.getElementById('continuation').textContent.length > 0);
+    await phone.click('#stop');
+    await ready(phone);
+    const stats = await phone.textContent('#stats');
+    assert.match(stats, /stopped/);
+    const tokens = Number(stats.match(/^(\d+) token/)[1]);
+    assert.ok(tokens > 0 && tokens < 255, stats);
+    const width = await phone.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 375, `the page is ${width} px wide at 375 px`);
+    await phone.screenshot({ path: path.join(results, 'demo-phone.png'), fullPage: true });
+    await phone.close();
+  });
+
+  test('a model that cannot load shows an error instead of hanging', async () => {
+    const p = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    p.on('pageerror', (err) => errors.push(err));
+    await p.goto(`${srv.url}?model=models/missing.gguf`);
+    await p.waitForSelector('body[data-state=error]', { timeout: 30_000 });
+    assert.match(await p.textContent('#error'), /Could not download the model.*404/);
+    await p.selectOption('#model-select', `${srv.url}models/broken.gguf`);
+    await p.waitForSelector('body[data-state=error]', { timeout: 30_000 });
+    const msg = await p.textContent('#error');
+    assert.match(msg, /not a model wisp can run/);
+    assert.ok(await p.isVisible('#error'));
+    await p.screenshot({ path: path.join(results, 'demo-error.png'), fullPage: true });
+    // The page recovers with a good model.
+    await p.selectOption('#model-select', `${srv.url}models/default.gguf`);
+    await ready(p);
+    assert.ok(await p.isHidden('#error'));
+    // A prompt longer than the context is the engine's error, shown.
+    await p.fill('#prompt', 'Once upon a time '.repeat(200));
+    await p.click('#generate');
+    await p.waitForSelector('#error:not([hidden])');
+    assert.match(await p.textContent('#error'), /the prompt is \d+ tokens but the context holds 512/);
+    assert.equal(await p.getAttribute('body', 'data-state'), 'ready');
+    await p.close();
+  });
+
+  test('a browser without WebAssembly SIMD gets a clear message', async () => {
+    const p = await browser.newPage();
+    await p.addInitScript(() => {
+      const validate = WebAssembly.validate;
+      // Refuse any module that uses the SIMD prefix, as an old engine would.
+      WebAssembly.validate = (bytes) => !new Uint8Array(bytes.buffer ?? bytes).includes(0xfd) && validate(bytes);
+    });
+    const wasm = () => srv.requests.filter((r) => r.path.endsWith('.wasm') || r.path.startsWith('/models/')).length;
+    const before = wasm();
+    await p.goto(srv.url);
+    await p.waitForSelector('body[data-state=error]', { timeout: 30_000 });
+    assert.match(await p.textContent('#error'), /WebAssembly SIMD/);
+    assert.equal(wasm(), before, 'no engine or model download after the check');
+    await p.close();
+  });
+
+  test('<wisp-generate> streams tokens and ends with done', async () => {
+    const p = await browser.newPage({ viewport: { width: 800, height: 900 } });
+    p.on('pageerror', (err) => errors.push(err));
+    await p.addInitScript(() => {
+      window.seen = { tokens: [], done: null };
+      // The element's events do not bubble; a capturing listener sees them.
+      addEventListener('token', (e) => window.seen.tokens.push(e.detail), true);
+      addEventListener('done', (e) => { window.seen.done = e.detail; }, true);
+    });
+    await p.goto(`${srv.url}embed.html`);
+    await p.waitForFunction(() => window.seen.done, null, { timeout: 60_000 });
+    const seen = await p.evaluate(() => ({ ...window.seen, text: document.getElementById('demo').text }));
+    assert.equal(seen.done.tokens, 80);
+    assert.equal(seen.tokens.join(''), seen.text);
+    // The same generation natively: the prompt's positions, then 80 tokens.
+    const prompt = 'Once upon a time';
+    const want = await nativeText(defaultModel, { prompt, positions: seen.done.promptTokens + 80 - 1 });
+    assert.equal(prompt + seen.text + '\n', want);
+    await p.waitForSelector('#embed-stats:not(:empty)');
+    await p.screenshot({ path: path.join(results, 'embed.png'), fullPage: true });
+    await p.close();
+  });
+});

@@ -1,0 +1,133 @@
+// Types of wisp.js, wisp's JavaScript API for web pages.
+
+/** Download progress, in bytes and bytes per second. */
+export interface Progress {
+  loaded: number;
+  /** The file's size, or 0 when the server does not say. */
+  total: number;
+  /** Bytes per second since the download started (0 from the cache). */
+  rate: number;
+  /** Whether the bytes came from Cache Storage, with no network. */
+  cached: boolean;
+}
+
+export interface LoadOptions {
+  onProgress?: (p: Progress) => void;
+  /** Aborts the load: the promise rejects with an AbortError. */
+  signal?: AbortSignal;
+  /** Keep the file in Cache Storage and load it from there next time (default true). */
+  cache?: boolean;
+  /** The file's expected SHA-256, in hex; a mismatch is a WispError with code 'sha256'. */
+  sha256?: string;
+  /** The folder holding wisp.wasm, kernels.wasm and forward.wasm (default: wasm/ beside wisp.js). */
+  wasmBase?: string | URL;
+}
+
+/** What a loaded model is (the engine's abi.Info, and what the page adds). */
+export interface ModelInfo {
+  architecture: string;
+  name: string;
+  params: number;
+  fileSize: number;
+  contextLength: number;
+  vocabSize: number;
+  dim: number;
+  hiddenDim: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  f16: boolean;
+  flushed: number;
+  bos: number;
+  eos: number;
+  kernels: string;
+  /** Whether the file is marked as random weights (wisp synth). */
+  random: boolean;
+  description: string;
+  url: string;
+  fromCache: boolean;
+  loadMs: number;
+}
+
+export interface GenerateOptions {
+  /** Tokens to generate at most (default 256); 0 fills the context. */
+  maxTokens?: number;
+  /** 0 picks the most likely token (default 1). */
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  minP?: number;
+  repeatPenalty?: number;
+  repeatLastN?: number;
+  /** The sampler's seed; by default a random one (stats.seed tells which). */
+  seed?: number;
+  /** Strings that end generation; the text stops before them. */
+  stop?: string[];
+  /** Positions the session holds; 0 (default) means the model's context length. */
+  context?: number;
+  /** Yield the prompt, as the model prints it, before the continuation (default false). */
+  echo?: boolean;
+  /** Stops the generation; the iteration then ends with stats.reason 'aborted'. */
+  signal?: AbortSignal;
+}
+
+export interface Stats {
+  promptTokens: number;
+  promptMs: number;
+  promptTokensPerSecond: number;
+  /** Tokens sampled so far. */
+  tokens: number;
+  /** Time spent sampling them, in ms. */
+  decodeMs: number;
+  tokensPerSecond: number;
+  /** From the request to the first token sampled, prompt included, in ms. */
+  timeToFirstTokenMs: number;
+  /** Why generation ended: 'eos', 'stop', 'length', 'context', 'aborted'; '' while it goes on. */
+  reason: string;
+  seed: number;
+}
+
+/** One generation under way: an async iterable of text pieces. */
+export interface Generation extends AsyncIterable<string> {
+  /** Statistics so far, final once result resolves. */
+  readonly stats: Stats;
+  /** The text so far. */
+  readonly text: string;
+  /** The final stats; rejects with the generation's error. */
+  readonly result: Promise<Stats>;
+  /** Ends the generation early. */
+  stop(): void;
+}
+
+export interface Model {
+  readonly info: Readonly<ModelInfo>;
+  /** Starts generating; one generation runs at a time, the next waits. */
+  generate(prompt: string, options?: GenerateOptions): Generation;
+  /** Ends the model's Worker and frees its memory. */
+  unload(): void;
+}
+
+/**
+ * A WispError's code: 'no-simd', 'http', 'too-large', 'sha256', 'engine',
+ * 'usage', 'memory', 'panic', 'trap', 'worker', 'options', 'closed'.
+ */
+export class WispError extends Error {
+  code: string;
+  /** The engine export that failed, for the engine's errors. */
+  op?: string;
+  /** Its negative status. */
+  status?: number;
+}
+
+/** Defaults of generate's options (mirroring `wisp run`'s flags). */
+export const DEFAULTS: Readonly<Required<Omit<GenerateOptions, 'signal' | 'seed'>> & { seed: undefined }>;
+
+/** Downloads a GGUF model and loads it into an engine in a dedicated Worker. */
+export function load(url: string | URL, options?: LoadOptions): Promise<Model>;
+
+/** Whether this browser runs WebAssembly SIMD128, which wisp needs. */
+export function simdSupported(): boolean;
+
+/** Throws a WispError with code 'no-simd' and a message for the visitor when wisp cannot run here. */
+export function checkSupport(): void;
