@@ -287,9 +287,11 @@ func measure(fn func()) uint64 {
 	return after.TotalAlloc - before.TotalAlloc
 }
 
+// The vocabulary files of the shared folder, which lies beside the
+// repository (this package is two folders down in it).
 const (
-	llamaVocab = "/work/shared/tokenizers/ggml-vocab-llama-spm.gguf"
-	gpt2Vocab  = "/work/shared/tokenizers/ggml-vocab-gpt-2.gguf"
+	llamaVocab = "../../../shared/tokenizers/ggml-vocab-llama-spm.gguf"
+	gpt2Vocab  = "../../../shared/tokenizers/ggml-vocab-gpt-2.gguf"
 )
 
 func TestRealFiles(t *testing.T) {

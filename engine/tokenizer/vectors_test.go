@@ -11,8 +11,9 @@ import (
 	"wisp/engine/gguf"
 )
 
-// sharedDir holds llama.cpp's vocabulary files and test vectors.
-const sharedDir = "/work/shared/tokenizers"
+// sharedDir holds llama.cpp's vocabulary files and test vectors, in the
+// shared folder beside the repository (this package is two folders down).
+const sharedDir = "../../../shared/tokenizers"
 
 var loaded sync.Map // file name -> *Tokenizer
 

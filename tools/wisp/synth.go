@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"wisp/engine/gguf"
@@ -71,20 +69,8 @@ Shapes: `+strings.Join(synth.ShapeNames(), ", ")+`.`, stderr)
 	if err != nil {
 		return err
 	}
-	f, err := os.Create(*out)
+	n, err := writeGGUF(*out, b)
 	if err != nil {
-		return err
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	n, err := b.WriteTo(w)
-	if err == nil {
-		err = w.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(*out)
 		return err
 	}
 	fmt.Fprintf(stderr, "wrote %s: %s, %d parameters, %d bytes, random weights\n", *out, name, s.Params(), n)
