@@ -11,6 +11,29 @@
 ;; The module imports the engine's memory and the forwarding module's table
 ;; (forward.wat) and fills that table, so the engine's simd imports reach
 ;; these functions; it also exports each kernel under its own name.
+;;
+;; The matrix products hold nearly all the time, and their loops are shaped
+;; for the two compilers they meet, wazero's and V8's:
+;;
+;;  - A matrix-vector product computes four rows per pass, sharing each
+;;    load of x; a product with several vectors computes one row and four
+;;    vectors per pass, sharing each widened weight. Either way a pass keeps
+;;    eight accumulators, two (the canonical lanes 0-3 and 4-7) per sum.
+;;  - A half is widened by v128.load16x4_s (one instruction with its load),
+;;    i32x4.dot_i16x8_s with 8192 (the shift by 13, as one multiply: an
+;;    i32x4.shl costs wazero four instructions), the mask, and for one vector
+;;    no multiply by 2^112 at all when |x| < 2^16 (see $mv_f16_scaled).
+;;  - Loops take sixteen columns per step and start each step with dropped
+;;    one-byte loads at each pointer's last byte: wazero checks the bounds of
+;;    every load, except one from the same address below an offset already
+;;    checked. Longer steps help wazero more (64 columns: +10 %) but make V8
+;;    hoist all their loads to the top of the step and spill (-30 %).
+;;  - The four rows of a pass are a quarter of the matrix apart, so that each
+;;    row pointer streams through memory: with adjacent rows the hardware
+;;    prefetcher lost track and large matrices ran at a third of the speed.
+;;
+;; The unrolled steps are written out in full; keep their eight-column
+;; blocks identical but for the offsets.
 (module
   (import "engine" "memory" (memory 0))
   (import "simd" "table" (table 11 funcref))
@@ -131,446 +154,21 @@
   ;; $mv_f16_scaled is $mv_f16_plain for |x| < 2^16: it multiplies x by 2^112
   ;; instead of each widened weight. (w·2^-112)·(x·2^112) is the same real
   ;; number as w·x, so it rounds to the same float32, and x·2^112 is exact.
-  ;;
-  ;; A pass computes rows k, q+k, 2q+k and 3q+k (q = rows/4), so that each of
-  ;; the four row pointers reads one quarter of the matrix from start to end,
-  ;; a stream the hardware prefetcher follows; the rows%4 last rows go one
-  ;; per pass. Each pass shares every load of x among its four rows, each
-  ;; row keeping its two canonical accumulators.
   (func $mv_f16_scaled (param $out i32) (param $w i32) (param $x i32)
                 (param $rows i32) (param $cols i32)
-    (local $rb i32) (local $qb i32) (local $ob i32) (local $k i32) (local $q i32)
-    (local $xew i32) (local $xe8 i32) (local $xe i32) (local $o i32)
-    (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $px i32)
-    (local $mask v128) (local $scale v128) (local $k13 v128) (local $h v128)
-    (local $x0 v128) (local $x1 v128) (local $s v128)
-    (local $a0 v128) (local $b0 v128) (local $a1 v128) (local $b1 v128)
-    (local $a2 v128) (local $b2 v128) (local $a3 v128) (local $b3 v128)
-    (local.set $mask (v128.const i32x4 0x8fffffff 0x8fffffff 0x8fffffff 0x8fffffff))
-    (local.set $scale (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112))
-    (local.set $k13 (v128.const i16x8 8192 0 8192 0 8192 0 8192 0))
+    (local $rb i32) (local $q i32) (local $qb i32) (local $ob i32) (local $o i32) (local $end i32)
+    (local $p i32) (local $s v128)
     (local.set $rb (i32.shl (local.get $cols) (i32.const 1)))
     (local.set $q (i32.shr_u (local.get $rows) (i32.const 2)))
     (local.set $qb (i32.mul (local.get $q) (local.get $rb)))
     (local.set $ob (i32.shl (local.get $q) (i32.const 2)))
-    (local.set $xew (i32.add (local.get $x)
-      (i32.shl (i32.and (local.get $cols) (i32.const -64)) (i32.const 2))))
-    (local.set $xe8 (i32.add (local.get $x)
-      (i32.shl (i32.and (local.get $cols) (i32.const -8)) (i32.const 2))))
-    (local.set $xe (i32.add (local.get $x) (i32.shl (local.get $cols) (i32.const 2))))
-    (local.set $p0 (local.get $w))
-    (local.set $p3 (local.get $w))
+    (local.set $p (local.get $w))
     (local.set $o (local.get $out))
+    (local.set $end (i32.add (local.get $out) (local.get $ob)))
     (if (local.get $q)
       (then
         (loop $passes
-          (local.set $p1 (i32.add (local.get $p0) (local.get $qb)))
-          (local.set $p2 (i32.add (local.get $p1) (local.get $qb)))
-          (local.set $p3 (i32.add (local.get $p2) (local.get $qb)))
-          (local.set $a0 (v128.const i64x2 0 0)) (local.set $b0 (v128.const i64x2 0 0))
-          (local.set $a1 (v128.const i64x2 0 0)) (local.set $b1 (v128.const i64x2 0 0))
-          (local.set $a2 (v128.const i64x2 0 0)) (local.set $b2 (v128.const i64x2 0 0))
-          (local.set $a3 (v128.const i64x2 0 0)) (local.set $b3 (v128.const i64x2 0 0))
-          (local.set $px (local.get $x))
-          ;; Sixty-four columns per step. The dropped one-byte loads make the
-          ;; compiler check each pointer's bounds once per step: it skips the
-          ;; check of a load that an earlier load from the same address, at
-          ;; a higher offset, has covered.
-          (if (i32.lt_u (local.get $px) (local.get $xew))
-            (then
-              (loop $wide
-                (drop (i32.load8_u offset=255 (local.get $px)))
-                (drop (i32.load8_u offset=127 (local.get $p0)))
-                (drop (i32.load8_u offset=127 (local.get $p1)))
-                (drop (i32.load8_u offset=127 (local.get $p2)))
-                (drop (i32.load8_u offset=127 (local.get $p3)))
-                (local.set $x1 (f32x4.mul (v128.load offset=16 (local.get $px)) (local.get $scale)))
-                (local.set $x0 (f32x4.mul (v128.load offset=0 (local.get $px)) (local.get $scale)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $x1 (f32x4.mul (v128.load offset=48 (local.get $px)) (local.get $scale)))
-                (local.set $x0 (f32x4.mul (v128.load offset=32 (local.get $px)) (local.get $scale)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $x1 (f32x4.mul (v128.load offset=80 (local.get $px)) (local.get $scale)))
-                (local.set $x0 (f32x4.mul (v128.load offset=64 (local.get $px)) (local.get $scale)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=32 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=40 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=32 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=40 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=32 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=40 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=32 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=40 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $x1 (f32x4.mul (v128.load offset=112 (local.get $px)) (local.get $scale)))
-                (local.set $x0 (f32x4.mul (v128.load offset=96 (local.get $px)) (local.get $scale)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=48 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=56 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=48 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=56 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=48 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=56 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=48 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=56 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $x1 (f32x4.mul (v128.load offset=144 (local.get $px)) (local.get $scale)))
-                (local.set $x0 (f32x4.mul (v128.load offset=128 (local.get $px)) (local.get $scale)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=64 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=72 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=64 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=72 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=64 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=72 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=64 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=72 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $x1 (f32x4.mul (v128.load offset=176 (local.get $px)) (local.get $scale)))
-                (local.set $x0 (f32x4.mul (v128.load offset=160 (local.get $px)) (local.get $scale)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=80 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=88 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=80 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=88 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=80 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=88 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=80 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=88 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $x1 (f32x4.mul (v128.load offset=208 (local.get $px)) (local.get $scale)))
-                (local.set $x0 (f32x4.mul (v128.load offset=192 (local.get $px)) (local.get $scale)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=96 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=104 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=96 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=104 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=96 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=104 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=96 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=104 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $x1 (f32x4.mul (v128.load offset=240 (local.get $px)) (local.get $scale)))
-                (local.set $x0 (f32x4.mul (v128.load offset=224 (local.get $px)) (local.get $scale)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=112 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=120 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=112 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=120 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=112 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=120 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=112 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=120 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $px (i32.add (local.get $px) (i32.const 256)))
-                (local.set $p0 (i32.add (local.get $p0) (i32.const 128)))
-                (local.set $p1 (i32.add (local.get $p1) (i32.const 128)))
-                (local.set $p2 (i32.add (local.get $p2) (i32.const 128)))
-                (local.set $p3 (i32.add (local.get $p3) (i32.const 128)))
-                (br_if $wide (i32.lt_u (local.get $px) (local.get $xew))))))
-          ;; Thirty-two more columns, if there are.
-          (if (i32.le_u (i32.add (local.get $px) (i32.const 128)) (local.get $xe8))
-            (then
-                (drop (i32.load8_u offset=127 (local.get $px)))
-                (drop (i32.load8_u offset=63 (local.get $p0)))
-                (drop (i32.load8_u offset=63 (local.get $p1)))
-                (drop (i32.load8_u offset=63 (local.get $p2)))
-                (drop (i32.load8_u offset=63 (local.get $p3)))
-                (local.set $x1 (f32x4.mul (v128.load offset=16 (local.get $px)) (local.get $scale)))
-                (local.set $x0 (f32x4.mul (v128.load offset=0 (local.get $px)) (local.get $scale)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $x1 (f32x4.mul (v128.load offset=48 (local.get $px)) (local.get $scale)))
-                (local.set $x0 (f32x4.mul (v128.load offset=32 (local.get $px)) (local.get $scale)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $x1 (f32x4.mul (v128.load offset=80 (local.get $px)) (local.get $scale)))
-                (local.set $x0 (f32x4.mul (v128.load offset=64 (local.get $px)) (local.get $scale)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=32 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=40 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=32 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=40 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=32 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=40 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=32 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=40 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $x1 (f32x4.mul (v128.load offset=112 (local.get $px)) (local.get $scale)))
-                (local.set $x0 (f32x4.mul (v128.load offset=96 (local.get $px)) (local.get $scale)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=48 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=56 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=48 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=56 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=48 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=56 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=48 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=56 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $px (i32.add (local.get $px) (i32.const 128)))
-                (local.set $p0 (i32.add (local.get $p0) (i32.const 64)))
-                (local.set $p1 (i32.add (local.get $p1) (i32.const 64)))
-                (local.set $p2 (i32.add (local.get $p2) (i32.const 64)))
-                (local.set $p3 (i32.add (local.get $p3) (i32.const 64)))))
-          ;; Eight columns per step.
-          (if (i32.lt_u (local.get $px) (local.get $xe8))
-            (then
-              (loop $cols8
-                (local.set $x1 (f32x4.mul (v128.load offset=16 (local.get $px)) (local.get $scale)))
-                (local.set $x0 (f32x4.mul (v128.load offset=0 (local.get $px)) (local.get $scale)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p0)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p1)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p2)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p3)) (local.get $k13)) (local.get $mask))
-                  (local.get $x1))))
-                (local.set $px (i32.add (local.get $px) (i32.const 32)))
-                (local.set $p0 (i32.add (local.get $p0) (i32.const 16)))
-                (local.set $p1 (i32.add (local.get $p1) (i32.const 16)))
-                (local.set $p2 (i32.add (local.get $p2) (i32.const 16)))
-                (local.set $p3 (i32.add (local.get $p3) (i32.const 16)))
-                (br_if $cols8 (i32.lt_u (local.get $px) (local.get $xe8))))))
-          (local.set $s (call $hsum8x4 (local.get $a0) (local.get $b0) (local.get $a1) (local.get $b1)
-                                       (local.get $a2) (local.get $b2) (local.get $a3) (local.get $b3)))
-          ;; The last cols%8 columns, one at a time, the four rows side by side.
-          (block $tdone
-            (loop $tail
-              (br_if $tdone (i32.ge_u (local.get $px) (local.get $xe)))
-              (local.set $h (i32x4.replace_lane 3 (i32x4.replace_lane 2 (i32x4.replace_lane 1
-                (i32x4.splat (i32.load16_s (local.get $p0)))
-                (i32.load16_s (local.get $p1)))
-                (i32.load16_s (local.get $p2)))
-                (i32.load16_s (local.get $p3))))
-              (local.set $s (f32x4.add (local.get $s) (f32x4.mul
-                (v128.and (i32x4.dot_i16x8_s (local.get $h) (local.get $k13)) (local.get $mask))
-                (f32x4.mul (v128.load32_splat (local.get $px)) (local.get $scale)))))
-              (local.set $px (i32.add (local.get $px) (i32.const 4)))
-              (local.set $p0 (i32.add (local.get $p0) (i32.const 2)))
-              (local.set $p1 (i32.add (local.get $p1) (i32.const 2)))
-              (local.set $p2 (i32.add (local.get $p2) (i32.const 2)))
-              (local.set $p3 (i32.add (local.get $p3) (i32.const 2)))
-              (br $tail)))
+          (local.set $s (call $mv_f16_scaled_pass (local.get $p) (local.get $qb) (local.get $x) (local.get $cols)))
           ;; out[k], out[q+k], out[2q+k], out[3q+k].
           (f32.store (local.get $o) (f32x4.extract_lane 0 (local.get $s)))
           (f32.store (i32.add (local.get $o) (local.get $ob)) (f32x4.extract_lane 1 (local.get $s)))
@@ -578,457 +176,194 @@
             (f32x4.extract_lane 2 (local.get $s)))
           (f32.store (i32.add (i32.add (local.get $o) (local.get $ob)) (i32.shl (local.get $ob) (i32.const 1)))
             (f32x4.extract_lane 3 (local.get $s)))
+          (local.set $p (i32.add (local.get $p) (local.get $rb)))
           (local.set $o (i32.add (local.get $o) (i32.const 4)))
-          (local.set $k (i32.add (local.get $k) (i32.const 1)))
-          (br_if $passes (i32.lt_u (local.get $k) (local.get $q))))))
-    ;; p3 has reached row 4q. The rows%4 last rows, one per pass.
+          (br_if $passes (i32.lt_u (local.get $o) (local.get $end))))))
+    ;; The rows%4 last rows, one per pass.
+    (local.set $p (i32.add (local.get $w) (i32.shl (local.get $qb) (i32.const 2))))
     (local.set $o (i32.add (local.get $out) (i32.shl (local.get $ob) (i32.const 2))))
-    (local.set $p0 (local.get $p3))
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
     (block $done
       (loop $rows1
-        (br_if $done (i32.ge_u (local.get $o) (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2)))))
-        (f32.store (local.get $o) (call $dot_f16 (local.get $p0) (local.get $x) (local.get $cols)))
-        (local.set $p0 (i32.add (local.get $p0) (local.get $rb)))
+        (br_if $done (i32.ge_u (local.get $o) (local.get $end)))
+        (f32.store (local.get $o) (call $dot_f16 (local.get $p) (local.get $x) (local.get $cols)))
+        (local.set $p (i32.add (local.get $p) (local.get $rb)))
         (local.set $o (i32.add (local.get $o) (i32.const 4)))
         (br $rows1))))
 
+  ;; $mv_f16_scaled_pass returns the products of x with the four rows at p0,
+  ;; p0+qb, p0+2qb and p0+3qb. Every load of x serves the four rows, each row
+  ;; keeping its two canonical accumulators.
+  (func $mv_f16_scaled_pass (param $p0 i32) (param $qb i32) (param $x i32) (param $cols i32) (result v128)
+    (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $px i32)
+    (local $xew i32) (local $xe8 i32) (local $xe i32)
+    (local $mask v128) (local $scale v128) (local $k13 v128) (local $h v128)
+    (local $x0 v128) (local $x1 v128) (local $s v128)
+    (local $a0 v128) (local $b0 v128) (local $a1 v128) (local $b1 v128)
+    (local $a2 v128) (local $b2 v128) (local $a3 v128) (local $b3 v128)
+    (local.set $mask (v128.const i32x4 0x8fffffff 0x8fffffff 0x8fffffff 0x8fffffff))
+    (local.set $scale (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112))
+    ;; As i32x4, k13 is 8192 in each lane; i32x4.dot_i16x8_s of a
+    ;; sign-extended half with it is the half shifted left by 13.
+    (local.set $k13 (v128.const i16x8 8192 0 8192 0 8192 0 8192 0))
+    (local.set $p1 (i32.add (local.get $p0) (local.get $qb)))
+    (local.set $p2 (i32.add (local.get $p1) (local.get $qb)))
+    (local.set $p3 (i32.add (local.get $p2) (local.get $qb)))
+    (local.set $px (local.get $x))
+    (local.set $xew (i32.add (local.get $x)
+      (i32.shl (i32.and (local.get $cols) (i32.const -16)) (i32.const 2))))
+    (local.set $xe8 (i32.add (local.get $x)
+      (i32.shl (i32.and (local.get $cols) (i32.const -8)) (i32.const 2))))
+    (local.set $xe (i32.add (local.get $x) (i32.shl (local.get $cols) (i32.const 2))))
+    ;; Sixteen columns per step. The dropped one-byte loads make wazero
+    ;; check each pointer's bounds once per step: it skips the check of a
+    ;; load that an earlier one from the same address, at a higher offset,
+    ;; has covered.
+    (if (i32.lt_u (local.get $px) (local.get $xew))
+      (then
+        (loop $wide
+          (drop (i32.load8_u offset=63 (local.get $px)))
+          (drop (i32.load8_u offset=31 (local.get $p0)))
+          (drop (i32.load8_u offset=31 (local.get $p1)))
+          (drop (i32.load8_u offset=31 (local.get $p2)))
+          (drop (i32.load8_u offset=31 (local.get $p3)))
+          (local.set $x1 (f32x4.mul (v128.load offset=16 (local.get $px)) (local.get $scale)))
+          (local.set $x0 (f32x4.mul (v128.load offset=0 (local.get $px)) (local.get $scale)))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p0)) (local.get $k13)) (local.get $mask))
+            (local.get $x0))))
+          (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p0)) (local.get $k13)) (local.get $mask))
+            (local.get $x1))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p1)) (local.get $k13)) (local.get $mask))
+            (local.get $x0))))
+          (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p1)) (local.get $k13)) (local.get $mask))
+            (local.get $x1))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p2)) (local.get $k13)) (local.get $mask))
+            (local.get $x0))))
+          (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p2)) (local.get $k13)) (local.get $mask))
+            (local.get $x1))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p3)) (local.get $k13)) (local.get $mask))
+            (local.get $x0))))
+          (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p3)) (local.get $k13)) (local.get $mask))
+            (local.get $x1))))
+          (local.set $x1 (f32x4.mul (v128.load offset=48 (local.get $px)) (local.get $scale)))
+          (local.set $x0 (f32x4.mul (v128.load offset=32 (local.get $px)) (local.get $scale)))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p0)) (local.get $k13)) (local.get $mask))
+            (local.get $x0))))
+          (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p0)) (local.get $k13)) (local.get $mask))
+            (local.get $x1))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p1)) (local.get $k13)) (local.get $mask))
+            (local.get $x0))))
+          (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p1)) (local.get $k13)) (local.get $mask))
+            (local.get $x1))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p2)) (local.get $k13)) (local.get $mask))
+            (local.get $x0))))
+          (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p2)) (local.get $k13)) (local.get $mask))
+            (local.get $x1))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p3)) (local.get $k13)) (local.get $mask))
+            (local.get $x0))))
+          (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p3)) (local.get $k13)) (local.get $mask))
+            (local.get $x1))))
+          (local.set $px (i32.add (local.get $px) (i32.const 64)))
+          (local.set $p0 (i32.add (local.get $p0) (i32.const 32)))
+          (local.set $p1 (i32.add (local.get $p1) (i32.const 32)))
+          (local.set $p2 (i32.add (local.get $p2) (i32.const 32)))
+          (local.set $p3 (i32.add (local.get $p3) (i32.const 32)))
+          (br_if $wide (i32.lt_u (local.get $px) (local.get $xew))))))
+    ;; Eight columns per step.
+    (if (i32.lt_u (local.get $px) (local.get $xe8))
+      (then
+        (loop $cols8
+          (local.set $x1 (f32x4.mul (v128.load offset=16 (local.get $px)) (local.get $scale)))
+          (local.set $x0 (f32x4.mul (v128.load offset=0 (local.get $px)) (local.get $scale)))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p0)) (local.get $k13)) (local.get $mask))
+            (local.get $x0))))
+          (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p0)) (local.get $k13)) (local.get $mask))
+            (local.get $x1))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p1)) (local.get $k13)) (local.get $mask))
+            (local.get $x0))))
+          (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p1)) (local.get $k13)) (local.get $mask))
+            (local.get $x1))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p2)) (local.get $k13)) (local.get $mask))
+            (local.get $x0))))
+          (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p2)) (local.get $k13)) (local.get $mask))
+            (local.get $x1))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p3)) (local.get $k13)) (local.get $mask))
+            (local.get $x0))))
+          (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
+            (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p3)) (local.get $k13)) (local.get $mask))
+            (local.get $x1))))
+          (local.set $px (i32.add (local.get $px) (i32.const 32)))
+          (local.set $p0 (i32.add (local.get $p0) (i32.const 16)))
+          (local.set $p1 (i32.add (local.get $p1) (i32.const 16)))
+          (local.set $p2 (i32.add (local.get $p2) (i32.const 16)))
+          (local.set $p3 (i32.add (local.get $p3) (i32.const 16)))
+          (br_if $cols8 (i32.lt_u (local.get $px) (local.get $xe8))))))
+    (local.set $s (call $hsum8x4 (local.get $a0) (local.get $b0) (local.get $a1) (local.get $b1)
+                                 (local.get $a2) (local.get $b2) (local.get $a3) (local.get $b3)))
+    ;; The last cols%8 columns, one at a time, the four rows side by side.
+    (block $done
+      (loop $tail
+        (br_if $done (i32.ge_u (local.get $px) (local.get $xe)))
+        (local.set $h (i32x4.replace_lane 3 (i32x4.replace_lane 2 (i32x4.replace_lane 1
+          (i32x4.splat (i32.load16_s (local.get $p0)))
+          (i32.load16_s (local.get $p1)))
+          (i32.load16_s (local.get $p2)))
+          (i32.load16_s (local.get $p3))))
+        (local.set $s (f32x4.add (local.get $s) (f32x4.mul
+          (v128.and (i32x4.dot_i16x8_s (local.get $h) (local.get $k13)) (local.get $mask))
+          (f32x4.mul (v128.load32_splat (local.get $px)) (local.get $scale)))))
+        (local.set $px (i32.add (local.get $px) (i32.const 4)))
+        (local.set $p0 (i32.add (local.get $p0) (i32.const 2)))
+        (local.set $p1 (i32.add (local.get $p1) (i32.const 2)))
+        (local.set $p2 (i32.add (local.get $p2) (i32.const 2)))
+        (local.set $p3 (i32.add (local.get $p3) (i32.const 2)))
+        (br $tail)))
+    (local.get $s))
 
-  ;; $mv_f16_plain multiplies one vector by halves, widening each weight
-  ;; exactly. It passes over the rows as $mv_f16_scaled does.
+
+  ;; $mv_f16_plain multiplies one vector by a matrix of halves. A pass
+  ;; computes rows k, q+k, 2q+k and 3q+k (q = rows/4), so that each of the
+  ;; four row pointers reads one quarter of the matrix from start to end, a
+  ;; stream the hardware prefetcher follows; the rows%4 last rows go one per
+  ;; pass.
   (func $mv_f16_plain (param $out i32) (param $w i32) (param $x i32)
                 (param $rows i32) (param $cols i32)
-    (local $rb i32) (local $qb i32) (local $ob i32) (local $k i32) (local $q i32)
-    (local $xew i32) (local $xe8 i32) (local $xe i32) (local $o i32)
-    (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $px i32)
-    (local $mask v128) (local $scale v128) (local $k13 v128) (local $h v128)
-    (local $x0 v128) (local $x1 v128) (local $s v128)
-    (local $a0 v128) (local $b0 v128) (local $a1 v128) (local $b1 v128)
-    (local $a2 v128) (local $b2 v128) (local $a3 v128) (local $b3 v128)
-    (local.set $mask (v128.const i32x4 0x8fffffff 0x8fffffff 0x8fffffff 0x8fffffff))
-    (local.set $scale (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112))
-    (local.set $k13 (v128.const i16x8 8192 0 8192 0 8192 0 8192 0))
+    (local $rb i32) (local $q i32) (local $qb i32) (local $ob i32) (local $o i32) (local $end i32)
+    (local $p i32) (local $s v128)
     (local.set $rb (i32.shl (local.get $cols) (i32.const 1)))
     (local.set $q (i32.shr_u (local.get $rows) (i32.const 2)))
     (local.set $qb (i32.mul (local.get $q) (local.get $rb)))
     (local.set $ob (i32.shl (local.get $q) (i32.const 2)))
-    (local.set $xew (i32.add (local.get $x)
-      (i32.shl (i32.and (local.get $cols) (i32.const -64)) (i32.const 2))))
-    (local.set $xe8 (i32.add (local.get $x)
-      (i32.shl (i32.and (local.get $cols) (i32.const -8)) (i32.const 2))))
-    (local.set $xe (i32.add (local.get $x) (i32.shl (local.get $cols) (i32.const 2))))
-    (local.set $p0 (local.get $w))
-    (local.set $p3 (local.get $w))
+    (local.set $p (local.get $w))
     (local.set $o (local.get $out))
+    (local.set $end (i32.add (local.get $out) (local.get $ob)))
     (if (local.get $q)
       (then
         (loop $passes
-          (local.set $p1 (i32.add (local.get $p0) (local.get $qb)))
-          (local.set $p2 (i32.add (local.get $p1) (local.get $qb)))
-          (local.set $p3 (i32.add (local.get $p2) (local.get $qb)))
-          (local.set $a0 (v128.const i64x2 0 0)) (local.set $b0 (v128.const i64x2 0 0))
-          (local.set $a1 (v128.const i64x2 0 0)) (local.set $b1 (v128.const i64x2 0 0))
-          (local.set $a2 (v128.const i64x2 0 0)) (local.set $b2 (v128.const i64x2 0 0))
-          (local.set $a3 (v128.const i64x2 0 0)) (local.set $b3 (v128.const i64x2 0 0))
-          (local.set $px (local.get $x))
-          ;; Sixty-four columns per step. The dropped one-byte loads make the
-          ;; compiler check each pointer's bounds once per step: it skips the
-          ;; check of a load that an earlier load from the same address, at
-          ;; a higher offset, has covered.
-          (if (i32.lt_u (local.get $px) (local.get $xew))
-            (then
-              (loop $wide
-                (drop (i32.load8_u offset=255 (local.get $px)))
-                (drop (i32.load8_u offset=127 (local.get $p0)))
-                (drop (i32.load8_u offset=127 (local.get $p1)))
-                (drop (i32.load8_u offset=127 (local.get $p2)))
-                (drop (i32.load8_u offset=127 (local.get $p3)))
-                (local.set $x1 (v128.load offset=16 (local.get $px)))
-                (local.set $x0 (v128.load offset=0 (local.get $px)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $x1 (v128.load offset=48 (local.get $px)))
-                (local.set $x0 (v128.load offset=32 (local.get $px)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $x1 (v128.load offset=80 (local.get $px)))
-                (local.set $x0 (v128.load offset=64 (local.get $px)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=32 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=40 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=32 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=40 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=32 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=40 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=32 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=40 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $x1 (v128.load offset=112 (local.get $px)))
-                (local.set $x0 (v128.load offset=96 (local.get $px)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=48 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=56 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=48 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=56 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=48 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=56 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=48 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=56 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $x1 (v128.load offset=144 (local.get $px)))
-                (local.set $x0 (v128.load offset=128 (local.get $px)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=64 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=72 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=64 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=72 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=64 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=72 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=64 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=72 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $x1 (v128.load offset=176 (local.get $px)))
-                (local.set $x0 (v128.load offset=160 (local.get $px)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=80 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=88 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=80 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=88 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=80 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=88 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=80 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=88 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $x1 (v128.load offset=208 (local.get $px)))
-                (local.set $x0 (v128.load offset=192 (local.get $px)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=96 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=104 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=96 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=104 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=96 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=104 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=96 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=104 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $x1 (v128.load offset=240 (local.get $px)))
-                (local.set $x0 (v128.load offset=224 (local.get $px)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=112 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=120 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=112 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=120 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=112 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=120 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=112 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=120 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $px (i32.add (local.get $px) (i32.const 256)))
-                (local.set $p0 (i32.add (local.get $p0) (i32.const 128)))
-                (local.set $p1 (i32.add (local.get $p1) (i32.const 128)))
-                (local.set $p2 (i32.add (local.get $p2) (i32.const 128)))
-                (local.set $p3 (i32.add (local.get $p3) (i32.const 128)))
-                (br_if $wide (i32.lt_u (local.get $px) (local.get $xew))))))
-          ;; Thirty-two more columns, if there are.
-          (if (i32.le_u (i32.add (local.get $px) (i32.const 128)) (local.get $xe8))
-            (then
-                (drop (i32.load8_u offset=127 (local.get $px)))
-                (drop (i32.load8_u offset=63 (local.get $p0)))
-                (drop (i32.load8_u offset=63 (local.get $p1)))
-                (drop (i32.load8_u offset=63 (local.get $p2)))
-                (drop (i32.load8_u offset=63 (local.get $p3)))
-                (local.set $x1 (v128.load offset=16 (local.get $px)))
-                (local.set $x0 (v128.load offset=0 (local.get $px)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $x1 (v128.load offset=48 (local.get $px)))
-                (local.set $x0 (v128.load offset=32 (local.get $px)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $x1 (v128.load offset=80 (local.get $px)))
-                (local.set $x0 (v128.load offset=64 (local.get $px)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=32 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=40 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=32 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=40 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=32 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=40 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=32 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=40 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $x1 (v128.load offset=112 (local.get $px)))
-                (local.set $x0 (v128.load offset=96 (local.get $px)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=48 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=56 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=48 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=56 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=48 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=56 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=48 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=56 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $px (i32.add (local.get $px) (i32.const 128)))
-                (local.set $p0 (i32.add (local.get $p0) (i32.const 64)))
-                (local.set $p1 (i32.add (local.get $p1) (i32.const 64)))
-                (local.set $p2 (i32.add (local.get $p2) (i32.const 64)))
-                (local.set $p3 (i32.add (local.get $p3) (i32.const 64)))))
-          ;; Eight columns per step.
-          (if (i32.lt_u (local.get $px) (local.get $xe8))
-            (then
-              (loop $cols8
-                (local.set $x1 (v128.load offset=16 (local.get $px)))
-                (local.set $x0 (v128.load offset=0 (local.get $px)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
-                  (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                  (local.get $x1))))
-                (local.set $px (i32.add (local.get $px) (i32.const 32)))
-                (local.set $p0 (i32.add (local.get $p0) (i32.const 16)))
-                (local.set $p1 (i32.add (local.get $p1) (i32.const 16)))
-                (local.set $p2 (i32.add (local.get $p2) (i32.const 16)))
-                (local.set $p3 (i32.add (local.get $p3) (i32.const 16)))
-                (br_if $cols8 (i32.lt_u (local.get $px) (local.get $xe8))))))
-          (local.set $s (call $hsum8x4 (local.get $a0) (local.get $b0) (local.get $a1) (local.get $b1)
-                                       (local.get $a2) (local.get $b2) (local.get $a3) (local.get $b3)))
-          ;; The last cols%8 columns, one at a time, the four rows side by side.
-          (block $tdone
-            (loop $tail
-              (br_if $tdone (i32.ge_u (local.get $px) (local.get $xe)))
-              (local.set $h (i32x4.replace_lane 3 (i32x4.replace_lane 2 (i32x4.replace_lane 1
-                (i32x4.splat (i32.load16_s (local.get $p0)))
-                (i32.load16_s (local.get $p1)))
-                (i32.load16_s (local.get $p2)))
-                (i32.load16_s (local.get $p3))))
-              (local.set $s (f32x4.add (local.get $s) (f32x4.mul
-                (f32x4.mul (v128.and (i32x4.dot_i16x8_s (local.get $h) (local.get $k13)) (local.get $mask)) (local.get $scale))
-                (v128.load32_splat (local.get $px)))))
-              (local.set $px (i32.add (local.get $px) (i32.const 4)))
-              (local.set $p0 (i32.add (local.get $p0) (i32.const 2)))
-              (local.set $p1 (i32.add (local.get $p1) (i32.const 2)))
-              (local.set $p2 (i32.add (local.get $p2) (i32.const 2)))
-              (local.set $p3 (i32.add (local.get $p3) (i32.const 2)))
-              (br $tail)))
+          (local.set $s (call $mv_f16_plain_pass (local.get $p) (local.get $qb) (local.get $x) (local.get $cols)))
           ;; out[k], out[q+k], out[2q+k], out[3q+k].
           (f32.store (local.get $o) (f32x4.extract_lane 0 (local.get $s)))
           (f32.store (i32.add (local.get $o) (local.get $ob)) (f32x4.extract_lane 1 (local.get $s)))
@@ -1036,19 +371,172 @@
             (f32x4.extract_lane 2 (local.get $s)))
           (f32.store (i32.add (i32.add (local.get $o) (local.get $ob)) (i32.shl (local.get $ob) (i32.const 1)))
             (f32x4.extract_lane 3 (local.get $s)))
+          (local.set $p (i32.add (local.get $p) (local.get $rb)))
           (local.set $o (i32.add (local.get $o) (i32.const 4)))
-          (local.set $k (i32.add (local.get $k) (i32.const 1)))
-          (br_if $passes (i32.lt_u (local.get $k) (local.get $q))))))
-    ;; p3 has reached row 4q. The rows%4 last rows, one per pass.
+          (br_if $passes (i32.lt_u (local.get $o) (local.get $end))))))
+    ;; The rows%4 last rows, one per pass.
+    (local.set $p (i32.add (local.get $w) (i32.shl (local.get $qb) (i32.const 2))))
     (local.set $o (i32.add (local.get $out) (i32.shl (local.get $ob) (i32.const 2))))
-    (local.set $p0 (local.get $p3))
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
     (block $done
       (loop $rows1
-        (br_if $done (i32.ge_u (local.get $o) (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2)))))
-        (f32.store (local.get $o) (call $dot_f16 (local.get $p0) (local.get $x) (local.get $cols)))
-        (local.set $p0 (i32.add (local.get $p0) (local.get $rb)))
+        (br_if $done (i32.ge_u (local.get $o) (local.get $end)))
+        (f32.store (local.get $o) (call $dot_f16 (local.get $p) (local.get $x) (local.get $cols)))
+        (local.set $p (i32.add (local.get $p) (local.get $rb)))
         (local.set $o (i32.add (local.get $o) (i32.const 4)))
         (br $rows1))))
+
+  ;; $mv_f16_plain_pass returns the products of x with the four rows at p0,
+  ;; p0+qb, p0+2qb and p0+3qb. Every load of x serves the four rows, each row
+  ;; keeping its two canonical accumulators.
+  (func $mv_f16_plain_pass (param $p0 i32) (param $qb i32) (param $x i32) (param $cols i32) (result v128)
+    (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $px i32)
+    (local $xew i32) (local $xe8 i32) (local $xe i32)
+    (local $mask v128) (local $scale v128) (local $k13 v128) (local $h v128)
+    (local $x0 v128) (local $x1 v128) (local $s v128)
+    (local $a0 v128) (local $b0 v128) (local $a1 v128) (local $b1 v128)
+    (local $a2 v128) (local $b2 v128) (local $a3 v128) (local $b3 v128)
+    (local.set $mask (v128.const i32x4 0x8fffffff 0x8fffffff 0x8fffffff 0x8fffffff))
+    (local.set $scale (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112))
+    ;; As i32x4, k13 is 8192 in each lane; i32x4.dot_i16x8_s of a
+    ;; sign-extended half with it is the half shifted left by 13.
+    (local.set $k13 (v128.const i16x8 8192 0 8192 0 8192 0 8192 0))
+    (local.set $p1 (i32.add (local.get $p0) (local.get $qb)))
+    (local.set $p2 (i32.add (local.get $p1) (local.get $qb)))
+    (local.set $p3 (i32.add (local.get $p2) (local.get $qb)))
+    (local.set $px (local.get $x))
+    (local.set $xew (i32.add (local.get $x)
+      (i32.shl (i32.and (local.get $cols) (i32.const -16)) (i32.const 2))))
+    (local.set $xe8 (i32.add (local.get $x)
+      (i32.shl (i32.and (local.get $cols) (i32.const -8)) (i32.const 2))))
+    (local.set $xe (i32.add (local.get $x) (i32.shl (local.get $cols) (i32.const 2))))
+    ;; Sixteen columns per step. The dropped one-byte loads make wazero
+    ;; check each pointer's bounds once per step: it skips the check of a
+    ;; load that an earlier one from the same address, at a higher offset,
+    ;; has covered.
+    (if (i32.lt_u (local.get $px) (local.get $xew))
+      (then
+        (loop $wide
+          (drop (i32.load8_u offset=63 (local.get $px)))
+          (drop (i32.load8_u offset=31 (local.get $p0)))
+          (drop (i32.load8_u offset=31 (local.get $p1)))
+          (drop (i32.load8_u offset=31 (local.get $p2)))
+          (drop (i32.load8_u offset=31 (local.get $p3)))
+          (local.set $x1 (v128.load offset=16 (local.get $px)))
+          (local.set $x0 (v128.load offset=0 (local.get $px)))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x0))))
+          (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x1))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x0))))
+          (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x1))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x0))))
+          (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x1))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x0))))
+          (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x1))))
+          (local.set $x1 (v128.load offset=48 (local.get $px)))
+          (local.set $x0 (v128.load offset=32 (local.get $px)))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x0))))
+          (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x1))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x0))))
+          (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x1))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x0))))
+          (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x1))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x0))))
+          (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x1))))
+          (local.set $px (i32.add (local.get $px) (i32.const 64)))
+          (local.set $p0 (i32.add (local.get $p0) (i32.const 32)))
+          (local.set $p1 (i32.add (local.get $p1) (i32.const 32)))
+          (local.set $p2 (i32.add (local.get $p2) (i32.const 32)))
+          (local.set $p3 (i32.add (local.get $p3) (i32.const 32)))
+          (br_if $wide (i32.lt_u (local.get $px) (local.get $xew))))))
+    ;; Eight columns per step.
+    (if (i32.lt_u (local.get $px) (local.get $xe8))
+      (then
+        (loop $cols8
+          (local.set $x1 (v128.load offset=16 (local.get $px)))
+          (local.set $x0 (v128.load offset=0 (local.get $px)))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x0))))
+          (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p0)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x1))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x0))))
+          (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p1)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x1))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x0))))
+          (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p2)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x1))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x0))))
+          (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul
+            (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $p3)) (local.get $k13)) (local.get $mask)) (local.get $scale))
+            (local.get $x1))))
+          (local.set $px (i32.add (local.get $px) (i32.const 32)))
+          (local.set $p0 (i32.add (local.get $p0) (i32.const 16)))
+          (local.set $p1 (i32.add (local.get $p1) (i32.const 16)))
+          (local.set $p2 (i32.add (local.get $p2) (i32.const 16)))
+          (local.set $p3 (i32.add (local.get $p3) (i32.const 16)))
+          (br_if $cols8 (i32.lt_u (local.get $px) (local.get $xe8))))))
+    (local.set $s (call $hsum8x4 (local.get $a0) (local.get $b0) (local.get $a1) (local.get $b1)
+                                 (local.get $a2) (local.get $b2) (local.get $a3) (local.get $b3)))
+    ;; The last cols%8 columns, one at a time, the four rows side by side.
+    (block $done
+      (loop $tail
+        (br_if $done (i32.ge_u (local.get $px) (local.get $xe)))
+        (local.set $h (i32x4.replace_lane 3 (i32x4.replace_lane 2 (i32x4.replace_lane 1
+          (i32x4.splat (i32.load16_s (local.get $p0)))
+          (i32.load16_s (local.get $p1)))
+          (i32.load16_s (local.get $p2)))
+          (i32.load16_s (local.get $p3))))
+        (local.set $s (f32x4.add (local.get $s) (f32x4.mul
+          (f32x4.mul (v128.and (i32x4.dot_i16x8_s (local.get $h) (local.get $k13)) (local.get $mask)) (local.get $scale))
+          (v128.load32_splat (local.get $px)))))
+        (local.set $px (i32.add (local.get $px) (i32.const 4)))
+        (local.set $p0 (i32.add (local.get $p0) (i32.const 2)))
+        (local.set $p1 (i32.add (local.get $p1) (i32.const 2)))
+        (local.set $p2 (i32.add (local.get $p2) (i32.const 2)))
+        (local.set $p3 (i32.add (local.get $p3) (i32.const 2)))
+        (br $tail)))
+    (local.get $s))
 
 
   ;; $dot_f16 returns Σ w[c]·x[c], c < n, w in halves, in the canonical order.
@@ -1084,15 +572,47 @@
         (br $tail)))
     (local.get $t))
 
-  ;; $mm_f16_t4 multiplies the first 4*$g vectors. For each row and each
-  ;; group of four vectors, every widened weight vector serves the four
-  ;; vectors, each keeping its two canonical accumulators. A row's weights
-  ;; stay in the L1 cache while its groups go by.
+  ;; $mm_f16_t4 multiplies the first 4*$g vectors, one row and four vectors
+  ;; per pass. A row's weights stay in the L1 cache while its groups of four
+  ;; vectors go by.
   (func $mm_f16_t4 (param $out i32) (param $w i32) (param $x i32)
                    (param $rows i32) (param $cols i32) (param $g i32)
-    (local $r i32) (local $k i32) (local $xb i32) (local $ob i32) (local $o i32)
-    (local $row i32) (local $wew i32) (local $we8 i32) (local $we i32) (local $pw i32)
-    (local $q0 i32) (local $q1 i32) (local $q2 i32) (local $q3 i32)
+    (local $rb i32) (local $xb4 i32) (local $ob i32) (local $row i32) (local $wend i32)
+    (local $q i32) (local $qend i32) (local $o i32) (local $s v128)
+    (local.set $rb (i32.shl (local.get $cols) (i32.const 1)))
+    (local.set $xb4 (i32.shl (local.get $cols) (i32.const 4)))
+    (local.set $ob (i32.shl (local.get $rows) (i32.const 2)))
+    (local.set $qend (i32.add (local.get $x) (i32.mul (local.get $g) (local.get $xb4))))
+    (local.set $row (local.get $w))
+    (local.set $wend (i32.add (local.get $w) (i32.mul (local.get $rows) (local.get $rb))))
+    (local.set $o (local.get $out))
+    (loop $rows1
+      (local.set $q (local.get $x))
+      (loop $groups
+        (local.set $s (call $mm_f16_t4_pass (local.get $row) (local.get $q) (local.get $cols)))
+        ;; out[(4k+i)*rows + r] = s[i].
+        (f32.store (local.get $o) (f32x4.extract_lane 0 (local.get $s)))
+        (f32.store (i32.add (local.get $o) (local.get $ob)) (f32x4.extract_lane 1 (local.get $s)))
+        (f32.store (i32.add (local.get $o) (i32.shl (local.get $ob) (i32.const 1)))
+          (f32x4.extract_lane 2 (local.get $s)))
+        (f32.store (i32.add (i32.add (local.get $o) (local.get $ob)) (i32.shl (local.get $ob) (i32.const 1)))
+          (f32x4.extract_lane 3 (local.get $s)))
+        (local.set $o (i32.add (local.get $o) (i32.shl (local.get $ob) (i32.const 2))))
+        (local.set $q (i32.add (local.get $q) (local.get $xb4)))
+        (br_if $groups (i32.lt_u (local.get $q) (local.get $qend))))
+      ;; Back to vector 0, one row on.
+      (local.set $o (i32.add (i32.sub (local.get $o) (i32.mul (local.get $g) (i32.shl (local.get $ob) (i32.const 2))))
+                             (i32.const 4)))
+      (local.set $row (i32.add (local.get $row) (local.get $rb)))
+      (br_if $rows1 (i32.lt_u (local.get $row) (local.get $wend)))))
+
+  ;; $mm_f16_t4_pass returns the products of the row at pw with the four
+  ;; vectors at q0, q0+4·cols, q0+8·cols and q0+12·cols. Every widened weight
+  ;; vector serves the four vectors, each keeping its two canonical
+  ;; accumulators.
+  (func $mm_f16_t4_pass (param $pw i32) (param $q0 i32) (param $cols i32) (result v128)
+    (local $q1 i32) (local $q2 i32) (local $q3 i32) (local $xb i32)
+    (local $wew i32) (local $we8 i32) (local $we i32)
     (local $mask v128) (local $scale v128) (local $k13 v128)
     (local $wl v128) (local $wh v128) (local $s v128)
     (local $a0 v128) (local $b0 v128) (local $a1 v128) (local $b1 v128)
@@ -1101,232 +621,89 @@
     (local.set $scale (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112))
     (local.set $k13 (v128.const i16x8 8192 0 8192 0 8192 0 8192 0))
     (local.set $xb (i32.shl (local.get $cols) (i32.const 2)))
-    (local.set $ob (i32.shl (local.get $rows) (i32.const 2)))
-    (local.set $row (local.get $w))
-    (loop $rows1
-      (local.set $wew (i32.add (local.get $row)
-        (i32.shl (i32.and (local.get $cols) (i32.const -64)) (i32.const 1))))
-      (local.set $we8 (i32.add (local.get $row)
-        (i32.shl (i32.and (local.get $cols) (i32.const -8)) (i32.const 1))))
-      (local.set $we (i32.add (local.get $row) (i32.shl (local.get $cols) (i32.const 1))))
-      (local.set $q0 (local.get $x))
-      (local.set $o (i32.add (local.get $out) (i32.shl (local.get $r) (i32.const 2))))
-      (local.set $k (i32.const 0))
-      (loop $groups
-        ;; q0..q3 start at vectors 4k..4k+3.
-        (local.set $q1 (i32.add (local.get $q0) (local.get $xb)))
-        (local.set $q2 (i32.add (local.get $q1) (local.get $xb)))
-        (local.set $q3 (i32.add (local.get $q2) (local.get $xb)))
-        (local.set $a0 (v128.const i64x2 0 0)) (local.set $b0 (v128.const i64x2 0 0))
-        (local.set $a1 (v128.const i64x2 0 0)) (local.set $b1 (v128.const i64x2 0 0))
-        (local.set $a2 (v128.const i64x2 0 0)) (local.set $b2 (v128.const i64x2 0 0))
-        (local.set $a3 (v128.const i64x2 0 0)) (local.set $b3 (v128.const i64x2 0 0))
-        (local.set $pw (local.get $row))
-        ;; Sixty-four columns per step. The dropped one-byte loads make the
-        ;; compiler check each pointer's bounds once per step (see
-        ;; $mv_f16_scaled).
-        (if (i32.lt_u (local.get $pw) (local.get $wew))
-          (then
-            (loop $wide
-              (drop (i32.load8_u offset=127 (local.get $pw)))
-              (drop (i32.load8_u offset=255 (local.get $q0)))
-              (drop (i32.load8_u offset=255 (local.get $q1)))
-              (drop (i32.load8_u offset=255 (local.get $q2)))
-              (drop (i32.load8_u offset=255 (local.get $q3)))
-              (local.set $wl (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $wh (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=0 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=16 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=0 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=16 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=0 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=16 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=0 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=16 (local.get $q3)) (local.get $wh))))
-              (local.set $wl (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $wh (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=32 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=48 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=32 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=48 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=32 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=48 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=32 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=48 (local.get $q3)) (local.get $wh))))
-              (local.set $wl (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=32 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $wh (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=40 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=64 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=80 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=64 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=80 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=64 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=80 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=64 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=80 (local.get $q3)) (local.get $wh))))
-              (local.set $wl (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=48 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $wh (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=56 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=96 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=112 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=96 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=112 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=96 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=112 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=96 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=112 (local.get $q3)) (local.get $wh))))
-              (local.set $wl (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=64 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $wh (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=72 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=128 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=144 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=128 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=144 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=128 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=144 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=128 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=144 (local.get $q3)) (local.get $wh))))
-              (local.set $wl (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=80 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $wh (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=88 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=160 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=176 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=160 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=176 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=160 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=176 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=160 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=176 (local.get $q3)) (local.get $wh))))
-              (local.set $wl (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=96 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $wh (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=104 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=192 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=208 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=192 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=208 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=192 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=208 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=192 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=208 (local.get $q3)) (local.get $wh))))
-              (local.set $wl (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=112 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $wh (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=120 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=224 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=240 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=224 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=240 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=224 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=240 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=224 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=240 (local.get $q3)) (local.get $wh))))
-              (local.set $pw (i32.add (local.get $pw) (i32.const 128)))
-              (local.set $q0 (i32.add (local.get $q0) (i32.const 256)))
-              (local.set $q1 (i32.add (local.get $q1) (i32.const 256)))
-              (local.set $q2 (i32.add (local.get $q2) (i32.const 256)))
-              (local.set $q3 (i32.add (local.get $q3) (i32.const 256)))
-              (br_if $wide (i32.lt_u (local.get $pw) (local.get $wew))))))
-        ;; Thirty-two more columns, if there are.
-        (if (i32.le_u (i32.add (local.get $pw) (i32.const 64)) (local.get $we8))
-          (then
-              (drop (i32.load8_u offset=63 (local.get $pw)))
-              (drop (i32.load8_u offset=127 (local.get $q0)))
-              (drop (i32.load8_u offset=127 (local.get $q1)))
-              (drop (i32.load8_u offset=127 (local.get $q2)))
-              (drop (i32.load8_u offset=127 (local.get $q3)))
-              (local.set $wl (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $wh (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=0 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=16 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=0 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=16 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=0 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=16 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=0 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=16 (local.get $q3)) (local.get $wh))))
-              (local.set $wl (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $wh (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=32 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=48 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=32 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=48 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=32 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=48 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=32 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=48 (local.get $q3)) (local.get $wh))))
-              (local.set $wl (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=32 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $wh (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=40 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=64 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=80 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=64 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=80 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=64 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=80 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=64 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=80 (local.get $q3)) (local.get $wh))))
-              (local.set $wl (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=48 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $wh (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=56 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=96 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=112 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=96 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=112 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=96 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=112 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=96 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=112 (local.get $q3)) (local.get $wh))))
-              (local.set $pw (i32.add (local.get $pw) (i32.const 64)))
-              (local.set $q0 (i32.add (local.get $q0) (i32.const 128)))
-              (local.set $q1 (i32.add (local.get $q1) (i32.const 128)))
-              (local.set $q2 (i32.add (local.get $q2) (i32.const 128)))
-              (local.set $q3 (i32.add (local.get $q3) (i32.const 128)))))
-        ;; Eight columns per step.
-        (if (i32.lt_u (local.get $pw) (local.get $we8))
-          (then
-            (loop $cols8
-              (local.set $wl (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $wh (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=0 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=16 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=0 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=16 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=0 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=16 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=0 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=16 (local.get $q3)) (local.get $wh))))
-              (local.set $pw (i32.add (local.get $pw) (i32.const 16)))
-              (local.set $q0 (i32.add (local.get $q0) (i32.const 32)))
-              (local.set $q1 (i32.add (local.get $q1) (i32.const 32)))
-              (local.set $q2 (i32.add (local.get $q2) (i32.const 32)))
-              (local.set $q3 (i32.add (local.get $q3) (i32.const 32)))
-              (br_if $cols8 (i32.lt_u (local.get $pw) (local.get $we8))))))
-        (local.set $s (call $hsum8x4 (local.get $a0) (local.get $b0) (local.get $a1) (local.get $b1)
-                                     (local.get $a2) (local.get $b2) (local.get $a3) (local.get $b3)))
-        ;; The last cols%8 columns, one at a time, the four vectors side by side.
-        (block $tdone
-          (loop $tail
-            (br_if $tdone (i32.ge_u (local.get $pw) (local.get $we)))
-            (local.set $s (f32x4.add (local.get $s) (f32x4.mul
-              (f32x4.splat (call $f16 (local.get $pw)))
-              (f32x4.replace_lane 3 (f32x4.replace_lane 2 (f32x4.replace_lane 1
-                (v128.load32_zero (local.get $q0))
-                (f32.load (local.get $q1)))
-                (f32.load (local.get $q2)))
-                (f32.load (local.get $q3))))))
-            (local.set $pw (i32.add (local.get $pw) (i32.const 2)))
-            (local.set $q0 (i32.add (local.get $q0) (i32.const 4)))
-            (local.set $q1 (i32.add (local.get $q1) (i32.const 4)))
-            (local.set $q2 (i32.add (local.get $q2) (i32.const 4)))
-            (local.set $q3 (i32.add (local.get $q3) (i32.const 4)))
-            (br $tail)))
-        ;; out[(4k+i)*rows + r] = s[i].
-        (f32.store (local.get $o) (f32x4.extract_lane 0 (local.get $s)))
-        (local.set $o (i32.add (local.get $o) (local.get $ob)))
-        (f32.store (local.get $o) (f32x4.extract_lane 1 (local.get $s)))
-        (local.set $o (i32.add (local.get $o) (local.get $ob)))
-        (f32.store (local.get $o) (f32x4.extract_lane 2 (local.get $s)))
-        (local.set $o (i32.add (local.get $o) (local.get $ob)))
-        (f32.store (local.get $o) (f32x4.extract_lane 3 (local.get $s)))
-        (local.set $o (i32.add (local.get $o) (local.get $ob)))
-        ;; q3 now points at vector 4k+4.
-        (local.set $q0 (local.get $q3))
-        (local.set $k (i32.add (local.get $k) (i32.const 1)))
-        (br_if $groups (i32.lt_u (local.get $k) (local.get $g))))
-      (local.set $row (local.get $we))
-      (local.set $r (i32.add (local.get $r) (i32.const 1)))
-      (br_if $rows1 (i32.lt_u (local.get $r) (local.get $rows)))))
+    (local.set $q1 (i32.add (local.get $q0) (local.get $xb)))
+    (local.set $q2 (i32.add (local.get $q1) (local.get $xb)))
+    (local.set $q3 (i32.add (local.get $q2) (local.get $xb)))
+    (local.set $wew (i32.add (local.get $pw)
+      (i32.shl (i32.and (local.get $cols) (i32.const -16)) (i32.const 1))))
+    (local.set $we8 (i32.add (local.get $pw)
+      (i32.shl (i32.and (local.get $cols) (i32.const -8)) (i32.const 1))))
+    (local.set $we (i32.add (local.get $pw) (i32.shl (local.get $cols) (i32.const 1))))
+    ;; Sixteen columns per step (see $mv_f16_plain_pass).
+    (if (i32.lt_u (local.get $pw) (local.get $wew))
+      (then
+        (loop $wide
+          (drop (i32.load8_u offset=31 (local.get $pw)))
+          (drop (i32.load8_u offset=63 (local.get $q0)))
+          (drop (i32.load8_u offset=63 (local.get $q1)))
+          (drop (i32.load8_u offset=63 (local.get $q2)))
+          (drop (i32.load8_u offset=63 (local.get $q3)))
+          (local.set $wl (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
+          (local.set $wh (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=0 (local.get $q0)) (local.get $wl))))
+          (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=16 (local.get $q0)) (local.get $wh))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=0 (local.get $q1)) (local.get $wl))))
+          (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=16 (local.get $q1)) (local.get $wh))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=0 (local.get $q2)) (local.get $wl))))
+          (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=16 (local.get $q2)) (local.get $wh))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=0 (local.get $q3)) (local.get $wl))))
+          (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=16 (local.get $q3)) (local.get $wh))))
+          (local.set $wl (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=16 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
+          (local.set $wh (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=24 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=32 (local.get $q0)) (local.get $wl))))
+          (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=48 (local.get $q0)) (local.get $wh))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=32 (local.get $q1)) (local.get $wl))))
+          (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=48 (local.get $q1)) (local.get $wh))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=32 (local.get $q2)) (local.get $wl))))
+          (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=48 (local.get $q2)) (local.get $wh))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=32 (local.get $q3)) (local.get $wl))))
+          (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=48 (local.get $q3)) (local.get $wh))))
+          (local.set $pw (i32.add (local.get $pw) (i32.const 32)))
+          (local.set $q0 (i32.add (local.get $q0) (i32.const 64)))
+          (local.set $q1 (i32.add (local.get $q1) (i32.const 64)))
+          (local.set $q2 (i32.add (local.get $q2) (i32.const 64)))
+          (local.set $q3 (i32.add (local.get $q3) (i32.const 64)))
+          (br_if $wide (i32.lt_u (local.get $pw) (local.get $wew))))))
+    ;; Eight columns per step.
+    (if (i32.lt_u (local.get $pw) (local.get $we8))
+      (then
+        (loop $cols8
+          (local.set $wl (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=0 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
+          (local.set $wh (f32x4.mul (v128.and (i32x4.dot_i16x8_s (v128.load16x4_s offset=8 (local.get $pw)) (local.get $k13)) (local.get $mask)) (local.get $scale)))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=0 (local.get $q0)) (local.get $wl))))
+          (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=16 (local.get $q0)) (local.get $wh))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=0 (local.get $q1)) (local.get $wl))))
+          (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=16 (local.get $q1)) (local.get $wh))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=0 (local.get $q2)) (local.get $wl))))
+          (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=16 (local.get $q2)) (local.get $wh))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=0 (local.get $q3)) (local.get $wl))))
+          (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=16 (local.get $q3)) (local.get $wh))))
+          (local.set $pw (i32.add (local.get $pw) (i32.const 16)))
+          (local.set $q0 (i32.add (local.get $q0) (i32.const 32)))
+          (local.set $q1 (i32.add (local.get $q1) (i32.const 32)))
+          (local.set $q2 (i32.add (local.get $q2) (i32.const 32)))
+          (local.set $q3 (i32.add (local.get $q3) (i32.const 32)))
+          (br_if $cols8 (i32.lt_u (local.get $pw) (local.get $we8))))))
+    (local.set $s (call $hsum8x4 (local.get $a0) (local.get $b0) (local.get $a1) (local.get $b1)
+                                 (local.get $a2) (local.get $b2) (local.get $a3) (local.get $b3)))
+    ;; The last cols%8 columns, one at a time, the four vectors side by side.
+    (block $done
+      (loop $tail
+        (br_if $done (i32.ge_u (local.get $pw) (local.get $we)))
+        (local.set $s (f32x4.add (local.get $s) (f32x4.mul
+          (f32x4.splat (call $f16 (local.get $pw)))
+          (f32x4.replace_lane 3 (f32x4.replace_lane 2 (f32x4.replace_lane 1
+            (v128.load32_zero (local.get $q0))
+            (f32.load (local.get $q1)))
+            (f32.load (local.get $q2)))
+            (f32.load (local.get $q3))))))
+        (local.set $pw (i32.add (local.get $pw) (i32.const 2)))
+        (local.set $q0 (i32.add (local.get $q0) (i32.const 4)))
+        (local.set $q1 (i32.add (local.get $q1) (i32.const 4)))
+        (local.set $q2 (i32.add (local.get $q2) (i32.const 4)))
+        (local.set $q3 (i32.add (local.get $q3) (i32.const 4)))
+        (br $tail)))
+    (local.get $s))
 
 
   ;; $matmul_f32 is $matmul_f16 for float32 weights.
@@ -1349,136 +726,22 @@
         (local.set $t (i32.add (local.get $t) (i32.const 1)))
         (br $tok))))
 
-  ;; $mv_f32 multiplies one vector by float32 weights, passing over the
-  ;; rows as $mv_f16_scaled does.
+  ;; $mv_f32 is $mv_f16_plain for float32 weights.
   (func $mv_f32 (param $out i32) (param $w i32) (param $x i32)
                 (param $rows i32) (param $cols i32)
-    (local $rb i32) (local $qb i32) (local $ob i32) (local $k i32) (local $q i32)
-    (local $xew i32) (local $xe8 i32) (local $xe i32) (local $o i32)
-    (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $px i32)
-    (local $x0 v128) (local $x1 v128) (local $s v128)
-    (local $a0 v128) (local $b0 v128) (local $a1 v128) (local $b1 v128)
-    (local $a2 v128) (local $b2 v128) (local $a3 v128) (local $b3 v128)
+    (local $rb i32) (local $q i32) (local $qb i32) (local $ob i32) (local $o i32) (local $end i32)
+    (local $p i32) (local $s v128)
     (local.set $rb (i32.shl (local.get $cols) (i32.const 2)))
     (local.set $q (i32.shr_u (local.get $rows) (i32.const 2)))
     (local.set $qb (i32.mul (local.get $q) (local.get $rb)))
     (local.set $ob (i32.shl (local.get $q) (i32.const 2)))
-    (local.set $xew (i32.add (local.get $x)
-      (i32.shl (i32.and (local.get $cols) (i32.const -32)) (i32.const 2))))
-    (local.set $xe8 (i32.add (local.get $x)
-      (i32.shl (i32.and (local.get $cols) (i32.const -8)) (i32.const 2))))
-    (local.set $xe (i32.add (local.get $x) (i32.shl (local.get $cols) (i32.const 2))))
-    (local.set $p0 (local.get $w))
-    (local.set $p3 (local.get $w))
+    (local.set $p (local.get $w))
     (local.set $o (local.get $out))
+    (local.set $end (i32.add (local.get $out) (local.get $ob)))
     (if (local.get $q)
       (then
         (loop $passes
-          (local.set $p1 (i32.add (local.get $p0) (local.get $qb)))
-          (local.set $p2 (i32.add (local.get $p1) (local.get $qb)))
-          (local.set $p3 (i32.add (local.get $p2) (local.get $qb)))
-          (local.set $a0 (v128.const i64x2 0 0)) (local.set $b0 (v128.const i64x2 0 0))
-          (local.set $a1 (v128.const i64x2 0 0)) (local.set $b1 (v128.const i64x2 0 0))
-          (local.set $a2 (v128.const i64x2 0 0)) (local.set $b2 (v128.const i64x2 0 0))
-          (local.set $a3 (v128.const i64x2 0 0)) (local.set $b3 (v128.const i64x2 0 0))
-          (local.set $px (local.get $x))
-          ;; Thirty-two columns per step. The dropped one-byte loads make the
-          ;; compiler check each pointer's bounds once per step: it skips the
-          ;; check of a load that an earlier load from the same address, at
-          ;; a higher offset, has covered.
-          (if (i32.lt_u (local.get $px) (local.get $xew))
-            (then
-              (loop $wide
-                (drop (i32.load8_u offset=127 (local.get $px)))
-                (drop (i32.load8_u offset=127 (local.get $p0)))
-                (drop (i32.load8_u offset=127 (local.get $p1)))
-                (drop (i32.load8_u offset=127 (local.get $p2)))
-                (drop (i32.load8_u offset=127 (local.get $p3)))
-                (local.set $x1 (v128.load offset=16 (local.get $px)))
-                (local.set $x0 (v128.load offset=0 (local.get $px)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=0 (local.get $p0)) (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=16 (local.get $p0)) (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=0 (local.get $p1)) (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=16 (local.get $p1)) (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=0 (local.get $p2)) (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=16 (local.get $p2)) (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=0 (local.get $p3)) (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=16 (local.get $p3)) (local.get $x1))))
-                (local.set $x1 (v128.load offset=48 (local.get $px)))
-                (local.set $x0 (v128.load offset=32 (local.get $px)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=32 (local.get $p0)) (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=48 (local.get $p0)) (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=32 (local.get $p1)) (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=48 (local.get $p1)) (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=32 (local.get $p2)) (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=48 (local.get $p2)) (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=32 (local.get $p3)) (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=48 (local.get $p3)) (local.get $x1))))
-                (local.set $x1 (v128.load offset=80 (local.get $px)))
-                (local.set $x0 (v128.load offset=64 (local.get $px)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=64 (local.get $p0)) (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=80 (local.get $p0)) (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=64 (local.get $p1)) (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=80 (local.get $p1)) (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=64 (local.get $p2)) (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=80 (local.get $p2)) (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=64 (local.get $p3)) (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=80 (local.get $p3)) (local.get $x1))))
-                (local.set $x1 (v128.load offset=112 (local.get $px)))
-                (local.set $x0 (v128.load offset=96 (local.get $px)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=96 (local.get $p0)) (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=112 (local.get $p0)) (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=96 (local.get $p1)) (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=112 (local.get $p1)) (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=96 (local.get $p2)) (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=112 (local.get $p2)) (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=96 (local.get $p3)) (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=112 (local.get $p3)) (local.get $x1))))
-                (local.set $px (i32.add (local.get $px) (i32.const 128)))
-                (local.set $p0 (i32.add (local.get $p0) (i32.const 128)))
-                (local.set $p1 (i32.add (local.get $p1) (i32.const 128)))
-                (local.set $p2 (i32.add (local.get $p2) (i32.const 128)))
-                (local.set $p3 (i32.add (local.get $p3) (i32.const 128)))
-                (br_if $wide (i32.lt_u (local.get $px) (local.get $xew))))))
-          ;; Eight columns per step.
-          (if (i32.lt_u (local.get $px) (local.get $xe8))
-            (then
-              (loop $cols8
-                (local.set $x1 (v128.load offset=16 (local.get $px)))
-                (local.set $x0 (v128.load offset=0 (local.get $px)))
-                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=0 (local.get $p0)) (local.get $x0))))
-                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=16 (local.get $p0)) (local.get $x1))))
-                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=0 (local.get $p1)) (local.get $x0))))
-                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=16 (local.get $p1)) (local.get $x1))))
-                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=0 (local.get $p2)) (local.get $x0))))
-                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=16 (local.get $p2)) (local.get $x1))))
-                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=0 (local.get $p3)) (local.get $x0))))
-                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=16 (local.get $p3)) (local.get $x1))))
-                (local.set $px (i32.add (local.get $px) (i32.const 32)))
-                (local.set $p0 (i32.add (local.get $p0) (i32.const 32)))
-                (local.set $p1 (i32.add (local.get $p1) (i32.const 32)))
-                (local.set $p2 (i32.add (local.get $p2) (i32.const 32)))
-                (local.set $p3 (i32.add (local.get $p3) (i32.const 32)))
-                (br_if $cols8 (i32.lt_u (local.get $px) (local.get $xe8))))))
-          (local.set $s (call $hsum8x4 (local.get $a0) (local.get $b0) (local.get $a1) (local.get $b1)
-                                       (local.get $a2) (local.get $b2) (local.get $a3) (local.get $b3)))
-          ;; The last cols%8 columns, one at a time, the four rows side by side.
-          (block $tdone
-            (loop $tail
-              (br_if $tdone (i32.ge_u (local.get $px) (local.get $xe)))
-              (local.set $s (f32x4.add (local.get $s) (f32x4.mul
-                (f32x4.replace_lane 3 (f32x4.replace_lane 2 (f32x4.replace_lane 1
-                  (v128.load32_zero (local.get $p0))
-                  (f32.load (local.get $p1)))
-                  (f32.load (local.get $p2)))
-                  (f32.load (local.get $p3)))
-                (v128.load32_splat (local.get $px)))))
-              (local.set $px (i32.add (local.get $px) (i32.const 4)))
-              (local.set $p0 (i32.add (local.get $p0) (i32.const 4)))
-              (local.set $p1 (i32.add (local.get $p1) (i32.const 4)))
-              (local.set $p2 (i32.add (local.get $p2) (i32.const 4)))
-              (local.set $p3 (i32.add (local.get $p3) (i32.const 4)))
-              (br $tail)))
+          (local.set $s (call $mv_f32_pass (local.get $p) (local.get $qb) (local.get $x) (local.get $cols)))
           ;; out[k], out[q+k], out[2q+k], out[3q+k].
           (f32.store (local.get $o) (f32x4.extract_lane 0 (local.get $s)))
           (f32.store (i32.add (local.get $o) (local.get $ob)) (f32x4.extract_lane 1 (local.get $s)))
@@ -1486,257 +749,245 @@
             (f32x4.extract_lane 2 (local.get $s)))
           (f32.store (i32.add (i32.add (local.get $o) (local.get $ob)) (i32.shl (local.get $ob) (i32.const 1)))
             (f32x4.extract_lane 3 (local.get $s)))
+          (local.set $p (i32.add (local.get $p) (local.get $rb)))
           (local.set $o (i32.add (local.get $o) (i32.const 4)))
-          (local.set $k (i32.add (local.get $k) (i32.const 1)))
-          (br_if $passes (i32.lt_u (local.get $k) (local.get $q))))))
-    ;; p3 has reached row 4q. The rows%4 last rows, one per pass.
+          (br_if $passes (i32.lt_u (local.get $o) (local.get $end))))))
+    ;; The rows%4 last rows, one per pass.
+    (local.set $p (i32.add (local.get $w) (i32.shl (local.get $qb) (i32.const 2))))
     (local.set $o (i32.add (local.get $out) (i32.shl (local.get $ob) (i32.const 2))))
-    (local.set $p0 (local.get $p3))
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
     (block $done
       (loop $rows1
-        (br_if $done (i32.ge_u (local.get $o) (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2)))))
-        (f32.store (local.get $o) (call $dot (local.get $p0) (local.get $x) (local.get $cols)))
-        (local.set $p0 (i32.add (local.get $p0) (local.get $rb)))
+        (br_if $done (i32.ge_u (local.get $o) (local.get $end)))
+        (f32.store (local.get $o) (call $dot (local.get $p) (local.get $x) (local.get $cols)))
+        (local.set $p (i32.add (local.get $p) (local.get $rb)))
         (local.set $o (i32.add (local.get $o) (i32.const 4)))
         (br $rows1))))
+
+  ;; $mv_f32_pass returns the products of x with the four rows at p0,
+  ;; p0+qb, p0+2qb and p0+3qb. Every load of x serves the four rows, each row
+  ;; keeping its two canonical accumulators.
+  (func $mv_f32_pass (param $p0 i32) (param $qb i32) (param $x i32) (param $cols i32) (result v128)
+    (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $px i32)
+    (local $xew i32) (local $xe8 i32) (local $xe i32)
+    (local $x0 v128) (local $x1 v128) (local $s v128)
+    (local $a0 v128) (local $b0 v128) (local $a1 v128) (local $b1 v128)
+    (local $a2 v128) (local $b2 v128) (local $a3 v128) (local $b3 v128)
+    (local.set $p1 (i32.add (local.get $p0) (local.get $qb)))
+    (local.set $p2 (i32.add (local.get $p1) (local.get $qb)))
+    (local.set $p3 (i32.add (local.get $p2) (local.get $qb)))
+    (local.set $px (local.get $x))
+    (local.set $xew (i32.add (local.get $x)
+      (i32.shl (i32.and (local.get $cols) (i32.const -16)) (i32.const 2))))
+    (local.set $xe8 (i32.add (local.get $x)
+      (i32.shl (i32.and (local.get $cols) (i32.const -8)) (i32.const 2))))
+    (local.set $xe (i32.add (local.get $x) (i32.shl (local.get $cols) (i32.const 2))))
+    ;; Sixteen columns per step. The dropped one-byte loads make wazero
+    ;; check each pointer's bounds once per step: it skips the check of a
+    ;; load that an earlier one from the same address, at a higher offset,
+    ;; has covered.
+    (if (i32.lt_u (local.get $px) (local.get $xew))
+      (then
+        (loop $wide
+          (drop (i32.load8_u offset=63 (local.get $px)))
+          (drop (i32.load8_u offset=63 (local.get $p0)))
+          (drop (i32.load8_u offset=63 (local.get $p1)))
+          (drop (i32.load8_u offset=63 (local.get $p2)))
+          (drop (i32.load8_u offset=63 (local.get $p3)))
+          (local.set $x1 (v128.load offset=16 (local.get $px)))
+          (local.set $x0 (v128.load offset=0 (local.get $px)))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=0 (local.get $p0)) (local.get $x0))))
+          (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=16 (local.get $p0)) (local.get $x1))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=0 (local.get $p1)) (local.get $x0))))
+          (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=16 (local.get $p1)) (local.get $x1))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=0 (local.get $p2)) (local.get $x0))))
+          (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=16 (local.get $p2)) (local.get $x1))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=0 (local.get $p3)) (local.get $x0))))
+          (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=16 (local.get $p3)) (local.get $x1))))
+          (local.set $x1 (v128.load offset=48 (local.get $px)))
+          (local.set $x0 (v128.load offset=32 (local.get $px)))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=32 (local.get $p0)) (local.get $x0))))
+          (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=48 (local.get $p0)) (local.get $x1))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=32 (local.get $p1)) (local.get $x0))))
+          (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=48 (local.get $p1)) (local.get $x1))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=32 (local.get $p2)) (local.get $x0))))
+          (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=48 (local.get $p2)) (local.get $x1))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=32 (local.get $p3)) (local.get $x0))))
+          (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=48 (local.get $p3)) (local.get $x1))))
+          (local.set $px (i32.add (local.get $px) (i32.const 64)))
+          (local.set $p0 (i32.add (local.get $p0) (i32.const 64)))
+          (local.set $p1 (i32.add (local.get $p1) (i32.const 64)))
+          (local.set $p2 (i32.add (local.get $p2) (i32.const 64)))
+          (local.set $p3 (i32.add (local.get $p3) (i32.const 64)))
+          (br_if $wide (i32.lt_u (local.get $px) (local.get $xew))))))
+    ;; Eight columns per step.
+    (if (i32.lt_u (local.get $px) (local.get $xe8))
+      (then
+        (loop $cols8
+          (local.set $x1 (v128.load offset=16 (local.get $px)))
+          (local.set $x0 (v128.load offset=0 (local.get $px)))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=0 (local.get $p0)) (local.get $x0))))
+          (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=16 (local.get $p0)) (local.get $x1))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=0 (local.get $p1)) (local.get $x0))))
+          (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=16 (local.get $p1)) (local.get $x1))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=0 (local.get $p2)) (local.get $x0))))
+          (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=16 (local.get $p2)) (local.get $x1))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=0 (local.get $p3)) (local.get $x0))))
+          (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=16 (local.get $p3)) (local.get $x1))))
+          (local.set $px (i32.add (local.get $px) (i32.const 32)))
+          (local.set $p0 (i32.add (local.get $p0) (i32.const 32)))
+          (local.set $p1 (i32.add (local.get $p1) (i32.const 32)))
+          (local.set $p2 (i32.add (local.get $p2) (i32.const 32)))
+          (local.set $p3 (i32.add (local.get $p3) (i32.const 32)))
+          (br_if $cols8 (i32.lt_u (local.get $px) (local.get $xe8))))))
+    (local.set $s (call $hsum8x4 (local.get $a0) (local.get $b0) (local.get $a1) (local.get $b1)
+                                 (local.get $a2) (local.get $b2) (local.get $a3) (local.get $b3)))
+    ;; The last cols%8 columns, one at a time, the four rows side by side.
+    (block $done
+      (loop $tail
+        (br_if $done (i32.ge_u (local.get $px) (local.get $xe)))
+        (local.set $s (f32x4.add (local.get $s) (f32x4.mul
+          (f32x4.replace_lane 3 (f32x4.replace_lane 2 (f32x4.replace_lane 1
+            (v128.load32_zero (local.get $p0))
+            (f32.load (local.get $p1)))
+            (f32.load (local.get $p2)))
+            (f32.load (local.get $p3)))
+          (v128.load32_splat (local.get $px)))))
+        (local.set $px (i32.add (local.get $px) (i32.const 4)))
+        (local.set $p0 (i32.add (local.get $p0) (i32.const 4)))
+        (local.set $p1 (i32.add (local.get $p1) (i32.const 4)))
+        (local.set $p2 (i32.add (local.get $p2) (i32.const 4)))
+        (local.set $p3 (i32.add (local.get $p3) (i32.const 4)))
+        (br $tail)))
+    (local.get $s))
 
 
   ;; $mm_f32_t4 is $mm_f16_t4 for float32 weights.
   (func $mm_f32_t4 (param $out i32) (param $w i32) (param $x i32)
                    (param $rows i32) (param $cols i32) (param $g i32)
-    (local $r i32) (local $k i32) (local $xb i32) (local $ob i32) (local $o i32)
-    (local $row i32) (local $wew i32) (local $we8 i32) (local $we i32) (local $pw i32)
-    (local $q0 i32) (local $q1 i32) (local $q2 i32) (local $q3 i32)
+    (local $rb i32) (local $xb4 i32) (local $ob i32) (local $row i32) (local $wend i32)
+    (local $q i32) (local $qend i32) (local $o i32) (local $s v128)
+    (local.set $rb (i32.shl (local.get $cols) (i32.const 2)))
+    (local.set $xb4 (i32.shl (local.get $cols) (i32.const 4)))
+    (local.set $ob (i32.shl (local.get $rows) (i32.const 2)))
+    (local.set $qend (i32.add (local.get $x) (i32.mul (local.get $g) (local.get $xb4))))
+    (local.set $row (local.get $w))
+    (local.set $wend (i32.add (local.get $w) (i32.mul (local.get $rows) (local.get $rb))))
+    (local.set $o (local.get $out))
+    (loop $rows1
+      (local.set $q (local.get $x))
+      (loop $groups
+        (local.set $s (call $mm_f32_t4_pass (local.get $row) (local.get $q) (local.get $cols)))
+        ;; out[(4k+i)*rows + r] = s[i].
+        (f32.store (local.get $o) (f32x4.extract_lane 0 (local.get $s)))
+        (f32.store (i32.add (local.get $o) (local.get $ob)) (f32x4.extract_lane 1 (local.get $s)))
+        (f32.store (i32.add (local.get $o) (i32.shl (local.get $ob) (i32.const 1)))
+          (f32x4.extract_lane 2 (local.get $s)))
+        (f32.store (i32.add (i32.add (local.get $o) (local.get $ob)) (i32.shl (local.get $ob) (i32.const 1)))
+          (f32x4.extract_lane 3 (local.get $s)))
+        (local.set $o (i32.add (local.get $o) (i32.shl (local.get $ob) (i32.const 2))))
+        (local.set $q (i32.add (local.get $q) (local.get $xb4)))
+        (br_if $groups (i32.lt_u (local.get $q) (local.get $qend))))
+      ;; Back to vector 0, one row on.
+      (local.set $o (i32.add (i32.sub (local.get $o) (i32.mul (local.get $g) (i32.shl (local.get $ob) (i32.const 2))))
+                             (i32.const 4)))
+      (local.set $row (i32.add (local.get $row) (local.get $rb)))
+      (br_if $rows1 (i32.lt_u (local.get $row) (local.get $wend)))))
+
+  ;; $mm_f32_t4_pass returns the products of the row at pw with the four
+  ;; vectors at q0, q0+4·cols, q0+8·cols and q0+12·cols. Every widened weight
+  ;; vector serves the four vectors, each keeping its two canonical
+  ;; accumulators.
+  (func $mm_f32_t4_pass (param $pw i32) (param $q0 i32) (param $cols i32) (result v128)
+    (local $q1 i32) (local $q2 i32) (local $q3 i32) (local $xb i32)
+    (local $wew i32) (local $we8 i32) (local $we i32)
     (local $wl v128) (local $wh v128) (local $s v128)
     (local $a0 v128) (local $b0 v128) (local $a1 v128) (local $b1 v128)
     (local $a2 v128) (local $b2 v128) (local $a3 v128) (local $b3 v128)
     (local.set $xb (i32.shl (local.get $cols) (i32.const 2)))
-    (local.set $ob (i32.shl (local.get $rows) (i32.const 2)))
-    (local.set $row (local.get $w))
-    (loop $rows1
-      (local.set $wew (i32.add (local.get $row)
-        (i32.shl (i32.and (local.get $cols) (i32.const -64)) (i32.const 2))))
-      (local.set $we8 (i32.add (local.get $row)
-        (i32.shl (i32.and (local.get $cols) (i32.const -8)) (i32.const 2))))
-      (local.set $we (i32.add (local.get $row) (i32.shl (local.get $cols) (i32.const 2))))
-      (local.set $q0 (local.get $x))
-      (local.set $o (i32.add (local.get $out) (i32.shl (local.get $r) (i32.const 2))))
-      (local.set $k (i32.const 0))
-      (loop $groups
-        ;; q0..q3 start at vectors 4k..4k+3.
-        (local.set $q1 (i32.add (local.get $q0) (local.get $xb)))
-        (local.set $q2 (i32.add (local.get $q1) (local.get $xb)))
-        (local.set $q3 (i32.add (local.get $q2) (local.get $xb)))
-        (local.set $a0 (v128.const i64x2 0 0)) (local.set $b0 (v128.const i64x2 0 0))
-        (local.set $a1 (v128.const i64x2 0 0)) (local.set $b1 (v128.const i64x2 0 0))
-        (local.set $a2 (v128.const i64x2 0 0)) (local.set $b2 (v128.const i64x2 0 0))
-        (local.set $a3 (v128.const i64x2 0 0)) (local.set $b3 (v128.const i64x2 0 0))
-        (local.set $pw (local.get $row))
-        ;; Sixty-four columns per step. The dropped one-byte loads make the
-        ;; compiler check each pointer's bounds once per step (see
-        ;; $mv_f16_scaled).
-        (if (i32.lt_u (local.get $pw) (local.get $wew))
-          (then
-            (loop $wide
-              (drop (i32.load8_u offset=255 (local.get $pw)))
-              (drop (i32.load8_u offset=255 (local.get $q0)))
-              (drop (i32.load8_u offset=255 (local.get $q1)))
-              (drop (i32.load8_u offset=255 (local.get $q2)))
-              (drop (i32.load8_u offset=255 (local.get $q3)))
-              (local.set $wh (v128.load offset=16 (local.get $pw)))
-              (local.set $wl (v128.load offset=0 (local.get $pw)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=0 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=16 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=0 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=16 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=0 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=16 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=0 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=16 (local.get $q3)) (local.get $wh))))
-              (local.set $wh (v128.load offset=48 (local.get $pw)))
-              (local.set $wl (v128.load offset=32 (local.get $pw)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=32 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=48 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=32 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=48 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=32 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=48 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=32 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=48 (local.get $q3)) (local.get $wh))))
-              (local.set $wh (v128.load offset=80 (local.get $pw)))
-              (local.set $wl (v128.load offset=64 (local.get $pw)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=64 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=80 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=64 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=80 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=64 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=80 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=64 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=80 (local.get $q3)) (local.get $wh))))
-              (local.set $wh (v128.load offset=112 (local.get $pw)))
-              (local.set $wl (v128.load offset=96 (local.get $pw)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=96 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=112 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=96 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=112 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=96 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=112 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=96 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=112 (local.get $q3)) (local.get $wh))))
-              (local.set $wh (v128.load offset=144 (local.get $pw)))
-              (local.set $wl (v128.load offset=128 (local.get $pw)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=128 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=144 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=128 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=144 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=128 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=144 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=128 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=144 (local.get $q3)) (local.get $wh))))
-              (local.set $wh (v128.load offset=176 (local.get $pw)))
-              (local.set $wl (v128.load offset=160 (local.get $pw)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=160 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=176 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=160 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=176 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=160 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=176 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=160 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=176 (local.get $q3)) (local.get $wh))))
-              (local.set $wh (v128.load offset=208 (local.get $pw)))
-              (local.set $wl (v128.load offset=192 (local.get $pw)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=192 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=208 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=192 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=208 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=192 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=208 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=192 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=208 (local.get $q3)) (local.get $wh))))
-              (local.set $wh (v128.load offset=240 (local.get $pw)))
-              (local.set $wl (v128.load offset=224 (local.get $pw)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=224 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=240 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=224 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=240 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=224 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=240 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=224 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=240 (local.get $q3)) (local.get $wh))))
-              (local.set $pw (i32.add (local.get $pw) (i32.const 256)))
-              (local.set $q0 (i32.add (local.get $q0) (i32.const 256)))
-              (local.set $q1 (i32.add (local.get $q1) (i32.const 256)))
-              (local.set $q2 (i32.add (local.get $q2) (i32.const 256)))
-              (local.set $q3 (i32.add (local.get $q3) (i32.const 256)))
-              (br_if $wide (i32.lt_u (local.get $pw) (local.get $wew))))))
-        ;; Thirty-two more columns, if there are.
-        (if (i32.le_u (i32.add (local.get $pw) (i32.const 128)) (local.get $we8))
-          (then
-              (drop (i32.load8_u offset=127 (local.get $pw)))
-              (drop (i32.load8_u offset=127 (local.get $q0)))
-              (drop (i32.load8_u offset=127 (local.get $q1)))
-              (drop (i32.load8_u offset=127 (local.get $q2)))
-              (drop (i32.load8_u offset=127 (local.get $q3)))
-              (local.set $wh (v128.load offset=16 (local.get $pw)))
-              (local.set $wl (v128.load offset=0 (local.get $pw)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=0 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=16 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=0 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=16 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=0 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=16 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=0 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=16 (local.get $q3)) (local.get $wh))))
-              (local.set $wh (v128.load offset=48 (local.get $pw)))
-              (local.set $wl (v128.load offset=32 (local.get $pw)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=32 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=48 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=32 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=48 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=32 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=48 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=32 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=48 (local.get $q3)) (local.get $wh))))
-              (local.set $wh (v128.load offset=80 (local.get $pw)))
-              (local.set $wl (v128.load offset=64 (local.get $pw)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=64 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=80 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=64 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=80 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=64 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=80 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=64 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=80 (local.get $q3)) (local.get $wh))))
-              (local.set $wh (v128.load offset=112 (local.get $pw)))
-              (local.set $wl (v128.load offset=96 (local.get $pw)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=96 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=112 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=96 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=112 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=96 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=112 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=96 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=112 (local.get $q3)) (local.get $wh))))
-              (local.set $pw (i32.add (local.get $pw) (i32.const 128)))
-              (local.set $q0 (i32.add (local.get $q0) (i32.const 128)))
-              (local.set $q1 (i32.add (local.get $q1) (i32.const 128)))
-              (local.set $q2 (i32.add (local.get $q2) (i32.const 128)))
-              (local.set $q3 (i32.add (local.get $q3) (i32.const 128)))))
-        ;; Eight columns per step.
-        (if (i32.lt_u (local.get $pw) (local.get $we8))
-          (then
-            (loop $cols8
-              (local.set $wh (v128.load offset=16 (local.get $pw)))
-              (local.set $wl (v128.load offset=0 (local.get $pw)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=0 (local.get $q0)) (local.get $wl))))
-              (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=16 (local.get $q0)) (local.get $wh))))
-              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=0 (local.get $q1)) (local.get $wl))))
-              (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=16 (local.get $q1)) (local.get $wh))))
-              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=0 (local.get $q2)) (local.get $wl))))
-              (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=16 (local.get $q2)) (local.get $wh))))
-              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=0 (local.get $q3)) (local.get $wl))))
-              (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=16 (local.get $q3)) (local.get $wh))))
-              (local.set $pw (i32.add (local.get $pw) (i32.const 32)))
-              (local.set $q0 (i32.add (local.get $q0) (i32.const 32)))
-              (local.set $q1 (i32.add (local.get $q1) (i32.const 32)))
-              (local.set $q2 (i32.add (local.get $q2) (i32.const 32)))
-              (local.set $q3 (i32.add (local.get $q3) (i32.const 32)))
-              (br_if $cols8 (i32.lt_u (local.get $pw) (local.get $we8))))))
-        (local.set $s (call $hsum8x4 (local.get $a0) (local.get $b0) (local.get $a1) (local.get $b1)
-                                     (local.get $a2) (local.get $b2) (local.get $a3) (local.get $b3)))
-        ;; The last cols%8 columns, one at a time, the four vectors side by side.
-        (block $tdone
-          (loop $tail
-            (br_if $tdone (i32.ge_u (local.get $pw) (local.get $we)))
-            (local.set $s (f32x4.add (local.get $s) (f32x4.mul
-              (v128.load32_splat (local.get $pw))
-              (f32x4.replace_lane 3 (f32x4.replace_lane 2 (f32x4.replace_lane 1
-                (v128.load32_zero (local.get $q0))
-                (f32.load (local.get $q1)))
-                (f32.load (local.get $q2)))
-                (f32.load (local.get $q3))))))
-            (local.set $pw (i32.add (local.get $pw) (i32.const 4)))
-            (local.set $q0 (i32.add (local.get $q0) (i32.const 4)))
-            (local.set $q1 (i32.add (local.get $q1) (i32.const 4)))
-            (local.set $q2 (i32.add (local.get $q2) (i32.const 4)))
-            (local.set $q3 (i32.add (local.get $q3) (i32.const 4)))
-            (br $tail)))
-        ;; out[(4k+i)*rows + r] = s[i].
-        (f32.store (local.get $o) (f32x4.extract_lane 0 (local.get $s)))
-        (local.set $o (i32.add (local.get $o) (local.get $ob)))
-        (f32.store (local.get $o) (f32x4.extract_lane 1 (local.get $s)))
-        (local.set $o (i32.add (local.get $o) (local.get $ob)))
-        (f32.store (local.get $o) (f32x4.extract_lane 2 (local.get $s)))
-        (local.set $o (i32.add (local.get $o) (local.get $ob)))
-        (f32.store (local.get $o) (f32x4.extract_lane 3 (local.get $s)))
-        (local.set $o (i32.add (local.get $o) (local.get $ob)))
-        ;; q3 now points at vector 4k+4.
-        (local.set $q0 (local.get $q3))
-        (local.set $k (i32.add (local.get $k) (i32.const 1)))
-        (br_if $groups (i32.lt_u (local.get $k) (local.get $g))))
-      (local.set $row (local.get $we))
-      (local.set $r (i32.add (local.get $r) (i32.const 1)))
-      (br_if $rows1 (i32.lt_u (local.get $r) (local.get $rows)))))
+    (local.set $q1 (i32.add (local.get $q0) (local.get $xb)))
+    (local.set $q2 (i32.add (local.get $q1) (local.get $xb)))
+    (local.set $q3 (i32.add (local.get $q2) (local.get $xb)))
+    (local.set $wew (i32.add (local.get $pw)
+      (i32.shl (i32.and (local.get $cols) (i32.const -16)) (i32.const 2))))
+    (local.set $we8 (i32.add (local.get $pw)
+      (i32.shl (i32.and (local.get $cols) (i32.const -8)) (i32.const 2))))
+    (local.set $we (i32.add (local.get $pw) (i32.shl (local.get $cols) (i32.const 2))))
+    ;; Sixteen columns per step (see $mv_f16_plain_pass).
+    (if (i32.lt_u (local.get $pw) (local.get $wew))
+      (then
+        (loop $wide
+          (drop (i32.load8_u offset=63 (local.get $pw)))
+          (drop (i32.load8_u offset=63 (local.get $q0)))
+          (drop (i32.load8_u offset=63 (local.get $q1)))
+          (drop (i32.load8_u offset=63 (local.get $q2)))
+          (drop (i32.load8_u offset=63 (local.get $q3)))
+          (local.set $wh (v128.load offset=16 (local.get $pw)))
+          (local.set $wl (v128.load offset=0 (local.get $pw)))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=0 (local.get $q0)) (local.get $wl))))
+          (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=16 (local.get $q0)) (local.get $wh))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=0 (local.get $q1)) (local.get $wl))))
+          (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=16 (local.get $q1)) (local.get $wh))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=0 (local.get $q2)) (local.get $wl))))
+          (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=16 (local.get $q2)) (local.get $wh))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=0 (local.get $q3)) (local.get $wl))))
+          (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=16 (local.get $q3)) (local.get $wh))))
+          (local.set $wh (v128.load offset=48 (local.get $pw)))
+          (local.set $wl (v128.load offset=32 (local.get $pw)))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=32 (local.get $q0)) (local.get $wl))))
+          (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=48 (local.get $q0)) (local.get $wh))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=32 (local.get $q1)) (local.get $wl))))
+          (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=48 (local.get $q1)) (local.get $wh))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=32 (local.get $q2)) (local.get $wl))))
+          (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=48 (local.get $q2)) (local.get $wh))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=32 (local.get $q3)) (local.get $wl))))
+          (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=48 (local.get $q3)) (local.get $wh))))
+          (local.set $pw (i32.add (local.get $pw) (i32.const 64)))
+          (local.set $q0 (i32.add (local.get $q0) (i32.const 64)))
+          (local.set $q1 (i32.add (local.get $q1) (i32.const 64)))
+          (local.set $q2 (i32.add (local.get $q2) (i32.const 64)))
+          (local.set $q3 (i32.add (local.get $q3) (i32.const 64)))
+          (br_if $wide (i32.lt_u (local.get $pw) (local.get $wew))))))
+    ;; Eight columns per step.
+    (if (i32.lt_u (local.get $pw) (local.get $we8))
+      (then
+        (loop $cols8
+          (local.set $wh (v128.load offset=16 (local.get $pw)))
+          (local.set $wl (v128.load offset=0 (local.get $pw)))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=0 (local.get $q0)) (local.get $wl))))
+          (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=16 (local.get $q0)) (local.get $wh))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=0 (local.get $q1)) (local.get $wl))))
+          (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=16 (local.get $q1)) (local.get $wh))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=0 (local.get $q2)) (local.get $wl))))
+          (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=16 (local.get $q2)) (local.get $wh))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=0 (local.get $q3)) (local.get $wl))))
+          (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=16 (local.get $q3)) (local.get $wh))))
+          (local.set $pw (i32.add (local.get $pw) (i32.const 32)))
+          (local.set $q0 (i32.add (local.get $q0) (i32.const 32)))
+          (local.set $q1 (i32.add (local.get $q1) (i32.const 32)))
+          (local.set $q2 (i32.add (local.get $q2) (i32.const 32)))
+          (local.set $q3 (i32.add (local.get $q3) (i32.const 32)))
+          (br_if $cols8 (i32.lt_u (local.get $pw) (local.get $we8))))))
+    (local.set $s (call $hsum8x4 (local.get $a0) (local.get $b0) (local.get $a1) (local.get $b1)
+                                 (local.get $a2) (local.get $b2) (local.get $a3) (local.get $b3)))
+    ;; The last cols%8 columns, one at a time, the four vectors side by side.
+    (block $done
+      (loop $tail
+        (br_if $done (i32.ge_u (local.get $pw) (local.get $we)))
+        (local.set $s (f32x4.add (local.get $s) (f32x4.mul
+          (v128.load32_splat (local.get $pw))
+          (f32x4.replace_lane 3 (f32x4.replace_lane 2 (f32x4.replace_lane 1
+            (v128.load32_zero (local.get $q0))
+            (f32.load (local.get $q1)))
+            (f32.load (local.get $q2)))
+            (f32.load (local.get $q3))))))
+        (local.set $pw (i32.add (local.get $pw) (i32.const 4)))
+        (local.set $q0 (i32.add (local.get $q0) (i32.const 4)))
+        (local.set $q1 (i32.add (local.get $q1) (i32.const 4)))
+        (local.set $q2 (i32.add (local.get $q2) (i32.const 4)))
+        (local.set $q3 (i32.add (local.get $q3) (i32.const 4)))
+        (br $tail)))
+    (local.get $s))
 
 
   ;; ------------------------------------------------------------------
