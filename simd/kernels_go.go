@@ -1,4 +1,4 @@
-//go:build !wasm || purego
+//go:build (!wasm && !amd64) || purego
 
 package simd
 
@@ -24,5 +24,6 @@ func rope(x []float32, cos, sin []float32, headDim int, neox bool) {
 func widenF16(dst []float32, src []uint16) { goWidenF16(dst, src) }
 func flushF16(w []uint16) int              { return goFlushF16(w) }
 
-// Kernels reports which implementation the API runs: "go" or "wasm-simd128".
-const Kernels = "go"
+// Kernels reports which implementation the API runs: "go", "amd64-avx2"
+// or "wasm-simd128".
+func Kernels() string { return "go" }

@@ -73,5 +73,6 @@ func rope(x []float32, cos, sin []float32, headDim int, neox bool) {
 func widenF16(dst []float32, src []uint16) { kWidenF16(&dst[0], &src[0], int32(len(dst))) }
 func flushF16(w []uint16) int              { return int(kFlushF16(&w[0], int32(len(w)))) }
 
-// Kernels reports which implementation the API runs: "go" or "wasm-simd128".
-const Kernels = "wasm-simd128"
+// Kernels reports which implementation the API runs: "go", "amd64-avx2"
+// or "wasm-simd128".
+func Kernels() string { return "wasm-simd128" }

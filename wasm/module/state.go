@@ -263,7 +263,7 @@ func modelInfo(m *engine.Model, fileSize int) abi.Info {
 		Flushed:       m.Flushed,
 		BOS:           m.Tokenizer.BOS(),
 		EOS:           m.Tokenizer.EOS(),
-		Kernels:       simd.Kernels,
+		Kernels:       simd.Kernels(),
 	}
 }
 

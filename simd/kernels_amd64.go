@@ -1,0 +1,144 @@
+//go:build amd64 && !purego
+
+package simd
+
+import "golang.org/x/sys/cpu"
+
+// On amd64 with AVX2 the matrix products and dot products run in assembly
+// (kernels_amd64.s) that keeps the canonical order of operations; the other
+// kernels, and CPUs without AVX2, run the Go kernels.
+
+// avx2 says whether the CPU has AVX2 (read once by x/sys/cpu at start-up).
+var avx2 = cpu.X86.HasAVX2
+
+//go:noescape
+func dot4F16(w *uint16, stride int, x *float32, n int, out *[4]float32)
+
+//go:noescape
+func dot4F32(a *float32, b *float32, stride int, n int, out *[4]float32)
+
+// Kernels reports which implementation the API runs: "go", "amd64-avx2"
+// or "wasm-simd128".
+func Kernels() string {
+	if avx2 {
+		return "amd64-avx2"
+	}
+	return "go"
+}
+
+func matMulF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
+	if !avx2 || cols < 8 {
+		goMatMulF16(out, w, x, rows, cols, n)
+		return
+	}
+	if n == 1 {
+		matVecF16(out, w, x, rows, cols)
+		return
+	}
+	// Widen each row once and use it for every vector, four at a time.
+	row := make([]float32, cols)
+	for r := range rows {
+		goWidenF16(row, w[r*cols:(r+1)*cols])
+		dotRows(out[r:], rows, row, x, cols, n)
+	}
+}
+
+// matVecF16 computes rows of w·x, four rows per pass sharing the loads of
+// x. The four rows of a pass sit a quarter of the matrix apart, so that each
+// of the four streams reads memory sequentially, which the hardware
+// prefetcher follows (adjacent rows are several times slower on large
+// matrices).
+func matVecF16(out []float32, w []uint16, x []float32, rows, cols int) {
+	c8 := cols &^ 7
+	var s [4]float32
+	q := rows / 4
+	for r := range q {
+		dot4F16(&w[r*cols], q*cols, &x[0], c8, &s)
+		for k := range 4 {
+			i := k*q + r
+			out[i] = tailF16(s[k], w[i*cols:(i+1)*cols], x, c8)
+		}
+	}
+	for r := 4 * q; r < rows; r++ {
+		dot4F16(&w[r*cols], 0, &x[0], c8, &s)
+		out[r] = tailF16(s[0], w[r*cols:(r+1)*cols], x, c8)
+	}
+}
+
+// tailF16 adds the terms past the last whole group of eight, one at a time.
+func tailF16(t float32, w []uint16, x []float32, from int) float32 {
+	for i := from; i < len(w); i++ {
+		t += float32(F16(w[i]) * x[i])
+	}
+	return t
+}
+
+func tailF32(t float32, a, b []float32, from int) float32 {
+	for i := from; i < len(a); i++ {
+		t += float32(a[i] * b[i])
+	}
+	return t
+}
+
+// dotRows sets out[t*rows] = dot(row, x[t]) for n vectors x[t] of cols
+// values, four vectors per pass.
+func dotRows(out []float32, rows int, row, x []float32, cols, n int) {
+	c8 := cols &^ 7
+	var s [4]float32
+	t := 0
+	for ; t+4 <= n; t += 4 {
+		dot4F32(&row[0], &x[t*cols], cols, c8, &s)
+		for k := range 4 {
+			out[(t+k)*rows] = tailF32(s[k], row, x[(t+k)*cols:(t+k+1)*cols], c8)
+		}
+	}
+	for ; t < n; t++ {
+		dot4F32(&row[0], &x[t*cols], 0, c8, &s)
+		out[t*rows] = tailF32(s[0], row, x[t*cols:(t+1)*cols], c8)
+	}
+}
+
+func matMulF32(out []float32, w []float32, x []float32, rows, cols, n int) {
+	if !avx2 || cols < 8 {
+		goMatMulF32(out, w, x, rows, cols, n)
+		return
+	}
+	c8 := cols &^ 7
+	var s [4]float32
+	for t := range n {
+		xt := x[t*cols : (t+1)*cols]
+		ot := out[t*rows : (t+1)*rows]
+		r := 0
+		for ; r+4 <= rows; r += 4 {
+			dot4F32(&xt[0], &w[r*cols], cols, c8, &s)
+			for k := range 4 {
+				ot[r+k] = tailF32(s[k], xt, w[(r+k)*cols:(r+k+1)*cols], c8)
+			}
+		}
+		for ; r < rows; r++ {
+			dot4F32(&xt[0], &w[r*cols], 0, c8, &s)
+			ot[r] = tailF32(s[0], xt, w[r*cols:(r+1)*cols], c8)
+		}
+	}
+}
+
+func dot(a, b []float32) float32 {
+	if !avx2 || len(a) < 8 {
+		return goDot(a, b)
+	}
+	c8 := len(a) &^ 7
+	var s [4]float32
+	dot4F32(&a[0], &b[0], 0, c8, &s)
+	return tailF32(s[0], a, b, c8)
+}
+
+func axpy(y []float32, a float32, x []float32) { goAxpy(y, a, x) }
+func add(dst, src []float32)                   { goAdd(dst, src) }
+func rmsNorm(out, x, w []float32, eps float32) { goRMSNorm(out, x, w, eps) }
+func softmax(x []float32)                      { goSoftmax(x) }
+func siluMul(a, b []float32)                   { goSiLUMul(a, b) }
+func rope(x []float32, cos, sin []float32, headDim int, neox bool) {
+	goRope(x, cos, sin, headDim, neox)
+}
+func widenF16(dst []float32, src []uint16) { goWidenF16(dst, src) }
+func flushF16(w []uint16) int              { return goFlushF16(w) }
