@@ -132,7 +132,7 @@ func writeHF(t *testing.T, dir string) {
 			map[string]any{"type": "Replace", "pattern": map[string]any{"String": " "}, "content": "\u2581"},
 		}},
 		"pre_tokenizer": nil,
-		"model": map[string]any{"type": "BPE", "byte_fallback": true, "fuse_unk": true, "unk_token": "<unk>", "vocab": vocab, "merges": []string{}},
+		"model":         map[string]any{"type": "BPE", "byte_fallback": true, "fuse_unk": true, "unk_token": "<unk>", "vocab": vocab, "merges": []string{}},
 	})
 	write("tokenizer.json", tj)
 }
