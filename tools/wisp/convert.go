@@ -37,14 +37,9 @@ normal half to zero; what that cost is reported.`, stderr)
 		return errUsage
 	}
 	in := pos[0]
-	var tt gguf.TensorType
-	switch *typ {
-	case "f32":
-		tt = gguf.F32
-	case "f16":
-		tt = gguf.F16
-	default:
-		return fmt.Errorf("--type %q: choose f32 or f16", *typ)
+	tt, err := tensorType(*typ)
+	if err != nil {
+		return err
 	}
 	if *name == "" {
 		*name = strings.TrimSuffix(filepath.Base(in), filepath.Ext(in))

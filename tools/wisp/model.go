@@ -53,3 +53,14 @@ func loadModel(path, tokPath string) (*engine.Model, error) {
 	}
 	return m, nil
 }
+
+// tensorType parses a --type flag: f32 or f16.
+func tensorType(name string) (gguf.TensorType, error) {
+	switch name {
+	case "f32":
+		return gguf.F32, nil
+	case "f16":
+		return gguf.F16, nil
+	}
+	return 0, fmt.Errorf("--type %q: choose f32 or f16", name)
+}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"strings"
 
-	"wisp/engine/gguf"
 	"wisp/tools/synth"
 )
 
@@ -52,14 +51,9 @@ Shapes: `+strings.Join(synth.ShapeNames(), ", ")+`.`, stderr)
 	if *untied {
 		s.Tied = false
 	}
-	var tt gguf.TensorType
-	switch *typ {
-	case "f32":
-		tt = gguf.F32
-	case "f16":
-		tt = gguf.F16
-	default:
-		return fmt.Errorf("--type %q: choose f32 or f16", *typ)
+	tt, err := tensorType(*typ)
+	if err != nil {
+		return err
 	}
 	name := "random"
 	if *shapeName != "" {
