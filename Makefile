@@ -6,7 +6,7 @@ WAT2WASM ?= wat2wasm
 SHARED   ?= ../shared
 MODELS   ?= models
 
-.PHONY: all demo serve site test test-go test-site bench-site kernels kernels-check bench wisp models clean
+.PHONY: all demo serve site test test-go test-site bench-site corpus kernels kernels-check bench wisp models clean
 
 all: wisp kernels site
 
@@ -59,6 +59,13 @@ $(MODELS)/default.gguf:
 		echo "$(SHARED)/models/stories260K.bin is missing: the default model is a random one"; \
 		./bin/wisp synth --shape stories260K -o $@; \
 	fi
+
+# The training text: the King James Bible from Debian's bible-kjv, with a
+# few books held out for evaluation (tools/corpus/kjv.sh names them).
+corpus: corpus/kjv-train.txt corpus/kjv-eval.txt
+
+corpus/kjv-train.txt corpus/kjv-eval.txt &: tools/corpus/kjv.sh
+	bash tools/corpus/kjv.sh corpus
 
 # The SIMD128 kernel module and its forwarding module, from hand-written
 # WebAssembly text. The .wasm files are committed so that go build needs no
