@@ -6,6 +6,7 @@
 //	wisp run -m MODEL [-z TOKENIZER] [-p PROMPT] [-n STEPS] [-t TEMP] ...
 //	wisp tokenize -m MODEL_OR_VOCAB.gguf [--bos] -- TEXT
 //	wisp convert -o OUT.gguf [--type f32|f16] MODEL [-z TOKENIZER]
+//	wisp prune -m MODEL -o OUT.gguf --calib TEXT [--params RATIO] ...
 //	wisp eval -m MODEL --text FILE [--ref REFERENCE] [--json]
 //	wisp synth -o OUT.gguf --shape NAME [--type f32|f16]
 //	wisp serve [--addr 127.0.0.1:8080] [--site site] [--models models]
@@ -32,7 +33,8 @@ func commands() []command {
 	return []command{
 		{"run", "generate text from a model", runCmd},
 		{"tokenize", "print the token ids of a text", tokenizeCmd},
-		{"convert", "convert a llama2.c checkpoint to GGUF (F32 or F16)", convertCmd},
+		{"convert", "convert a Hugging Face folder, a llama2.c checkpoint or a GGUF file to GGUF (F32 or F16)", convertCmd},
+		{"prune", "remove whole FFN neurons, attention heads and layers, by importance on calibration text", pruneCmd},
 		{"eval", "measure perplexity, or KL divergence and agreement against a reference", evalCmd},
 		{"synth", "write a model of random weights with a given shape", synthCmd},
 		{"serve", "serve the page and a folder of models over HTTP", serveCmd},

@@ -1,0 +1,308 @@
+// Command prunetable measures what fp16 and structured pruning cost
+// stories260K and prints the README's table in Markdown: for the original
+// F32 model, its F16 conversion and the model pruned to 90 %, 75 % and 60 %
+// of its parameters (by Wanda-style scores and, for comparison, by plain
+// magnitude), the file size, the parameters, the mean KL divergence and
+// top-1 agreement against the original, and how many of the original's
+// first greedy tokens each reproduces.
+//
+// Usage:
+//
+//	go run ./tools/prunetable [-model ../shared/models/stories260K.bin] [-tok ../shared/models/tok512.bin] [flags]
+//
+// Both texts are sampled from the original at temperature 1: the
+// calibration stories with seeds -calib-seed, -calib-seed+1, …, the
+// held-out stories the models are compared on with seeds -eval-seed, …;
+// the two ranges of seeds must not overlap. Everything is deterministic:
+// the same flags print the same table.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"wisp/engine"
+	"wisp/engine/gguf"
+	"wisp/engine/sample"
+	"wisp/tools/eval"
+	"wisp/tools/llama2c"
+	"wisp/tools/prune"
+)
+
+// options are the command's flags.
+type options struct {
+	model, tok              string
+	calibStories, calibSeed int
+	evalStories, evalSeed   int
+	greedy                  int
+	typ                     string
+	magnitude, texts        bool
+	dir                     string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.model, "model", "../shared/models/stories260K.bin", "the llama2.c checkpoint")
+	flag.StringVar(&o.tok, "tok", "../shared/models/tok512.bin", "its tokenizer.bin")
+	flag.IntVar(&o.calibStories, "calib-stories", 200, "calibration stories to sample")
+	flag.IntVar(&o.calibSeed, "calib-seed", 1000, "seed of the first calibration story")
+	flag.IntVar(&o.evalStories, "eval-stories", 50, "held-out stories to compare on")
+	flag.IntVar(&o.evalSeed, "eval-seed", 1, "seed of the first held-out story")
+	flag.IntVar(&o.greedy, "greedy", 200, "greedy tokens to compare and show")
+	flag.StringVar(&o.typ, "type", "f16", "tensor type of the pruned models: f16 or f32")
+	flag.BoolVar(&o.magnitude, "magnitude", true, "also prune by plain magnitude, for comparison")
+	flag.BoolVar(&o.texts, "texts", true, "print each model's greedy text after the table")
+	flag.StringVar(&o.dir, "dir", "", "also write every model to this folder")
+	flag.Parse()
+	if flag.NArg() != 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := run(o, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "prunetable:", err)
+		os.Exit(1)
+	}
+}
+
+// row is one line of the table.
+type row struct {
+	name   string
+	data   []byte
+	params int64
+	r      eval.Result
+	shared int
+	text   string
+}
+
+func run(o options, stdout, stderr io.Writer) error {
+	switch {
+	case o.calibStories < 1 || o.evalStories < 1:
+		return fmt.Errorf("-calib-stories %d and -eval-stories %d must be positive", o.calibStories, o.evalStories)
+	case o.calibSeed < o.evalSeed+o.evalStories && o.evalSeed < o.calibSeed+o.calibStories:
+		return fmt.Errorf("the seeds of the calibration stories [%d, %d) and of the held-out ones [%d, %d) overlap",
+			o.calibSeed, o.calibSeed+o.calibStories, o.evalSeed, o.evalSeed+o.evalStories)
+	case o.greedy < 1:
+		return fmt.Errorf("-greedy %d must be positive", o.greedy)
+	}
+	var typ gguf.TensorType
+	switch o.typ {
+	case "f16":
+		typ = gguf.F16
+	case "f32":
+		typ = gguf.F32
+	default:
+		return fmt.Errorf("-type %q: choose f16 or f32", o.typ)
+	}
+	bin, err := os.ReadFile(o.model)
+	if err != nil {
+		return err
+	}
+	tok, err := os.ReadFile(o.tok)
+	if err != nil {
+		return err
+	}
+	convert := func(t gguf.TensorType) ([]byte, error) {
+		b, _, err := llama2c.Convert(bin, tok, llama2c.Options{Type: t, Name: "stories260K"})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", o.model, err)
+		}
+		return b, nil
+	}
+	f32, err := convert(gguf.F32)
+	if err != nil {
+		return err
+	}
+	f16, err := convert(gguf.F16)
+	if err != nil {
+		return err
+	}
+	ref, err := engine.Load(slices.Clone(f32))
+	if err != nil {
+		return err
+	}
+
+	fmt.Fprintf(stderr, "sampling %d calibration and %d held-out stories…\n", o.calibStories, o.evalStories)
+	calib, err := stories(ref, o.calibStories, o.calibSeed)
+	if err != nil {
+		return err
+	}
+	held, err := stories(ref, o.evalStories, o.evalSeed)
+	if err != nil {
+		return err
+	}
+
+	fmt.Fprintln(stderr, "scoring…")
+	scoreSrc, err := prune.Load(slices.Clone(f32))
+	if err != nil {
+		return err
+	}
+	wanda, err := scoreSrc.Score(prune.Wanda, calib, prune.ScoreOptions{})
+	if err != nil {
+		return err
+	}
+	mag, err := scoreSrc.Score(prune.Magnitude, "", prune.ScoreOptions{})
+	if err != nil {
+		return err
+	}
+	base := f16
+	if typ == gguf.F32 {
+		base = f32
+	}
+	src, err := prune.Load(slices.Clone(base))
+	if err != nil {
+		return err
+	}
+
+	rows := []*row{{name: "original (F32)", data: f32}, {name: "F16", data: f16}}
+	type pair struct{ wanda, mag *row }
+	var pairs []pair
+	for _, p := range []float64{0.9, 0.75, 0.6} {
+		sh, err := src.Plan(prune.Targets{Params: p}, prune.Wanda)
+		if err != nil {
+			return err
+		}
+		desc := fmt.Sprintf("%.0f %% params, %s (%d/%d groups, %d/%d neurons)", 100*p, strings.ToUpper(o.typ), sh.Groups, src.Full().Groups, sh.FFN, src.Full().FFN)
+		if sh.Layers < src.Full().Layers {
+			desc = fmt.Sprintf("%.0f %% params, %s (%d/%d blocks, %d/%d groups, %d/%d neurons)", 100*p, strings.ToUpper(o.typ), sh.Layers, src.Full().Layers, sh.Groups, src.Full().Groups, sh.FFN, src.Full().FFN)
+		}
+		var pr pair
+		for _, sc := range []*prune.Scores{wanda, mag} {
+			if sc == mag && !o.magnitude {
+				continue
+			}
+			sel, err := sc.Select(sh)
+			if err != nil {
+				return err
+			}
+			data, err := src.Apply(sel)
+			if err != nil {
+				return err
+			}
+			r := &row{name: "pruned to " + desc + ", " + string(sc.Method), data: data}
+			rows = append(rows, r)
+			if sc == wanda {
+				pr.wanda = r
+			} else {
+				pr.mag = r
+			}
+		}
+		pairs = append(pairs, pr)
+	}
+
+	refText, err := greedyText(ref, o.greedy)
+	if err != nil {
+		return err
+	}
+	for i, r := range rows {
+		fmt.Fprintf(stderr, "evaluating %s…\n", r.name)
+		if o.dir != "" {
+			name := fmt.Sprintf("%d.gguf", i)
+			if err := os.WriteFile(filepath.Join(o.dir, name), r.data, 0o644); err != nil {
+				return err
+			}
+		}
+		m, err := engine.Load(slices.Clone(r.data))
+		if err != nil {
+			return fmt.Errorf("%s: %w", r.name, err)
+		}
+		r.params = m.Params()
+		if r.r, err = eval.Compare(ref, m, held, eval.Options{}); err != nil {
+			return err
+		}
+		if r.shared, err = eval.GreedyPrefix(ref, m, "", o.greedy); err != nil {
+			return err
+		}
+		if r.text, err = greedyText(m, o.greedy); err != nil {
+			return err
+		}
+	}
+
+	w := stdout
+	fmt.Fprintf(w, "| model | file size | parameters | KL vs original (nats/token) | top-1 agreement | greedy tokens shared (of %d) |\n", o.greedy)
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: |")
+	for _, r := range rows {
+		fmt.Fprintf(w, "| %s | %s | %d (%.1f %%) | %.4f | %.1f %% | %d |\n", r.name, size(len(r.data)), r.params,
+			100*float64(r.params)/float64(rows[0].params), r.r.KL, 100*r.r.Top1, r.shared)
+	}
+	fmt.Fprintf(w, "\nKL and top-1 over %d tokens of %d stories sampled from the original at temperature 1 (seeds %d–%d), held out from the %d calibration stories (seeds %d–%d, %d tokens). The original's perplexity on them is %.3f.\n",
+		rows[0].r.Tokens, o.evalStories, o.evalSeed, o.evalSeed+o.evalStories-1, o.calibStories, o.calibSeed, o.calibSeed+o.calibStories-1, wanda.Tokens, rows[0].r.Perplexity)
+	if o.magnitude {
+		var parts []string
+		for _, p := range pairs {
+			parts = append(parts, fmt.Sprintf("%.0f %% lower KL (%.3f vs %.3f) at %d params", 100*(1-p.wanda.r.KL/p.mag.r.KL), p.wanda.r.KL, p.mag.r.KL, p.wanda.params))
+		}
+		fmt.Fprintf(w, "Wanda against magnitude at the same size: %s.\n", strings.Join(parts, "; "))
+	}
+	if o.texts {
+		fmt.Fprintf(w, "\n<details><summary>The first %d greedy tokens of each model</summary>\n\n", o.greedy)
+		fmt.Fprintf(w, "**original (F32)**\n\n```\n%s\n```\n\n", strings.TrimSpace(refText))
+		for _, r := range rows[1:] {
+			fmt.Fprintf(w, "**%s**\n\n```\n%s\n```\n\n", r.name, strings.TrimSpace(r.text))
+		}
+		fmt.Fprintln(w, "</details>")
+	}
+	return nil
+}
+
+// stories samples n stories at temperature 1, story i with seed seed+i,
+// each from BOS to the end-of-text token or the full context, one per line.
+func stories(m *engine.Model, n, seed int) (string, error) {
+	var b strings.Builder
+	for i := range n {
+		s, err := m.NewSession(engine.SessionOptions{Sample: sample.Options{Temperature: 1, Seed: uint64(seed + i)}})
+		if err != nil {
+			return "", err
+		}
+		if _, err := s.Prompt(""); err != nil {
+			return "", err
+		}
+		for {
+			t, err := s.Next()
+			b.WriteString(t)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return "", err
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String(), nil
+}
+
+// greedyText returns the text of up to n greedy tokens from BOS.
+func greedyText(m *engine.Model, n int) (string, error) {
+	s, err := m.NewSession(engine.SessionOptions{Context: min(m.ContextLen, n+1), MaxTokens: n})
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.Prompt(""); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for {
+		t, err := s.Next()
+		b.WriteString(t)
+		if errors.Is(err, io.EOF) {
+			return b.String(), nil
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+}
+
+// size formats a byte count in KiB or MiB.
+func size(n int) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+}
