@@ -7,6 +7,8 @@
 //	wisp tokenize -m MODEL_OR_VOCAB.gguf [--bos] -- TEXT
 //	wisp convert -o OUT.gguf [--type f32|f16] MODEL [-z TOKENIZER]
 //	wisp prune -m MODEL -o OUT.gguf --calib TEXT [--params RATIO] ...
+//	wisp train --train TEXT --eval TEXT -o OUT.gguf [--vocab N --dim D ...]
+//	wisp distil --teacher MODEL [--student MODEL] --train TEXT -o OUT.gguf
 //	wisp eval -m MODEL --text FILE [--ref REFERENCE] [--json]
 //	wisp synth -o OUT.gguf --shape NAME [--type f32|f16]
 //	wisp serve [--addr 127.0.0.1:8080] [--site site] [--models models]
@@ -35,6 +37,8 @@ func commands() []command {
 		{"tokenize", "print the token ids of a text", tokenizeCmd},
 		{"convert", "convert a Hugging Face folder, a llama2.c checkpoint or a GGUF file to GGUF (F32 or F16)", convertCmd},
 		{"prune", "remove whole FFN neurons, attention heads and layers, by importance on calibration text", pruneCmd},
+		{"train", "train a model from a text corpus on the CPU", trainCmd},
+		{"distil", "train a student on a teacher's output distributions", distilCmd},
 		{"eval", "measure perplexity, or KL divergence and agreement against a reference", evalCmd},
 		{"synth", "write a model of random weights with a given shape", synthCmd},
 		{"serve", "serve the page and a folder of models over HTTP", serveCmd},

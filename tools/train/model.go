@@ -1,0 +1,203 @@
+package train
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"wisp/engine"
+	"wisp/engine/gguf"
+	"wisp/engine/tokenizer"
+	"wisp/simd"
+	"wisp/tools/bpe"
+)
+
+// Model is a model in training: its shape and all its weights as float32,
+// in one vector laid out in the order of the GGUF file's tensors.
+type Model struct {
+	Config Config
+	Params []float32
+}
+
+// New returns a model of the given shape with random weights: matrices
+// drawn from N(0, 0.02²), the attention output and feed-forward down
+// projections further scaled by 1/√(2·Layers) as in GPT-2, norms at 1.
+func New(c Config, seed uint64) (*Model, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	c = c.withDefaults()
+	m := &Model{Config: c, Params: make([]float32, c.Params())}
+	rng := rand.New(rand.NewPCG(seed, 0x696e6974))
+	resid := 1 / math.Sqrt(2*float64(c.Layers))
+	for _, t := range c.tensors() {
+		v := m.Params[t.off : t.off+t.rows*t.cols]
+		if !t.matrix() {
+			for i := range v {
+				v[i] = 1
+			}
+			continue
+		}
+		std := 0.02
+		if t.kind == kWo || t.kind == kDown {
+			std *= resid
+		}
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * std)
+		}
+	}
+	return m, nil
+}
+
+// FromGGUF reads a llama model from a GGUF file (F32 or F16 tensors), for
+// example a pruned student to distil or a model to train further.
+func FromGGUF(f *gguf.File) (*Model, error) {
+	if arch, err := f.String("general.architecture"); err != nil {
+		return nil, err
+	} else if arch != "llama" {
+		return nil, fmt.Errorf("train: architecture %q: wisp trains llama models only", arch)
+	}
+	ec, err := engine.ConfigFromGGUF(f)
+	if err != nil {
+		return nil, err
+	}
+	emb, ok := f.Tensor("token_embd.weight")
+	if !ok {
+		return nil, errors.New("train: tensor \"token_embd.weight\" is missing")
+	}
+	if len(emb.Dims) != 2 || emb.Dims[1] == 0 || emb.Dims[1] > maxVocab {
+		return nil, fmt.Errorf("train: tensor \"token_embd.weight\" has shape %v", emb.Dims)
+	}
+	_, hasOut := f.Tensor("output.weight")
+	c := Config{
+		Dim: ec.Dim, HiddenDim: ec.HiddenDim, Layers: ec.Layers, Heads: ec.Heads, KVHeads: ec.KVHeads,
+		HeadDim: ec.HeadDim, Vocab: int(emb.Dims[1]), ContextLen: ec.ContextLen,
+		NormEps: ec.NormEps, RopeBase: ec.RopeBase, Tied: !hasOut,
+	}
+	if c.ContextLen > maxCtx {
+		c.ContextLen = maxCtx // longer than any sequence we train on
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Model{Config: c, Params: make([]float32, c.Params())}
+	for _, ti := range c.tensors() {
+		if err := readTensor(f, ti, m.Params[ti.off:ti.off+ti.rows*ti.cols]); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// readTensor reads one weight into dst, widening halves.
+func readTensor(f *gguf.File, ti tensorInfo, dst []float32) error {
+	t, ok := f.Tensor(ti.name)
+	if !ok {
+		return fmt.Errorf("train: tensor %q is missing", ti.name)
+	}
+	want := []uint64{uint64(ti.cols), uint64(ti.rows)}
+	if ti.rows == 1 {
+		want = want[:1]
+	}
+	if len(t.Dims) != len(want) || t.Dims[0] != want[0] || (len(want) == 2 && t.Dims[1] != want[1]) {
+		return fmt.Errorf("train: tensor %q has shape %v, want %v", ti.name, t.Dims, want)
+	}
+	switch t.Type {
+	case gguf.F32:
+		v, err := t.F32()
+		if err != nil {
+			return fmt.Errorf("train: tensor %q: %w", ti.name, err)
+		}
+		copy(dst, v)
+	case gguf.F16:
+		h, err := t.F16()
+		if err != nil {
+			return fmt.Errorf("train: tensor %q: %w", ti.name, err)
+		}
+		simd.WidenF16(dst, h)
+	default:
+		return fmt.Errorf("train: tensor %q has type %v; wisp reads F32 and F16", ti.name, t.Type)
+	}
+	return nil
+}
+
+// Builder returns a GGUF builder holding the model as F32 tensors under
+// architecture "llama", with the tokenizer v (which may be nil) and
+// general.name set to name. The tensors are copies: later training does
+// not change them.
+func (m *Model) Builder(v *tokenizer.Vocab, name string) (*gguf.Builder, error) {
+	c := m.Config.withDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if len(m.Params) != int(c.Params()) {
+		return nil, fmt.Errorf("train: model has %d parameters, its shape %d", len(m.Params), c.Params())
+	}
+	if v != nil && len(v.Tokens) != c.Vocab {
+		return nil, fmt.Errorf("train: tokenizer has %d tokens, the model %d", len(v.Tokens), c.Vocab)
+	}
+	b := gguf.NewBuilder()
+	const a = "llama."
+	b.Set("general.architecture", "llama")
+	b.Set("general.name", name)
+	b.Set(a+"context_length", uint32(c.ContextLen))
+	b.Set(a+"embedding_length", uint32(c.Dim))
+	b.Set(a+"feed_forward_length", uint32(c.HiddenDim))
+	b.Set(a+"block_count", uint32(c.Layers))
+	b.Set(a+"attention.head_count", uint32(c.Heads))
+	b.Set(a+"attention.head_count_kv", uint32(c.KVHeads))
+	if c.Heads*c.HeadDim != c.Dim {
+		b.Set(a+"attention.key_length", uint32(c.HeadDim))
+		b.Set(a+"attention.value_length", uint32(c.HeadDim))
+	}
+	b.Set(a+"attention.layer_norm_rms_epsilon", c.NormEps)
+	b.Set(a+"rope.freq_base", float32(c.RopeBase))
+	b.Set(a+"rope.dimension_count", uint32(c.HeadDim))
+	if v != nil {
+		if err := bpe.SetGGUF(b, v); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+	}
+	if err := addTensors(b, c, "", m.Params); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// addTensors adds the weights held in p (laid out as c's parameters) as F32
+// tensors, their names prefixed.
+func addTensors(b *gguf.Builder, c Config, prefix string, p []float32) error {
+	for _, t := range c.tensors() {
+		dims := []uint64{uint64(t.cols), uint64(t.rows)}
+		if t.rows == 1 {
+			dims = dims[:1]
+		}
+		if err := b.AddTensor(prefix+t.name, gguf.F32, dims, gguf.F32Bytes(p[t.off:t.off+t.rows*t.cols])); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+	}
+	return nil
+}
+
+// Logits runs the model over one sequence of tokens, as the engine would,
+// and returns the logits after each of them: len(tokens)·Vocab values.
+// It uses up to threads goroutines.
+func (m *Model) Logits(tokens []int, threads int) ([]float32, error) {
+	c := m.Config.withDefaults()
+	if len(tokens) == 0 || len(tokens) > c.ContextLen {
+		return nil, fmt.Errorf("train: %d tokens: want 1 to %d", len(tokens), c.ContextLen)
+	}
+	if len(m.Params) != int(c.Params()) {
+		return nil, fmt.Errorf("train: model has %d parameters, its shape %d", len(m.Params), c.Params())
+	}
+	n := newNet[float32](c, 1, len(tokens), threads, m.Params, nil)
+	for i, t := range tokens {
+		if t < 0 || t >= c.Vocab {
+			return nil, fmt.Errorf("train: token %d is outside the vocabulary of %d", t, c.Vocab)
+		}
+		n.tokens[i] = int32(t)
+	}
+	n.forward()
+	return n.logits, nil
+}

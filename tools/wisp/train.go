@@ -1,0 +1,582 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"wisp/engine/gguf"
+	"wisp/engine/tokenizer"
+	"wisp/tools/bpe"
+	"wisp/tools/train"
+)
+
+func trainCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("train", "(--text FILE | --train FILE [--eval FILE]) [-o OUT.gguf] [flags]",
+		`Trains a Llama-family model from scratch on a text, on the CPU, using every
+core: a SentencePiece-style BPE tokenizer is trained on the training text
+(--vocab tokens), unless --tokenizer-from gives a model whose tokenizer to
+use; then AdamW over random windows of the tokenized text, each starting
+with BOS, with linear warm-up and cosine decay, gradient clipping and
+accumulation. Held-out text is evaluated every --eval-every steps.
+
+The result is an F32 GGUF model with its tokenizer and the run in
+wisp.train.* metadata (wisp convert --type f16 halves it). Every
+--ckpt-every steps a checkpoint is written (the model plus the optimizer
+state, itself a loadable model); --resume CKPT continues from one, on the
+same text, exactly as if the run had not stopped: the model's shape and
+the training options come from the checkpoint (only --steps may change).`, stderr)
+	var tf trainFlags
+	tf.register(fs, "model.gguf")
+	vocab := fs.Int("vocab", 2048, "vocabulary size of the tokenizer to train")
+	tokFrom := fs.String("tokenizer-from", "", "a GGUF model whose tokenizer to use instead of training one")
+	var sh shapeFlags
+	sh.register(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 || (tf.text == "" && tf.trainPath == "") {
+		fs.Usage()
+		return errUsage
+	}
+	corpus, err := tf.readCorpus()
+	if err != nil {
+		return err
+	}
+
+	var v *tokenizer.Vocab
+	var ck *gguf.File
+	switch {
+	case tf.resume != "":
+		if ck, err = readGGUF(tf.resume); err != nil {
+			return err
+		}
+		tok, err := tokenizer.FromGGUF(ck)
+		if err != nil {
+			return fmt.Errorf("%s: %w", tf.resume, err)
+		}
+		v = tok.Vocab()
+	case *tokFrom != "":
+		m, err := loadModel(*tokFrom, "")
+		if err != nil {
+			return err
+		}
+		v = m.Tokenizer.Vocab()
+	default:
+		start := time.Now()
+		v, err = bpe.Train(strings.NewReader(corpus.train), bpe.Options{VocabSize: *vocab})
+		if errors.Is(err, bpe.ErrShort) && v != nil {
+			fmt.Fprintf(stderr, "warning: %v\n", err)
+		} else if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "tokenizer: %d tokens trained in %s\n", len(v.Tokens), time.Since(start).Round(time.Millisecond))
+	}
+	data, err := corpus.encode(v, stderr)
+	if err != nil {
+		return err
+	}
+
+	var tr *train.Trainer
+	if ck != nil {
+		tr, err = train.Resume(ck, data.train, train.ResumeOptions{Threads: tf.threads, Steps: tf.stepsIfSet(fs)})
+		if err != nil {
+			return fmt.Errorf("%s: %w", tf.resume, err)
+		}
+		fmt.Fprintf(stderr, "resumed %s at step %d of %d\n", tf.resume, tr.StepsDone(), tr.Options().Steps)
+	} else {
+		c := sh.config(len(v.Tokens), tf.ctx)
+		m, err := train.New(c, tf.seed)
+		if err != nil {
+			return err
+		}
+		if tr, err = train.NewTrainer(m, data.train, tf.options(c, v.BOS)); err != nil {
+			return err
+		}
+	}
+	return runTraining(&run{
+		cmd: "train", args: args, flags: &tf, corpus: corpus, data: data, vocab: v, trainer: tr, ckpt: ck,
+		stdout: stdout, stderr: stderr,
+	})
+}
+
+// trainFlags are the flags wisp train and wisp distil share.
+type trainFlags struct {
+	text, trainPath, evalPath string
+	holdout                   float64
+
+	ctx, batch, accum, steps, warmup int
+	lr, wd, clip                     float64
+	minLR                            optFloat
+	seed                             uint64
+	threads                          int
+
+	evalEvery, evalTokens, ckptEvery, logEvery int
+	out, ckpt, resume, name                    string
+}
+
+func (f *trainFlags) register(fs *flag.FlagSet, out string) {
+	fs.StringVar(&f.text, "text", "", "the text to train on; its last --holdout is kept for evaluation")
+	fs.StringVar(&f.trainPath, "train", "", "the text to train on (instead of --text)")
+	fs.StringVar(&f.evalPath, "eval", "", "held-out text to evaluate on, with --train")
+	fs.Float64Var(&f.holdout, "holdout", 0.05, "with --text, the fraction of its lines (from the end) held out for evaluation")
+	fs.IntVar(&f.ctx, "ctx", 256, "context length: tokens per training window, BOS included")
+	fs.IntVar(&f.batch, "batch", 8, "windows per micro-batch")
+	fs.IntVar(&f.accum, "accum", 1, "micro-batches per optimizer step (gradient accumulation)")
+	fs.IntVar(&f.steps, "steps", 2000, "optimizer steps")
+	fs.IntVar(&f.warmup, "warmup", 100, "steps of linear learning-rate warm-up")
+	fs.Float64Var(&f.lr, "lr", 1e-3, "peak learning rate")
+	fs.Var(&f.minLR, "min-lr", "the learning `rate` at the end of the cosine decay (default: lr/10)")
+	fs.Float64Var(&f.wd, "wd", 0.1, "AdamW weight decay, on matrices only")
+	fs.Float64Var(&f.clip, "clip", 1, "clip the gradient to this global norm (0: no clipping)")
+	fs.Uint64Var(&f.seed, "seed", 1, "random seed of the initial weights and of the windows")
+	fs.IntVar(&f.threads, "threads", runtime.NumCPU(), "goroutines to compute with (the result does not depend on it)")
+	fs.IntVar(&f.evalEvery, "eval-every", 200, "evaluate every this many steps (0: only at the end)")
+	fs.IntVar(&f.evalTokens, "eval-tokens", 32768, "score at most this many held-out tokens per evaluation (0: all)")
+	fs.IntVar(&f.ckptEvery, "ckpt-every", 500, "write a checkpoint every this many steps (0: never)")
+	fs.IntVar(&f.logEvery, "log-every", 10, "when stderr is not a terminal, print progress every this many steps")
+	fs.StringVar(&f.out, "o", out, "the GGUF model to write")
+	fs.StringVar(&f.out, "out", out, "the GGUF model to write (same as -o)")
+	fs.StringVar(&f.ckpt, "ckpt", "", "the checkpoint file (default: the output with .ckpt added)")
+	fs.StringVar(&f.resume, "resume", "", "a checkpoint to continue from")
+	fs.StringVar(&f.name, "name", "", "general.name of the model (default: the output's base name)")
+}
+
+// stepsIfSet returns --steps when it was given, else 0.
+func (f *trainFlags) stepsIfSet(fs *flag.FlagSet) int {
+	n := 0
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "steps" {
+			n = f.steps
+		}
+	})
+	return n
+}
+
+// options returns the training options the flags give.
+func (f *trainFlags) options(c train.Config, bos int) train.Options {
+	minLR := f.lr / 10
+	if f.minLR.set {
+		minLR = f.minLR.v
+	}
+	return train.Options{
+		SeqLen: min(f.ctx, c.ContextLen), Batch: f.batch, Accum: f.accum, Steps: f.steps,
+		LR: f.lr, MinLR: minLR, Warmup: f.warmup, WeightDecay: f.wd, Clip: f.clip,
+		Seed: f.seed, BOS: bos, Threads: f.threads,
+	}
+}
+
+// optFloat is a float flag that knows whether it was given.
+type optFloat struct {
+	v   float64
+	set bool
+}
+
+func (o *optFloat) String() string {
+	if o == nil || !o.set {
+		return ""
+	}
+	return strconv.FormatFloat(o.v, 'g', -1, 64)
+}
+
+func (o *optFloat) Set(s string) error {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return err
+	}
+	o.v, o.set = v, true
+	return nil
+}
+
+// shapeFlags give the shape of a new model.
+type shapeFlags struct {
+	dim, layers, heads, kvHeads, hidden int
+	untied                              bool
+}
+
+func (s *shapeFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&s.dim, "dim", 256, "embedding length")
+	fs.IntVar(&s.layers, "layers", 6, "blocks")
+	fs.IntVar(&s.heads, "heads", 8, "attention heads")
+	fs.IntVar(&s.kvHeads, "kv-heads", 0, "key/value heads (default: as many as heads)")
+	fs.IntVar(&s.hidden, "hidden", 688, "feed-forward length")
+	fs.BoolVar(&s.untied, "untied", false, "a classifier of its own instead of the token embedding")
+}
+
+func (s *shapeFlags) config(vocab, ctx int) train.Config {
+	return train.Config{Dim: s.dim, HiddenDim: s.hidden, Layers: s.layers, Heads: s.heads, KVHeads: s.kvHeads,
+		Vocab: vocab, ContextLen: ctx, Tied: !s.untied}
+}
+
+// corpus is the text of a run.
+type corpus struct {
+	train, eval            string
+	trainSum, evalSum      string // hex SHA-256 of the files as read
+	trainPath, evalPath    string
+	heldOutLines, allLines int
+}
+
+// readCorpus reads --text (splitting off the held-out lines) or --train
+// and --eval.
+func (f *trainFlags) readCorpus() (*corpus, error) {
+	c := &corpus{}
+	if f.text != "" {
+		if f.trainPath != "" || f.evalPath != "" {
+			return nil, errors.New("give --text, or --train and --eval, not both")
+		}
+		if !(f.holdout >= 0 && f.holdout < 1) {
+			return nil, fmt.Errorf("--holdout %g: want a fraction in [0, 1)", f.holdout)
+		}
+		b, err := os.ReadFile(f.text)
+		if err != nil {
+			return nil, err
+		}
+		c.trainPath, c.trainSum = f.text, sha(b)
+		lines := bytes.SplitAfter(b, []byte("\n"))
+		if len(lines) > 0 && len(lines[len(lines)-1]) == 0 {
+			lines = lines[:len(lines)-1]
+		}
+		k := int(float64(len(lines)) * f.holdout)
+		cut := len(b)
+		for _, l := range lines[len(lines)-k:] {
+			cut -= len(l)
+		}
+		c.train, c.eval = string(b[:cut]), string(b[cut:])
+		c.heldOutLines, c.allLines = k, len(lines)
+		return c, nil
+	}
+	b, err := os.ReadFile(f.trainPath)
+	if err != nil {
+		return nil, err
+	}
+	c.train, c.trainPath, c.trainSum = string(b), f.trainPath, sha(b)
+	if f.evalPath != "" {
+		if b, err = os.ReadFile(f.evalPath); err != nil {
+			return nil, err
+		}
+		c.eval, c.evalPath, c.evalSum = string(b), f.evalPath, sha(b)
+	}
+	return c, nil
+}
+
+func sha(b []byte) string { return fmt.Sprintf("%x", sha256.Sum256(b)) }
+
+// tokens are a corpus tokenized.
+type tokens struct{ train, eval []int32 }
+
+func (c *corpus) encode(v *tokenizer.Vocab, stderr io.Writer) (*tokens, error) {
+	tok, err := tokenizer.New(*v)
+	if err != nil {
+		return nil, err
+	}
+	enc := func(s string) ([]int32, error) {
+		ids, err := tok.Encode(s)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]int32, len(ids))
+		for i, id := range ids {
+			out[i] = int32(id)
+		}
+		return out, nil
+	}
+	start := time.Now()
+	t := &tokens{}
+	if t.train, err = enc(c.train); err != nil {
+		return nil, err
+	}
+	if c.eval != "" {
+		if t.eval, err = enc(c.eval); err != nil {
+			return nil, err
+		}
+	}
+	fmt.Fprintf(stderr, "text: %d training tokens (%.2f bytes each), %d held-out tokens, tokenized in %s\n",
+		len(t.train), float64(len(c.train))/max(1, float64(len(t.train))), len(t.eval), time.Since(start).Round(time.Millisecond))
+	return t, nil
+}
+
+// run is one training (or distillation) run of the command line.
+type run struct {
+	cmd     string // "train" or "distil"
+	args    []string
+	flags   *trainFlags
+	corpus  *corpus
+	data    *tokens
+	vocab   *tokenizer.Vocab
+	trainer *train.Trainer
+	ckpt    *gguf.File // the checkpoint resumed from, or nil
+	meta    func(b *gguf.Builder)
+
+	stdout, stderr io.Writer
+}
+
+// commandLine quotes args as a shell would need them.
+func commandLine(cmd string, args []string) string {
+	parts := []string{"wisp", cmd}
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\n\"'\\$`*?[]{}()<>|&;#~") {
+			a = strconv.Quote(a)
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}
+
+// runTraining takes the remaining steps, evaluating, printing progress
+// and writing checkpoints, then writes the model.
+func runTraining(r *run) error {
+	tr, f := r.trainer, r.flags
+	o := tr.Options()
+	m := tr.Model()
+	name := f.name
+	if name == "" {
+		name = strings.TrimSuffix(baseName(f.out), ".gguf")
+	}
+	ckptPath := f.ckpt
+	if ckptPath == "" {
+		ckptPath = f.out + ".ckpt"
+	}
+	c := m.Config
+	fmt.Fprintf(r.stderr, "model: %d parameters (dim %d, %d layers, %d heads, %d key/value heads, hidden %d, vocabulary %d, %s classifier)\n",
+		c.Params(), c.Dim, c.Layers, c.Heads, c.KVHeads, c.HiddenDim, c.Vocab, map[bool]string{true: "tied", false: "untied"}[c.Tied])
+	perStep := o.Batch * o.Accum * o.SeqLen
+	fmt.Fprintf(r.stderr, "training: %d steps of %d×%d×%d = %d tokens (%.2f epochs), %d threads\n",
+		o.Steps, o.Accum, o.Batch, o.SeqLen, perStep, float64(o.Steps*perStep)/float64(len(r.data.train)), o.Threads)
+
+	cmdLine := commandLine(r.cmd, r.args)
+	first := cmdLine
+	if r.ckpt != nil {
+		if s, err := r.ckpt.String("wisp.train.command"); err == nil {
+			first = s
+		}
+	}
+	var lastEval *train.Eval
+	evaluate := func() error {
+		if len(r.data.eval) == 0 {
+			return nil
+		}
+		start := time.Now()
+		e, err := tr.Evaluate(r.data.eval, f.evalTokens)
+		if err != nil {
+			return err
+		}
+		lastEval = &e
+		kl := ""
+		if o.Teacher != nil {
+			kl = fmt.Sprintf(", KL(teacher‖student) %.4f at T=%g", e.KL, o.Temperature)
+		}
+		fmt.Fprintf(r.stderr, "step %d: held-out loss %.4f, perplexity %.3f%s over %d tokens (%s)\n",
+			tr.StepsDone(), e.Loss, e.Perplexity, kl, e.Tokens, time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+	// recent holds the last losses, whose mean is the final training
+	// loss; checkpoints keep them, so that a resumed run records the same.
+	var recent []float64
+	if r.ckpt != nil {
+		if v, ok := r.ckpt.Value("wisp.train.recent_losses"); ok {
+			if l, ok := v.([]float64); ok {
+				recent = append(recent, l[max(0, len(l)-recentLosses):]...)
+			}
+		}
+	}
+	metadata := func(b *gguf.Builder) {
+		const p = "wisp.train."
+		b.Set(p+"command", first)
+		if first != cmdLine {
+			b.Set(p+"resumed_command", cmdLine)
+		}
+		b.Set(p+"steps", uint64(tr.StepsDone()))
+		b.Set(p+"tokens", uint64(tr.Tokens()))
+		if len(recent) > 0 {
+			var s float64
+			for _, l := range recent {
+				s += l
+			}
+			b.Set(p+"train_loss", float32(s/float64(len(recent))))
+		}
+		if lastEval != nil {
+			if o.Teacher != nil {
+				b.Set("wisp.distil.eval_kl", float32(lastEval.KL))
+			}
+			b.Set(p+"eval_loss", float32(lastEval.Loss))
+			b.Set(p+"eval_perplexity", float32(lastEval.Perplexity))
+			b.Set(p+"eval_tokens", uint64(lastEval.Tokens))
+		}
+		b.Set(p+"corpus", baseName(r.corpus.trainPath))
+		b.Set(p+"corpus_sha256", r.corpus.trainSum)
+		if r.corpus.heldOutLines > 0 {
+			b.Set(p+"holdout_lines", uint64(r.corpus.heldOutLines))
+		}
+		if r.corpus.evalSum != "" {
+			b.Set(p+"eval_corpus", baseName(r.corpus.evalPath))
+			b.Set(p+"eval_sha256", r.corpus.evalSum)
+		}
+		b.Set(p+"params", uint64(c.Params()))
+		if r.meta != nil {
+			r.meta(b)
+		}
+	}
+	write := func(path string, checkpoint bool) (int64, error) {
+		var b *gguf.Builder
+		var err error
+		if checkpoint {
+			b, err = tr.Checkpoint(r.vocab, name)
+		} else {
+			b, err = m.Builder(r.vocab, name)
+		}
+		if err != nil {
+			return 0, err
+		}
+		metadata(b)
+		if checkpoint {
+			b.Set("wisp.train.recent_losses", append([]float64(nil), recent...))
+		}
+		tmp := path + ".tmp"
+		n, err := writeGGUF(tmp, b)
+		if err != nil {
+			return 0, err
+		}
+		return n, os.Rename(tmp, path)
+	}
+
+	if tr.StepsDone() == 0 || f.evalEvery > 0 {
+		if err := evaluate(); err != nil {
+			return err
+		}
+	}
+	prog := newProgress(r.stderr, f.logEvery)
+	start := time.Now()
+	startStep := tr.StepsDone()
+	for tr.StepsDone() < o.Steps {
+		s, err := tr.Step()
+		if err != nil {
+			return err
+		}
+		recent = append(recent, s.Loss)
+		if len(recent) > recentLosses {
+			recent = recent[1:]
+		}
+		elapsed := time.Since(start)
+		done := s.Step - startStep
+		rate := float64(done*perStep) / max(elapsed.Seconds(), 1e-9)
+		left := time.Duration(float64(elapsed) / float64(done) * float64(o.Steps-s.Step))
+		line := fmt.Sprintf("step %d/%d loss %.4f", s.Step, o.Steps, s.Loss)
+		if o.Teacher != nil {
+			line += fmt.Sprintf(" (KL %.4f, CE %.4f)", s.KL, s.CE)
+		}
+		line += fmt.Sprintf(" lr %.2e |g| %.3f %.0f tok/s %s left", s.LR, s.GradNorm, rate, left.Round(time.Second))
+		prog.show(s.Step, s.Step == o.Steps, line)
+		if f.evalEvery > 0 && s.Step%f.evalEvery == 0 && s.Step < o.Steps {
+			prog.clear()
+			if err := evaluate(); err != nil {
+				return err
+			}
+		}
+		if f.ckptEvery > 0 && s.Step%f.ckptEvery == 0 && s.Step < o.Steps {
+			n, err := write(ckptPath, true)
+			if err != nil {
+				return err
+			}
+			prog.clear()
+			fmt.Fprintf(r.stderr, "step %d: checkpoint %s (%d bytes)\n", s.Step, ckptPath, n)
+		}
+	}
+	prog.clear()
+	if tr.StepsDone() > startStep {
+		el := time.Since(start)
+		fmt.Fprintf(r.stderr, "trained %d steps in %s: %.0f tokens/s\n", tr.StepsDone()-startStep, el.Round(time.Second),
+			float64((tr.StepsDone()-startStep)*perStep)/el.Seconds())
+	}
+	if err := evaluate(); err != nil {
+		return err
+	}
+	n, err := write(f.out, false)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(r.stderr, "wrote %s (%d bytes, F32)\n", f.out, n)
+	summary := fmt.Sprintf("%s: %d steps, %d tokens", f.out, tr.StepsDone(), tr.Tokens())
+	if len(recent) > 0 {
+		summary += fmt.Sprintf(", training loss %.4f", recent[len(recent)-1])
+	}
+	if lastEval != nil {
+		summary += fmt.Sprintf(", held-out loss %.4f (perplexity %.3f)", lastEval.Loss, lastEval.Perplexity)
+	}
+	fmt.Fprintln(r.stdout, summary)
+	return nil
+}
+
+// recentLosses is how many of the last steps' losses the final training
+// loss is the mean of.
+const recentLosses = 20
+
+func baseName(p string) string {
+	if i := strings.LastIndexAny(p, `/\`); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// readGGUF reads and parses a GGUF file.
+func readGGUF(path string) (*gguf.File, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := gguf.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return f, nil
+}
+
+// progress shows a progress line: redrawn in place on a terminal, else
+// printed every so many steps.
+type progress struct {
+	w     io.Writer
+	tty   bool
+	every int
+	shown bool
+	last  time.Time
+}
+
+func newProgress(w io.Writer, every int) *progress {
+	p := &progress{w: w, every: max(every, 1)}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
+	return p
+}
+
+func (p *progress) show(step int, final bool, line string) {
+	if !p.tty {
+		if step%p.every == 0 || final {
+			fmt.Fprintln(p.w, line)
+		}
+		return
+	}
+	if now := time.Now(); final || now.Sub(p.last) >= 100*time.Millisecond {
+		p.last = now
+		fmt.Fprintf(p.w, "\r%s\x1b[K", line)
+		p.shown = true
+	}
+}
+
+// clear ends a line being redrawn, so that other output starts on its own.
+func (p *progress) clear() {
+	if p.shown {
+		fmt.Fprintln(p.w)
+		p.shown = false
+	}
+}
