@@ -6,7 +6,7 @@ WAT2WASM ?= wat2wasm
 SHARED   ?= ../shared
 MODELS   ?= models
 
-.PHONY: all demo serve site test test-go test-site bench-site corpus prune-table kernels kernels-check bench wisp models clean
+.PHONY: all demo serve site test test-go test-site bench-site bench-go corpus prune-table kernels kernels-check bench wisp models clean
 
 all: wisp kernels site
 
@@ -95,8 +95,14 @@ test-go:
 	$(GO) vet ./...
 	$(GO) test ./...
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2x ./...
+# One benchmark of every runtime (native, wazero, Node, Chromium) and
+# llama.cpp's wasm build (wllama) on the same files: bench/results.md and
+# bench/results.json. The Go micro-benchmarks: make bench-go.
+bench: wisp site models site/node_modules
+	$(GO) run ./tools/bench -out bench
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchtime 10x ./simd ./engine ./wasm/host
 
 clean:
 	rm -rf bin site/wasm

@@ -1,0 +1,378 @@
+// browser.bench.js: the Chromium runner of make bench (tools/bench). It
+// speaks the runners' line protocol (see node.bench.js): one JSON request
+// per line on stdin, one JSON answer per line on stdout, progress on
+// stderr.
+//
+// It serves site/ and the models with `wisp serve --isolate` (COOP/COEP,
+// so that wllama may start threads) behind a proxy that forbids caching,
+// so that every load downloads the model and the wasm again, and launches
+// headless Chromium (test/helpers.js). Each job gets a browser context of
+// its own, hence a renderer process of its own, whose high-water mark
+// (VmHWM) is the job's peak memory: the page and its workers. The job's
+// renderer is the one whose CPU time grows most while the job runs
+// (Chromium keeps a spare renderer ready, so the newest is not always the
+// page's). In bench/bench.html it measures
+//
+//   - wisp through its real API: wisp.load (the Worker, worker.js) and
+//     model.generate, the rates being those the Worker reports;
+//   - @wllama/wllama from node_modules (CPU only, n_threads threads), the
+//     rates being those llama.cpp reports (timings.prompt_per_second and
+//     timings.predicted_per_second);
+//   - the ceiling (ceiling.js): read bandwidth and matvec GFLOP/s.
+//
+// The first line configures it, {"models": DIR, "context": 256,
+// "warmupMs": 1500}, and is answered {"chromium", "wllama",
+// "baselineRSS"} (the peak of a renderer with an empty page). Then:
+//
+//	{"op": "ceiling", "spec": {...}} → ceiling.js's answer
+//	{"op": "open", "job": {"id", "engine": "wisp" | "wllama", "file",
+//	  "threads", "prompt", "warmup", "maxTokens", "warmupTokens",
+//	  "runWarmupTokens", "decodeCapMs"}}
+//	    → {"coldLoadMs"}: a new context, a first load and a warm-up
+//	{"op": "run", "id"} → {"loadMs", "prefill", "decode", "promptTokens",
+//	    "tokens", "reason", "threads", "libllama"}: a load, one short
+//	    warm-up generation (runWarmupTokens tokens), then the measured
+//	    prompt and decoding, stopped early (reason "time cap") once the
+//	    decoding has taken decodeCapMs
+//	{"op": "close", "id"} → {"peakRSS"} (bytes; 0 where /proc cannot tell)
+//
+// A failed request is answered {"error"}. At the end of stdin it closes
+// the browser and the server.
+
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import readline from 'node:readline';
+
+import { launch, site, root, wispCommand } from '../test/helpers.js';
+
+const wllamaDir = path.join(site, 'node_modules', '@wllama', 'wllama');
+
+/** log writes a line of progress to stderr. */
+const log = (...a) => process.stderr.write(`browser.bench: ${a.join(' ')}\n`);
+
+/**
+ * serveIsolated starts `wisp serve --isolate` for site/ and the models,
+ * and in front of it a proxy that sends every response with
+ * Cache-Control: no-store and without validators. It returns the proxy's
+ * URL and close().
+ */
+async function serveIsolated(models) {
+  const [cmd, ...pre] = wispCommand();
+  const child = spawn(cmd, [...pre, 'serve', '--isolate', '--site', site, '--models', models, '--addr', '127.0.0.1:0'], {
+    cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: true, // its own process group: go run's child too
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const upstream = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`wisp serve did not start: ${stderr}`)), 60_000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/http:\/\/(127\.0\.0\.1):(\d+)\//);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ host: m[1], port: Number(m[2]) });
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`wisp serve exited with ${code}: ${stderr}`)));
+  });
+  const proxy = http.createServer((req, res) => {
+    const headers = { ...req.headers };
+    delete headers['if-none-match'];
+    delete headers['if-modified-since'];
+    const up = http.request({ ...upstream, method: req.method, path: req.url, headers }, (ur) => {
+      const h = { ...ur.headers, 'cache-control': 'no-store' };
+      delete h.etag;
+      delete h['last-modified'];
+      res.writeHead(ur.statusCode, h);
+      ur.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${proxy.address().port}/`,
+    async close() {
+      proxy.closeAllConnections?.();
+      await new Promise((resolve) => proxy.close(resolve));
+      if (child.exitCode === null) process.kill(-child.pid, 'SIGINT');
+      await new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)));
+    },
+  };
+}
+
+/** cpuTimes returns the CPU seconds each of the browser's renderers has used. */
+async function cpuTimes(cdp) {
+  const { processInfo } = await cdp.send('SystemInfo.getProcessInfo');
+  return new Map(processInfo.filter((p) => p.type === 'renderer').map((p) => [p.id, p.cpuTime]));
+}
+
+/**
+ * busiest runs f and returns its result and the renderer whose CPU time
+ * grew most meanwhile (0 if none did).
+ */
+async function busiest(cdp, f) {
+  const before = await cpuTimes(cdp);
+  const result = await f();
+  let pid = 0;
+  let most = 0;
+  for (const [id, t] of await cpuTimes(cdp)) {
+    const d = t - (before.get(id) ?? 0);
+    if (d > most) {
+      most = d;
+      pid = id;
+    }
+  }
+  if (process.env.WISP_BENCH_DEBUG) {
+    const after = await cpuTimes(cdp);
+    log('cpu deltas', JSON.stringify([...after].map(([id, t]) => [id, +(t - (before.get(id) ?? 0)).toFixed(2)])), 'picked', pid);
+  }
+  return { result, pid };
+}
+
+/** peakRSS returns a process's VmHWM in bytes, or 0 where /proc cannot tell. */
+async function peakRSS(pid) {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const m = status.match(/^VmHWM:\s+(\d+) kB/m);
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * openPage opens bench/bench.html in a new browser context and returns
+ * the context, the page and the set of the page's renderers (see
+ * busiest) found so far.
+ */
+async function openPage(browser, cdp, url) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on('pageerror', (e) => log('page error:', e.message));
+  page.on('console', (m) => { if (m.type() === 'error') log('console:', m.text().slice(0, 300)); });
+  await page.goto(`${url}bench/bench.html`);
+  return { context, page, pids: new Set() };
+}
+
+/** pagePeak returns the largest high-water mark of a page's renderers. */
+async function pagePeak(pids) {
+  let peak = 0;
+  for (const pid of pids) peak = Math.max(peak, await peakRSS(pid));
+  return peak;
+}
+
+// spin runs in the page: it keeps the renderer busy for ms milliseconds,
+// so that busiest finds it.
+function spin(ms) {
+  const end = performance.now() + ms;
+  let x = 0;
+  while (performance.now() < end) x += Math.sqrt(x + 1);
+  return x;
+}
+
+// runWisp runs in the page: it loads the model through wisp.js, warms up
+// (short generations of warmupTokens for at least warmMs, at least one),
+// then, if asked to measure, generates greedily and returns what the
+// Worker measured.
+async function runWisp({ url, prompt, warmup, maxTokens, warmupTokens, context, warmMs, measure, decodeCapMs }) {
+  const wisp = await import('/wisp.js');
+  const t0 = performance.now();
+  const model = await wisp.load(url, { cache: false });
+  const loadMs = performance.now() - t0;
+  try {
+    const w0 = performance.now();
+    do {
+      for await (const _ of model.generate(warmup, { temperature: 0, maxTokens: warmupTokens, context }));
+    } while (performance.now() - w0 < warmMs);
+    if (!measure) return { loadMs };
+    const gen = model.generate(prompt, { temperature: 0, maxTokens, context });
+    let first = 0;
+    let capped = false;
+    for await (const _ of gen) {
+      // The Worker posts the first token at once, then slices of 16 ms.
+      if (!first && gen.stats.tokens > 0) first = performance.now();
+      if (first && !capped && performance.now() - first >= decodeCapMs) {
+        capped = true;
+        gen.stop();
+      }
+    }
+    const s = await gen.result;
+    return {
+      loadMs, prefill: s.promptTokensPerSecond, decode: s.tokensPerSecond,
+      promptTokens: s.promptTokens, tokens: s.tokens, reason: capped ? 'time cap' : s.reason, threads: 1,
+    };
+  } finally {
+    model.unload();
+  }
+}
+
+// runWllama runs in the page: it loads the model with wllama (CPU only,
+// n_threads threads), warms up as runWisp does, then, if asked to
+// measure, completes greedily and returns llama.cpp's own timings, which
+// it streams with every token so that a capped run still has them.
+// wllama always downloads a model into its cache (the origin private file
+// system) and loads it from there, reusing a copy it finds: the cache is
+// emptied before each load, so that every load downloads, as wisp's do.
+async function runWllama({ url, prompt, warmup, maxTokens, warmupTokens, context, threads, warmMs, measure, decodeCapMs }) {
+  const { Wllama } = await import('/node_modules/@wllama/wllama/esm/index.js');
+  const quiet = { debug() {}, log() {}, warn() {}, error: (...a) => console.error(...a) };
+  const w = new Wllama({ default: '/node_modules/@wllama/wllama/esm/wasm/wllama.wasm' },
+    { suppressNativeLog: true, logger: quiet });
+  await w.cacheManager.clear();
+  const t0 = performance.now();
+  await w.loadModelFromUrl(url, { n_threads: threads, n_ctx: context, n_parallel: 1, n_gpu_layers: 0, useCache: false });
+  const loadMs = performance.now() - t0;
+  try {
+    const opts = { temperature: 0, ignore_eos: true, cache_prompt: false };
+    const w0 = performance.now();
+    do {
+      await w.createCompletion({ ...opts, prompt: warmup, max_tokens: warmupTokens });
+    } while (performance.now() - w0 < warmMs);
+    if (!measure) return { loadMs };
+    const ctl = new AbortController();
+    let t = null;
+    let reason = '';
+    let first = 0;
+    try {
+      await w.createCompletion({
+        ...opts, prompt, max_tokens: maxTokens, stream: true, timings_per_token: true, abortSignal: ctl.signal,
+        onData: (chunk) => {
+          if (chunk.timings) t = chunk.timings;
+          reason = chunk.choices?.[0]?.finish_reason || reason;
+          if (!first && t?.predicted_n > 0) first = performance.now();
+          if (first && performance.now() - first >= decodeCapMs) ctl.abort();
+        },
+      });
+    } catch (err) {
+      if (!ctl.signal.aborted) throw err;
+      reason = 'time cap';
+    }
+    if (!t) throw new Error('wllama reported no timings');
+    return {
+      loadMs, prefill: t.prompt_per_second, decode: t.predicted_per_second,
+      promptTokens: t.prompt_n, tokens: t.predicted_n, reason,
+      threads: w.getNumThreads(), libllama: Wllama.getLibllamaVersion?.() ?? '',
+    };
+  } finally {
+    await w.exit();
+    await w.cacheManager.clear();
+  }
+}
+
+// runCeiling runs in the page: ceiling.js with the site's kernels.
+async function runCeiling(spec) {
+  const { ceiling } = await import('/bench/ceiling.js');
+  const get = async (u) => (await fetch(u)).arrayBuffer();
+  const [read, kernels, forward] = await Promise.all([get('/bench/read.wasm'), get('/wasm/kernels.wasm'), get('/wasm/forward.wasm')]);
+  return ceiling({ read, kernels, forward }, spec);
+}
+
+/** Bench answers the requests, holding the browser and the open jobs. */
+class Bench {
+  constructor(cfg, browser, cdp, url) {
+    Object.assign(this, { cfg, browser, cdp, url });
+    this.jobs = new Map(); // id → {job, context, page, pids, arg}
+  }
+
+  async ceiling(spec) {
+    const { context, page } = await openPage(this.browser, this.cdp, this.url);
+    try {
+      return await page.evaluate(runCeiling, spec);
+    } finally {
+      await context.close();
+    }
+  }
+
+  async open(job) {
+    if (this.jobs.has(job.id)) throw new Error(`job ${job.id} is already open`);
+    const p = await openPage(this.browser, this.cdp, this.url);
+    const arg = { ...job, url: `/models/${job.file}`, context: this.cfg.context };
+    const j = { job, arg, ...p, run: job.engine === 'wisp' ? runWisp : runWllama };
+    this.jobs.set(job.id, j);
+    const { result: r, pid } = await busiest(this.cdp, () => j.page.evaluate(j.run, { ...arg, warmMs: this.cfg.warmupMs, measure: false }));
+    if (pid) j.pids.add(pid);
+    log(`${job.id}: first load ${r.loadMs.toFixed(0)} ms, warmed up`);
+    return { coldLoadMs: r.loadMs };
+  }
+
+  job(id) {
+    const j = this.jobs.get(id);
+    if (!j) throw new Error(`no open job ${id}`);
+    return j;
+  }
+
+  async run(id) {
+    const j = this.job(id);
+    const { result: r, pid } = await busiest(this.cdp,
+      () => j.page.evaluate(j.run, { ...j.arg, warmupTokens: j.arg.runWarmupTokens, warmMs: 0, measure: true }));
+    if (pid) j.pids.add(pid);
+    log(`${id}: load ${r.loadMs.toFixed(0)} ms, prefill ${r.prefill.toFixed(1)} tok/s,`,
+      `decode ${r.decode.toFixed(1)} tok/s (${r.promptTokens} + ${r.tokens} tokens, ${r.threads} thread(s))`);
+    return r;
+  }
+
+  async close(id) {
+    const j = this.job(id);
+    this.jobs.delete(id);
+    const peak = await pagePeak(j.pids);
+    await j.context.close();
+    return { peakRSS: peak };
+  }
+}
+
+const send = (msg) => process.stdout.write(`${JSON.stringify(msg)}\n`);
+// cleanup closes the browser and the server once, however the run ends.
+let cleanup = async () => {};
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, async () => {
+    await cleanup();
+    process.exit(130);
+  });
+}
+const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity })[Symbol.asyncIterator]();
+const first = await lines.next();
+if (first.done) process.exit(0);
+const cfg = JSON.parse(first.value);
+const srv = await serveIsolated(cfg.models);
+let browser;
+cleanup = async () => {
+  cleanup = async () => {};
+  await browser?.close().catch(() => {});
+  await srv.close();
+};
+try {
+  browser = await launch();
+  const cdp = await browser.newBrowserCDPSession();
+  const bench = new Bench(cfg, browser, cdp, srv.url);
+  const pkg = JSON.parse(await readFile(path.join(wllamaDir, 'package.json'), 'utf8'));
+  const empty = await openPage(browser, cdp, srv.url);
+  const { pid } = await busiest(cdp, () => empty.page.evaluate(spin, 300));
+  const baselineRSS = pid ? await peakRSS(pid) : 0;
+  await empty.context.close();
+  send({ chromium: browser.version(), wllama: pkg.version, baselineRSS });
+  for (;;) {
+    const { value: line, done } = await lines.next();
+    if (done) break;
+    if (!line.trim()) continue;
+    try {
+      const req = JSON.parse(line);
+      switch (req.op) {
+        case 'ceiling': send(await bench.ceiling(req.spec)); break;
+        case 'open': send(await bench.open(req.job)); break;
+        case 'run': send(await bench.run(req.id)); break;
+        case 'close': send(await bench.close(req.id)); break;
+        default: send({ error: `browser.bench.js: unknown op ${JSON.stringify(req.op)}` });
+      }
+    } catch (err) {
+      const msg = String(err?.message ?? err).split('\n')[0];
+      log('error:', msg);
+      send({ error: `browser.bench.js: ${msg}` });
+    }
+  }
+} finally {
+  await cleanup();
+}

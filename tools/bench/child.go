@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"wisp/engine"
+	"wisp/wasm/host"
+)
+
+// childConfig is the first line a runner process of the bench itself
+// (bench -child) reads: it runs wisp natively or in wazero, in a process
+// of its own so that its peak memory is the model's alone.
+type childConfig struct {
+	Runtime      string `json:"runtime"` // "native" or "wazero"
+	Model        string `json:"model"`
+	Wasm         string `json:"wasm"` // the engine module, for wazero
+	PromptIDs    []int  `json:"promptIds"`
+	WarmupIDs    []int  `json:"warmupIds"`
+	MaxTokens    int    `json:"maxTokens"`
+	WarmupTokens int    `json:"warmupTokens"`
+	// RunWarmupTokens is what the short generation before each measured
+	// run decodes: the runtime was warmed up before the runs, this only
+	// touches the new instance's code and data.
+	RunWarmupTokens int     `json:"runWarmupTokens"`
+	Context         int     `json:"context"`
+	WarmupMs        float64 `json:"warmupMs"`
+	// DecodeCapMs stops a measured decoding early (reason "time cap") once
+	// it has taken that long.
+	DecodeCapMs float64 `json:"decodeCapMs"`
+}
+
+// sample is one measured run, as every runner answers it.
+type sample struct {
+	LoadMs       float64 `json:"loadMs"`
+	Prefill      float64 `json:"prefill"` // tokens per second
+	Decode       float64 `json:"decode"`  // tokens per second
+	PromptTokens int     `json:"promptTokens"`
+	Tokens       int     `json:"tokens"`
+	Reason       string  `json:"reason"`
+	Threads      int     `json:"threads"`
+	Libllama     string  `json:"libllama"`
+}
+
+// generation is what one prompt and its decoding took.
+type generation struct {
+	prompt, decode time.Duration
+	tokens         int
+	reason         string
+}
+
+// capReason is the reason of a decoding stopped by its time cap.
+const capReason = "time cap"
+
+// wispRunner is wisp in one runtime: load makes a fresh instance and
+// loads the model, generate runs one greedy generation on it (its
+// decoding stopped after limit, if positive), unload frees it.
+type wispRunner interface {
+	load() error
+	generate(ids []int, maxTokens int, limit time.Duration) (generation, error)
+	unload() error
+}
+
+// nativeRunner runs the engine in this process.
+type nativeRunner struct {
+	cfg *childConfig
+	m   *engine.Model
+}
+
+func (r *nativeRunner) load() error {
+	data, err := os.ReadFile(r.cfg.Model)
+	if err != nil {
+		return err
+	}
+	r.m, err = engine.Load(data)
+	return err
+}
+
+func (r *nativeRunner) generate(ids []int, maxTokens int, limit time.Duration) (generation, error) {
+	var g generation
+	t0 := time.Now()
+	s, err := r.m.NewSession(engine.SessionOptions{Context: r.cfg.Context, MaxTokens: maxTokens})
+	if err != nil {
+		return g, err
+	}
+	if _, err := s.PromptTokens(ids); err != nil {
+		return g, err
+	}
+	t1 := time.Now()
+	for {
+		if _, err := s.Next(); err == io.EOF {
+			g.reason = s.Done()
+			break
+		} else if err != nil {
+			return g, err
+		}
+		if limit > 0 && time.Since(t1) >= limit {
+			g.reason = capReason
+			break
+		}
+	}
+	g.prompt, g.decode = t1.Sub(t0), time.Since(t1)
+	g.tokens = len(s.Tokens()) - len(ids)
+	return g, nil
+}
+
+func (r *nativeRunner) unload() error {
+	r.m = nil
+	return nil
+}
+
+// wazeroRunner runs the engine's wasm module in wazero, its compiled code
+// cached on disk as wisp run --runtime wazero caches it.
+type wazeroRunner struct {
+	cfg *childConfig
+	ctx context.Context
+	rt  *host.Runtime
+	m   *host.Model
+}
+
+func (r *wazeroRunner) load() error {
+	code, err := os.ReadFile(r.cfg.Wasm)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(r.cfg.Model)
+	if err != nil {
+		return err
+	}
+	if r.rt, err = host.New(r.ctx, code, nil); err != nil {
+		return err
+	}
+	r.m, err = r.rt.Load(r.ctx, data)
+	return err
+}
+
+func (r *wazeroRunner) generate(ids []int, maxTokens int, limit time.Duration) (generation, error) {
+	var g generation
+	t0 := time.Now()
+	if _, err := r.m.PromptTokens(r.ctx, ids, host.GenerateOptions{Context: r.cfg.Context, MaxTokens: maxTokens}); err != nil {
+		return g, err
+	}
+	t1 := time.Now()
+	for {
+		_, err := r.m.Step(r.ctx)
+		if r.m.Token() >= 0 {
+			g.tokens++
+		}
+		if err == io.EOF {
+			g.reason = r.m.Done()
+			break
+		} else if err != nil {
+			return g, err
+		}
+		if limit > 0 && time.Since(t1) >= limit {
+			g.reason = capReason
+			break
+		}
+	}
+	g.prompt, g.decode = t1.Sub(t0), time.Since(t1)
+	return g, nil
+}
+
+func (r *wazeroRunner) unload() error {
+	if r.rt == nil {
+		return nil
+	}
+	err := r.rt.Close(r.ctx)
+	r.rt, r.m = nil, nil
+	return err
+}
+
+// perSecond returns n per the duration, or 0 for no time.
+func perSecond(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// childMain is bench -child: it answers the runners' line protocol (see
+// site/bench/node.bench.js) for wisp natively or in wazero.
+func childMain(stdin io.Reader, stdout io.Writer) error {
+	in := bufio.NewReaderSize(stdin, 1<<16)
+	enc := json.NewEncoder(stdout)
+	line, err := in.ReadBytes('\n')
+	if err != nil {
+		return fmt.Errorf("bench -child: reading the configuration: %w", err)
+	}
+	var cfg childConfig
+	if err := json.Unmarshal(line, &cfg); err != nil {
+		return fmt.Errorf("bench -child: configuration: %w", err)
+	}
+	var r wispRunner
+	switch cfg.Runtime {
+	case "native":
+		r = &nativeRunner{cfg: &cfg}
+	case "wazero":
+		r = &wazeroRunner{cfg: &cfg, ctx: context.Background()}
+	default:
+		return fmt.Errorf("bench -child: runtime %q: choose native or wazero", cfg.Runtime)
+	}
+	if err := enc.Encode(map[string]string{"go": runtime.Version()}); err != nil {
+		return err
+	}
+	// once loads the model, runs warm-up generations for at least warm
+	// (at least one), then the measured one if measure is set; a measured
+	// run's warm-up decodes only RunWarmupTokens.
+	once := func(warm time.Duration, measure bool) (sample, error) {
+		var s sample
+		defer func() {
+			runtime.GC()
+			debug.FreeOSMemory()
+		}()
+		t0 := time.Now()
+		if err := r.load(); err != nil {
+			return s, err
+		}
+		defer r.unload()
+		s.LoadMs = float64(time.Since(t0)) / 1e6
+		for w0 := time.Now(); ; {
+			n := cfg.WarmupTokens
+			if measure {
+				n = cfg.RunWarmupTokens
+			}
+			if _, err := r.generate(cfg.WarmupIDs, n, 0); err != nil {
+				return s, fmt.Errorf("warm-up: %w", err)
+			}
+			if time.Since(w0) >= warm {
+				break
+			}
+		}
+		if !measure {
+			return s, nil
+		}
+		g, err := r.generate(cfg.PromptIDs, cfg.MaxTokens, time.Duration(cfg.DecodeCapMs*1e6))
+		if err != nil {
+			return s, err
+		}
+		s.Prefill = perSecond(len(cfg.PromptIDs), g.prompt)
+		s.Decode = perSecond(g.tokens, g.decode)
+		s.PromptTokens, s.Tokens, s.Reason, s.Threads = len(cfg.PromptIDs), g.tokens, g.reason, 1
+		return s, nil
+	}
+	for {
+		line, err := in.ReadBytes('\n')
+		if errors.Is(err, io.EOF) && len(line) == 0 {
+			break
+		} else if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		var req struct {
+			Op string `json:"op"`
+		}
+		var answer any
+		if err := json.Unmarshal(line, &req); err != nil {
+			answer = map[string]string{"error": "bench -child: " + err.Error()}
+		} else {
+			switch req.Op {
+			case "warmup":
+				s, err := once(time.Duration(cfg.WarmupMs*1e6), false)
+				answer = map[string]float64{"coldLoadMs": s.LoadMs}
+				if err != nil {
+					answer = map[string]string{"error": err.Error()}
+				}
+			case "run":
+				s, err := once(0, true)
+				answer = s
+				if err != nil {
+					answer = map[string]string{"error": err.Error()}
+				}
+			default:
+				answer = map[string]string{"error": fmt.Sprintf("bench -child: unknown op %q", req.Op)}
+			}
+		}
+		if err := enc.Encode(answer); err != nil {
+			return err
+		}
+	}
+	return enc.Encode(map[string]int64{"peakRSS": peakRSS()})
+}

@@ -1,0 +1,677 @@
+// Command bench is make bench: one benchmark of every runtime wisp runs in,
+// and of a peer, on the same model files with the same prompt and settings
+// (issue 7).
+//
+// For each model (stories260K from ../shared/models when present, and
+// random F16 and F32 models of the TinyStories-15M and SmolLM2-135M
+// shapes), it measures load time, prefill speed on a 128-token prompt,
+// decode speed over 128 greedy tokens and peak memory: of wisp natively,
+// in wazero, in Node and in headless Chromium (the page's Worker, through
+// wisp.js), and of @wllama/wllama (llama.cpp in wasm) in the same Chromium
+// with one and two threads. It measures the machine's ceiling too: read
+// bandwidth and the matrix-vector kernel's GFLOP/s, natively and in each
+// wasm runtime. Every runtime is warmed up, then the runs of all runtimes
+// of a model are interleaved, so that a busy machine slows them alike.
+// It prints a Markdown report and writes it, with the JSON, to
+// bench/results.md and bench/results.json.
+//
+// Usage, from the repository's root, after make site (and npm ci in site):
+//
+//	go run ./tools/bench [-runs 3] [-models stories15M,...] [-skip wllama,...] [-out bench]
+//
+// The Node and Chromium parts are site/bench/node.bench.js and
+// site/bench/browser.bench.js; bench -child is the native and wazero
+// runner, started by the bench itself.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"wisp/simd"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "-child" {
+		if err := childMain(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command's flags.
+type options struct {
+	runs, promptTokens, decodeTokens int
+	warmupPrompt, warmupTokens       int // the warm-up's prompt tokens and decoded tokens
+	warmup, decodeCap                time.Duration
+	out, site, shared, dir           string
+	models, skip                     []string
+	wllama                           []wllamaConfig
+	wispF32                          bool
+}
+
+// wllamaConfig is one way of running wllama: a file type and threads.
+type wllamaConfig struct {
+	typ     string // "F16" or "F32"
+	threads int
+}
+
+// parseWllama parses -wllama's list of TYPE/THREADS.
+func parseWllama(s string) ([]wllamaConfig, error) {
+	var out []wllamaConfig
+	for _, f := range list(s) {
+		typ, th, ok := strings.Cut(strings.ToUpper(f), "/")
+		n := 0
+		if ok {
+			n, _ = strconv.Atoi(th)
+		}
+		if (typ != "F16" && typ != "F32") || n < 1 || n > 64 {
+			return nil, fmt.Errorf("-wllama %s: give TYPE/THREADS, such as F32/2 (TYPE F16 or F32)", f)
+		}
+		out = append(out, wllamaConfig{typ: typ, threads: n})
+	}
+	return out, nil
+}
+
+// list splits a comma-separated flag value.
+func list(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := &options{}
+	fs.IntVar(&o.runs, "runs", 3, "measured runs per runtime (the report shows their median, minimum and maximum)")
+	fs.IntVar(&o.promptTokens, "prompt", 128, "prompt tokens, BOS included")
+	fs.IntVar(&o.decodeTokens, "tokens", 128, "greedy tokens to decode")
+	fs.DurationVar(&o.warmup, "warmup", 1500*time.Millisecond, "warm-up of each runtime before its runs")
+	fs.DurationVar(&o.decodeCap, "decode-cap", 20*time.Second, "stop a run's decoding after this long (the rate is of the tokens decoded by then)")
+	fs.StringVar(&o.out, "out", "bench", "folder for results.md and results.json (empty: write neither)")
+	fs.StringVar(&o.site, "site", "site", "the site folder, with wasm/ made by make site and node_modules/ by npm ci")
+	fs.StringVar(&o.shared, "shared", "../shared", "the shared folder, whose models/ may hold stories260K.bin and tok512.bin")
+	fs.StringVar(&o.dir, "dir", "", "folder for the model files (default: a temporary folder, removed afterwards)")
+	models := fs.String("models", "", "comma-separated models to measure: stories260K, stories15M, smollm2-135m (default: all)")
+	skip := fs.String("skip", "", "comma-separated parts to skip: ceiling, native, wazero, node, chromium, wllama")
+	fs.BoolVar(&o.wispF32, "wisp-f32", false, "measure wisp on the F32 files too")
+	wllama := fs.String("wllama", "F16/1,F16/2,F32/1,F32/2", "wllama's runs: comma-separated TYPE/THREADS")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: go run ./tools/bench [flags]\n\nMeasures wisp natively, in wazero, Node and Chromium, and wllama in Chromium, on the same models (make bench).\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.runs < 1 || o.promptTokens < 2 || o.decodeTokens < 1 || o.decodeCap <= 0 {
+		return nil, fmt.Errorf("-runs, -prompt, -tokens and -decode-cap must be at least 1, 2, 1 and positive")
+	}
+	o.warmupPrompt, o.warmupTokens = min(16, o.promptTokens), 8
+	o.models, o.skip = list(*models), list(*skip)
+	var err error
+	if o.wllama, err = parseWllama(*wllama); err != nil {
+		return nil, err
+	}
+	for _, s := range o.skip {
+		switch s {
+		case "ceiling", "native", "wazero", "node", "chromium", "wllama":
+		default:
+			return nil, fmt.Errorf("-skip %s: choose among ceiling, native, wazero, node, chromium, wllama", s)
+		}
+	}
+	return o, nil
+}
+
+// skipped reports whether a part is to be skipped.
+func (o *options) skipped(part string) bool {
+	for _, s := range o.skip {
+		if s == part {
+			return true
+		}
+	}
+	return false
+}
+
+// runWarmupTokens is what the short generation before each measured run
+// decodes: every runtime was warmed up before the runs, this only touches
+// the new instance's code and data.
+const runWarmupTokens = 2
+
+// bench is one run of the command: its options, paths, log and report.
+type bench struct {
+	o       *options
+	root    string // the repository's root (the working directory)
+	site    string // absolute
+	dir     string // the models folder, absolute
+	tempDir bool   // dir is ours to remove
+	log     io.Writer
+	rep     report
+	browser *lineProc
+	nodeBin string
+
+	mu    sync.Mutex
+	procs []*lineProc // every process started, for stop
+}
+
+// start starts a runner process (see startProc) and keeps it for stop.
+func (b *bench) start(name string, argv []string, dir string, cfg, hello any) (*lineProc, error) {
+	p, err := startProc(name, argv, dir, cfg, hello)
+	if err == nil {
+		b.mu.Lock()
+		b.procs = append(b.procs, p)
+		b.mu.Unlock()
+	}
+	return p, err
+}
+
+// stop ends every process the bench started that still runs (asking
+// each to clean up first: the browser's runner closes Chromium and its
+// server) and removes a temporary models folder. It is for an
+// interrupted bench.
+func (b *bench) stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.procs {
+		if p.cmd.ProcessState == nil && p.cmd.Process != nil {
+			p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, p := range b.procs {
+		for p.cmd.Process != nil && p.cmd.Process.Signal(syscall.Signal(0)) == nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		p.cmd.Process.Kill()
+	}
+	if b.tempDir && b.dir != "" {
+		os.RemoveAll(b.dir)
+	}
+}
+
+// logf writes a line of progress, with the time since the start.
+func (b *bench) logf(format string, a ...any) {
+	fmt.Fprintf(b.log, "bench %s: "+format+"\n", append([]any{time.Since(b.rep.Started).Round(time.Second)}, a...)...)
+}
+
+// note adds a note to the report.
+func (b *bench) note(format string, a ...any) {
+	b.rep.Notes = append(b.rep.Notes, fmt.Sprintf(format, a...))
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	b := &bench{o: o, root: root, log: stderr, rep: report{Started: start}}
+	if b.site, err = filepath.Abs(o.site); err != nil {
+		return err
+	}
+	b.rep.Command = "go run ./tools/bench"
+	if len(args) > 0 {
+		b.rep.Command += " " + strings.Join(args, " ")
+	}
+	b.rep.Settings = settings{PromptTokens: o.promptTokens, DecodeTokens: o.decodeTokens, Context: o.promptTokens + o.decodeTokens,
+		Runs: o.runs, WarmupMs: int(o.warmup / time.Millisecond), WarmupPrompt: o.warmupPrompt, WarmupTokens: o.warmupTokens,
+		RunWarmupTokens: runWarmupTokens,
+		DecodeCapMs:     int(o.decodeCap / time.Millisecond)}
+	b.machine()
+	b.logf("%s, %d cores, load average %s", b.rep.Machine.CPU, b.rep.Machine.Cores, b.rep.Machine.LoadStart)
+	if err := b.check(); err != nil {
+		return err
+	}
+
+	// An interrupted bench leaves no runner, browser or server behind.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		if _, ok := <-sigs; ok {
+			b.logf("interrupted: stopping the runners")
+			b.stop()
+			os.Exit(130)
+		}
+	}()
+
+	if o.dir == "" {
+		if b.dir, err = os.MkdirTemp("", "wisp-bench-"); err != nil {
+			return err
+		}
+		b.tempDir = true
+		defer os.RemoveAll(b.dir)
+	} else if b.dir, err = filepath.Abs(o.dir); err != nil {
+		return err
+	} else if err := os.MkdirAll(b.dir, 0o755); err != nil {
+		return err
+	}
+	specs, err := modelSpecs(o.shared, o.models)
+	if err != nil {
+		return err
+	}
+	var models []*preparedModel
+	for _, s := range specs {
+		b.logf("making %s (F16 and F32) in %s", s.Key, b.dir)
+		pm, err := prepare(s, b.dir, o.promptTokens, o.decodeTokens, o.warmupPrompt)
+		if err != nil {
+			return err
+		}
+		models = append(models, pm)
+	}
+
+	if !o.skipped("chromium") || !o.skipped("wllama") {
+		var hello struct {
+			Chromium    string `json:"chromium"`
+			Wllama      string `json:"wllama"`
+			BaselineRSS int64  `json:"baselineRSS"`
+		}
+		b.logf("starting Chromium")
+		cfg := map[string]any{"models": b.dir, "context": b.rep.Settings.Context, "warmupMs": b.rep.Settings.WarmupMs}
+		b.browser, err = b.start("browser.bench.js", []string{b.nodeBin, "bench/browser.bench.js"}, b.site, cfg, &hello)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if b.browser != nil {
+				b.browser.finish(nil)
+			}
+		}()
+		b.rep.Machine.Chromium, b.rep.Machine.Wllama = hello.Chromium, hello.Wllama
+		if hello.BaselineRSS > 0 {
+			b.note("Chromium's peak RSS is that of the renderer process that runs the page and its workers; a renderer with the empty page peaks at %s MiB.", mib(hello.BaselineRSS))
+		}
+	}
+
+	if !o.skipped("ceiling") {
+		b.ceiling()
+	}
+	for _, pm := range models {
+		b.rep.Models = append(b.rep.Models, b.measure(pm))
+	}
+	if b.browser != nil {
+		err := b.browser.finish(nil)
+		b.browser = nil
+		if err != nil {
+			b.logf("closing Chromium: %v", err)
+		}
+	}
+
+	b.rep.Machine.LoadEnd = loadAverage()
+	b.rep.Elapsed = time.Since(start).Seconds()
+	b.rep.derive()
+	b.notes()
+	md := b.rep.markdown()
+	fmt.Fprint(stdout, md)
+	if o.out != "" {
+		if err := os.MkdirAll(o.out, 0o755); err != nil {
+			return err
+		}
+		js, err := json.MarshalIndent(&b.rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(o.out, "results.json"), append(js, '\n'), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(o.out, "results.md"), []byte(md), 0o644); err != nil {
+			return err
+		}
+		b.logf("wrote %s and %s", filepath.Join(o.out, "results.md"), filepath.Join(o.out, "results.json"))
+	}
+	b.logf("done in %s", time.Since(start).Round(time.Second))
+	return nil
+}
+
+// check finds node and the site's build outputs the runtimes need.
+func (b *bench) check() error {
+	needNode := !b.o.skipped("node") || !b.o.skipped("chromium") || !b.o.skipped("wllama")
+	if needNode {
+		p, err := exec.LookPath("node")
+		if err != nil {
+			return fmt.Errorf("node is missing (Node 20 or later): %w", err)
+		}
+		b.nodeBin = p
+	}
+	need := []string{"bench/read.wasm"}
+	if !b.o.skipped("wazero") || needNode {
+		need = append(need, "wasm/wisp.wasm", "wasm/kernels.wasm", "wasm/forward.wasm")
+	}
+	if !b.o.skipped("chromium") || !b.o.skipped("wllama") {
+		need = append(need, "node_modules/playwright-core/package.json")
+	}
+	if !b.o.skipped("wllama") {
+		need = append(need, "node_modules/@wllama/wllama/esm/wasm/wllama.wasm")
+	}
+	for _, f := range need {
+		if _, err := os.Stat(filepath.Join(b.site, f)); err != nil {
+			return fmt.Errorf("%s is missing: run make site, and npm ci in %s", filepath.Join(b.site, f), b.site)
+		}
+	}
+	return nil
+}
+
+// machine fills in the report's description of the machine and versions.
+func (b *bench) machine() {
+	m := &b.rep.Machine
+	m.CPU = cpuModel()
+	m.Cores = runtime.NumCPU()
+	m.OS = runtime.GOOS + "/" + runtime.GOARCH
+	m.LoadStart = loadAverage()
+	m.Go = runtime.Version()
+	m.Wazero = "?"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/tetratelabs/wazero" {
+				m.Wazero = d.Version
+			}
+		}
+	}
+	m.Git = "?"
+	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		m.Git = strings.TrimSpace(string(out))
+		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+			m.Git += "-dirty"
+		}
+	}
+	sum := sha256.Sum256(simd.KernelsWasm())
+	m.Kernels = "native " + simd.Kernels() + ", wasm kernels.wasm " + hex.EncodeToString(sum[:6])
+	if site, err := os.ReadFile(filepath.Join(b.site, "wasm", "kernels.wasm")); err == nil && !bytes.Equal(site, simd.KernelsWasm()) {
+		b.note("site/wasm/kernels.wasm (Node, Chromium) differs from simd/kernels.wasm (wazero): run make site.")
+	}
+}
+
+// cpuModel returns the CPU's model name from /proc/cpuinfo, or GOARCH.
+func cpuModel() string {
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	return runtime.GOARCH
+}
+
+// loadAverage returns /proc/loadavg's 1, 5 and 15 minute load averages,
+// or "?".
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " / ")
+}
+
+// ceiling measures read bandwidth and the kernel natively, in wazero, in
+// Node and in Chromium.
+func (b *bench) ceiling() {
+	spec := defaultCeiling(5)
+	b.logf("ceiling: native")
+	nat := nativeCeiling(spec)
+	b.rep.Ceiling = append(b.rep.Ceiling, nat.row("native (Go)", spec))
+	if s := summarize(nat.Read[fmt.Sprint(spec.Read[0])]); s.ok() {
+		b.rep.Bandwidth = s.Median
+		b.rep.BandwidthFrom = "native read of " + sizeName(spec.Read[0]) + ", median"
+	}
+	add := func(name string, a ceilingAnswer, err error) {
+		if err != nil {
+			b.logf("ceiling: %s: %v", name, err)
+			b.rep.Ceiling = append(b.rep.Ceiling, ceilingRow{Runtime: name, Error: firstLine(err.Error())})
+			return
+		}
+		b.rep.Ceiling = append(b.rep.Ceiling, a.row(name, spec))
+	}
+	readWasm, err := os.ReadFile(filepath.Join(b.site, "bench", "read.wasm"))
+	if !b.o.skipped("wazero") {
+		b.logf("ceiling: wazero")
+		var a ceilingAnswer
+		if err == nil {
+			a, err = wazeroCeiling(context.Background(), readWasm, spec)
+		}
+		add("wazero", a, err)
+	}
+	if !b.o.skipped("node") {
+		b.logf("ceiling: Node")
+		var a ceilingAnswer
+		cfg := map[string]string{"wasmDir": filepath.Join(b.site, "wasm"), "readWasm": filepath.Join(b.site, "bench", "read.wasm")}
+		p, err := b.start("node.bench.js", []string{b.nodeBin, "bench/node.bench.js"}, b.site, cfg, nil)
+		if err == nil {
+			err = p.call(map[string]any{"op": "ceiling", "spec": spec}, &a)
+			if ferr := p.finish(nil); err == nil {
+				err = ferr
+			}
+		}
+		add("Node", a, err)
+	}
+	if b.browser != nil && !b.o.skipped("chromium") {
+		b.logf("ceiling: Chromium")
+		var a ceilingAnswer
+		err := b.browser.call(map[string]any{"op": "ceiling", "spec": spec}, &a)
+		add("Chromium", a, err)
+	}
+}
+
+// measure measures one model in every runtime: it starts a runner per
+// row and warms each up, then runs them in turn, run after run.
+func (b *bench) measure(pm *preparedModel) modelResult {
+	res := pm.result
+	o := b.o
+	type entry struct {
+		row  row
+		r    runner
+		runs []sample
+	}
+	var entries []*entry
+	add := func(rw row, r runner, err error) {
+		e := &entry{row: rw, r: r}
+		if err != nil {
+			e.row.Error = firstLine(err.Error())
+			b.logf("[%s] %s %s: %v", pm.spec.Key, rw.label(), rw.Type, err)
+		}
+		entries = append(entries, e)
+	}
+	types := []string{"F16"}
+	if o.wispF32 {
+		types = append(types, "F32")
+	}
+	exe, exeErr := os.Executable()
+	for _, typ := range types {
+		file := filepath.Join(b.dir, fileName(pm.spec.Key, typ))
+		st := b.rep.Settings
+		child := childConfig{Model: file, Wasm: filepath.Join(b.site, "wasm", "wisp.wasm"), PromptIDs: pm.promptIDs, WarmupIDs: pm.warmupIDs,
+			MaxTokens: o.decodeTokens, WarmupTokens: o.warmupTokens, RunWarmupTokens: st.RunWarmupTokens, Context: st.Context,
+			WarmupMs: float64(st.WarmupMs), DecodeCapMs: float64(st.DecodeCapMs)}
+		for _, rt := range []string{"native", "wazero"} {
+			if o.skipped(rt) {
+				continue
+			}
+			rw := row{Engine: "wisp", Runtime: rt, Type: typ, Threads: 1}
+			if exeErr != nil {
+				add(rw, nil, exeErr)
+				continue
+			}
+			cfg := child
+			cfg.Runtime = rt
+			p, err := b.start(rt+" runner", []string{exe, "-child"}, b.root, cfg, nil)
+			var r runner
+			if err == nil {
+				r = &procRunner{p: p}
+			}
+			add(rw, r, err)
+		}
+		if !o.skipped("node") {
+			cfg := map[string]any{"wasmDir": filepath.Join(b.site, "wasm"), "model": file, "promptIds": pm.promptIDs, "warmupIds": pm.warmupIDs,
+				"maxTokens": o.decodeTokens, "warmupTokens": o.warmupTokens, "runWarmupTokens": st.RunWarmupTokens, "context": st.Context,
+				"warmupMs": st.WarmupMs, "decodeCapMs": st.DecodeCapMs}
+			var hello struct {
+				Node string `json:"node"`
+				V8   string `json:"v8"`
+			}
+			p, err := b.start("node.bench.js", []string{b.nodeBin, "--expose-gc", "bench/node.bench.js"}, b.site, cfg, &hello)
+			var r runner
+			if err == nil {
+				r = &procRunner{p: p}
+				b.rep.Machine.Node, b.rep.Machine.NodeV8 = hello.Node, hello.V8
+			}
+			add(row{Engine: "wisp", Runtime: "node", Type: typ, Threads: 1}, r, err)
+		}
+		if b.browser != nil && !o.skipped("chromium") {
+			job := browserJob{ID: pm.spec.Key + "/wisp/" + typ, Engine: "wisp", File: fileName(pm.spec.Key, typ), Threads: 1,
+				Prompt: res.Prompt, Warmup: pm.warmupText, MaxTokens: o.decodeTokens, WarmupTokens: o.warmupTokens,
+				RunWarmupTokens: st.RunWarmupTokens, DecodeCapMs: st.DecodeCapMs}
+			add(row{Engine: "wisp", Runtime: "chromium", Type: typ, Threads: 1}, &browserRunner{p: b.browser, job: job}, nil)
+		}
+	}
+	if b.browser != nil && !o.skipped("wllama") {
+		for _, c := range o.wllama {
+			st := b.rep.Settings
+			job := browserJob{ID: fmt.Sprintf("%s/wllama/%s/%d", pm.spec.Key, c.typ, c.threads), Engine: "wllama", File: fileName(pm.spec.Key, c.typ),
+				Threads: c.threads, Prompt: res.Prompt, Warmup: pm.warmupText, MaxTokens: o.decodeTokens, WarmupTokens: o.warmupTokens,
+				RunWarmupTokens: st.RunWarmupTokens, DecodeCapMs: st.DecodeCapMs}
+			add(row{Engine: "wllama", Runtime: "chromium", Type: c.typ, Threads: c.threads}, &browserRunner{p: b.browser, job: job}, nil)
+		}
+	}
+
+	// Warm every runtime up, then interleave the runs.
+	for _, e := range entries {
+		if e.row.Error != "" {
+			continue
+		}
+		b.logf("[%s] %s %s %dt: first load and warm-up", pm.spec.Key, e.row.label(), e.row.Type, e.row.Threads)
+		cold, err := e.r.warmup()
+		if err != nil {
+			e.row.Error = "cannot load or run it: " + firstLine(err.Error())
+			b.logf("[%s] %s %s %dt: %v", pm.spec.Key, e.row.label(), e.row.Type, e.row.Threads, err)
+			continue
+		}
+		e.row.ColdLoadMs = cold
+	}
+	for i := range o.runs {
+		for _, e := range entries {
+			if e.row.Error != "" {
+				continue
+			}
+			s, err := e.r.run()
+			if err != nil {
+				e.row.Error = fmt.Sprintf("run %d: %s", i+1, firstLine(err.Error()))
+				b.logf("[%s] %s %s %dt: %v", pm.spec.Key, e.row.label(), e.row.Type, e.row.Threads, err)
+				continue
+			}
+			b.logf("[%s] %s %s %dt run %d/%d: load %.0f ms, prefill %s tok/s, decode %s tok/s (%d + %d tokens)", pm.spec.Key,
+				e.row.label(), e.row.Type, e.row.Threads, i+1, o.runs, s.LoadMs, num(s.Prefill), num(s.Decode), s.PromptTokens, s.Tokens)
+			e.runs = append(e.runs, s)
+		}
+	}
+	for _, e := range entries {
+		if e.r != nil {
+			peak, err := e.r.close()
+			if err != nil {
+				b.logf("[%s] %s %s: closing: %v", pm.spec.Key, e.row.label(), e.row.Type, err)
+			}
+			e.row.PeakRSS = peak
+		}
+		var load, prefill, decode []float64
+		short := 0
+		for _, s := range e.runs {
+			load = append(load, s.LoadMs)
+			prefill = append(prefill, s.Prefill)
+			decode = append(decode, s.Decode)
+			e.row.Prompt = append(e.row.Prompt, s.PromptTokens)
+			e.row.Tokens = append(e.row.Tokens, s.Tokens)
+			e.row.Reasons = append(e.row.Reasons, s.Reason)
+			if s.Threads > 0 {
+				e.row.Threads = s.Threads
+			}
+			if s.Libllama != "" {
+				b.rep.Machine.Libllama = s.Libllama
+			}
+			if s.PromptTokens != o.promptTokens || s.Tokens != o.decodeTokens {
+				short++
+			}
+		}
+		if short > 0 {
+			b.note("%s, %s %s %dt: %d of %d runs did not count %d prompt tokens and decode %d (prompt tokens %v, decoded %v, ended %q).",
+				pm.spec.Key, e.row.label(), e.row.Type, e.row.Threads, short, len(e.runs), o.promptTokens, o.decodeTokens, e.row.Prompt, e.row.Tokens, e.row.Reasons)
+		}
+		e.row.LoadMs, e.row.Prefill, e.row.Decode = summarize(load), summarize(prefill), summarize(decode)
+		res.Rows = append(res.Rows, e.row)
+	}
+	return res
+}
+
+// busy reports whether a load average string's first figure is at least
+// cores - 0.5: the machine had about no core to spare.
+func busy(load string, cores int) bool {
+	f, _, _ := strings.Cut(load, " ")
+	x, err := strconv.ParseFloat(f, 64)
+	return err == nil && x >= float64(cores)-0.5
+}
+
+// notes adds the report's definitions.
+func (b *bench) notes() {
+	mc := b.rep.Machine
+	if busy(mc.LoadStart, mc.Cores) || busy(mc.LoadEnd, mc.Cores) {
+		b.note("Other work kept the machine busy (load average %s at the start, %s at the end, on %d cores): every figure is lower "+
+			"than on an idle machine and noisier, and two-thread figures suffer most, as llama.cpp's threads wait for each other "+
+			"at every operation while the other core runs something else.", mc.LoadStart, mc.LoadEnd, mc.Cores)
+	}
+	b.note("Load: from the file on disk (native, wazero, Node) or on a local HTTP server that forbids caching (Chromium) " +
+		"to a model ready for a prompt, runtime set-up included: native, reading the file and engine.Load; wazero, host.New " +
+		"(its compiled code cached on disk, as wisp run does) and Load; Node, compiling and instantiating the modules and " +
+		"copying the model in; Chromium, wisp.load (download, compile, the Worker, copy) or wllama.loadModelFromUrl. " +
+		"The runs' loads follow a first load in the same process or page, so V8 may reuse code it compiled then; " +
+		"results.json has that first load as coldLoadMs.")
+	b.note("Prefill: prompt tokens per second of evaluating the prompt; decode: generated tokens per second of the decoding " +
+		"steps (each with its sampling). wisp's figures in Chromium are those its Worker reports; wllama's are llama.cpp's " +
+		"own (timings.prompt_per_second, timings.predicted_per_second).")
+	b.note("wllama: n_ctx %d, n_parallel 1, n_gpu_layers 0 (CPU), its default batch sizes and flash attention setting, "+
+		"temperature 0 (greedy), ignore_eos, cache_prompt false; the prompt goes in as text (wllama's completion takes "+
+		"no token ids) and its tokenizer's count is checked against wisp's. wisp stops at an end-of-sequence token, "+
+		"which these prompts did not reach unless a note says so.", b.rep.Settings.Context)
+	b.note("Peak RSS: the high-water mark (VmHWM) of the process that ran the model, runtime included: a runner " +
+		"process of the bench for native and wazero, node.bench.js for Node. Each run drops its instance before the next.")
+	b.note("Of memory bound: decode tokens/s × weight bytes per token ÷ the read bandwidth; the KV cache's reads are not " +
+		"counted. Above 100%% means the weights are read partly from cache rather than from memory.")
+	b.note("Ratios are of medians; \"wllama 1t\" is wllama's best single-thread figure on this model (F16 or F32).")
+}

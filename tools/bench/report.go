@@ -1,0 +1,375 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// report is everything one run of the bench found: results.json holds it
+// as is and results.md renders it (markdown).
+type report struct {
+	Command  string        `json:"command"`
+	Started  time.Time     `json:"started"`
+	Elapsed  float64       `json:"elapsedSeconds"`
+	Machine  machine       `json:"machine"`
+	Settings settings      `json:"settings"`
+	Ceiling  []ceilingRow  `json:"ceiling"`
+	Models   []modelResult `json:"models"`
+	Targets  []target      `json:"targets"`
+	// Bandwidth is the read bandwidth (GB/s) that the memory-bound
+	// limits are taken against, and BandwidthFrom says which measurement
+	// it is.
+	Bandwidth     float64  `json:"bandwidthGBps"`
+	BandwidthFrom string   `json:"bandwidthFrom"`
+	Notes         []string `json:"notes"`
+}
+
+// machine describes where and with what the bench ran.
+type machine struct {
+	CPU       string `json:"cpu"`
+	Cores     int    `json:"cores"`
+	OS        string `json:"os"`
+	LoadStart string `json:"loadAverageStart"` // /proc/loadavg's first three fields
+	LoadEnd   string `json:"loadAverageEnd"`
+	Go        string `json:"go"`
+	Wazero    string `json:"wazero"`
+	Node      string `json:"node"`
+	NodeV8    string `json:"nodeV8"`
+	Chromium  string `json:"chromium"`
+	Wllama    string `json:"wllama"`
+	Libllama  string `json:"libllama"` // llama.cpp's build inside wllama
+	Git       string `json:"git"`      // the commit, "-dirty" when the tree has changes
+	Kernels   string `json:"kernels"`  // the native build's kernels (simd.Kernels) and the wasm kernels' hash
+}
+
+// settings are the bench's parameters, the same for every runtime.
+type settings struct {
+	PromptTokens    int `json:"promptTokens"` // BOS included
+	DecodeTokens    int `json:"decodeTokens"`
+	Context         int `json:"context"`
+	Runs            int `json:"runs"`
+	WarmupMs        int `json:"warmupMs"`        // each runtime's warm-up before its runs
+	WarmupPrompt    int `json:"warmupPrompt"`    // the warm-up prompt's tokens
+	WarmupTokens    int `json:"warmupTokens"`    // what each warm-up generation decodes
+	RunWarmupTokens int `json:"runWarmupTokens"` // what the generation before each run decodes
+	DecodeCapMs     int `json:"decodeCapMs"`     // a run's decoding stops after this long
+}
+
+// namedSummary is one column of the ceiling table.
+type namedSummary struct {
+	Name string `json:"name"`
+	summary
+}
+
+// ceilingRow is one runtime's ceiling: read bandwidth in GB/s per block
+// size, and the matrix-vector kernel's GFLOP/s per shape.
+type ceilingRow struct {
+	Runtime string         `json:"runtime"`
+	Read    []namedSummary `json:"readGBps"`
+	MatVec  []namedSummary `json:"matvecGFLOPs"`
+	Error   string         `json:"error,omitempty"`
+}
+
+// modelResult holds one model's rows.
+type modelResult struct {
+	Key    string `json:"key"`   // stories260K, stories15M, smollm2-135m
+	Title  string `json:"title"` // what it is, for the heading
+	Shape  string `json:"shape"`
+	Params int64  `json:"params"`
+	// FileBytes and WeightBytes (the bytes of weights one decoded token
+	// reads: every matrix once, the embedding's one row) by type, "F16"
+	// or "F32".
+	FileBytes    map[string]int64 `json:"fileBytes"`
+	WeightBytes  map[string]int64 `json:"weightBytesPerToken"`
+	Prompt       string           `json:"prompt"`
+	PromptTokens int              `json:"promptTokens"`
+	Rows         []row            `json:"rows"`
+}
+
+// row is one engine in one runtime on one file of a model.
+type row struct {
+	Engine     string   `json:"engine"`  // "wisp" or "wllama"
+	Runtime    string   `json:"runtime"` // "native", "wazero", "node" or "chromium"
+	Type       string   `json:"type"`    // "F16" or "F32"
+	Threads    int      `json:"threads"`
+	ColdLoadMs float64  `json:"coldLoadMs"` // the first load, before the warm-up
+	LoadMs     summary  `json:"loadMs"`
+	Prefill    summary  `json:"prefillTokensPerSecond"`
+	Decode     summary  `json:"decodeTokensPerSecond"`
+	PeakRSS    int64    `json:"peakRSSBytes"`
+	Prompt     []int    `json:"promptTokens"` // per run, as the runtime counted them
+	Tokens     []int    `json:"tokens"`       // decoded per run
+	Reasons    []string `json:"reasons"`      // why each run's generation ended
+	Error      string   `json:"error,omitempty"`
+
+	// Derived by derive: ratios of medians (0: no ratio), and the share
+	// of the memory-bound decode rate reached.
+	DecodeVsNative   float64 `json:"decodeVsNative"`
+	PrefillVsNative  float64 `json:"prefillVsNative"`
+	DecodeVsWllama1  float64 `json:"decodeVsWllama1"`
+	PrefillVsWllama1 float64 `json:"prefillVsWllama1"`
+	MemoryBound      float64 `json:"memoryBoundFraction"`
+}
+
+// label names the row's engine and runtime for the tables.
+func (r *row) label() string {
+	names := map[string]string{"native": "native (Go)", "wazero": "wazero", "node": "Node", "chromium": "Chromium"}
+	rt := names[r.Runtime]
+	if rt == "" {
+		rt = r.Runtime
+	}
+	return r.Engine + ", " + rt
+}
+
+// target is one of issue 7's goals for wisp in Chromium against wllama.
+type target struct {
+	Model  string  `json:"model"`
+	Goal   string  `json:"goal"`
+	Factor float64 `json:"factor"` // wisp must reach Factor times the wllama figure
+	Strict bool    `json:"strict"` // and exceed it rather than equal it
+	Wisp   float64 `json:"wisp"`
+	Wllama float64 `json:"wllama"`
+	Issue  float64 `json:"issueWllama"` // the issue's wllama figure (its machine, its day)
+	Ratio  float64 `json:"ratio"`
+	Met    bool    `json:"met"`
+}
+
+// issueFigures are issue 7's wllama figures (tokens/s) per random model:
+// best single-thread decode, best two-thread decode, single-thread F32
+// prefill.
+var issueFigures = map[string][3]float64{
+	"stories15M":   {245, 345, 1800},
+	"smollm2-135m": {33.9, 46.2, 130},
+}
+
+// find returns the first row matching engine, runtime, type and threads
+// (0: any) that has results, or nil.
+func (m *modelResult) find(engine, runtime, typ string, threads int) *row {
+	for i := range m.Rows {
+		r := &m.Rows[i]
+		if r.Engine == engine && r.Runtime == runtime && r.Type == typ && (threads == 0 || r.Threads == threads) && r.Error == "" && r.Decode.ok() {
+			return r
+		}
+	}
+	return nil
+}
+
+// bestWllama returns the highest median decode and prefill rates of
+// wllama with the given threads over both types.
+func (m *modelResult) bestWllama(threads int) (decode, prefill float64) {
+	for _, r := range m.Rows {
+		if r.Engine == "wllama" && r.Threads == threads && r.Error == "" {
+			decode = max(decode, r.Decode.Median)
+			prefill = max(prefill, r.Prefill.Median)
+		}
+	}
+	return decode, prefill
+}
+
+// derive fills in the rows' ratios and memory-bound fractions and the
+// report's targets.
+func (rep *report) derive() {
+	rep.Targets = nil
+	for mi := range rep.Models {
+		m := &rep.Models[mi]
+		native := m.find("wisp", "native", "F16", 0)
+		w1Decode, w1Prefill := m.bestWllama(1)
+		for i := range m.Rows {
+			r := &m.Rows[i]
+			if native != nil {
+				r.DecodeVsNative = ratio(r.Decode.Median, native.Decode.Median)
+				r.PrefillVsNative = ratio(r.Prefill.Median, native.Prefill.Median)
+			}
+			r.DecodeVsWllama1 = ratio(r.Decode.Median, w1Decode)
+			r.PrefillVsWllama1 = ratio(r.Prefill.Median, w1Prefill)
+			r.MemoryBound = ratio(r.Decode.Median*float64(m.WeightBytes[r.Type]), rep.Bandwidth*1e9)
+		}
+		fig, ok := issueFigures[m.Key]
+		if !ok {
+			continue
+		}
+		var wisp row
+		if w := m.find("wisp", "chromium", "F16", 1); w != nil {
+			wisp = *w
+		}
+		w2Decode, _ := m.bestWllama(2)
+		var f32Prefill float64
+		if w := m.find("wllama", "chromium", "F32", 1); w != nil {
+			f32Prefill = w.Prefill.Median
+		}
+		add := func(goal string, factor float64, strict bool, wispV, wllamaV, issue float64) {
+			t := target{Model: m.Key, Goal: goal, Factor: factor, Strict: strict, Wisp: wispV, Wllama: wllamaV, Issue: issue}
+			t.Ratio = ratio(wispV, wllamaV)
+			t.Met = t.Ratio > 0 && (t.Ratio > factor || (!strict && t.Ratio == factor))
+			rep.Targets = append(rep.Targets, t)
+		}
+		add("decode ≥ 1.9× wllama's best single-thread decode", 1.9, false, wisp.Decode.Median, w1Decode, fig[0])
+		add("decode > wllama's best two-thread decode", 1, true, wisp.Decode.Median, w2Decode, fig[1])
+		add("prefill ≥ wllama's single-thread F32 prefill", 1, false, wisp.Prefill.Median, f32Prefill, fig[2])
+	}
+}
+
+// num formats a rate or a time with three significant digits or so.
+func num(x float64) string {
+	switch {
+	case x >= 100:
+		return fmt.Sprintf("%.0f", x)
+	case x >= 10:
+		return fmt.Sprintf("%.1f", x)
+	default:
+		return fmt.Sprintf("%.2f", x)
+	}
+}
+
+// cell formats a summary as "median (min–max)", or "–" when empty.
+func cell(s summary) string {
+	if !s.ok() {
+		return "–"
+	}
+	if s.N == 1 {
+		return num(s.Median)
+	}
+	return fmt.Sprintf("%s (%s–%s)", num(s.Median), num(s.Min), num(s.Max))
+}
+
+// times formats a ratio as "1.23×", or "–" when there is none.
+func times(x float64) string {
+	if x <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", x)
+}
+
+// percent formats a fraction as a percentage, or "–".
+func percent(x float64) string {
+	if x <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f%%", 100*x)
+}
+
+// mib formats bytes in MiB, or "–" for 0.
+func mib(b int64) string {
+	if b <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f", float64(b)/(1<<20))
+}
+
+// megabytes formats bytes in MB (10^6).
+func megabytes(b int64) string {
+	return fmt.Sprintf("%s MB", num(float64(b)/1e6))
+}
+
+// escape makes text safe inside a Markdown table cell.
+func escape(s string) string {
+	s = strings.ReplaceAll(s, "|", `\|`)
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// markdown renders the report as the Markdown of bench/results.md.
+func (rep *report) markdown() string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	mc := rep.Machine
+	st := rep.Settings
+	p("# wisp benchmark\n\n")
+	p("Made by `%s` on %s, in %s.\n\n", rep.Command, rep.Started.UTC().Format("2006-01-02 15:04 MST"), (time.Duration(rep.Elapsed) * time.Second).String())
+	p("- Machine: %s, %d cores, %s; load average %s at the start, %s at the end.\n", mc.CPU, mc.Cores, mc.OS, mc.LoadStart, mc.LoadEnd)
+	p("- Runtimes: Go %s; wazero %s; Node %s (V8 %s); Chromium %s (headless); @wllama/wllama %s (llama.cpp %s).\n",
+		mc.Go, mc.Wazero, mc.Node, mc.NodeV8, mc.Chromium, mc.Wllama, mc.Libllama)
+	p("- wisp %s; kernels: %s.\n", mc.Git, mc.Kernels)
+	p("- Each figure: the median of %d runs, (minimum–maximum). A run loads the model, generates %d tokens "+
+		"after a %d-token prompt, then evaluates a prompt of %d tokens (BOS included) and decodes %d tokens greedily "+
+		"(stopping early, as a note then says, if the decoding takes over %s); context %d. "+
+		"Every runtime is warmed up first (a load and %s of short generations), and the runs of all runtimes "+
+		"of a model are interleaved, so that a busy machine slows them alike.\n\n",
+		st.Runs, st.RunWarmupTokens, st.WarmupPrompt, st.PromptTokens, st.DecodeTokens,
+		time.Duration(st.DecodeCapMs)*time.Millisecond, st.Context, time.Duration(st.WarmupMs)*time.Millisecond)
+
+	if len(rep.Targets) > 0 {
+		p("## Issue 7's targets: wisp (Chromium, F16, one thread) against wllama\n\n")
+		p("| model | target | wisp | wllama here | ratio | met | wllama in the issue |\n")
+		p("| --- | --- | ---: | ---: | ---: | :---: | ---: |\n")
+		for _, t := range rep.Targets {
+			met := "no"
+			if t.Met {
+				met = "yes"
+			}
+			p("| %s | %s | %s | %s | %s | %s | %s |\n", t.Model, t.Goal, num(t.Wisp), num(t.Wllama), times(t.Ratio), met, num(t.Issue))
+		}
+		p("\n")
+	}
+
+	if len(rep.Ceiling) > 0 {
+		p("## The machine's ceiling (one core)\n\n")
+		var cols []string
+		for _, c := range rep.Ceiling {
+			if len(c.Read)+len(c.MatVec) > len(cols) {
+				cols = cols[:0]
+				for _, s := range c.Read {
+					cols = append(cols, "read "+s.Name+", GB/s")
+				}
+				for _, s := range c.MatVec {
+					cols = append(cols, "matvec "+s.Name+", GFLOP/s")
+				}
+			}
+		}
+		p("| runtime | %s |\n", strings.Join(cols, " | "))
+		p("| --- |%s\n", strings.Repeat(" ---: |", len(cols)))
+		for _, c := range rep.Ceiling {
+			cells := make([]string, 0, len(cols))
+			if c.Error != "" {
+				cells = append(cells, escape("failed: "+c.Error))
+			}
+			for _, s := range c.Read {
+				cells = append(cells, cell(s.summary))
+			}
+			for _, s := range c.MatVec {
+				cells = append(cells, cell(s.summary))
+			}
+			for len(cells) < len(cols) {
+				cells = append(cells, "")
+			}
+			p("| %s | %s |\n", c.Runtime, strings.Join(cells, " | "))
+		}
+		p("\nRead: a block of that size summed with 8-byte loads (native Go) or SIMD128 loads (wasm). "+
+			"Matvec: one matrix-vector product by wisp's kernel (F16 weights widened in registers; F32 as is; "+
+			"2·rows·cols flops): package simd's native kernels (see the kernels line above) natively, kernels.wasm elsewhere. "+
+			"A decode figure's share of the memory-bound limit is its weight bytes per second over %s GB/s (%s).\n\n",
+			num(rep.Bandwidth), rep.BandwidthFrom)
+	}
+
+	for _, m := range rep.Models {
+		p("## %s\n\n", m.Title)
+		p("%s; %s parameters. Weights read per decoded token: F16 %s, F32 %s; ", m.Shape, fmt.Sprintf("%.2fM", float64(m.Params)/1e6),
+			megabytes(m.WeightBytes["F16"]), megabytes(m.WeightBytes["F32"]))
+		if rep.Bandwidth > 0 {
+			p("memory-bound decode limit F16 %s tok/s, F32 %s tok/s.\n\n",
+				num(rep.Bandwidth*1e9/float64(m.WeightBytes["F16"])), num(rep.Bandwidth*1e9/float64(m.WeightBytes["F32"])))
+		} else {
+			p("no bandwidth was measured.\n\n")
+		}
+		p("| engine, runtime | weights | threads | load, ms | prefill, tok/s | decode, tok/s | peak RSS, MiB | decode ÷ native | decode ÷ wllama 1t | prefill ÷ wllama 1t | of memory bound |\n")
+		p("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		for _, r := range m.Rows {
+			if r.Error != "" {
+				p("| %s | %s | %d | %s | | | | | | | |\n", r.label(), r.Type, r.Threads, escape("failed: "+r.Error))
+				continue
+			}
+			p("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.label(), r.Type, r.Threads,
+				cell(r.LoadMs), cell(r.Prefill), cell(r.Decode), mib(r.PeakRSS),
+				times(r.DecodeVsNative), times(r.DecodeVsWllama1), times(r.PrefillVsWllama1), percent(r.MemoryBound))
+		}
+		p("\n")
+	}
+
+	if len(rep.Notes) > 0 {
+		p("## Notes\n\n")
+		for _, n := range rep.Notes {
+			p("- %s\n", n)
+		}
+	}
+	return b.String()
+}
