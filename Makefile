@@ -99,7 +99,7 @@ test-go:
 # llama.cpp's wasm build (wllama) on the same files: bench/results.md and
 # bench/results.json. The Go micro-benchmarks: make bench-go.
 bench: wisp site models site/node_modules
-	$(GO) run ./tools/bench -out bench
+	$(GO) run ./tools/bench -out bench -shared $(SHARED)
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./simd ./engine ./wasm/host

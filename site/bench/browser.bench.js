@@ -7,11 +7,11 @@
 // so that wllama may start threads) behind a proxy that forbids caching,
 // so that every load downloads the model and the wasm again, and launches
 // headless Chromium (test/helpers.js). Each job gets a browser context of
-// its own, hence a renderer process of its own, whose high-water mark
-// (VmHWM) is the job's peak memory: the page and its workers. The job's
-// renderer is the one whose CPU time grows most while the job runs
-// (Chromium keeps a spare renderer ready, so the newest is not always the
-// page's). In bench/bench.html it measures
+// its own, hence a renderer process of its own, whose largest resident set
+// while the job runs is the job's peak memory: the page and its workers.
+// The job's renderer is the one whose CPU time grows most while the job
+// runs (Chromium keeps a spare renderer ready, so the newest is not always
+// the page's). In bench/bench.html it measures
 //
 //   - wisp through its real API: wisp.load (the Worker, worker.js) and
 //     model.generate, the rates being those the Worker reports;
@@ -22,7 +22,8 @@
 //
 // The first line configures it, {"models": DIR, "context": 256,
 // "warmupMs": 1500}, and is answered {"chromium", "wllama",
-// "baselineRSS"} (the peak of a renderer with an empty page). Then:
+// "baselineRSS"} (the resident set of a renderer with an empty page).
+// Then:
 //
 //	{"op": "ceiling", "spec": {...}} → ceiling.js's answer
 //	{"op": "open", "job": {"id", "engine": "wisp" | "wllama", "file",
@@ -34,7 +35,8 @@
 //	    warm-up generation (runWarmupTokens tokens), then the measured
 //	    prompt and decoding, stopped early (reason "time cap") once the
 //	    decoding has taken decodeCapMs
-//	{"op": "close", "id"} → {"peakRSS"} (bytes; 0 where /proc cannot tell)
+//	{"op": "close", "id"} → {"peakRSS"}: the largest resident set of the
+//	    job's renderer while it ran, in bytes (0 where /proc cannot tell)
 //
 // A failed request is answered {"error"}. At the end of stdin it closes
 // the browser and the server.
@@ -111,58 +113,75 @@ async function cpuTimes(cdp) {
 }
 
 /**
- * busiest runs f and returns its result and the renderer whose CPU time
- * grew most meanwhile (0 if none did).
+ * resident returns a process's resident set in bytes, the larger of VmRSS
+ * and VmHWM, or 0 where /proc cannot tell.
  */
-async function busiest(cdp, f) {
-  const before = await cpuTimes(cdp);
-  const result = await f();
-  let pid = 0;
-  let most = 0;
-  for (const [id, t] of await cpuTimes(cdp)) {
-    const d = t - (before.get(id) ?? 0);
-    if (d > most) {
-      most = d;
-      pid = id;
-    }
-  }
-  if (process.env.WISP_BENCH_DEBUG) {
-    const after = await cpuTimes(cdp);
-    log('cpu deltas', JSON.stringify([...after].map(([id, t]) => [id, +(t - (before.get(id) ?? 0)).toFixed(2)])), 'picked', pid);
-  }
-  return { result, pid };
-}
-
-/** peakRSS returns a process's VmHWM in bytes, or 0 where /proc cannot tell. */
-async function peakRSS(pid) {
+async function resident(pid) {
   try {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
-    const m = status.match(/^VmHWM:\s+(\d+) kB/m);
-    return m ? Number(m[1]) * 1024 : 0;
+    let most = 0;
+    for (const m of status.matchAll(/^(?:VmRSS|VmHWM):\s+(\d+) kB/gm)) most = Math.max(most, Number(m[1]) * 1024);
+    return most;
   } catch {
     return 0;
   }
 }
 
+/** SAMPLE_MS is how often busiest samples the renderers' memory. */
+const SAMPLE_MS = 25;
+
+/**
+ * busiest runs f and returns its result, the renderer whose CPU time grew
+ * most meanwhile (0 if none did) and that renderer's largest resident set
+ * while f ran. The memory is sampled every SAMPLE_MS: VmHWM alone will not
+ * do, as Chromium resets it now and then (through /proc/PID/clear_refs).
+ */
+async function busiest(cdp, f) {
+  const before = await cpuTimes(cdp);
+  const most = new Map();
+  const sample = async () => {
+    for (const pid of before.keys()) most.set(pid, Math.max(most.get(pid) ?? 0, await resident(pid)));
+  };
+  let sampling = sample();
+  let busy = true;
+  sampling.finally(() => { busy = false; });
+  // A tick that finds the last sample still running skips.
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    sampling = sample().finally(() => { busy = false; });
+  }, SAMPLE_MS);
+  let result;
+  try {
+    result = await f();
+  } finally {
+    clearInterval(timer);
+    await sampling;
+  }
+  await sample();
+  let pid = 0;
+  let grew = 0;
+  for (const [id, t] of await cpuTimes(cdp)) {
+    const d = t - (before.get(id) ?? 0);
+    if (d > grew) {
+      grew = d;
+      pid = id;
+    }
+  }
+  return { result, pid, peak: most.get(pid) ?? 0 };
+}
+
 /**
  * openPage opens bench/bench.html in a new browser context and returns
- * the context, the page and the set of the page's renderers (see
- * busiest) found so far.
+ * the context and the page, and the job's peak memory so far (none).
  */
-async function openPage(browser, cdp, url) {
+async function openPage(browser, url) {
   const context = await browser.newContext();
   const page = await context.newPage();
   page.on('pageerror', (e) => log('page error:', e.message));
   page.on('console', (m) => { if (m.type() === 'error') log('console:', m.text().slice(0, 300)); });
   await page.goto(`${url}bench/bench.html`);
-  return { context, page, pids: new Set() };
-}
-
-/** pagePeak returns the largest high-water mark of a page's renderers. */
-async function pagePeak(pids) {
-  let peak = 0;
-  for (const pid of pids) peak = Math.max(peak, await peakRSS(pid));
-  return peak;
+  return { context, page, peak: 0 };
 }
 
 // spin runs in the page: it keeps the renderer busy for ms milliseconds,
@@ -275,11 +294,11 @@ async function runCeiling(spec) {
 class Bench {
   constructor(cfg, browser, cdp, url) {
     Object.assign(this, { cfg, browser, cdp, url });
-    this.jobs = new Map(); // id → {job, context, page, pids, arg}
+    this.jobs = new Map(); // id → {job, arg, context, page, peak, run}
   }
 
   async ceiling(spec) {
-    const { context, page } = await openPage(this.browser, this.cdp, this.url);
+    const { context, page } = await openPage(this.browser, this.url);
     try {
       return await page.evaluate(runCeiling, spec);
     } finally {
@@ -289,12 +308,12 @@ class Bench {
 
   async open(job) {
     if (this.jobs.has(job.id)) throw new Error(`job ${job.id} is already open`);
-    const p = await openPage(this.browser, this.cdp, this.url);
+    const p = await openPage(this.browser, this.url);
     const arg = { ...job, url: `/models/${job.file}`, context: this.cfg.context };
     const j = { job, arg, ...p, run: job.engine === 'wisp' ? runWisp : runWllama };
     this.jobs.set(job.id, j);
-    const { result: r, pid } = await busiest(this.cdp, () => j.page.evaluate(j.run, { ...arg, warmMs: this.cfg.warmupMs, measure: false }));
-    if (pid) j.pids.add(pid);
+    const { result: r, peak } = await busiest(this.cdp, () => j.page.evaluate(j.run, { ...arg, warmMs: this.cfg.warmupMs, measure: false }));
+    j.peak = Math.max(j.peak, peak);
     log(`${job.id}: first load ${r.loadMs.toFixed(0)} ms, warmed up`);
     return { coldLoadMs: r.loadMs };
   }
@@ -307,9 +326,9 @@ class Bench {
 
   async run(id) {
     const j = this.job(id);
-    const { result: r, pid } = await busiest(this.cdp,
+    const { result: r, peak } = await busiest(this.cdp,
       () => j.page.evaluate(j.run, { ...j.arg, warmupTokens: j.arg.runWarmupTokens, warmMs: 0, measure: true }));
-    if (pid) j.pids.add(pid);
+    j.peak = Math.max(j.peak, peak);
     log(`${id}: load ${r.loadMs.toFixed(0)} ms, prefill ${r.prefill.toFixed(1)} tok/s,`,
       `decode ${r.decode.toFixed(1)} tok/s (${r.promptTokens} + ${r.tokens} tokens, ${r.threads} thread(s))`);
     return r;
@@ -318,9 +337,8 @@ class Bench {
   async close(id) {
     const j = this.job(id);
     this.jobs.delete(id);
-    const peak = await pagePeak(j.pids);
     await j.context.close();
-    return { peakRSS: peak };
+    return { peakRSS: j.peak };
   }
 }
 
@@ -349,9 +367,8 @@ try {
   const cdp = await browser.newBrowserCDPSession();
   const bench = new Bench(cfg, browser, cdp, srv.url);
   const pkg = JSON.parse(await readFile(path.join(wllamaDir, 'package.json'), 'utf8'));
-  const empty = await openPage(browser, cdp, srv.url);
-  const { pid } = await busiest(cdp, () => empty.page.evaluate(spin, 300));
-  const baselineRSS = pid ? await peakRSS(pid) : 0;
+  const empty = await openPage(browser, srv.url);
+  const { peak: baselineRSS } = await busiest(cdp, () => empty.page.evaluate(spin, 300));
   await empty.context.close();
   send({ chromium: browser.version(), wllama: pkg.version, baselineRSS });
   for (;;) {

@@ -314,7 +314,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}()
 		b.rep.Machine.Chromium, b.rep.Machine.Wllama = hello.Chromium, hello.Wllama
 		if hello.BaselineRSS > 0 {
-			b.note("Chromium's peak RSS is that of the renderer process that runs the page and its workers; a renderer with the empty page peaks at %s MiB.", mib(hello.BaselineRSS))
+			b.note("Chromium's peak RSS is the largest resident set, sampled every 25 ms, of the renderer process that runs the page "+
+				"and its workers (Chromium resets its high-water mark now and then); a renderer with the empty page holds %s MiB.", mib(hello.BaselineRSS))
 		}
 	}
 
