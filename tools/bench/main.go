@@ -115,7 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.promptTokens, "prompt", 128, "prompt tokens, BOS included")
 	fs.IntVar(&o.decodeTokens, "tokens", 128, "greedy tokens to decode")
 	fs.DurationVar(&o.warmup, "warmup", 1500*time.Millisecond, "warm-up of each runtime before its runs")
-	fs.DurationVar(&o.decodeCap, "decode-cap", 20*time.Second, "stop a run's decoding after this long (the rate is of the tokens decoded by then)")
+	fs.DurationVar(&o.decodeCap, "decode-cap", 10*time.Second, "stop a run's decoding after this long (the rate is of the tokens decoded by then)")
 	fs.StringVar(&o.out, "out", "bench", "folder for results.md and results.json (empty: write neither)")
 	fs.StringVar(&o.site, "site", "site", "the site folder, with wasm/ made by make site and node_modules/ by npm ci")
 	fs.StringVar(&o.shared, "shared", "../shared", "the shared folder, whose models/ may hold stories260K.bin and tok512.bin")
@@ -123,7 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	models := fs.String("models", "", "comma-separated models to measure: stories260K, stories15M, smollm2-135m (default: all)")
 	skip := fs.String("skip", "", "comma-separated parts to skip: ceiling, native, wazero, node, chromium, wllama")
 	fs.BoolVar(&o.wispF32, "wisp-f32", false, "measure wisp on the F32 files too")
-	wllama := fs.String("wllama", "F16/1,F16/2,F32/1,F32/2", "wllama's runs: comma-separated TYPE/THREADS")
+	wllama := fs.String("wllama", "F16/1,F32/1,F32/2", "wllama's runs: comma-separated TYPE/THREADS (F16 is the files wisp runs; F32 is wllama's fastest type here, as its F16 path widens halves one at a time)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: go run ./tools/bench [flags]\n\nMeasures wisp natively, in wazero, Node and Chromium, and wllama in Chromium, on the same models (make bench).\n\n")
 		fs.PrintDefaults()
@@ -225,6 +225,11 @@ func (b *bench) logf(format string, a ...any) {
 	fmt.Fprintf(b.log, "bench %s: "+format+"\n", append([]any{time.Since(b.rep.Started).Round(time.Second)}, a...)...)
 }
 
+// timed records how long a part of the bench took since begin.
+func (b *bench) timed(part string, begin time.Time) {
+	b.rep.Time = append(b.rep.Time, timing{Part: part, Seconds: time.Since(begin).Seconds()})
+}
+
 // note adds a note to the report.
 func (b *bench) note(format string, a ...any) {
 	b.rep.Notes = append(b.rep.Notes, fmt.Sprintf(format, a...))
@@ -286,6 +291,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var models []*preparedModel
+	begin := time.Now()
 	for _, s := range specs {
 		b.logf("making %s (F16 and F32) in %s", s.Key, b.dir)
 		pm, err := prepare(s, b.dir, o.promptTokens, o.decodeTokens, o.warmupPrompt)
@@ -294,6 +300,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		models = append(models, pm)
 	}
+	b.timed("making the model files", begin)
 
 	if !o.skipped("chromium") || !o.skipped("wllama") {
 		var hello struct {
@@ -302,6 +309,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			BaselineRSS int64  `json:"baselineRSS"`
 		}
 		b.logf("starting Chromium")
+		begin := time.Now()
 		cfg := map[string]any{"models": b.dir, "context": b.rep.Settings.Context, "warmupMs": b.rep.Settings.WarmupMs}
 		b.browser, err = b.start("browser.bench.js", []string{b.nodeBin, "bench/browser.bench.js"}, b.site, cfg, &hello)
 		if err != nil {
@@ -313,6 +321,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			}
 		}()
 		b.rep.Machine.Chromium, b.rep.Machine.Wllama = hello.Chromium, hello.Wllama
+		b.timed("starting Chromium", begin)
 		if hello.BaselineRSS > 0 {
 			b.note("Chromium's peak RSS is the largest resident set, sampled every 25 ms, of the renderer process that runs the page "+
 				"and its workers (Chromium resets its high-water mark now and then); a renderer with the empty page holds %s MiB.", mib(hello.BaselineRSS))
@@ -320,10 +329,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 
 	if !o.skipped("ceiling") {
+		begin := time.Now()
 		b.ceiling()
+		b.timed("the ceiling", begin)
 	}
 	for _, pm := range models {
-		b.rep.Models = append(b.rep.Models, b.measure(pm))
+		begin := time.Now()
+		res := b.measure(pm)
+		b.rep.Models = append(b.rep.Models, res)
+		b.timed(pm.spec.Key+", all rows", begin)
+		for _, r := range res.Rows {
+			b.rep.Time = append(b.rep.Time, timing{Part: fmt.Sprintf("%s, %s %s %dt", pm.spec.Key, r.label(), r.Type, r.Threads), Seconds: r.Seconds})
+		}
 	}
 	if b.browser != nil {
 		err := b.browser.finish(nil)
@@ -580,7 +597,9 @@ func (b *bench) measure(pm *preparedModel) modelResult {
 			continue
 		}
 		b.logf("[%s] %s %s %dt: first load and warm-up", pm.spec.Key, e.row.label(), e.row.Type, e.row.Threads)
+		begin := time.Now()
 		cold, err := e.r.warmup()
+		e.row.Seconds += time.Since(begin).Seconds()
 		if err != nil {
 			e.row.Error = "cannot load or run it: " + firstLine(err.Error())
 			b.logf("[%s] %s %s %dt: %v", pm.spec.Key, e.row.label(), e.row.Type, e.row.Threads, err)
@@ -593,7 +612,9 @@ func (b *bench) measure(pm *preparedModel) modelResult {
 			if e.row.Error != "" {
 				continue
 			}
+			begin := time.Now()
 			s, err := e.r.run()
+			e.row.Seconds += time.Since(begin).Seconds()
 			if err != nil {
 				e.row.Error = fmt.Sprintf("run %d: %s", i+1, firstLine(err.Error()))
 				b.logf("[%s] %s %s %dt: %v", pm.spec.Key, e.row.label(), e.row.Type, e.row.Threads, err)

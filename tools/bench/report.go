@@ -20,9 +20,18 @@ type report struct {
 	// Bandwidth is the read bandwidth (GB/s) that the memory-bound
 	// limits are taken against, and BandwidthFrom says which measurement
 	// it is.
-	Bandwidth     float64  `json:"bandwidthGBps"`
-	BandwidthFrom string   `json:"bandwidthFrom"`
-	Notes         []string `json:"notes"`
+	Bandwidth     float64 `json:"bandwidthGBps"`
+	BandwidthFrom string  `json:"bandwidthFrom"`
+	// Time is where the run's wall-clock time went, part by part, in
+	// the order the parts ran.
+	Time  []timing `json:"time"`
+	Notes []string `json:"notes"`
+}
+
+// timing is the wall-clock time one part of the bench took.
+type timing struct {
+	Part    string  `json:"part"`
+	Seconds float64 `json:"seconds"`
 }
 
 // machine describes where and with what the bench ran.
@@ -101,6 +110,7 @@ type row struct {
 	Prompt     []int    `json:"promptTokens"` // per run, as the runtime counted them
 	Tokens     []int    `json:"tokens"`       // decoded per run
 	Reasons    []string `json:"reasons"`      // why each run's generation ended
+	Seconds    float64  `json:"seconds"`      // wall-clock time of its warm-up and runs
 	Error      string   `json:"error,omitempty"`
 
 	// Derived by derive: ratios of medians (0: no ratio), and the share
@@ -262,6 +272,16 @@ func megabytes(b int64) string {
 	return fmt.Sprintf("%s MB", num(float64(b)/1e6))
 }
 
+// seconds formats a duration given in seconds, to the second (or to a
+// tenth under ten seconds).
+func seconds(s float64) string {
+	d := time.Duration(s * float64(time.Second))
+	if d < 10*time.Second {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
 // escape makes text safe inside a Markdown table cell.
 func escape(s string) string {
 	s = strings.ReplaceAll(s, "|", `\|`)
@@ -363,6 +383,15 @@ func (rep *report) markdown() string {
 				times(r.DecodeVsNative), times(r.DecodeVsWllama1), times(r.PrefillVsWllama1), percent(r.MemoryBound))
 		}
 		p("\n")
+	}
+
+	if len(rep.Time) > 0 {
+		p("## Where the time went\n\n")
+		p("| part | time |\n| --- | ---: |\n")
+		for _, t := range rep.Time {
+			p("| %s | %s |\n", escape(t.Part), seconds(t.Seconds))
+		}
+		p("| total | %s |\n\n", seconds(rep.Elapsed))
 	}
 
 	if len(rep.Notes) > 0 {
