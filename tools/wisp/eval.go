@@ -68,10 +68,15 @@ windows that each start from BOS.`, stderr)
 	}
 	if *asJSON {
 		out := struct {
-			Model string `json:"model"`
-			Ref   string `json:"ref,omitempty"`
+			Model     string `json:"model"`
+			Params    int64  `json:"params"`    // the model's parameters
+			FileBytes int64  `json:"fileBytes"` // the size of its file
+			Ref       string `json:"ref,omitempty"`
 			eval.Result
-		}{*model, *ref, r}
+		}{Model: *model, Params: m.Params(), Ref: *ref, Result: r}
+		if st, err := os.Stat(*model); err == nil {
+			out.FileBytes = st.Size()
+		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)

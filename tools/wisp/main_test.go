@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -231,7 +232,12 @@ func TestEval(t *testing.T) {
 	if code != 0 {
 		t.Fatal(stderr)
 	}
-	for _, key := range []string{`"kl"`, `"top1"`, `"perplexityB"`, `"greedyPrefix": 50`} {
+	st, err := os.Stat(f16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// stories260K's parameters as wisp counts them: every weight, norms included.
+	for _, key := range []string{`"kl"`, `"top1"`, `"perplexityB"`, `"greedyPrefix": 50`, `"params": 260032`, fmt.Sprintf(`"fileBytes": %d`, st.Size())} {
 		if !strings.Contains(stdout, key) {
 			t.Errorf("--json output lacks %s: %s", key, stdout)
 		}
