@@ -1,6 +1,10 @@
 package tokenizer
 
-import "strings"
+import (
+	"strings"
+
+	"wisp/internal/heap"
+)
 
 // GPT-2 maps every byte to a printable character so that byte strings can
 // be written as text: printable Latin-1 bytes stand for themselves, and the
@@ -93,7 +97,7 @@ type bpeSymbol struct {
 func (t *Tokenizer) encodeBPE(out []int, frag string) []int {
 	tb := t.bpe
 	var syms []bpeSymbol
-	var q queue
+	var q heap.Heap[candidate]
 	add := func(left, right int32) {
 		if left < 0 || right < 0 {
 			return
@@ -103,7 +107,7 @@ func (t *Tokenizer) encodeBPE(out []int, frag string) []int {
 			return
 		}
 		if m, ok := tb.merges[[2]int32{l.id, r.id}]; ok {
-			q.push(candidate{key: bpeKey(m.rank, left), size: l.n + r.n, result: m.result})
+			q.Push(candidate{key: bpeKey(m.rank, left), size: l.n + r.n, result: m.result})
 		}
 	}
 	var enc strings.Builder
@@ -124,12 +128,12 @@ func (t *Tokenizer) encodeBPE(out []int, frag string) []int {
 			syms = append(syms, bpeSymbol{symbol{start: i, n: 1, prev: i - 1, next: i + 1}, tb.byteSym[word[i]]})
 		}
 		syms[len(syms)-1].next = -1
-		q = q[:0]
+		q.Reset()
 		for i := int32(1); i < int32(len(syms)); i++ {
 			add(i-1, i)
 		}
-		for len(q) > 0 {
-			c := q.pop()
+		for q.Len() > 0 {
+			c := q.Pop()
 			left := c.left()
 			l := &syms[left]
 			if l.n == 0 || l.next < 0 || l.n+syms[l.next].n != c.size {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"wisp/internal/heap"
 )
 
 // symbol is a span of the text being merged, linked to its neighbours.
@@ -41,7 +43,7 @@ func (t *Tokenizer) encodeSPM(out []int, frag string, prefix bool) ([]int, error
 	}
 	syms[len(syms)-1].next = -1
 
-	q := make(queue, 0, len(syms))
+	q := heap.New[candidate](len(syms))
 	try := func(left, right int32) {
 		if left < 0 || right < 0 {
 			return
@@ -49,14 +51,14 @@ func (t *Tokenizer) encodeSPM(out []int, frag string, prefix bool) ([]int, error
 		l, r := syms[left], syms[right]
 		s := text[l.start : l.start+l.n+r.n]
 		if id, ok := t.ids[s]; ok {
-			q.push(candidate{key: spmKey(t.scores[id], left), size: int32(len(s))})
+			q.Push(candidate{key: spmKey(t.scores[id], left), size: int32(len(s))})
 		}
 	}
 	for i := int32(1); i < int32(len(syms)); i++ {
 		try(i-1, i)
 	}
-	for len(q) > 0 {
-		c := q.pop()
+	for q.Len() > 0 {
+		c := q.Pop()
 		left := c.left()
 		l := &syms[left]
 		if l.n == 0 || l.next < 0 || l.n+syms[l.next].n != c.size {

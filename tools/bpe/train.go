@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"wisp/engine/tokenizer"
+	"wisp/internal/heap"
 )
 
 // trainer holds the state of one training run. Symbols are characters of
@@ -25,10 +26,10 @@ type trainer struct {
 	counts []int64   // how often each word occurs
 	stamp  []int     // the last merge that visited each word, plus one
 
-	pairs map[uint64]int64   // occurrences of each adjacent pair
-	where map[uint64][]int32 // words a pair may occur in (may hold stale ids)
-	queue pairQueue          // pair counts, the largest on top; stale entries skipped
-	delta map[uint64]int64   // scratch: count changes of one merge
+	pairs map[uint64]int64     // occurrences of each adjacent pair
+	where map[uint64][]int32   // words a pair may occur in (may hold stale ids)
+	queue heap.Heap[pairCount] // pair counts, the largest on top; stale entries skipped
+	delta map[uint64]int64     // scratch: count changes of one merge
 }
 
 func pairKey(a, b int32) uint64      { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
@@ -115,7 +116,7 @@ func newTrainer(units map[string]int64, opt Options) *trainer {
 		}
 	}
 	for p, n := range t.pairs {
-		t.queue.push(pairCount{p, n})
+		t.queue.Push(pairCount{p, n})
 	}
 	return t
 }
@@ -168,8 +169,8 @@ func (t *trainer) run() {
 // change of a pair's count pushes an entry with the new count, so an entry
 // whose count differs from the current one can be dropped.
 func (t *trainer) best() (uint64, bool) {
-	for len(t.queue) > 0 {
-		e := t.queue.pop()
+	for t.queue.Len() > 0 {
+		e := t.queue.Pop()
 		if n := t.pairs[e.pair]; n > 0 && n == e.count {
 			return e.pair, true
 		}
@@ -238,7 +239,7 @@ func (t *trainer) merge(p uint64, step int) bool {
 			continue
 		}
 		t.pairs[q] = n
-		t.queue.push(pairCount{q, n})
+		t.queue.Push(pairCount{q, n})
 	}
 	return !exists
 }
@@ -310,58 +311,11 @@ type pairCount struct {
 	count int64
 }
 
-// before orders entries: larger count first, then the pair of older
+// Before orders entries: larger count first, then the pair of older
 // symbols (smaller ids), which keeps training deterministic.
-func (x pairCount) before(y pairCount) bool {
+func (x pairCount) Before(y pairCount) bool {
 	if x.count != y.count {
 		return x.count > y.count
 	}
 	return x.pair < y.pair
-}
-
-// pairQueue is a binary heap of pairCount.
-type pairQueue []pairCount
-
-func (q *pairQueue) push(e pairCount) {
-	h := append(*q, e)
-	i := len(h) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !e.before(h[p]) {
-			break
-		}
-		h[i] = h[p]
-		i = p
-	}
-	h[i] = e
-	*q = h
-}
-
-func (q *pairQueue) pop() pairCount {
-	h := *q
-	top := h[0]
-	last := len(h) - 1
-	x := h[last]
-	h = h[:last]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= last {
-			break
-		}
-		m := l
-		if r := l + 1; r < last && h[r].before(h[l]) {
-			m = r
-		}
-		if !h[m].before(x) {
-			break
-		}
-		h[i] = h[m]
-		i = m
-	}
-	if last > 0 {
-		h[i] = x
-	}
-	*q = h
-	return top
 }

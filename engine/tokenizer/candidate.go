@@ -32,49 +32,6 @@ func bpeKey(rank, left int32) uint64 {
 	return uint64(uint32(rank))<<32 | uint64(uint32(left))
 }
 
-// queue is a binary min-heap of candidates.
-type queue []candidate
-
-func (q *queue) push(c candidate) {
-	h := append(*q, c)
-	i := len(h) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if h[p].key <= c.key {
-			break
-		}
-		h[i] = h[p]
-		i = p
-	}
-	h[i] = c
-	*q = h
-}
-
-func (q *queue) pop() candidate {
-	h := *q
-	top := h[0]
-	last := len(h) - 1
-	x := h[last]
-	h = h[:last]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= last {
-			break
-		}
-		m := l
-		if r := l + 1; r < last && h[r].key < h[l].key {
-			m = r
-		}
-		if x.key <= h[m].key {
-			break
-		}
-		h[i] = h[m]
-		i = m
-	}
-	if last > 0 {
-		h[i] = x
-	}
-	*q = h
-	return top
-}
+// Before orders candidates by key, the least first: the heap of merges
+// (package wisp/internal/heap) pops the next merge to make.
+func (c candidate) Before(d candidate) bool { return c.key < d.key }
