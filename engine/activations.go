@@ -11,9 +11,9 @@ import "math"
 type Activations struct {
 	Tokens    int         // tokens recorded
 	AttnIn    [][]float64 // [layer][Dim]: inputs of Wq, Wk, Wv (after the attention norm)
-	AttnOut   [][]float64 // [layer][QDim]: inputs of Wo (the heads' outputs)
+	AttnOut   [][]float64 // [layer][QDimOf(layer)]: inputs of Wo (the heads' outputs)
 	FFNIn     [][]float64 // [layer][Dim]: inputs of the gate and up matrices
-	FFNHidden [][]float64 // [layer][HiddenDim]: inputs of the down matrix
+	FFNHidden [][]float64 // [layer][HiddenOf(layer)]: inputs of the down matrix
 	Influence []float64   // [layer]: Σ over tokens of 1 - cos(stream before, stream after)
 }
 
@@ -21,14 +21,15 @@ type Activations struct {
 func (m *Model) NewActivations() *Activations {
 	c := &m.Config
 	a := &Activations{Influence: make([]float64, c.Layers)}
-	mk := func(n int) [][]float64 {
+	mk := func(n func(l int) int) [][]float64 {
 		v := make([][]float64, c.Layers)
-		for i := range v {
-			v[i] = make([]float64, n)
+		for l := range v {
+			v[l] = make([]float64, n(l))
 		}
 		return v
 	}
-	a.AttnIn, a.AttnOut, a.FFNIn, a.FFNHidden = mk(c.Dim), mk(c.QDim()), mk(c.Dim), mk(c.HiddenDim)
+	dim := func(int) int { return c.Dim }
+	a.AttnIn, a.AttnOut, a.FFNIn, a.FFNHidden = mk(dim), mk(c.QDimOf), mk(dim), mk(c.HiddenOf)
 	return a
 }
 

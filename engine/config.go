@@ -3,19 +3,28 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"wisp/engine/gguf"
 )
 
 // Config holds a model's hyperparameters, read from the GGUF keys of its
 // architecture (llama.* or qwen2.*).
+//
+// Blocks may differ in width (a model pruned per layer): llama.cpp's
+// feed_forward_length, attention.head_count and attention.head_count_kv
+// may each be an array with one entry per block. HiddenDim, Heads and
+// KVHeads are then the largest over the blocks, which is what buffers
+// that serve every block are sized by, and HiddenOf, HeadsOf and
+// KVHeadsOf give each block's own; for a model of uniform width they are
+// the same. The head size HeadDim is the same in every block.
 type Config struct {
 	Arch       string  // "llama" or "qwen2"
 	Dim        int     // embedding length
-	HiddenDim  int     // feed-forward length
+	HiddenDim  int     // feed-forward length (the largest over blocks)
 	Layers     int     // block count
-	Heads      int     // attention heads
-	KVHeads    int     // key/value heads (grouped-query attention when < Heads)
+	Heads      int     // attention heads (the largest over blocks)
+	KVHeads    int     // key/value heads, grouped-query attention when < Heads (the largest over blocks)
 	HeadDim    int     // values per head: attention.key_length, else Dim / Heads
 	VocabSize  int     // rows of the token embedding
 	ContextLen int     // the longest sequence the model was trained for
@@ -27,13 +36,53 @@ type Config struct {
 	RopeNeox bool
 	// QKVBias says whether the attention projections have biases (qwen2).
 	QKVBias bool
+
+	// hidden, heads and kvHeads hold every block's widths when some
+	// block differs from another; all three are nil for a model of
+	// uniform width, whose blocks have HiddenDim, Heads and KVHeads.
+	hidden, heads, kvHeads []int
 }
 
-// KVDim is the width of one position's keys (or values) in the cache.
+// PerLayer reports whether the blocks differ in width.
+func (c *Config) PerLayer() bool { return c.hidden != nil }
+
+// HiddenOf returns the feed-forward length of block l.
+func (c *Config) HiddenOf(l int) int {
+	if c.hidden != nil {
+		return c.hidden[l]
+	}
+	return c.HiddenDim
+}
+
+// HeadsOf returns the number of attention heads of block l.
+func (c *Config) HeadsOf(l int) int {
+	if c.heads != nil {
+		return c.heads[l]
+	}
+	return c.Heads
+}
+
+// KVHeadsOf returns the number of key/value heads of block l.
+func (c *Config) KVHeadsOf(l int) int {
+	if c.kvHeads != nil {
+		return c.kvHeads[l]
+	}
+	return c.KVHeads
+}
+
+// QDimOf returns the width of the queries of block l.
+func (c *Config) QDimOf(l int) int { return c.HeadsOf(l) * c.HeadDim }
+
+// KVDimOf returns the width of one position's keys (or values) in block l.
+func (c *Config) KVDimOf(l int) int { return c.KVHeadsOf(l) * c.HeadDim }
+
+// KVDim is the width of one position's keys (or values) in the cache: the
+// largest over blocks.
 func (c *Config) KVDim() int { return c.KVHeads * c.HeadDim }
 
 // QDim is the width of the queries of all heads: Dim, unless heads were
-// pruned (or the model has heads of their own size).
+// pruned (or the model has heads of their own size); the largest over
+// blocks.
 func (c *Config) QDim() int { return c.Heads * c.HeadDim }
 
 // Limits on hyperparameters. They are far above any model wisp targets and
@@ -47,6 +96,11 @@ const (
 )
 
 // ConfigFromGGUF reads the hyperparameters of a llama or qwen2 model.
+// feed_forward_length, attention.head_count and attention.head_count_kv
+// may each be an integer or, as llama.cpp reads them, an array of uint32
+// or int32 with one entry per block (see Config); an array of blocks that
+// differ in heads needs attention.key_length, since the head size is then
+// not Dim / Heads.
 func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	var c Config
 	arch, err := f.String("general.architecture")
@@ -63,25 +117,18 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	}
 	c.Arch = arch
 	ints := []struct {
-		key      string
-		dst      *int
-		max      int
-		optional bool
+		key string
+		dst *int
+		max int
 	}{
-		{"context_length", &c.ContextLen, maxContext, false},
-		{"embedding_length", &c.Dim, maxDim, false},
-		{"block_count", &c.Layers, maxLayers, false},
-		{"feed_forward_length", &c.HiddenDim, maxDim * 4, false},
-		{"attention.head_count", &c.Heads, maxHeads, false},
-		{"attention.head_count_kv", &c.KVHeads, maxHeads, true},
+		{"context_length", &c.ContextLen, maxContext},
+		{"embedding_length", &c.Dim, maxDim},
+		{"block_count", &c.Layers, maxLayers},
 	}
 	for _, k := range ints {
 		key := arch + "." + k.key
 		v, err := f.Uint(key)
 		if err != nil {
-			if k.optional && errors.Is(err, gguf.ErrMissing) {
-				continue
-			}
 			return c, err
 		}
 		if v == 0 || v > uint64(k.max) {
@@ -89,9 +136,35 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 		}
 		*k.dst = int(v)
 	}
-	if c.KVHeads == 0 {
-		c.KVHeads = c.Heads
+	// The widths, each one per block, for now.
+	hidden, err := perBlock(f, arch+".feed_forward_length", c.Layers, maxDim*4)
+	if err != nil {
+		return c, err
 	}
+	heads, err := perBlock(f, arch+".attention.head_count", c.Layers, maxHeads)
+	if err != nil {
+		return c, err
+	}
+	kvHeads, err := perBlock(f, arch+".attention.head_count_kv", c.Layers, maxHeads)
+	if errors.Is(err, gguf.ErrMissing) {
+		kvHeads, err = heads, nil // as many key/value heads as heads
+	}
+	if err != nil {
+		return c, err
+	}
+	for l := range c.Layers {
+		if heads[l]%kvHeads[l] != 0 {
+			if !uniform(heads) || !uniform(kvHeads) {
+				return c, fmt.Errorf("engine: block %d: head count %d is not a multiple of the key/value head count %d", l, heads[l], kvHeads[l])
+			}
+			return c, fmt.Errorf("engine: head count %d is not a multiple of the key/value head count %d", heads[l], kvHeads[l])
+		}
+	}
+	c.HiddenDim, c.Heads, c.KVHeads = slices.Max(hidden), slices.Max(heads), slices.Max(kvHeads)
+	if !uniform(hidden) || !uniform(heads) || !uniform(kvHeads) {
+		c.hidden, c.heads, c.kvHeads = hidden, heads, kvHeads
+	}
+
 	c.NormEps = 1e-5
 	if v, err := f.Float(arch + ".attention.layer_norm_rms_epsilon"); err == nil {
 		if !(v > 0 && v < 1) {
@@ -110,9 +183,6 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	} else if !errors.Is(err, gguf.ErrMissing) {
 		return c, err
 	}
-	if c.Heads%c.KVHeads != 0 {
-		return c, fmt.Errorf("engine: head count %d is not a multiple of the key/value head count %d", c.Heads, c.KVHeads)
-	}
 	// The head size is attention.key_length when given (a model whose heads
 	// were pruned has Heads·HeadDim < Dim), else Dim / Heads.
 	if v, err := f.Uint(arch + ".attention.key_length"); err == nil {
@@ -123,6 +193,9 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	} else if !errors.Is(err, gguf.ErrMissing) {
 		return c, err
 	} else {
+		if !uniform(heads) {
+			return c, fmt.Errorf("engine: %s.attention.head_count differs between blocks but %s.attention.key_length, the head size, is absent", arch, arch)
+		}
 		if c.Dim%c.Heads != 0 {
 			return c, fmt.Errorf("engine: embedding length %d is not a multiple of the head count %d (and attention.key_length is absent)", c.Dim, c.Heads)
 		}
@@ -140,4 +213,71 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// perBlock reads key, an integer or an array of one per block, as the
+// value of each of the blocks, checking every value is in [1, limit]. It
+// returns an error wrapping gguf.ErrMissing if the key is absent. The
+// array's length is checked before anything is allocated for it.
+func perBlock(f *gguf.File, key string, blocks, limit int) ([]int, error) {
+	v, ok := f.Value(key)
+	if !ok {
+		_, err := f.Uint(key) // the getter's error for a missing key
+		return nil, err
+	}
+	var n int
+	var at func(i int) int64
+	switch a := v.(type) {
+	case []uint32:
+		n, at = len(a), func(i int) int64 { return int64(a[i]) }
+	case []int32:
+		n, at = len(a), func(i int) int64 { return int64(a[i]) }
+	default:
+		u, err := f.Uint(key)
+		if err != nil && isSlice(v) {
+			return nil, fmt.Errorf("engine: %w; an array of widths must hold uint32 or int32, one per block", err)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if u == 0 || u > uint64(limit) {
+			return nil, fmt.Errorf("engine: %s = %d is out of range [1, %d]", key, u, limit)
+		}
+		out := make([]int, blocks)
+		for i := range out {
+			out[i] = int(u)
+		}
+		return out, nil
+	}
+	if n != blocks {
+		return nil, fmt.Errorf("engine: %s has %d entries but the model has %d blocks (block_count)", key, n, blocks)
+	}
+	out := make([]int, n)
+	for i := range out {
+		x := at(i)
+		if x < 1 || x > int64(limit) {
+			return nil, fmt.Errorf("engine: %s[%d] = %d (block %d) is out of range [1, %d]", key, i, x, i, limit)
+		}
+		out[i] = int(x)
+	}
+	return out, nil
+}
+
+// isSlice reports whether v is a GGUF array of any element type.
+func isSlice(v any) bool {
+	switch v.(type) {
+	case []uint8, []int8, []uint16, []int16, []uint32, []int32, []float32, []bool, []string, []uint64, []int64, []float64, []any:
+		return true
+	}
+	return false
+}
+
+// uniform reports whether every value of v is the same.
+func uniform(v []int) bool {
+	for _, x := range v {
+		if x != v[0] {
+			return false
+		}
+	}
+	return true
 }

@@ -20,7 +20,7 @@ type State struct {
 	ctx    int // capacity of the cache in positions
 	pos    int // positions filled so far
 	freqs  []float64
-	keys   []float32 // [layer][position][KVDim]
+	keys   []float32 // [layer][position][KVDimOf(layer)], each layer KVDim·ctx apart
 	values []float32
 
 	// Scratch, each for up to MaxBatch tokens.
@@ -37,7 +37,10 @@ type State struct {
 }
 
 // NewState makes a State holding up to ctx positions; ctx <= 0 means the
-// model's context length. The cache takes 8·Layers·ctx·KVDim bytes.
+// model's context length. The cache takes 8·Layers·ctx·KVDim bytes: every
+// block gets room for the widest block's keys and values, which wastes
+// the difference in a model whose blocks differ in width but keeps the
+// cache one simple array.
 func (m *Model) NewState(ctx int) (*State, error) {
 	if ctx <= 0 {
 		ctx = m.ContextLen
@@ -137,11 +140,9 @@ func (s *State) forward(tokens []int, all bool) ([]float32, error) {
 	}
 	m, c := s.m, &s.m.Config
 	n := len(tokens)
-	dim, qd, kvd, hd, hidden := c.Dim, c.QDim(), c.KVDim(), c.HeadDim, c.HiddenDim
+	dim, hd, stride := c.Dim, c.HeadDim, s.ctx*c.KVDim()
 	half := hd / 2
-	x, xb, xb2 := s.x[:n*dim], s.xb[:n*dim], s.xb2[:n*qd]
-	q, k, v := s.q[:n*qd], s.k[:n*kvd], s.v[:n*kvd]
-	hb, hb2 := s.hb[:n*hidden], s.hb2[:n*hidden]
+	x, xb := s.x[:n*dim], s.xb[:n*dim]
 
 	// Token embeddings, and each position's rotation.
 	for t, tok := range tokens {
@@ -149,12 +150,17 @@ func (s *State) forward(tokens []int, all bool) ([]float32, error) {
 		ropeAngles(s.cos[t*half:(t+1)*half], s.sin[t*half:(t+1)*half], s.freqs, s.pos+t)
 	}
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	group := c.Heads / c.KVHeads
 
 	for l := range m.Blocks {
 		ly := &m.Blocks[l]
-		layerKeys := s.keys[l*s.ctx*kvd : (l+1)*s.ctx*kvd]
-		layerValues := s.values[l*s.ctx*kvd : (l+1)*s.ctx*kvd]
+		// This block's widths (the same in every block unless the model
+		// was pruned per layer).
+		heads, qd, kvd, hidden := c.HeadsOf(l), c.QDimOf(l), c.KVDimOf(l), c.HiddenOf(l)
+		group := heads / c.KVHeadsOf(l)
+		xb2, q, k, v := s.xb2[:n*qd], s.q[:n*qd], s.k[:n*kvd], s.v[:n*kvd]
+		hb, hb2 := s.hb[:n*hidden], s.hb2[:n*hidden]
+		layerKeys := s.keys[l*stride : l*stride+s.ctx*kvd]
+		layerValues := s.values[l*stride : l*stride+s.ctx*kvd]
 
 		// Attention: normalise, project to queries, keys and values.
 		for t := range n {
@@ -186,7 +192,7 @@ func (s *State) forward(tokens []int, all bool) ([]float32, error) {
 		// Each head attends to every position up to its own.
 		for t := range n {
 			p := s.pos + t
-			for h := range c.Heads {
+			for h := range heads {
 				qh := q[t*qd+h*hd : t*qd+(h+1)*hd]
 				off := (h / group) * hd
 				att := s.att[:p+1]

@@ -36,7 +36,8 @@ func (m *Matrix) Row(dst []float32, r int) {
 	}
 }
 
-// Block holds the weights of one transformer block.
+// Block holds the weights of one transformer block. Its widths are the
+// block's own (Config.QDimOf, KVDimOf and HiddenOf).
 type Block struct {
 	AttnNorm   []float32
 	Wq, Wk, Wv Matrix // Dim→QDim, Dim→KVDim, Dim→KVDim
@@ -97,25 +98,25 @@ func FromGGUF(f *gguf.File) (*Model, error) {
 		}
 	}
 	m.Embedding = emb
-	kv := c.KVDim()
 	m.Blocks = make([]Block, c.Layers)
 	for i := range m.Blocks {
 		p := fmt.Sprintf("blk.%d.", i)
 		ly := &m.Blocks[i]
+		qd, kv, hidden := c.QDimOf(i), c.KVDimOf(i), c.HiddenOf(i)
 		ly.AttnNorm = l.vector(p+"attn_norm.weight", c.Dim)
-		ly.Wq = l.matrix(p+"attn_q.weight", c.QDim(), c.Dim)
+		ly.Wq = l.matrix(p+"attn_q.weight", qd, c.Dim)
 		ly.Wk = l.matrix(p+"attn_k.weight", kv, c.Dim)
 		ly.Wv = l.matrix(p+"attn_v.weight", kv, c.Dim)
 		if c.QKVBias {
-			ly.Bq = l.vector(p+"attn_q.bias", c.QDim())
+			ly.Bq = l.vector(p+"attn_q.bias", qd)
 			ly.Bk = l.vector(p+"attn_k.bias", kv)
 			ly.Bv = l.vector(p+"attn_v.bias", kv)
 		}
-		ly.Wo = l.matrix(p+"attn_output.weight", c.Dim, c.QDim())
+		ly.Wo = l.matrix(p+"attn_output.weight", c.Dim, qd)
 		ly.FFNNorm = l.vector(p+"ffn_norm.weight", c.Dim)
-		ly.Gate = l.matrix(p+"ffn_gate.weight", c.HiddenDim, c.Dim)
-		ly.Up = l.matrix(p+"ffn_up.weight", c.HiddenDim, c.Dim)
-		ly.Down = l.matrix(p+"ffn_down.weight", c.Dim, c.HiddenDim)
+		ly.Gate = l.matrix(p+"ffn_gate.weight", hidden, c.Dim)
+		ly.Up = l.matrix(p+"ffn_up.weight", hidden, c.Dim)
+		ly.Down = l.matrix(p+"ffn_down.weight", c.Dim, hidden)
 	}
 	m.OutputNorm = l.vector("output_norm.weight", c.Dim)
 	if _, ok := f.Tensor("output.weight"); ok {

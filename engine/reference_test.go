@@ -42,21 +42,23 @@ func (m *refMatrix) apply(x []float64) []float64 {
 }
 
 type refLayer struct {
-	attnNorm, ffnNorm []float64
-	wq, wk, wv, wo    refMatrix
-	bq, bk, bv        []float64 // nil without biases
-	gate, up, down    refMatrix
+	hidden, heads, kvHeads int // this block's widths
+	attnNorm, ffnNorm      []float64
+	wq, wk, wv, wo         refMatrix
+	bq, bk, bv             []float64 // nil without biases
+	gate, up, down         refMatrix
 }
 
 // refModel is a decoder whose weights are float64 copies of a GGUF file's.
+// Its blocks may differ in width (llama.cpp's per-layer arrays).
 type refModel struct {
-	dim, hidden, heads, kvHeads, headDim, vocab int
-	eps, base                                   float64
-	neox                                        bool // rotate (i, i+headDim/2) rather than (2i, 2i+1)
-	emb, out                                    refMatrix
-	layers                                      []refLayer
-	outNorm                                     []float64
-	flushed                                     int // subnormal halves read as zero
+	dim, headDim, vocab int
+	eps, base           float64
+	neox                bool // rotate (i, i+headDim/2) rather than (2i, 2i+1)
+	emb, out            refMatrix
+	layers              []refLayer
+	outNorm             []float64
+	flushed             int // subnormal halves read as zero
 }
 
 // refTensor decodes a tensor of the given ggml dims (innermost first) to
@@ -129,17 +131,43 @@ func refLoad(t testing.TB, data []byte) *refModel {
 		}
 		return v
 	}
-	m := &refModel{
-		dim:     get("embedding_length"),
-		hidden:  get("feed_forward_length"),
-		heads:   get("attention.head_count"),
-		kvHeads: get("attention.head_count_kv"),
-		eps:     getf("attention.layer_norm_rms_epsilon"),
-		base:    getf("rope.freq_base"),
-		neox:    arch == "qwen2",
+	blocks := get("block_count")
+	// widths reads a width that is one integer for every block or an
+	// array of one per block.
+	widths := func(key string) []int {
+		v, ok := f.Value(arch + "." + key)
+		if !ok {
+			t.Fatalf("reference: no %s", key)
+		}
+		out := make([]int, blocks)
+		switch a := v.(type) {
+		case []uint32:
+			for i := range out {
+				out[i] = int(a[i])
+			}
+		case []int32:
+			for i := range out {
+				out[i] = int(a[i])
+			}
+		default:
+			for i := range out {
+				out[i] = get(key)
+			}
+		}
+		return out
 	}
-	m.headDim = m.dim / m.heads
-	kv := m.kvHeads * m.headDim
+	m := &refModel{
+		dim:  get("embedding_length"),
+		eps:  getf("attention.layer_norm_rms_epsilon"),
+		base: getf("rope.freq_base"),
+		neox: arch == "qwen2",
+	}
+	hidden, heads, kvHeads := widths("feed_forward_length"), widths("attention.head_count"), widths("attention.head_count_kv")
+	if _, ok := f.Value(arch + ".attention.key_length"); ok {
+		m.headDim = get("attention.key_length")
+	} else {
+		m.headDim = m.dim / heads[0]
+	}
 	emb, ok := f.Tensor("token_embd.weight")
 	if !ok || len(emb.Dims) != 2 {
 		t.Fatal("reference: no 2-D token_embd.weight")
@@ -155,21 +183,25 @@ func refLoad(t testing.TB, data []byte) *refModel {
 		return refMatrix{rows: rows, cols: cols, w: v}
 	}
 	m.emb = mat("token_embd.weight", m.vocab, m.dim)
-	for l := range get("block_count") {
+	for l := range blocks {
 		p := fmt.Sprintf("blk.%d.", l)
+		q, kv := heads[l]*m.headDim, kvHeads[l]*m.headDim
 		ly := refLayer{
+			hidden:   hidden[l],
+			heads:    heads[l],
+			kvHeads:  kvHeads[l],
 			attnNorm: vec(p+"attn_norm.weight", m.dim),
-			wq:       mat(p+"attn_q.weight", m.dim, m.dim),
+			wq:       mat(p+"attn_q.weight", q, m.dim),
 			wk:       mat(p+"attn_k.weight", kv, m.dim),
 			wv:       mat(p+"attn_v.weight", kv, m.dim),
-			wo:       mat(p+"attn_output.weight", m.dim, m.dim),
+			wo:       mat(p+"attn_output.weight", m.dim, q),
 			ffnNorm:  vec(p+"ffn_norm.weight", m.dim),
-			gate:     mat(p+"ffn_gate.weight", m.hidden, m.dim),
-			up:       mat(p+"ffn_up.weight", m.hidden, m.dim),
-			down:     mat(p+"ffn_down.weight", m.dim, m.hidden),
+			gate:     mat(p+"ffn_gate.weight", hidden[l], m.dim),
+			up:       mat(p+"ffn_up.weight", hidden[l], m.dim),
+			down:     mat(p+"ffn_down.weight", m.dim, hidden[l]),
 		}
 		if arch == "qwen2" {
-			ly.bq = vec(p+"attn_q.bias", m.dim)
+			ly.bq = vec(p+"attn_q.bias", q)
 			ly.bk = vec(p+"attn_k.bias", kv)
 			ly.bv = vec(p+"attn_v.bias", kv)
 		}
@@ -224,7 +256,6 @@ func refAdd(dst, src []float64) {
 // refRun returns the logits after each of tokens, evaluated from position 0.
 func (m *refModel) refRun(tokens []int) [][]float64 {
 	hd := m.headDim
-	group := m.heads / m.kvHeads
 	keys := make([][][]float64, len(m.layers)) // [layer][pos][kvd]
 	values := make([][][]float64, len(m.layers))
 	var all [][]float64
@@ -232,6 +263,7 @@ func (m *refModel) refRun(tokens []int) [][]float64 {
 		x := append([]float64(nil), m.emb.w[tok*m.dim:(tok+1)*m.dim]...)
 		for l := range m.layers {
 			ly := &m.layers[l]
+			group := ly.heads / ly.kvHeads
 			xn := refRMSNorm(x, ly.attnNorm, m.eps)
 			q, k, v := ly.wq.apply(xn), ly.wk.apply(xn), ly.wv.apply(xn)
 			if ly.bq != nil {
@@ -243,9 +275,9 @@ func (m *refModel) refRun(tokens []int) [][]float64 {
 			refRope(k, hd, pos, m.base, m.neox)
 			keys[l] = append(keys[l], k)
 			values[l] = append(values[l], v)
-			att := make([]float64, m.dim)
+			att := make([]float64, ly.heads*hd)
 			scores := make([]float64, pos+1)
-			for h := range m.heads {
+			for h := range ly.heads {
 				qh := q[h*hd : (h+1)*hd]
 				off := (h / group) * hd
 				mx := math.Inf(-1)
@@ -296,6 +328,15 @@ var refCases = []refCase{
 	{"qwen2/mqa/tied/f32/head32", synth.Shape{Arch: "qwen2", Dim: 96, HiddenDim: 100, Layers: 2, Heads: 3, KVHeads: 1, Vocab: 301, ContextLen: 64, RopeBase: 1000000, Tied: true}, gguf.F32},
 	{"qwen2/gqa2/untied/f16/head8", synth.Shape{Arch: "qwen2", Dim: 64, HiddenDim: 172, Layers: 3, Heads: 8, KVHeads: 4, Vocab: 300, ContextLen: 64, RopeBase: 1000000}, gguf.F16},
 	{"qwen2/mha/untied/f32/head16", synth.Shape{Arch: "qwen2", Dim: 80, HiddenDim: 36, Layers: 2, Heads: 5, KVHeads: 5, Vocab: 333, ContextLen: 40, RopeBase: 10000}, gguf.F32},
+	// Blocks of different widths, as pruning per layer leaves them: the
+	// cache and scratch are sized by the widest block, so a narrower one
+	// reading the wrong stride or group shows here.
+	{"llama/per-layer/untied/f32/head8", synth.Shape{Arch: "llama", Dim: 48, HiddenDim: 100, Layers: 3, Heads: 6, KVHeads: 3, Vocab: 300, ContextLen: 64, RopeBase: 10000,
+		LayerHidden: []int{13, 100, 57}, LayerHeads: []int{2, 6, 4}, LayerKVHeads: []int{1, 3, 2}}, gguf.F32},
+	{"qwen2/per-layer/tied/f16/head8", synth.Shape{Arch: "qwen2", Dim: 64, HiddenDim: 172, Layers: 3, Heads: 8, KVHeads: 4, Vocab: 300, ContextLen: 64, RopeBase: 1000000, Tied: true,
+		LayerHidden: []int{172, 40, 90}, LayerHeads: []int{8, 6, 2}, LayerKVHeads: []int{4, 3, 1}}, gguf.F16},
+	{"llama/per-layer-ffn/tied/f32/stories260K", synth.Shape{Arch: "llama", Dim: 64, HiddenDim: 172, Layers: 5, Heads: 8, KVHeads: 4, Vocab: 512, ContextLen: 64, RopeBase: 10000, Tied: true,
+		LayerHidden: []int{172, 1, 100, 33, 150}}, gguf.F32},
 }
 
 // refBuild writes a random model of the case's shape. In F16 models it

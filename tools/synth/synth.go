@@ -26,6 +26,29 @@ type Shape struct {
 	ContextLen int
 	RopeBase   float32
 	Tied       bool // share the embedding with the classifier
+	// LayerHidden, LayerHeads and LayerKVHeads, each nil or one entry per
+	// block, give blocks widths of their own (as a model pruned per layer
+	// has), in place of HiddenDim, Heads and KVHeads; the head size stays
+	// Dim/Heads. Build writes a field that is set as an array, and then
+	// attention.key_length too.
+	LayerHidden, LayerHeads, LayerKVHeads []int
+}
+
+// hidden, heads and kvHeads return the widths of block l.
+func (s Shape) hidden(l int) int  { return pick(s.LayerHidden, l, s.HiddenDim) }
+func (s Shape) heads(l int) int   { return pick(s.LayerHeads, l, s.Heads) }
+func (s Shape) kvHeads(l int) int { return pick(s.LayerKVHeads, l, s.KVHeads) }
+
+// perLayer reports whether some block has widths of its own.
+func (s Shape) perLayer() bool {
+	return s.LayerHidden != nil || s.LayerHeads != nil || s.LayerKVHeads != nil
+}
+
+func pick(v []int, l, def int) int {
+	if l < len(v) {
+		return v[l]
+	}
+	return def
 }
 
 // Shapes are the named shapes of well-known small models.
@@ -56,13 +79,15 @@ func (s Shape) Params() int64 {
 	if s.Heads > 0 {
 		hd = s.Dim / s.Heads
 	}
-	kv := int64(s.KVHeads) * int64(hd)
-	d, h := int64(s.Dim), int64(s.HiddenDim)
-	per := 2*d + 2*d*d + 2*d*kv + 3*d*h
-	if s.Arch == "qwen2" {
-		per += d + 2*kv
+	d := int64(s.Dim)
+	n := int64(s.Vocab)*d + d
+	for l := range max(s.Layers, 0) {
+		q, kv, h := int64(s.heads(l))*int64(hd), int64(s.kvHeads(l))*int64(hd), int64(s.hidden(l))
+		n += 2*d + 2*d*q + 2*d*kv + 3*d*h
+		if s.Arch == "qwen2" {
+			n += q + 2*kv
+		}
 	}
-	n := int64(s.Vocab)*d + int64(s.Layers)*per + d
 	if !s.Tied {
 		n += int64(s.Vocab) * d
 	}
@@ -98,6 +123,31 @@ func (s Shape) Validate() error {
 	case s.Vocab < 3+256:
 		return fmt.Errorf("synth: vocabulary of %d is smaller than the %d special and byte tokens", s.Vocab, 3+256)
 	}
+	for _, f := range []struct {
+		name  string
+		v     []int
+		limit int
+	}{{"LayerHidden", s.LayerHidden, maxHidden}, {"LayerHeads", s.LayerHeads, maxHeads}, {"LayerKVHeads", s.LayerKVHeads, maxHeads}} {
+		if f.v == nil {
+			continue
+		}
+		if len(f.v) != s.Layers {
+			return fmt.Errorf("synth: %s has %d entries for %d blocks", f.name, len(f.v), s.Layers)
+		}
+		for l, x := range f.v {
+			if x < 1 || x > f.limit {
+				return fmt.Errorf("synth: %s[%d] = %d is out of range [1, %d]", f.name, l, x, f.limit)
+			}
+		}
+	}
+	for l := range s.Layers {
+		if s.heads(l)%s.kvHeads(l) != 0 {
+			return fmt.Errorf("synth: block %d: %d heads do not split into %d key/value groups", l, s.heads(l), s.kvHeads(l))
+		}
+		if s.heads(l)*(s.Dim/s.Heads) > maxDim {
+			return fmt.Errorf("synth: block %d: %d heads of %d values are more than %d", l, s.heads(l), s.Dim/s.Heads, maxDim)
+		}
+	}
 	return nil
 }
 
@@ -128,16 +178,31 @@ func Build(s Shape, opt Options) (*gguf.Builder, error) {
 	b.Set("wisp.random", true)
 	b.Set(a+".context_length", uint32(s.ContextLen))
 	b.Set(a+".embedding_length", uint32(s.Dim))
-	b.Set(a+".feed_forward_length", uint32(s.HiddenDim))
 	b.Set(a+".block_count", uint32(s.Layers))
-	b.Set(a+".attention.head_count", uint32(s.Heads))
-	b.Set(a+".attention.head_count_kv", uint32(s.KVHeads))
+	for _, k := range []struct {
+		key string
+		v   []int
+		def int
+	}{{".feed_forward_length", s.LayerHidden, s.HiddenDim}, {".attention.head_count", s.LayerHeads, s.Heads}, {".attention.head_count_kv", s.LayerKVHeads, s.KVHeads}} {
+		if k.v == nil {
+			b.Set(a+k.key, uint32(k.def))
+			continue
+		}
+		arr := make([]uint32, len(k.v))
+		for i, x := range k.v {
+			arr[i] = uint32(x)
+		}
+		b.Set(a+k.key, arr)
+	}
+	if s.perLayer() {
+		b.Set(a+".attention.key_length", uint32(s.Dim/s.Heads))
+		b.Set(a+".attention.value_length", uint32(s.Dim/s.Heads))
+	}
 	b.Set(a+".attention.layer_norm_rms_epsilon", float32(1e-5))
 	b.Set(a+".rope.freq_base", s.RopeBase)
 	setVocab(b, s.Vocab)
 
 	hd := s.Dim / s.Heads
-	kv := s.KVHeads * hd
 	var err error
 	matrix := func(name string, rows, cols int) {
 		if err != nil {
@@ -169,20 +234,21 @@ func Build(s Shape, opt Options) (*gguf.Builder, error) {
 	matrix("token_embd.weight", s.Vocab, s.Dim)
 	for l := range s.Layers {
 		p := fmt.Sprintf("blk.%d.", l)
+		q, kv, hidden := s.heads(l)*hd, s.kvHeads(l)*hd, s.hidden(l)
 		vector(p+"attn_norm.weight", s.Dim, 1, 0.1)
-		matrix(p+"attn_q.weight", s.Dim, s.Dim)
+		matrix(p+"attn_q.weight", q, s.Dim)
 		matrix(p+"attn_k.weight", kv, s.Dim)
 		matrix(p+"attn_v.weight", kv, s.Dim)
 		if a == "qwen2" {
-			vector(p+"attn_q.bias", s.Dim, 0, 0.1)
+			vector(p+"attn_q.bias", q, 0, 0.1)
 			vector(p+"attn_k.bias", kv, 0, 0.1)
 			vector(p+"attn_v.bias", kv, 0, 0.1)
 		}
-		matrix(p+"attn_output.weight", s.Dim, s.Dim)
+		matrix(p+"attn_output.weight", s.Dim, q)
 		vector(p+"ffn_norm.weight", s.Dim, 1, 0.1)
-		matrix(p+"ffn_gate.weight", s.HiddenDim, s.Dim)
-		matrix(p+"ffn_down.weight", s.Dim, s.HiddenDim)
-		matrix(p+"ffn_up.weight", s.HiddenDim, s.Dim)
+		matrix(p+"ffn_gate.weight", hidden, s.Dim)
+		matrix(p+"ffn_down.weight", s.Dim, hidden)
+		matrix(p+"ffn_up.weight", hidden, s.Dim)
 	}
 	vector("output_norm.weight", s.Dim, 1, 0.1)
 	if !s.Tied {

@@ -22,6 +22,28 @@ var small = map[string]synth.Shape{
 	"qwen2/gqa/untied":  {Arch: "qwen2", Dim: 48, HiddenDim: 64, Layers: 1, Heads: 6, KVHeads: 2, Vocab: 259, ContextLen: 16, RopeBase: 1e6},
 	"llama/minimal":     {Arch: "llama", Dim: 2, HiddenDim: 1, Layers: 1, Heads: 1, KVHeads: 1, Vocab: 259, ContextLen: 1, RopeBase: 2, Tied: true},
 	"named/stories260K": synth.Shapes()["stories260K"],
+	// Blocks of their own widths, as pruning per layer leaves them; the
+	// scalar widths are the largest, as the engine reports them.
+	"llama/per-layer": {Arch: "llama", Dim: 32, HiddenDim: 48, Layers: 3, Heads: 4, KVHeads: 2, Vocab: 300, ContextLen: 64, RopeBase: 10000,
+		LayerHidden: []int{48, 17, 30}, LayerHeads: []int{4, 2, 4}, LayerKVHeads: []int{2, 1, 1}},
+	"qwen2/per-layer-ffn": {Arch: "qwen2", Dim: 48, HiddenDim: 64, Layers: 2, Heads: 6, KVHeads: 2, Vocab: 259, ContextLen: 16, RopeBase: 1e6, Tied: true,
+		LayerHidden: []int{9, 64}},
+}
+
+// widths returns the feed-forward length, heads and key/value heads of
+// block l of s.
+func widths(s synth.Shape, l int) (hidden, heads, kv int) {
+	hidden, heads, kv = s.HiddenDim, s.Heads, s.KVHeads
+	if s.LayerHidden != nil {
+		hidden = s.LayerHidden[l]
+	}
+	if s.LayerHeads != nil {
+		heads = s.LayerHeads[l]
+	}
+	if s.LayerKVHeads != nil {
+		kv = s.LayerKVHeads[l]
+	}
+	return hidden, heads, kv
 }
 
 func build(t testing.TB, s synth.Shape, opt synth.Options) []byte {
@@ -93,8 +115,7 @@ func TestParamsKnown(t *testing.T) {
 
 // expectedDims gives the GGUF dims ([cols, rows]) of every tensor of s.
 func expectedDims(s synth.Shape) map[string][]uint64 {
-	d, h, v := uint64(s.Dim), uint64(s.HiddenDim), uint64(s.Vocab)
-	kv := uint64(s.KVHeads * (s.Dim / s.Heads))
+	d, v := uint64(s.Dim), uint64(s.Vocab)
 	want := map[string][]uint64{
 		"token_embd.weight":  {d, v},
 		"output_norm.weight": {d},
@@ -104,17 +125,19 @@ func expectedDims(s synth.Shape) map[string][]uint64 {
 	}
 	for l := range s.Layers {
 		p := fmt.Sprintf("blk.%d.", l)
+		hidden, heads, kvHeads := widths(s, l)
+		h, q, kv := uint64(hidden), uint64(heads*(s.Dim/s.Heads)), uint64(kvHeads*(s.Dim/s.Heads))
 		want[p+"attn_norm.weight"] = []uint64{d}
-		want[p+"attn_q.weight"] = []uint64{d, d}
+		want[p+"attn_q.weight"] = []uint64{d, q}
 		want[p+"attn_k.weight"] = []uint64{d, kv}
 		want[p+"attn_v.weight"] = []uint64{d, kv}
-		want[p+"attn_output.weight"] = []uint64{d, d}
+		want[p+"attn_output.weight"] = []uint64{q, d}
 		want[p+"ffn_norm.weight"] = []uint64{d}
 		want[p+"ffn_gate.weight"] = []uint64{d, h}
 		want[p+"ffn_down.weight"] = []uint64{h, d}
 		want[p+"ffn_up.weight"] = []uint64{d, h}
 		if s.Arch == "qwen2" {
-			want[p+"attn_q.bias"] = []uint64{d}
+			want[p+"attn_q.bias"] = []uint64{q}
 			want[p+"attn_k.bias"] = []uint64{kv}
 			want[p+"attn_v.bias"] = []uint64{kv}
 		}
@@ -184,6 +207,16 @@ func TestBuildLoads(t *testing.T) {
 					c.RopeBase != float64(s.RopeBase) {
 					t.Errorf("loaded config %+v; want shape %+v", c, s)
 				}
+				for l := range s.Layers {
+					hidden, heads, kv := widths(s, l)
+					if c.HiddenOf(l) != hidden || c.HeadsOf(l) != heads || c.KVHeadsOf(l) != kv || c.HeadDim != s.Dim/s.Heads {
+						t.Errorf("block %d: loaded %d neurons, %d heads, %d key/value heads of %d; want %d, %d, %d of %d",
+							l, c.HiddenOf(l), c.HeadsOf(l), c.KVHeadsOf(l), c.HeadDim, hidden, heads, kv, s.Dim/s.Heads)
+					}
+				}
+				if c.PerLayer() != (s.LayerHidden != nil || s.LayerHeads != nil || s.LayerKVHeads != nil) {
+					t.Errorf("PerLayer() = %v for %+v", c.PerLayer(), s)
+				}
 				if m.Tokenizer == nil {
 					t.Fatal("no tokenizer")
 				}
@@ -198,7 +231,9 @@ func TestBuildLoads(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				_ = sess
+				if _, err := sess.Prompt(""); err != nil {
+					t.Fatal(err)
+				}
 			})
 		}
 	}
@@ -357,6 +392,11 @@ func TestValidateRejects(t *testing.T) {
 		{"zero rope base", func(s *synth.Shape) { s.RopeBase = 0 }, "RoPE"},
 		{"rope base 1", func(s *synth.Shape) { s.RopeBase = 1 }, "RoPE"},
 		{"NaN rope base", func(s *synth.Shape) { s.RopeBase = float32(math.NaN()) }, "RoPE"},
+		{"per-layer hidden too short", func(s *synth.Shape) { s.LayerHidden = []int{48} }, "LayerHidden has 1 entries for 2 blocks"},
+		{"per-layer zero heads", func(s *synth.Shape) { s.LayerHeads = []int{4, 0} }, "LayerHeads[1] = 0"},
+		{"per-layer huge hidden", func(s *synth.Shape) { s.LayerHidden = []int{1 << 20, 1} }, "LayerHidden[0]"},
+		{"per-layer kv heads do not divide heads", func(s *synth.Shape) { s.LayerHeads = []int{4, 3} }, "block 1: 3 heads do not split into 2"},
+		{"per-layer too many heads", func(s *synth.Shape) { s.Dim, s.LayerHeads, s.LayerKVHeads = 128, []int{4, 1 << 12}, []int{2, 1} }, "4096 heads of 32 values are more than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -63,7 +63,8 @@ type Options struct {
 }
 
 // Info describes a loaded model; wisp_info_ptr and wisp_info_len give it as
-// JSON.
+// JSON. In a model whose blocks differ in width (pruned per layer),
+// HiddenDim, Heads and KVHeads are the largest over the blocks.
 type Info struct {
 	Architecture  string `json:"architecture"`  // "llama" or "qwen2"
 	Name          string `json:"name"`          // general.name, if any
@@ -72,10 +73,10 @@ type Info struct {
 	ContextLength int    `json:"contextLength"` // positions the model was trained for
 	VocabSize     int    `json:"vocabSize"`     // tokens, and logits per step
 	Dim           int    `json:"dim"`           // embedding length
-	HiddenDim     int    `json:"hiddenDim"`     // feed-forward length
+	HiddenDim     int    `json:"hiddenDim"`     // feed-forward length (the largest over blocks)
 	Layers        int    `json:"layers"`        // transformer blocks
-	Heads         int    `json:"heads"`         // attention heads
-	KVHeads       int    `json:"kvHeads"`       // key/value heads
+	Heads         int    `json:"heads"`         // attention heads (the largest over blocks)
+	KVHeads       int    `json:"kvHeads"`       // key/value heads (the largest over blocks)
 	HeadDim       int    `json:"headDim"`       // values per head
 	F16           bool   `json:"f16"`           // whether the matrices are half precision
 	Flushed       int    `json:"flushed"`       // subnormal halves set to zero at load

@@ -143,6 +143,9 @@ var shapes = []struct {
 	{"llama-gqa-tied-f16", synth.Shape{Arch: "llama", Dim: 64, HiddenDim: 176, Layers: 2, Heads: 8, KVHeads: 2, Vocab: 320, ContextLen: 256, RopeBase: 10000, Tied: true}, gguf.F16},
 	{"qwen2-odd-f16", synth.Shape{Arch: "qwen2", Dim: 96, HiddenDim: 200, Layers: 2, Heads: 6, KVHeads: 2, Vocab: 301, ContextLen: 256, RopeBase: 1e6, Tied: true}, gguf.F16},
 	{"llama-untied-f32", synth.Shape{Arch: "llama", Dim: 48, HiddenDim: 130, Layers: 3, Heads: 4, KVHeads: 4, Vocab: 300, ContextLen: 256, RopeBase: 10000, Tied: false}, gguf.F32},
+	// Blocks of their own widths, as wisp prune --per-layer writes them.
+	{"llama-per-layer-f16", synth.Shape{Arch: "llama", Dim: 64, HiddenDim: 176, Layers: 3, Heads: 8, KVHeads: 4, Vocab: 300, ContextLen: 256, RopeBase: 10000, Tied: true,
+		LayerHidden: []int{176, 40, 97}, LayerHeads: []int{8, 2, 6}, LayerKVHeads: []int{4, 1, 3}}, gguf.F16},
 }
 
 // sameBits reports the first index where two vectors differ in their bits.
