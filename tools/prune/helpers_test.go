@@ -263,23 +263,49 @@ func checkShapes(t testing.TB, data []byte) {
 	}
 	a := arch + "."
 	dim := must(f.Uint(a + "embedding_length"))
-	ff := must(f.Uint(a + "feed_forward_length"))
 	layers := must(f.Uint(a + "block_count"))
-	heads := must(f.Uint(a + "attention.head_count"))
-	kv := must(f.Uint(a + "attention.head_count_kv"))
-	hd := dim / heads
+	// widths reads a width that is one number, or an array of one per
+	// block whose entries differ (an array is written only then).
+	perLayer := false
+	widths := func(key string) []int {
+		t.Helper()
+		out := make([]int, layers)
+		if v, err := f.Int32s(a + key); err == nil {
+			if len(v) != layers {
+				t.Fatalf("%s has %d entries for %d blocks", key, len(v), layers)
+			}
+			if slices.Min(v) == slices.Max(v) {
+				t.Errorf("%s is an array of equal widths %v; a single number says it", key, v)
+			}
+			for i, x := range v {
+				out[i] = int(x)
+			}
+			perLayer = true
+			return out
+		}
+		n := must(f.Uint(a + key))
+		for i := range out {
+			out[i] = n
+		}
+		return out
+	}
+	ffs, headss, kvs := widths("feed_forward_length"), widths("attention.head_count"), widths("attention.head_count_kv")
+	hd := dim / headss[0]
 	if _, ok := f.Value(a + "attention.key_length"); ok {
 		hd = must(f.Uint(a + "attention.key_length"))
 		if v := must(f.Uint(a + "attention.value_length")); v != hd {
 			t.Errorf("value_length %d, key_length %d", v, hd)
 		}
-	} else if heads*hd != dim {
-		t.Errorf("%d heads of %d values are not the embedding length %d, and key_length is missing", heads, hd, dim)
+	} else if slices.Min(headss) != slices.Max(headss) || headss[0]*hd != dim {
+		t.Errorf("%v heads of %d values for an embedding length %d, and key_length is missing", headss, hd, dim)
 	}
 	if _, ok := f.Value(a + "rope.dimension_count"); ok {
 		if v := must(f.Uint(a + "rope.dimension_count")); v != hd {
 			t.Errorf("rope.dimension_count %d, head size %d", v, hd)
 		}
+	}
+	if flag, err := f.Bool("wisp.prune.per_layer"); perLayer && (err != nil || !flag) {
+		t.Errorf("per-layer widths but wisp.prune.per_layer = %v, %v", flag, err)
 	}
 	tokens, err := f.Strings("tokenizer.ggml.tokens")
 	if err != nil {
@@ -290,10 +316,13 @@ func checkShapes(t testing.TB, data []byte) {
 		"token_embd.weight":  {uint64(dim), uint64(vocab)},
 		"output_norm.weight": {uint64(dim)},
 	}
-	q, k := uint64(heads*hd), uint64(kv*hd)
-	d, h := uint64(dim), uint64(ff)
+	d := uint64(dim)
 	for l := range layers {
 		p := fmt.Sprintf("blk.%d.", l)
+		q, k, h := uint64(headss[l]*hd), uint64(kvs[l]*hd), uint64(ffs[l])
+		if headss[l]%kvs[l] != 0 {
+			t.Errorf("block %d: %d heads in %d groups", l, headss[l], kvs[l])
+		}
 		want[p+"attn_norm.weight"] = []uint64{d}
 		want[p+"attn_q.weight"] = []uint64{d, q}
 		want[p+"attn_k.weight"] = []uint64{d, k}
@@ -340,34 +369,41 @@ func checkShapes(t testing.TB, data []byte) {
 	if err != nil || len(sha) != 64 {
 		t.Errorf("source_sha256 %q, %v", sha, err)
 	}
-	indices := func(key string, blocks, per, below int) {
+	// indices checks a history key that lists, block after block, the
+	// indices kept: per[b] of them, increasing, below below.
+	indices := func(key string, per []int, below int) {
 		t.Helper()
 		v, err := f.Int32s(key)
 		if errors.Is(err, gguf.ErrMissing) {
-			if per != below {
-				t.Errorf("%s is missing but %d of %d are kept", key, per, below)
+			if slices.Min(per) != below {
+				t.Errorf("%s is missing but %v of %d are kept", key, per, below)
 			}
 			return
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(v) != blocks*per {
-			t.Fatalf("%s has %d entries, want %d blocks × %d", key, len(v), blocks, per)
+		total := 0
+		for _, n := range per {
+			total += n
 		}
-		for b := range blocks {
-			row := v[b*per : (b+1)*per]
+		if len(v) != total {
+			t.Fatalf("%s has %d entries, want %v", key, len(v), per)
+		}
+		for _, n := range per {
+			row := v[:n]
+			v = v[n:]
 			for i, x := range row {
 				if x < 0 || int(x) >= below || (i > 0 && x <= row[i-1]) {
-					t.Fatalf("%s block %d: %v is not increasing indices below %d", key, b, row, below)
+					t.Fatalf("%s: %v is not increasing indices below %d", key, row, below)
 				}
 			}
 		}
 	}
-	indices("wisp.prune.ffn_kept", layers, ff, must(f.Uint("wisp.prune.feed_forward_length_before")))
-	indices("wisp.prune.groups_kept", layers, kv, must(f.Uint("wisp.prune.head_count_kv_before")))
+	indices("wisp.prune.ffn_kept", ffs, must(f.Uint("wisp.prune.feed_forward_length_before")))
+	indices("wisp.prune.groups_kept", kvs, must(f.Uint("wisp.prune.head_count_kv_before")))
 	before := must(f.Uint("wisp.prune.block_count_before"))
-	indices("wisp.prune.layers_kept", 1, layers, before)
+	indices("wisp.prune.layers_kept", []int{layers}, before)
 	if layers < before {
 		kept, _ := f.Int32s("wisp.prune.layers_kept")
 		removed, err := f.Int32s("wisp.prune.layers_removed")

@@ -20,7 +20,38 @@
 //
 // Every block keeps the same number of neurons and groups (each block its
 // own best ones), so the result has uniform dimensions and loads in
-// llama.cpp; non-uniform (per-layer) pruning is not supported.
+// llama.cpp, unless Source.SelectPerLayer takes the place of Select (see
+// Per-layer widths below).
+//
+// # Per-layer widths
+//
+// Source.SelectPerLayer keeps as many blocks, groups and neurons in all as
+// the uniform plan, but shares the groups and neurons out between the
+// blocks by score: neurons are ranked against the neurons of every kept
+// block, groups against groups, and each block keeps at least its best
+// group and its best neuron. A budget is then filled (or, by the few bytes
+// the per-layer metadata adds, undercut) neuron by neuron, so the result
+// meets the same targets and budgets as the uniform plan.
+//
+// Scores of different blocks are made comparable by dividing each by the
+// mean score of its kind in its block. Raw scores are not comparable:
+// activations grow along the residual stream, and on stories260K at 75 %
+// of the parameters raw Wanda scores cut block 0 to 12 of 172 neurons, for
+// a KL divergence of 2.42 nats per token against 1.49 for the uniform
+// plan. Dividing by the mean keeps a unit that contributes nothing at
+// zero, the first to go in any block; standardising (subtracting the mean
+// too) would rank it above a weak but live unit of another block. On
+// stories260K, whose blocks are alike, mean-normalised per-layer pruning
+// is within noise of uniform pruning (KL 0.44 against 0.43 at 90 %, 1.61
+// against 1.49 at 75 %, 2.93 against 2.99 at 60 % of the parameters); it
+// pays where blocks differ, for example when some have many dead neurons.
+//
+// The widths that differ between blocks are written as llama.cpp's
+// per-layer arrays (feed_forward_length, attention.head_count and
+// attention.head_count_kv with one entry per block). llama.cpp reads such
+// arrays, but its llama and qwen2 loaders build every block with the
+// widths of the first, so they reject such a file; wisp runs it. A model
+// whose blocks already differ is not pruned again.
 //
 // # Budgets
 //
@@ -125,8 +156,12 @@ func Load(data []byte) (*Source, error) {
 }
 
 // NewSource wraps a loaded model whose file has the given hash and size.
-// It checks that every tensor is one the pruner knows how to cut.
+// It checks that every tensor is one the pruner knows how to cut, and that
+// the blocks are alike (a model pruned per layer cannot be pruned again).
 func NewSource(m *engine.Model, sha string, size int64) (*Source, error) {
+	if m.PerLayer() {
+		return nil, fmt.Errorf("prune: the model's blocks differ in width (it was pruned per layer); wisp prunes only models whose blocks are alike")
+	}
 	s := &Source{Model: m, SHA256: sha, Size: size}
 	if _, err := s.layout(s.first(s.Full())); err != nil {
 		return nil, err

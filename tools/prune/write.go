@@ -3,6 +3,7 @@ package prune
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -23,9 +24,17 @@ type Selection struct {
 	// CalibTokens how many of its tokens were run (both zero for none).
 	CalibSHA256 string
 	CalibTokens int
+	// PerLayer lets the kept blocks keep different numbers of groups and
+	// neurons (see Source.SelectPerLayer). The file then gives every
+	// width that differs between blocks as an array of one per block,
+	// which llama.cpp's llama and qwen2 loaders do not accept. Without
+	// it, every block must keep as many as the first.
+	PerLayer bool
 }
 
-// Shape returns the dimensions the selection keeps (zero if it is empty).
+// Shape returns the dimensions the selection keeps (zero if it is
+// empty): its blocks, and the groups and neurons of its first block, which
+// are every block's unless PerLayer.
 func (sel *Selection) Shape() Shape {
 	sh := Shape{Layers: len(sel.Layers)}
 	if len(sel.FFN) > 0 {
@@ -55,8 +64,9 @@ func (s *Source) first(sh Shape) Selection {
 	return sel
 }
 
-// check reports a selection that is not uniform or names units the model
-// does not have.
+// checkSelection reports a selection that names units the model does not
+// have, keeps none of a kind in a block, or is not uniform without
+// PerLayer.
 func (s *Source) checkSelection(sel *Selection) error {
 	full := s.Full()
 	if err := s.check(sel.Shape()); err != nil {
@@ -78,8 +88,11 @@ func (s *Source) checkSelection(sel *Selection) error {
 	}
 	sh := sel.Shape()
 	for i, l := range sel.Layers {
-		if len(sel.FFN[i]) != sh.FFN || len(sel.Groups[i]) != sh.Groups {
-			return fmt.Errorf("prune: selection keeps %d neurons and %d groups in block %d but %d and %d in the first: dimensions must be uniform",
+		if len(sel.FFN[i]) < 1 || len(sel.Groups[i]) < 1 {
+			return fmt.Errorf("prune: selection keeps %d neurons and %d groups in block %d: every block keeps at least one of each", len(sel.FFN[i]), len(sel.Groups[i]), l)
+		}
+		if !sel.PerLayer && (len(sel.FFN[i]) != sh.FFN || len(sel.Groups[i]) != sh.Groups) {
+			return fmt.Errorf("prune: selection keeps %d neurons and %d groups in block %d but %d and %d in the first: dimensions must be uniform unless PerLayer",
 				len(sel.FFN[i]), len(sel.Groups[i]), l, sh.FFN, sh.Groups)
 		}
 		if err := increasing(fmt.Sprintf("neurons of block %d", l), sel.FFN[i], full.FFN); err != nil {
@@ -265,12 +278,29 @@ func (s *Source) builder(sel Selection, zeros []byte) (*gguf.Builder, error) {
 			b.Set(kv.Key, kv.Value)
 		}
 	}
+	// Each block's widths: a single number when every block has the same,
+	// else (PerLayer) an array of one per block, as llama.cpp reads them.
+	per := c.Heads / c.KVHeads
+	ffn, groups, heads := make([]uint32, sh.Layers), make([]uint32, sh.Layers), make([]uint32, sh.Layers)
+	narrow := false // some block has fewer heads than Dim/HeadDim
+	for i := range sel.Layers {
+		ffn[i], groups[i] = uint32(len(sel.FFN[i])), uint32(len(sel.Groups[i]))
+		heads[i] = groups[i] * uint32(per)
+		narrow = narrow || int(heads[i])*c.HeadDim != c.Dim
+	}
 	a := c.Arch + "."
 	b.Set(a+"block_count", uint32(sh.Layers))
-	b.Set(a+"feed_forward_length", uint32(sh.FFN))
-	b.Set(a+"attention.head_count", uint32(sh.Groups*(c.Heads/c.KVHeads)))
-	b.Set(a+"attention.head_count_kv", uint32(sh.Groups))
-	if _, ok := s.Model.File.Value(a + "attention.key_length"); ok || sh.Groups*(c.Heads/c.KVHeads)*c.HeadDim != c.Dim {
+	for _, w := range []struct {
+		key string
+		v   []uint32
+	}{{"feed_forward_length", ffn}, {"attention.head_count", heads}, {"attention.head_count_kv", groups}} {
+		if slices.Min(w.v) == slices.Max(w.v) {
+			b.Set(a+w.key, w.v[0])
+		} else {
+			b.Set(a+w.key, w.v)
+		}
+	}
+	if _, ok := s.Model.File.Value(a + "attention.key_length"); ok || narrow {
 		b.Set(a+"attention.key_length", uint32(c.HeadDim))
 		b.Set(a+"attention.value_length", uint32(c.HeadDim))
 	}
@@ -282,6 +312,9 @@ func (s *Source) builder(sel Selection, zeros []byte) (*gguf.Builder, error) {
 	}
 	b.Set("wisp.prune.source_sha256", s.SHA256)
 	b.Set("wisp.prune.method", method)
+	if sel.PerLayer {
+		b.Set("wisp.prune.per_layer", true)
+	}
 	if sel.CalibSHA256 != "" {
 		b.Set("wisp.prune.calibration_sha256", sel.CalibSHA256)
 		b.Set("wisp.prune.calibration_tokens", uint32(sel.CalibTokens))
@@ -312,10 +345,10 @@ func (s *Source) builder(sel Selection, zeros []byte) (*gguf.Builder, error) {
 		b.Set("wisp.prune.layers_kept", flat([][]int{sel.Layers}))
 		b.Set("wisp.prune.layers_removed", removed)
 	}
-	if sh.Groups < full.Groups {
+	if slices.Min(groups) < uint32(full.Groups) {
 		b.Set("wisp.prune.groups_kept", flat(sel.Groups))
 	}
-	if sh.FFN < full.FFN {
+	if slices.Min(ffn) < uint32(full.FFN) {
 		b.Set("wisp.prune.ffn_kept", flat(sel.FFN))
 	}
 
@@ -389,6 +422,12 @@ func (s *Source) fileSize(sh Shape, m Method, zeros []byte) (int64, error) {
 	if m == Wanda {
 		sel.CalibSHA256 = strings.Repeat("0", 64)
 	}
+	return s.selectionSize(sel, zeros)
+}
+
+// selectionSize returns the size of the file Apply writes for the
+// selection, with a buffer of zeros at least as long as the largest tensor.
+func (s *Source) selectionSize(sel Selection, zeros []byte) (int64, error) {
 	b, err := s.builder(sel, zeros)
 	if err != nil {
 		return 0, err
@@ -402,12 +441,18 @@ func (s *Source) fileSize(sh Shape, m Method, zeros []byte) (int64, error) {
 
 // Apply writes the model cut to the selection as a GGUF file: the source's
 // metadata and tensor types, the new dimensions, and the selection's
-// history under wisp.prune.* (source_sha256, method, calibration_sha256
-// and calibration_tokens, params_before and params_after, the source's
-// block_count, head_count_kv and feed_forward_length as *_before, and for
-// every kind of unit that was cut the original indices kept: layers_kept
-// and layers_removed, and groups_kept and ffn_kept flattened block by
-// block). wisp.prune.* keys of the source are replaced.
+// history under wisp.prune.* (source_sha256, method, per_layer (true) if
+// the selection is PerLayer, calibration_sha256 and calibration_tokens,
+// params_before and params_after, the source's block_count, head_count_kv
+// and feed_forward_length as *_before, and for every kind of unit that was
+// cut the original indices kept: layers_kept and layers_removed, and
+// groups_kept and ffn_kept flattened block by block, each block's run as
+// long as its head_count_kv or feed_forward_length). wisp.prune.* keys of
+// the source are replaced.
+//
+// The new dimensions are single numbers when every block has the same,
+// which is what llama.cpp reads; a PerLayer selection whose blocks differ
+// gets llama.cpp's per-layer arrays for the widths that differ.
 func (s *Source) Apply(sel Selection) ([]byte, error) {
 	b, err := s.builder(sel, nil)
 	if err != nil {

@@ -16,13 +16,22 @@ import (
 )
 
 func pruneCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("prune", "-m MODEL -o OUT.gguf --calib TEXT (--params RATIO|N | --bytes N | --ffn R --heads R --layers R) [flags]",
+	fs := newFlags("prune", "-m MODEL -o OUT.gguf --calib TEXT (--params RATIO|N | --bytes N | --ffn R --heads R --layers R) [--per-layer] [flags]",
 		`Removes whole feed-forward neurons, whole attention heads (a key/value group
 at a time) and whole blocks, and writes an ordinary, smaller GGUF model of
 the same architecture and tensor types, with its history in wisp.prune.*
 metadata. Every block keeps the same number of neurons and groups, each
-block its own best ones, so llama.cpp loads the result (non-uniform,
-per-layer pruning is not supported).
+block its own best ones, so llama.cpp loads the result.
+
+With --per-layer, blocks keep different numbers of neurons and groups:
+units are ranked against those of every block (each score divided by the
+mean of its block's), every block keeping at least one neuron and one
+group, to the same targets and budgets. Widths that differ are written as
+llama.cpp's per-layer arrays (feed_forward_length, attention.head_count and
+head_count_kv with one entry per block). llama.cpp reads such arrays, but
+its llama and qwen2 loaders build every block with the first block's
+widths and reject the file; wisp runs it. wisp distil does not take such
+a model as a student, and it cannot be pruned again.
 
 Units are scored on calibration text run through the model, Wanda-style
 (Σ|W|·‖x‖ over the unit's weights), or by plain magnitude Σ|W|; blocks by
@@ -51,6 +60,7 @@ for calibration.`, stderr)
 	holdout := fs.Float64("holdout", 0.1, "without --eval, the fraction of the calibration text held out to evaluate on")
 	noEval := fs.Bool("no-eval", false, "skip the comparison with the original")
 	greedy := fs.Int("greedy", 200, "tokens of greedy continuation (from BOS) to compare; 0 skips")
+	perLayer := fs.Bool("per-layer", false, "let blocks keep different numbers of neurons and groups (llama.cpp's llama and qwen2 loaders reject the result)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -148,15 +158,25 @@ for calibration.`, stderr)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "plan: keep %d of %d blocks, %d of %d key/value groups (%d of %d heads) and %d of %d feed-forward neurons per block\n",
-		sh.Layers, full.Layers, sh.Groups, full.Groups, sh.Groups*per, c.Heads, sh.FFN, full.FFN)
-	fmt.Fprintf(stdout, "      %d of %d parameters (%.1f%%), a file of %d bytes\n", after, before, 100*float64(after)/float64(before), size)
+	if *perLayer {
+		fmt.Fprintf(stdout, "plan: keep %d of %d blocks, %d of %d key/value groups and %d of %d feed-forward neurons in all, shared out between blocks by score\n",
+			sh.Layers, full.Layers, sh.Layers*sh.Groups, full.Layers*full.Groups, sh.Layers*sh.FFN, full.Layers*full.FFN)
+	} else {
+		fmt.Fprintf(stdout, "plan: keep %d of %d blocks, %d of %d key/value groups (%d of %d heads) and %d of %d feed-forward neurons per block\n",
+			sh.Layers, full.Layers, sh.Groups, full.Groups, sh.Groups*per, c.Heads, sh.FFN, full.FFN)
+		fmt.Fprintf(stdout, "      %d of %d parameters (%.1f%%), a file of %d bytes\n", after, before, 100*float64(after)/float64(before), size)
+	}
 
 	sc, err := src.Score(m, calib, prune.ScoreOptions{MaxTokens: *calibTokens, Window: *window, Progress: progressBar(stderr, "calibrate")})
 	if err != nil {
 		return err
 	}
-	sel, err := sc.Select(sh)
+	var sel prune.Selection
+	if *perLayer {
+		sel, err = src.SelectPerLayer(sc, t)
+	} else {
+		sel, err = sc.Select(sh)
+	}
 	if err != nil {
 		return err
 	}
@@ -167,6 +187,12 @@ for calibration.`, stderr)
 	if err := os.WriteFile(*out, pruned, 0o644); err != nil {
 		return err
 	}
+	// Load flushes subnormal halves in place: the file is written first.
+	pm, err := engine.Load(pruned)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *out, err)
+	}
+	after = pm.Params()
 	if sc.Tokens > 0 {
 		fmt.Fprintf(stdout, "scored by %s on %d calibration tokens\n", m, sc.Tokens)
 	} else {
@@ -174,6 +200,14 @@ for calibration.`, stderr)
 	}
 	if sh.Layers < full.Layers {
 		fmt.Fprintf(stdout, "blocks kept          %v of 0..%d\n", sel.Layers, full.Layers-1)
+	}
+	if *perLayer {
+		var ffn, groups []int
+		for i := range sel.Layers {
+			ffn, groups = append(ffn, len(sel.FFN[i])), append(groups, len(sel.Groups[i]))
+		}
+		fmt.Fprintf(stdout, "neurons per block    %v of %d\n", ffn, full.FFN)
+		fmt.Fprintf(stdout, "groups per block     %v of %d\n", groups, full.Groups)
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", *out)
 	fmt.Fprintf(stdout, "parameters           %d → %d (%.1f%%)\n", before, after, 100*float64(after)/float64(before))
@@ -185,10 +219,6 @@ for calibration.`, stderr)
 	if strings.TrimSpace(evalText) == "" {
 		fmt.Fprintln(stdout, "no text to evaluate on: give --eval TEXT or a --holdout of --calib")
 		return nil
-	}
-	pm, err := engine.Load(pruned)
-	if err != nil {
-		return fmt.Errorf("%s: %w", *out, err)
 	}
 	r, err := eval.Compare(src.Model, pm, evalText, eval.Options{Window: *window, Progress: progressBar(stderr, "eval")})
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,6 +91,68 @@ func TestPrune(t *testing.T) {
 	code, stdout, _ = wisp(t, "prune", "-m", bin, "-z", tok, "-o", out, "--method", "magnitude", "--ffn", "0.9", "--no-eval")
 	if code != 0 || strings.Contains(stdout, "KL") {
 		t.Errorf("--no-eval: exit %d, %s", code, stdout)
+	}
+}
+
+// TestPrunePerLayer prunes stories260K per layer to a budget, checks the
+// report and the file, runs the result natively and in wazero, and checks
+// that distil and prune refuse it clearly.
+func TestPrunePerLayer(t *testing.T) {
+	bin, tok := shared(t, "models/stories260K.bin"), shared(t, "models/tok512.bin")
+	dir := t.TempDir()
+	calib, _ := pruneFiles(t, dir)
+	out := filepath.Join(dir, "p.gguf")
+	code, stdout, stderr := wisp(t, "prune", "-m", bin, "-z", tok, "-o", out, "--calib", calib, "--params", "0.75", "--greedy", "20", "--per-layer")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"plan: keep 5 of 5 blocks, 15 of 20 key/value groups and 600 of 860 feed-forward neurons in all, shared out between blocks by score",
+		"neurons per block    [",
+		"groups per block     [",
+		"mean KL(orig‖pruned)",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	f, err := gguf.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := f.Bool("wisp.prune.per_layer"); err != nil || !v {
+		t.Errorf("wisp.prune.per_layer = %v, %v", v, err)
+	}
+	ffn, err := f.Int32s("llama.feed_forward_length")
+	if err != nil || len(ffn) != 5 {
+		t.Fatalf("feed_forward_length %v, %v: want an array of 5 widths", ffn, err)
+	}
+	after, _ := f.Uint("wisp.prune.params_after")
+	if after > 195024 || after+3*64 <= 195024 { // 75 % of 260032
+		t.Errorf("%d parameters for a budget of 195024", after)
+	}
+	run := []string{"run", "-q", "-m", out, "-t", "0", "-n", "60"}
+	code, native, stderr := wisp(t, run...)
+	if code != 0 || len(native) < 20 {
+		t.Fatalf("run the pruned model: exit %d, %q, %s", code, native, stderr)
+	}
+	code, wz, stderr := wisp(t, append(run, "--runtime", "wazero")...)
+	if code != 0 || wz != native {
+		t.Errorf("wazero: exit %d, %q (%s); native %q", code, wz, stderr, native)
+	}
+
+	var o, e bytes.Buffer
+	err = distilCmd([]string{"--teacher", out, "--student", out, "--text", calib, "-o", filepath.Join(dir, "d.gguf"), "--steps", "1"}, &o, &e)
+	if err == nil || !strings.Contains(err.Error(), "the student's blocks differ in width") {
+		t.Errorf("distil of a per-layer student: %v", err)
+	}
+	code, _, stderr = wisp(t, "prune", "-m", out, "-o", filepath.Join(dir, "q.gguf"), "--method", "magnitude", "--ffn", "0.5")
+	if code != 1 || !strings.Contains(stderr, "blocks differ in width") {
+		t.Errorf("prune of a per-layer model: exit %d, %s", code, stderr)
+	}
+	code, _, stderr = wisp(t, "prune", "-h")
+	if !strings.Contains(stderr, "--per-layer") || !strings.Contains(stderr, "reject the file") {
+		t.Errorf("prune -h does not document --per-layer: %s", stderr)
 	}
 }
 
