@@ -1,0 +1,96 @@
+// llamacpp.test.js: what wisp writes, llama.cpp reads. The default model
+// (trained, pruned and distilled by wisp's tools, stored as F16) and a
+// copy of it pruned again are loaded by @wllama/wllama, llama.cpp compiled
+// to wasm, in headless Chromium, and must continue a prompt greedily with
+// the very text `wisp run` prints. A copy pruned with --per-layer (widths
+// that differ from block to block, as llama.cpp's per-layer arrays) is one
+// llama.cpp's llama loader refuses, as wisp prune --help says: if a
+// llama.cpp release starts to load it, the test fails and the help must
+// change.
+
+import assert from 'node:assert/strict';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { defaultModel, launch, missing, nativeText, serve, wisp } from './helpers.js';
+
+const prompt = 'And God said';
+const tokens = 48;
+
+/**
+ * complete runs in the page: it loads url with wllama (one thread, CPU)
+ * and returns its greedy continuation of prompt and how many tokens that
+ * took, or the error that stopped it.
+ */
+async function complete({ url, prompt, tokens }) {
+  const { Wllama } = await import('/node_modules/@wllama/wllama/esm/index.js');
+  const quiet = { debug() {}, log() {}, warn() {}, error() {} };
+  const w = new Wllama({ default: '/node_modules/@wllama/wllama/esm/wasm/wllama.wasm' },
+    { suppressNativeLog: true, logger: quiet });
+  try {
+    await w.loadModelFromUrl(url, { n_threads: 1, n_ctx: 256, n_gpu_layers: 0, useCache: false });
+    const r = await w.createCompletion({ prompt, max_tokens: tokens, temperature: 0, ignore_eos: true, cache_prompt: false });
+    return { text: r.choices[0].text, predicted: r.usage?.completion_tokens ?? -1 };
+  } catch (err) {
+    return { error: String(err?.message ?? err) };
+  } finally {
+    await w.exit().catch(() => {});
+    await w.cacheManager.clear().catch(() => {});
+  }
+}
+
+describe('llama.cpp (wllama) reads what wisp writes', { skip: missing() !== '' }, () => {
+  let dir;
+  let models;
+  let srv;
+  let browser;
+  let page;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'wisp-llamacpp-'));
+    models = path.join(dir, 'models');
+    await mkdir(models);
+    await copyFile(defaultModel, path.join(models, 'default.gguf'));
+    // Calibration text for the pruning: the model's own writing.
+    const calib = path.join(dir, 'calib.txt');
+    const { stdout } = await wisp(['run', '-m', defaultModel, '-n', '256', '-t', '1', '--seed', '3', '-q']);
+    await writeFile(calib, stdout);
+    for (const [name, extra] of [['pruned.gguf', []], ['per-layer.gguf', ['--per-layer']]]) {
+      await wisp(['prune', '-m', defaultModel, '--calib', calib, '--params', '0.8', ...extra, '--no-eval', '-o', path.join(models, name)]);
+    }
+    [srv, browser] = await Promise.all([serve(models), launch()]);
+    page = await browser.newPage();
+    await page.goto(`${srv.url}bench/bench.html`);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await srv?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  for (const name of ['default.gguf', 'pruned.gguf']) {
+    test(`${name}: llama.cpp's greedy text is wisp's`, async () => {
+      const file = path.join(models, name);
+      // wisp run -n counts positions: the prompt's, BOS included (wisp
+      // tokenize leaves it out), then one printed token per position after
+      // the prompt's last, and one more.
+      const n = (await wisp(['tokenize', '-m', file, '--', prompt])).stdout.trim().split(/\s+/).length + 1;
+      const want = await nativeText(file, { prompt, positions: n + tokens - 1 });
+      const got = await page.evaluate(complete, { url: `${srv.url}models/${name}`, prompt, tokens });
+      assert.equal(got.error, undefined, `llama.cpp failed on ${name}`);
+      assert.equal(got.predicted, tokens, 'llama.cpp decoded another number of tokens');
+      assert.equal(prompt + got.text + '\n', want);
+    });
+  }
+
+  test('per-layer.gguf: wisp runs it, llama.cpp refuses it', async () => {
+    const file = path.join(models, 'per-layer.gguf');
+    const text = await nativeText(file, { prompt, positions: 32 });
+    assert.ok(text.startsWith(prompt) && text.length > prompt.length + 8, text);
+    const got = await page.evaluate(complete, { url: `${srv.url}models/per-layer.gguf`, prompt, tokens });
+    assert.ok(got.error, `llama.cpp loaded a per-layer model and wrote ${JSON.stringify(got.text)}: update wisp prune --help`);
+  });
+});
