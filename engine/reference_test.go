@@ -344,15 +344,11 @@ var refCases = []refCase{
 // that the flush at load is exercised; it returns how many.
 func refBuild(t testing.TB, c refCase, seed uint64) ([]byte, int) {
 	t.Helper()
-	b, err := synth.Build(c.shape, synth.Options{Type: c.typ, Seed: seed})
+	buf, err := synth.Bytes(c.shape, synth.Options{Type: c.typ, Seed: seed})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if _, err := b.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	data := buf.Bytes()
+	data := buf
 	if c.typ != gguf.F16 {
 		return data, 0
 	}

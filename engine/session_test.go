@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -88,15 +87,11 @@ func TestStories260KF16(t *testing.T) {
 
 func randomModel(t testing.TB, shape synth.Shape, typ gguf.TensorType) *engine.Model {
 	t.Helper()
-	b, err := synth.Build(shape, synth.Options{Type: typ, Seed: 7})
+	buf, err := synth.Bytes(shape, synth.Options{Type: typ, Seed: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if _, err := b.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	m, err := engine.Load(buf.Bytes())
+	m, err := engine.Load(buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,11 +259,9 @@ func BenchmarkPrefill(b *testing.B) {
 func Example() {
 	// A random model of a tiny shape; real programs load a GGUF file's bytes.
 	shape := synth.Shape{Arch: "llama", Dim: 32, HiddenDim: 48, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 300, ContextLen: 64, RopeBase: 10000, Tied: true}
-	b, _ := synth.Build(shape, synth.Options{Type: gguf.F16, Seed: 1})
-	var buf bytes.Buffer
-	b.WriteTo(&buf)
+	file, _ := synth.Bytes(shape, synth.Options{Type: gguf.F16, Seed: 1})
 
-	m, err := engine.Load(buf.Bytes())
+	m, err := engine.Load(file)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -1,7 +1,6 @@
 package hf_test
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -327,15 +326,11 @@ func TestTokenizerConfig(t *testing.T) {
 // must encode text alike.
 func TestMergeRanksMatchScores(t *testing.T) {
 	const vocab = 2000
-	b, err := synth.Build(synth.Shape{Arch: "llama", Dim: 8, HiddenDim: 8, Layers: 1, Heads: 2, KVHeads: 1, Vocab: vocab, ContextLen: 32, RopeBase: 10000}, synth.Options{Type: gguf.F32})
+	buf, err := synth.Bytes(synth.Shape{Arch: "llama", Dim: 8, HiddenDim: 8, Layers: 1, Heads: 2, KVHeads: 1, Vocab: vocab, ContextLen: 32, RopeBase: 10000}, synth.Options{Type: gguf.F32})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if _, err := b.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	orig, err := engine.Load(buf.Bytes())
+	orig, err := engine.Load(buf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package prune_test
 
 import (
-	"bytes"
 	"fmt"
 	"log"
 
@@ -14,16 +13,12 @@ import (
 func Example() {
 	// A small random model stands in for a real one.
 	shape := synth.Shape{Arch: "llama", Dim: 64, HiddenDim: 128, Layers: 4, Heads: 8, KVHeads: 4, Vocab: 300, ContextLen: 256, RopeBase: 10000, Tied: true}
-	b, err := synth.Build(shape, synth.Options{Type: gguf.F16, Seed: 1})
+	file, err := synth.Bytes(shape, synth.Options{Type: gguf.F16, Seed: 1})
 	if err != nil {
 		log.Fatal(err)
 	}
-	var file bytes.Buffer
-	if _, err := b.WriteTo(&file); err != nil {
-		log.Fatal(err)
-	}
 
-	src, err := prune.Load(file.Bytes())
+	src, err := prune.Load(file)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package prune_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -30,15 +29,11 @@ var (
 // synthModel returns the bytes of a random model.
 func synthModel(t testing.TB, s synth.Shape, typ gguf.TensorType) []byte {
 	t.Helper()
-	b, err := synth.Build(s, synth.Options{Type: typ, Seed: 7})
+	buf, err := synth.Bytes(s, synth.Options{Type: typ, Seed: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if _, err := b.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return buf
 }
 
 // stories returns stories260K as GGUF bytes of the type (a fresh copy).

@@ -5,6 +5,7 @@
 package synth
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -258,6 +259,20 @@ func Build(s Shape, opt Options) (*gguf.Builder, error) {
 		return nil, fmt.Errorf("synth: %w", err)
 	}
 	return b, nil
+}
+
+// Bytes returns the GGUF file of a random model of the shape: Build,
+// written out.
+func Bytes(s Shape, opt Options) ([]byte, error) {
+	b, err := Build(s, opt)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if _, err := b.WriteTo(&buf); err != nil {
+		return nil, fmt.Errorf("synth: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
 // setVocab stores a SentencePiece-style vocabulary of n tokens: <unk>,

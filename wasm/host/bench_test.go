@@ -16,13 +16,7 @@ import (
 // stories15M returns a random model of the shape of TinyStories-15M, made
 // once.
 var stories15M = sync.OnceValues(func() ([]byte, error) {
-	b, err := synth.Build(synth.Shapes()["stories15M"], synth.Options{Type: gguf.F16, Seed: 1})
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	_, err = b.WriteTo(&buf)
-	return buf.Bytes(), err
+	return synth.Bytes(synth.Shapes()["stories15M"], synth.Options{Type: gguf.F16, Seed: 1})
 })
 
 // BenchmarkDecode measures decoding on the stories15M shape (F16), natively

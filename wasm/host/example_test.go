@@ -1,7 +1,6 @@
 package host_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log"
@@ -36,16 +35,12 @@ func Example() {
 	defer r.Close(ctx)
 
 	// A small random model; any GGUF file's bytes do.
-	b, err := synth.Build(synth.Shapes()["stories260K"], synth.Options{Type: gguf.F16, Seed: 1})
+	file, err := synth.Bytes(synth.Shapes()["stories260K"], synth.Options{Type: gguf.F16, Seed: 1})
 	if err != nil {
 		log.Fatal(err)
 	}
-	var file bytes.Buffer
-	if _, err := b.WriteTo(&file); err != nil {
-		log.Fatal(err)
-	}
 
-	m, err := r.Load(ctx, file.Bytes())
+	m, err := r.Load(ctx, file)
 	if err != nil {
 		log.Fatal(err)
 	}

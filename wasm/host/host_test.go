@@ -64,15 +64,11 @@ func newRuntime(tb testing.TB) *Runtime {
 // synthModel returns the bytes of a random model.
 func synthModel(tb testing.TB, s synth.Shape, typ gguf.TensorType, seed uint64) []byte {
 	tb.Helper()
-	b, err := synth.Build(s, synth.Options{Type: typ, Seed: seed})
+	buf, err := synth.Bytes(s, synth.Options{Type: typ, Seed: seed})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if _, err := b.WriteTo(&buf); err != nil {
-		tb.Fatal(err)
-	}
-	return buf.Bytes()
+	return buf
 }
 
 // The text that llama2.c's run.c prints for stories260K, greedy, from BOS,
