@@ -224,6 +224,22 @@ func (s *Session) finish(why, extra string) (string, error) {
 	return t, io.EOF
 }
 
+// Rest generates until the session ends (Done says why) and returns all
+// the text it generated, as the pieces of Next would add up.
+func (s *Session) Rest() (string, error) {
+	var b strings.Builder
+	for {
+		t, err := s.Next()
+		b.WriteString(t)
+		if err == io.EOF {
+			return b.String(), nil
+		}
+		if err != nil {
+			return b.String(), err
+		}
+	}
+}
+
 // Logits returns the logits after the last evaluated token (nil before a
 // prompt). They are overwritten by the next call of Next.
 func (s *Session) Logits() []float32 { return s.logits }

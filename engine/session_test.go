@@ -174,6 +174,33 @@ func TestStopStrings(t *testing.T) {
 	}
 }
 
+// TestRest checks that Rest returns what the pieces of Next add up to, and
+// ends for the same reason, with a stop string and without.
+func TestRest(t *testing.T) {
+	m := loadStories(t, gguf.F32)
+	for _, opt := range []engine.SessionOptions{
+		{Context: 200, MaxTokens: 100},
+		{Context: 200, MaxTokens: 100, Stop: []string{"."}},
+		{Context: 40, Sample: sample.Options{Temperature: 1, Seed: 3}},
+	} {
+		_, want := generate(t, m, "Once", opt)
+		s, err := m.NewSession(opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Prompt("Once"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Rest()
+		if err != nil || got != want {
+			t.Errorf("%+v: Rest() = %q, %v; want %q", opt, got, err, want)
+		}
+		if got, err := s.Rest(); got != "" || err != nil {
+			t.Errorf("%+v: Rest() after the end = %q, %v; want nothing", opt, got, err)
+		}
+	}
+}
+
 // TestSeededSampling checks that a seed determines the text and that
 // different seeds give different text.
 func TestSeededSampling(t *testing.T) {

@@ -3,7 +3,6 @@ package prune_test
 import (
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"strings"
@@ -193,17 +192,11 @@ func sampleStories(m *engine.Model, n int, seed uint64) (string, error) {
 		if _, err := s.Prompt(""); err != nil {
 			return "", err
 		}
-		for {
-			txt, err := s.Next()
-			b.WriteString(txt)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return "", err
-			}
+		story, err := s.Rest()
+		if err != nil {
+			return "", err
 		}
-		b.WriteString("\n")
+		b.WriteString(story + "\n")
 	}
 	return b.String(), nil
 }

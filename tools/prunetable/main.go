@@ -18,7 +18,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -262,17 +261,11 @@ func stories(m *engine.Model, n, seed int) (string, error) {
 		if _, err := s.Prompt(""); err != nil {
 			return "", err
 		}
-		for {
-			t, err := s.Next()
-			b.WriteString(t)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return "", err
-			}
+		story, err := s.Rest()
+		if err != nil {
+			return "", err
 		}
-		b.WriteString("\n")
+		b.WriteString(story + "\n")
 	}
 	return b.String(), nil
 }
@@ -286,17 +279,7 @@ func greedyText(m *engine.Model, n int) (string, error) {
 	if _, err := s.Prompt(""); err != nil {
 		return "", err
 	}
-	var b strings.Builder
-	for {
-		t, err := s.Next()
-		b.WriteString(t)
-		if errors.Is(err, io.EOF) {
-			return b.String(), nil
-		}
-		if err != nil {
-			return "", err
-		}
-	}
+	return s.Rest()
 }
 
 // size formats a byte count in KiB or MiB.
