@@ -225,13 +225,14 @@ func (s *Session) finish(why, extra string) (string, error) {
 }
 
 // Rest generates until the session ends (Done says why) and returns all
-// the text it generated, as the pieces of Next would add up.
+// the text it generated, as the pieces of Next would add up. On an error
+// it returns the text generated before it.
 func (s *Session) Rest() (string, error) {
 	var b strings.Builder
 	for {
 		t, err := s.Next()
 		b.WriteString(t)
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return b.String(), nil
 		}
 		if err != nil {

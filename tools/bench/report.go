@@ -371,16 +371,16 @@ func (rep *report) markdown() string {
 		} else {
 			p("no bandwidth was measured.\n\n")
 		}
-		p("| engine, runtime | weights | threads | load, ms | prefill, tok/s | decode, tok/s | peak RSS, MiB | decode ÷ native | decode ÷ wllama 1t | prefill ÷ wllama 1t | of memory bound |\n")
-		p("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		p("| engine, runtime | weights | threads | load, ms | prefill, tok/s | decode, tok/s | peak RSS, MiB | decode ÷ native | decode ÷ wllama 1t | prefill ÷ wllama 1t | of memory bound | bench time |\n")
+		p("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, r := range m.Rows {
 			if r.Error != "" {
-				p("| %s | %s | %d | %s | | | | | | | |\n", r.label(), r.Type, r.Threads, escape("failed: "+r.Error))
+				p("| %s | %s | %d | %s | | | | | | | | %s |\n", r.label(), r.Type, r.Threads, escape("failed: "+r.Error), seconds(r.Seconds))
 				continue
 			}
-			p("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.label(), r.Type, r.Threads,
+			p("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.label(), r.Type, r.Threads,
 				cell(r.LoadMs), cell(r.Prefill), cell(r.Decode), mib(r.PeakRSS),
-				times(r.DecodeVsNative), times(r.DecodeVsWllama1), times(r.PrefillVsWllama1), percent(r.MemoryBound))
+				times(r.DecodeVsNative), times(r.DecodeVsWllama1), times(r.PrefillVsWllama1), percent(r.MemoryBound), seconds(r.Seconds))
 		}
 		p("\n")
 	}

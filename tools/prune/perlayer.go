@@ -112,7 +112,10 @@ func (s *Source) SelectPerLayer(sc *Scores, t Targets) (Selection, error) {
 		return Selection{}, err
 	}
 	if n < sh.Layers {
-		least, _ := measure(sh.Layers)
+		least, err := measure(sh.Layers)
+		if err != nil {
+			return Selection{}, err
+		}
 		return Selection{}, fmt.Errorf("prune: the budget of %d is less than the %d of %d blocks keeping one neuron each", budget, least, sh.Layers)
 	}
 	sel.FFN = neurons.keep(n)

@@ -62,6 +62,10 @@ func FromGGUF(f *gguf.File) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ec.PerLayer() {
+		// Config has one width for every block.
+		return nil, errors.New("train: the model's blocks differ in width (pruned with --per-layer); wisp trains only models whose blocks are alike")
+	}
 	emb, ok := f.Tensor("token_embd.weight")
 	if !ok {
 		return nil, errors.New("train: tensor \"token_embd.weight\" is missing")

@@ -97,10 +97,6 @@ checkpoints that --resume exactly (with the same teacher).`, stderr)
 			if err != nil {
 				return err
 			}
-			// train.Config has one width for every block.
-			if c, err := engine.ConfigFromGGUF(f); err == nil && c.PerLayer() {
-				return fmt.Errorf("%s: the student's blocks differ in width (pruned with --per-layer); wisp distil trains only students whose blocks are alike", *studentPath)
-			}
 			if m, err = train.FromGGUF(f); err != nil {
 				return fmt.Errorf("%s: %w", *studentPath, err)
 			}

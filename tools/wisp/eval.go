@@ -74,9 +74,11 @@ windows that each start from BOS.`, stderr)
 			Ref       string `json:"ref,omitempty"`
 			eval.Result
 		}{Model: *model, Params: m.Params(), Ref: *ref, Result: r}
-		if st, err := os.Stat(*model); err == nil {
-			out.FileBytes = st.Size()
+		st, err := os.Stat(*model)
+		if err != nil {
+			return err
 		}
+		out.FileBytes = st.Size()
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
