@@ -184,6 +184,7 @@ func TestMarkdown(t *testing.T) {
 	rep.Elapsed = 312.4
 	rep.Time = []timing{{"the ceiling", 41.26}, {"stories15M", 3.04}}
 	rep.Models[0].Rows[0].Seconds = 75.4
+	rep.Models[0].Rows = append(rep.Models[0].Rows, row{Engine: "wllama", Runtime: "chromium", Type: "F16", Threads: 1, Skipped: "too slow"})
 	rep.derive()
 	md := rep.markdown()
 	for _, want := range []string{
@@ -200,6 +201,7 @@ func TestMarkdown(t *testing.T) {
 		"## Where the time went",
 		"| the ceiling | 41s |",
 		"| stories15M | 3s |",
+		"| wllama, Chromium | F16 | 1 | not measured: too slow | | | | | | | | |",
 		"| of memory bound | bench time |",
 		"% | 1m15s |",
 		"| total | 5m12s |",

@@ -112,6 +112,7 @@ type row struct {
 	Reasons    []string `json:"reasons"`      // why each run's generation ended
 	Seconds    float64  `json:"seconds"`      // wall-clock time of its warm-up and runs
 	Error      string   `json:"error,omitempty"`
+	Skipped    string   `json:"skipped,omitempty"` // why the row was not measured
 
 	// Derived by derive: ratios of medians (0: no ratio), and the share
 	// of the memory-bound decode rate reached.
@@ -374,6 +375,10 @@ func (rep *report) markdown() string {
 		p("| engine, runtime | weights | threads | load, ms | prefill, tok/s | decode, tok/s | peak RSS, MiB | decode ÷ native | decode ÷ wllama 1t | prefill ÷ wllama 1t | of memory bound | bench time |\n")
 		p("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, r := range m.Rows {
+			if r.Skipped != "" {
+				p("| %s | %s | %d | %s | | | | | | | | |\n", r.label(), r.Type, r.Threads, escape("not measured: "+r.Skipped))
+				continue
+			}
 			if r.Error != "" {
 				p("| %s | %s | %d | %s | | | | | | | | %s |\n", r.label(), r.Type, r.Threads, escape("failed: "+r.Error), seconds(r.Seconds))
 				continue
