@@ -6,7 +6,7 @@ WAT2WASM ?= wat2wasm
 SHARED   ?= ../shared
 MODELS   ?= models
 
-.PHONY: all demo serve site test test-go test-site bench-site bench-go corpus prune-table kernels kernels-check bench wisp models clean
+.PHONY: all demo serve site test test-go test-site bench-site bench-go corpus kjv-model prune-table kernels kernels-check bench wisp models clean
 
 all: wisp kernels site
 
@@ -47,18 +47,31 @@ site/node_modules: site/package-lock.json
 bench-site: wisp site models site/node_modules
 	cd site && node --test bench/chromium.bench.js
 
-# The default model: stories260K from ../shared converted to F16, or a
-# random model of its shape where that file is missing.
-models: wisp $(MODELS)/default.gguf
+# The models the page offers: wisp's own default model, committed in
+# models/ (trained on the King James Bible by wisp's tools; models/README.md
+# says how, and make kjv-model remakes it), and stories260K from ../shared
+# converted to F16 when that file is there.
+models: wisp $(MODELS)/default.gguf $(MODELS)/stories260K.gguf
 
-$(MODELS)/default.gguf:
+ifneq ($(abspath $(MODELS)),$(abspath models))
+$(MODELS)/default.gguf: models/default.gguf
+	@mkdir -p $(MODELS)
+	cp $< $@
+endif
+
+$(MODELS)/stories260K.gguf:
 	@mkdir -p $(MODELS)
 	@if [ -f $(SHARED)/models/stories260K.bin ]; then \
 		./bin/wisp convert --type f16 --name "stories260K (Karpathy's TinyStories 260K, F16)" -o $@ -z $(SHARED)/models/tok512.bin $(SHARED)/models/stories260K.bin; \
 	else \
-		echo "$(SHARED)/models/stories260K.bin is missing: the default model is a random one"; \
-		./bin/wisp synth --shape stories260K -o $@; \
+		echo "$(SHARED)/models/stories260K.bin is missing: the page offers the default model only"; \
 	fi
+
+# wisp's default model, remade from scratch: train a teacher on the KJV,
+# prune it, distil it back, F16 (about 1.7 hours on 2 cores). It writes
+# build/kjv/; copy build/kjv/wisp-kjv.gguf to models/default.gguf to use it.
+kjv-model: wisp corpus
+	bash tools/corpus/kjv-model.sh build/kjv
 
 # What fp16 and pruning cost on stories260K: size, parameters, KL and top-1
 # agreement against the original on 50 held-out stories, greedy prefix.

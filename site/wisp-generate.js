@@ -3,7 +3,7 @@
 // visitor's browser:
 //
 //	<script type="module" src="https://example.org/wisp/wisp-generate.js"></script>
-//	<wisp-generate model="/models/default.gguf" prompt="Once upon a time" max-tokens="100"></wisp-generate>
+//	<wisp-generate model="/models/default.gguf" prompt="And God said" max-tokens="100"></wisp-generate>
 //	<style>wisp-generate::part(text) { font-family: serif; }</style>
 //
 // Attributes: model (the GGUF file's URL), prompt, max-tokens, temperature,
