@@ -79,34 +79,17 @@ func (s *Source) SelectPerLayer(sc *Scores, t Targets) (Selection, error) {
 		v, err := measure(n)
 		return v <= budget, err
 	}
-	// The largest n in [lo, hi] that fits, or lo-1.
-	largest := func(lo, hi int) (int, error) {
-		best := lo - 1
-		for lo <= hi {
-			mid := lo + (hi-lo)/2
-			ok, err := fits(mid)
-			if err != nil {
-				return 0, err
-			}
-			if ok {
-				best, lo = mid, mid+1
-			} else {
-				hi = mid - 1
-			}
-		}
-		return best, nil
-	}
 	n := sh.Layers * sh.FFN
 	ok, err := fits(n)
 	if err != nil {
 		return Selection{}, err
 	}
 	if ok {
-		n, err = largest(n, neurons.len())
+		n, err = largestFitting(n, neurons.len(), fits)
 	} else {
 		// The per-layer metadata can take a few bytes more than the
 		// uniform plan's.
-		n, err = largest(sh.Layers, n-1)
+		n, err = largestFitting(sh.Layers, n-1, fits)
 	}
 	if err != nil {
 		return Selection{}, err

@@ -259,20 +259,7 @@ func (s *Source) fit(measure func(Shape) (int64, error), budget int64, unit stri
 	// largest returns the largest n in [lo, hi] with fits(at(n)), or lo-1;
 	// at(n) grows with n, and so does its measure.
 	largest := func(lo, hi int, at func(int) Shape) (int, error) {
-		best := lo - 1
-		for lo <= hi {
-			mid := lo + (hi-lo)/2
-			ok, err := fits(at(mid))
-			if err != nil {
-				return 0, err
-			}
-			if ok {
-				best, lo = mid, mid+1
-			} else {
-				hi = mid - 1
-			}
-		}
-		return best, nil
+		return largestFitting(lo, hi, func(n int) (bool, error) { return fits(at(n)) })
 	}
 	floors := []Shape{{
 		Layers: 1,
@@ -323,4 +310,24 @@ func (s *Source) Params(sh Shape) int64 {
 		return 0
 	}
 	return params(ts)
+}
+
+// largestFitting returns the largest n in [lo, hi] for which fits(n) holds,
+// or lo-1 if none does, by binary search: fits must hold up to some n and
+// not beyond it.
+func largestFitting(lo, hi int, fits func(n int) (bool, error)) (int, error) {
+	best := lo - 1
+	for lo <= hi {
+		mid := lo + (hi-lo)/2
+		ok, err := fits(mid)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			best, lo = mid, mid+1
+		} else {
+			hi = mid - 1
+		}
+	}
+	return best, nil
 }
