@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 
 	"wisp/engine"
 )
@@ -248,4 +249,29 @@ func GreedyPrefix(a, b *engine.Model, prompt string, n int) (int, error) {
 		k++
 	}
 	return k, nil
+}
+
+// Samples generates n texts from BOS, text i sampled with the options'
+// seed plus i, each to the end-of-text token or the session's end, one per
+// line: held-out text drawn from a model itself, as make prune-table and
+// the pruning tests use it.
+func Samples(m *engine.Model, n int, opt engine.SessionOptions) (string, error) {
+	var b strings.Builder
+	seed := opt.Sample.Seed
+	for i := range n {
+		opt.Sample.Seed = seed + uint64(i)
+		s, err := m.NewSession(opt)
+		if err != nil {
+			return "", err
+		}
+		if _, err := s.Prompt(""); err != nil {
+			return "", err
+		}
+		text, err := s.Rest()
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(text + "\n")
+	}
+	return b.String(), nil
 }

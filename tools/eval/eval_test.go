@@ -8,6 +8,7 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
+	"wisp/engine/sample"
 	"wisp/internal/sharedfiles"
 	"wisp/tools/synth"
 )
@@ -137,5 +138,34 @@ func TestErrorsAndProgress(t *testing.T) {
 	}
 	if r.Tokens != 40 || last != 40 || total != 40 || calls < 3 {
 		t.Errorf("MaxTokens 40, window 20: scored %d, progress %d calls ending %d/%d", r.Tokens, calls, last, total)
+	}
+}
+
+// TestSamples checks that Samples writes one line per text, that text i is
+// the one seed+i gives alone, and that the texts differ.
+func TestSamples(t *testing.T) {
+	m := stories(t, gguf.F32)
+	opt := func(seed uint64) engine.SessionOptions {
+		return engine.SessionOptions{Context: 64, Sample: sample.Options{Temperature: 1, Seed: seed}}
+	}
+	all, err := Samples(m, 3, opt(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(all, "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want 3: %q", len(lines), all)
+	}
+	for i, line := range lines {
+		one, err := Samples(m, 1, opt(10+uint64(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if one != line+"\n" {
+			t.Errorf("text %d is %q; seed %d alone gives %q", i, line, 10+i, one)
+		}
+	}
+	if lines[0] == lines[1] || lines[1] == lines[2] {
+		t.Errorf("texts repeat: %q", lines)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 
@@ -13,6 +12,7 @@ import (
 	"wisp/engine/gguf"
 	"wisp/engine/sample"
 	"wisp/internal/sharedfiles"
+	"wisp/tools/eval"
 	"wisp/tools/prune"
 	"wisp/tools/synth"
 )
@@ -180,27 +180,6 @@ func near(t testing.TB, got, want []float32) float64 {
 	return worst
 }
 
-// sampleStories generates n stories from the model at temperature 1, story
-// i with seed seed+i, one per line.
-func sampleStories(m *engine.Model, n int, seed uint64) (string, error) {
-	var b strings.Builder
-	for i := range n {
-		s, err := m.NewSession(engine.SessionOptions{Context: 256, Sample: sample.Options{Temperature: 1, Seed: seed + uint64(i)}})
-		if err != nil {
-			return "", err
-		}
-		if _, err := s.Prompt(""); err != nil {
-			return "", err
-		}
-		story, err := s.Rest()
-		if err != nil {
-			return "", err
-		}
-		b.WriteString(story + "\n")
-	}
-	return b.String(), nil
-}
-
 // storyTexts are calibration and held-out stories sampled from
 // stories260K, made once for all tests.
 var storyTexts = sync.OnceValues(func() ([2]string, error) {
@@ -212,11 +191,14 @@ var storyTexts = sync.OnceValues(func() ([2]string, error) {
 	if err != nil {
 		return [2]string{}, err
 	}
-	calib, err := sampleStories(m, 12, 1000)
+	opt := func(seed uint64) engine.SessionOptions {
+		return engine.SessionOptions{Context: 256, Sample: sample.Options{Temperature: 1, Seed: seed}}
+	}
+	calib, err := eval.Samples(m, 12, opt(1000))
 	if err != nil {
 		return [2]string{}, err
 	}
-	held, err := sampleStories(m, 5, 1)
+	held, err := eval.Samples(m, 5, opt(1))
 	return [2]string{calib, held}, err
 })
 

@@ -127,11 +127,11 @@ func run(o options, stdout, stderr io.Writer) error {
 	}
 
 	fmt.Fprintf(stderr, "sampling %d calibration and %d held-out stories…\n", o.calibStories, o.evalStories)
-	calib, err := stories(ref, o.calibStories, o.calibSeed)
+	calib, err := eval.Samples(ref, o.calibStories, storyOptions(o.calibSeed))
 	if err != nil {
 		return err
 	}
-	held, err := stories(ref, o.evalStories, o.evalSeed)
+	held, err := eval.Samples(ref, o.evalStories, storyOptions(o.evalSeed))
 	if err != nil {
 		return err
 	}
@@ -249,25 +249,10 @@ func run(o options, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// stories samples n stories at temperature 1, story i with seed seed+i,
-// each from BOS to the end-of-text token or the full context, one per line.
-func stories(m *engine.Model, n, seed int) (string, error) {
-	var b strings.Builder
-	for i := range n {
-		s, err := m.NewSession(engine.SessionOptions{Sample: sample.Options{Temperature: 1, Seed: uint64(seed + i)}})
-		if err != nil {
-			return "", err
-		}
-		if _, err := s.Prompt(""); err != nil {
-			return "", err
-		}
-		story, err := s.Rest()
-		if err != nil {
-			return "", err
-		}
-		b.WriteString(story + "\n")
-	}
-	return b.String(), nil
+// storyOptions samples stories at temperature 1, from the given seed on,
+// each to the end-of-text token or the full context.
+func storyOptions(seed int) engine.SessionOptions {
+	return engine.SessionOptions{Sample: sample.Options{Temperature: 1, Seed: uint64(seed)}}
 }
 
 // greedyText returns the text of up to n greedy tokens from BOS.
