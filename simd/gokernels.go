@@ -199,3 +199,46 @@ func goFlushF16(w []uint16) int {
 	}
 	return n
 }
+
+// goDotBF16 is goDot with the first operand in bfloat16.
+func goDotBF16(w []uint16, x []float32) float32 {
+	n := len(w)
+	x = x[:n]
+	n8 := n &^ 7
+	var s0, s1, s2, s3, s4, s5, s6, s7 float32
+	for i := 0; i < n8; i += 8 {
+		ww := w[i : i+8 : i+8]
+		xx := x[i : i+8 : i+8]
+		s0 += float32(BF16(ww[0]) * xx[0])
+		s1 += float32(BF16(ww[1]) * xx[1])
+		s2 += float32(BF16(ww[2]) * xx[2])
+		s3 += float32(BF16(ww[3]) * xx[3])
+		s4 += float32(BF16(ww[4]) * xx[4])
+		s5 += float32(BF16(ww[5]) * xx[5])
+		s6 += float32(BF16(ww[6]) * xx[6])
+		s7 += float32(BF16(ww[7]) * xx[7])
+	}
+	t := reduce8(s0, s1, s2, s3, s4, s5, s6, s7)
+	for i := n8; i < n; i++ {
+		t += float32(BF16(w[i]) * x[i])
+	}
+	return t
+}
+
+func goMatMulBF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
+	if n == 1 {
+		for r := 0; r < rows; r++ {
+			out[r] = goDotBF16(w[r*cols:(r+1)*cols], x)
+		}
+		return
+	}
+	row := make([]float32, cols)
+	for r := 0; r < rows; r++ {
+		for c, h := range w[r*cols : (r+1)*cols] {
+			row[c] = BF16(h)
+		}
+		for t := 0; t < n; t++ {
+			out[t*rows+r] = goDot(row, x[t*cols:(t+1)*cols])
+		}
+	}
+}

@@ -142,3 +142,12 @@ func rope(x []float32, cos, sin []float32, headDim int, neox bool) {
 }
 func widenF16(dst []float32, src []uint16) { goWidenF16(dst, src) }
 func flushF16(w []uint16) int              { return goFlushF16(w) }
+
+// The quantized kernels and bfloat16 run the Go definitions here for now.
+func matMulBF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
+	goMatMulBF16(out, w, x, rows, cols, n)
+}
+func quantizeQ8(dst *Q8, x []float32) { goQuantizeQ8(dst, x) }
+func matMulQ(out []float32, q QType, w []byte, x *Q8, rows, cols, n int) {
+	goMatMulQ(out, q, w, x, rows, cols, n)
+}

@@ -27,3 +27,12 @@ func flushF16(w []uint16) int              { return goFlushF16(w) }
 // Kernels reports which implementation the API runs: "go", "amd64-avx2"
 // or "wasm-simd128".
 func Kernels() string { return "go" }
+
+// The quantized kernels and bfloat16 run the Go definitions here for now.
+func matMulBF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
+	goMatMulBF16(out, w, x, rows, cols, n)
+}
+func quantizeQ8(dst *Q8, x []float32) { goQuantizeQ8(dst, x) }
+func matMulQ(out []float32, q QType, w []byte, x *Q8, rows, cols, n int) {
+	goMatMulQ(out, q, w, x, rows, cols, n)
+}

@@ -53,6 +53,15 @@ func MatMulF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
 	matMulF16(out, w, x, rows, cols, n)
 }
 
+// MatMulBF16 is MatMulF16 for bfloat16 weights (see BF16).
+func MatMulBF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
+	checkMatMul(len(out), len(w), len(x), rows, cols, n)
+	if rows == 0 || n == 0 {
+		return
+	}
+	matMulBF16(out, w, x, rows, cols, n)
+}
+
 // MatMulF32 is MatMulF16 for float32 weights.
 func MatMulF32(out []float32, w []float32, x []float32, rows, cols, n int) {
 	checkMatMul(len(out), len(w), len(x), rows, cols, n)
@@ -188,6 +197,10 @@ func checkMatMul(nout, nw, nx, rows, cols, n int) {
 func F16(h uint16) float32 {
 	return math.Float32frombits(uint32(int32(int16(h))<<13)&0x8fffffff) * 0x1p112
 }
+
+// BF16 returns the float32 value of the bfloat16 h: its bits are the high
+// half of the float32's, so the widening is exact for every value.
+func BF16(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
 
 // Exp returns e^x computed exactly as the kernels compute it (see the
 // package comment).
