@@ -31,6 +31,8 @@ type State struct {
 	cos, sin []float32 // [t][HeadDim/2]
 	att      []float32 // [ctx]
 	logits   []float32 // [MaxBatch][VocabSize] or [VocabSize]
+	in       input     // the input of the matrix products being computed
+	q8       simd.Q8   // that input in 8-bit blocks, for quantized weights
 
 	acts *Activations // recording, or nil
 	xin  []float32    // the stream entering a block, while recording
@@ -170,9 +172,10 @@ func (s *State) forward(tokens []int, all bool) ([]float32, error) {
 			copy(s.xin, x)
 			addSquares(s.acts.AttnIn[l], xb, n, dim)
 		}
-		ly.Wq.MatMul(q, xb, n)
-		ly.Wk.MatMul(k, xb, n)
-		ly.Wv.MatMul(v, xb, n)
+		in := s.input(xb, n, dim)
+		ly.Wq.mul(q, in)
+		ly.Wk.mul(k, in)
+		ly.Wv.mul(v, in)
 		for t := range n {
 			qt, kt, vt := q[t*qd:(t+1)*qd], k[t*kvd:(t+1)*kvd], v[t*kvd:(t+1)*kvd]
 			if ly.Bq != nil {
@@ -210,21 +213,22 @@ func (s *State) forward(tokens []int, all bool) ([]float32, error) {
 		if s.acts != nil {
 			addSquares(s.acts.AttnOut[l], xb2, n, qd)
 		}
-		ly.Wo.MatMul(xb, xb2, n)
+		ly.Wo.mul(xb, s.input(xb2, n, qd))
 		simd.Add(x, xb)
 
 		// Feed-forward: normalise, SwiGLU, project back.
 		for t := range n {
 			simd.RMSNorm(xb[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], ly.FFNNorm, c.NormEps)
 		}
-		ly.Gate.MatMul(hb, xb, n)
-		ly.Up.MatMul(hb2, xb, n)
+		in = s.input(xb, n, dim)
+		ly.Gate.mul(hb, in)
+		ly.Up.mul(hb2, in)
 		simd.SiLUMul(hb, hb2)
 		if s.acts != nil {
 			addSquares(s.acts.FFNIn[l], xb, n, dim)
 			addSquares(s.acts.FFNHidden[l], hb, n, hidden)
 		}
-		ly.Down.MatMul(xb, hb, n)
+		ly.Down.mul(xb, s.input(hb, n, hidden))
 		simd.Add(x, xb)
 		if s.acts != nil {
 			addInfluence(&s.acts.Influence[l], s.xin, x, n, dim)
@@ -248,6 +252,18 @@ func (s *State) forward(tokens []int, all bool) ([]float32, error) {
 		s.logits = make([]float32, need)
 	}
 	logits := s.logits[:rows*c.VocabSize]
-	m.Output.MatMul(logits, xb[:rows*dim], rows)
+	m.Output.mul(logits, s.input(xb, rows, dim))
+	for i, v := range logits {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("engine: the logit of token %d after position %d is %v: the model's weights or activations overflowed float32", i%c.VocabSize, s.pos-n+first+i/c.VocabSize, v)
+		}
+	}
 	return logits, nil
+}
+
+// input returns the first n vectors of cols values in x as the input of
+// matrix products, to be quantized at most once.
+func (s *State) input(x []float32, n, cols int) *input {
+	s.in = input{x: x[:n*cols], n: n, cols: cols, q: &s.q8}
+	return &s.in
 }

@@ -2,38 +2,132 @@ package engine
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"wisp/engine/gguf"
 	"wisp/engine/tokenizer"
 	"wisp/simd"
 )
 
-// Matrix is a Rows×Cols weight matrix in row-major order, either float32 or
-// IEEE half precision (exactly one of F32 and F16 is set). It is a view into
-// the model file's bytes.
+// Matrix is a Rows×Cols weight matrix in row-major order, a view into the
+// model file's bytes in the file's own format: float32 (F32 is set),
+// IEEE half precision or bfloat16 (F16 or BF16 holds the raw bits), or one
+// of ggml's quantized block formats (Q holds the blocks of every row, in
+// format QType). Exactly one of F32, F16, BF16 and Q is set.
 type Matrix struct {
 	Rows, Cols int
 	F32        []float32
 	F16        []uint16
+	BF16       []uint16
+	Q          []byte
+	QType      simd.QType
+}
+
+// Type returns the matrix's element type as GGUF names it.
+func (m *Matrix) Type() gguf.TensorType {
+	switch {
+	case m.F16 != nil:
+		return gguf.F16
+	case m.BF16 != nil:
+		return gguf.BF16
+	case m.Q != nil:
+		return ggufTypeOf(m.QType)
+	}
+	return gguf.F32
 }
 
 // MatMul computes out[t] = M·x[t] for n vectors x[t] of Cols values, giving n
-// vectors of Rows values (see simd.MatMulF16).
+// vectors of Rows values (see simd.MatMulF16 and simd.MatMulQ). For
+// quantized weights it quantizes x into a buffer of its own; the forward
+// pass quantizes each input once for all the matrices that share it.
 func (m *Matrix) MatMul(out, x []float32, n int) {
-	if m.F16 != nil {
-		simd.MatMulF16(out, m.F16, x, m.Rows, m.Cols, n)
-	} else {
-		simd.MatMulF32(out, m.F32, x, m.Rows, m.Cols, n)
+	m.mul(out, &input{x: x[:n*m.Cols], n: n, cols: m.Cols, q: new(simd.Q8)})
+}
+
+// mul computes out[t] = M·x[t] for the vectors of in, quantizing them
+// first if M is quantized and they are not yet.
+func (m *Matrix) mul(out []float32, in *input) {
+	switch {
+	case m.F16 != nil:
+		simd.MatMulF16(out, m.F16, in.x, m.Rows, m.Cols, in.n)
+	case m.BF16 != nil:
+		simd.MatMulBF16(out, m.BF16, in.x, m.Rows, m.Cols, in.n)
+	case m.Q != nil:
+		if !in.quantized {
+			simd.QuantizeQ8(in.q, in.x, in.n, in.cols)
+			in.quantized = true
+		}
+		simd.MatMulQ(out, m.QType, m.Q, in.q, m.Rows, m.Cols, in.n)
+	default:
+		simd.MatMulF32(out, m.F32, in.x, m.Rows, m.Cols, in.n)
 	}
 }
 
-// Row copies row r of the matrix into dst as float32.
+// input is the input of one or more matrix products: n vectors of cols
+// values, and the same vectors in 8-bit blocks once a quantized matrix has
+// asked for them.
+type input struct {
+	x         []float32
+	n, cols   int
+	q         *simd.Q8
+	quantized bool
+}
+
+// Row copies row r of the matrix into dst as float32 (dequantizing it as
+// ggml does).
 func (m *Matrix) Row(dst []float32, r int) {
-	if m.F16 != nil {
-		simd.WidenF16(dst[:m.Cols], m.F16[r*m.Cols:(r+1)*m.Cols])
-	} else {
-		copy(dst[:m.Cols], m.F32[r*m.Cols:(r+1)*m.Cols])
+	dst = dst[:m.Cols]
+	switch {
+	case m.F16 != nil:
+		simd.WidenF16(dst, m.F16[r*m.Cols:(r+1)*m.Cols])
+	case m.BF16 != nil:
+		for i, h := range m.BF16[r*m.Cols : (r+1)*m.Cols] {
+			dst[i] = simd.BF16(h)
+		}
+	case m.Q != nil:
+		rb := m.QType.RowBytes(m.Cols)
+		simd.Dequantize(m.QType, dst, m.Q[r*rb:(r+1)*rb])
+	default:
+		copy(dst, m.F32[r*m.Cols:(r+1)*m.Cols])
 	}
+}
+
+// The quantized formats wisp multiplies, by their GGUF type.
+var quantTypes = map[gguf.TensorType]simd.QType{
+	gguf.Q8_0: simd.Q8_0, gguf.Q4_0: simd.Q4_0, gguf.Q4_1: simd.Q4_1,
+	gguf.Q5_0: simd.Q5_0, gguf.Q5_1: simd.Q5_1, gguf.Q4_K: simd.Q4_K,
+	gguf.Q5_K: simd.Q5_K, gguf.Q6_K: simd.Q6_K,
+}
+
+// ggufTypeOf returns the GGUF type of a quantized format.
+func ggufTypeOf(q simd.QType) gguf.TensorType {
+	for t, v := range quantTypes {
+		if v == q {
+			return t
+		}
+	}
+	panic("engine: no GGUF type for " + q.String())
+}
+
+// ReadableTypes lists the tensor types wisp computes with, in the order
+// its errors name them.
+var ReadableTypes = []gguf.TensorType{gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0, gguf.Q4_1,
+	gguf.Q5_0, gguf.Q5_1, gguf.Q4_K, gguf.Q5_K, gguf.Q6_K}
+
+// readableTypes is ReadableTypes as one phrase, for errors.
+func readableTypes() string {
+	var b strings.Builder
+	for i, t := range ReadableTypes {
+		switch {
+		case i == len(ReadableTypes)-1:
+			b.WriteString(" and ")
+		case i > 0:
+			b.WriteString(", ")
+		}
+		b.WriteString(t.String())
+	}
+	return b.String()
 }
 
 // Block holds the weights of one transformer block. Its widths are the
@@ -155,8 +249,8 @@ func (l *loader) tensor(name string, dims ...int) *gguf.Tensor {
 		l.err = fmt.Errorf("engine: tensor %q has shape %v, want %v", name, t.Dims, dims)
 		return nil
 	}
-	if t.Type != gguf.F32 && t.Type != gguf.F16 {
-		l.err = fmt.Errorf("engine: tensor %q has type %v; wisp reads F32 and F16", name, t.Type)
+	if !slices.Contains(ReadableTypes, t.Type) {
+		l.err = fmt.Errorf("engine: tensor %q has type %v; wisp reads %s", name, t.Type, readableTypes())
 		return nil
 	}
 	return t
@@ -170,11 +264,20 @@ func (l *loader) matrix(name string, rows, cols int) Matrix {
 	}
 	m := Matrix{Rows: int(t.Dims[1]), Cols: int(t.Dims[0])}
 	var err error
-	if t.Type == gguf.F16 {
+	switch t.Type {
+	case gguf.F32:
+		m.F32, err = t.F32()
+	case gguf.F16:
 		m.F16, err = t.F16()
 		l.m.Flushed += simd.FlushF16(m.F16)
-	} else {
-		m.F32, err = t.F32()
+	case gguf.BF16:
+		m.BF16, err = t.BF16()
+	default:
+		m.QType = quantTypes[t.Type]
+		if want := m.Rows * m.QType.RowBytes(m.Cols); len(t.Data) != want {
+			err = fmt.Errorf("data has %d bytes, %d rows of %d %v weights need %d", len(t.Data), m.Rows, m.Cols, t.Type, want)
+		}
+		m.Q = t.Data
 	}
 	if err != nil {
 		l.err = fmt.Errorf("engine: tensor %q: %w", name, err)
@@ -188,20 +291,34 @@ func (l *loader) vector(name string, n int) []float32 {
 	if t == nil {
 		return nil
 	}
-	if t.Type == gguf.F32 {
-		v, err := t.F32()
-		if err != nil {
-			l.err = fmt.Errorf("engine: tensor %q: %w", name, err)
+	var v []float32
+	var err error
+	switch t.Type {
+	case gguf.F32:
+		v, err = t.F32()
+	case gguf.F16, gguf.BF16:
+		var h []uint16
+		if t.Type == gguf.F16 {
+			h, err = t.F16()
+		} else {
+			h, err = t.BF16()
 		}
-		return v
+		if err == nil {
+			v = make([]float32, n)
+			for i, x := range h {
+				if t.Type == gguf.F16 {
+					v[i] = simd.F16(x)
+				} else {
+					v[i] = simd.BF16(x)
+				}
+			}
+		}
+	default:
+		err = fmt.Errorf("a vector of type %v; norms and biases must be F32, F16 or BF16", t.Type)
 	}
-	h, err := t.F16()
 	if err != nil {
 		l.err = fmt.Errorf("engine: tensor %q: %w", name, err)
-		return nil
 	}
-	v := make([]float32, n)
-	simd.WidenF16(v, h)
 	return v
 }
 

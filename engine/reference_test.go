@@ -18,17 +18,25 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
+	"wisp/simd"
 	"wisp/tools/synth"
 )
 
-// refMatrix is a rows×cols matrix in row-major order.
+// refMatrix is a rows×cols matrix in row-major order. A quantized matrix
+// (q8 set) multiplies its input rounded to 8-bit blocks, as simd.MatMulQ
+// documents, so that the reference computes the same products as the
+// engine up to float32 rounding.
 type refMatrix struct {
 	rows, cols int
 	w          []float64
+	q8         bool
 }
 
 // apply returns M·x.
 func (m *refMatrix) apply(x []float64) []float64 {
+	if m.q8 {
+		x = refQ8(x)
+	}
 	out := make([]float64, m.rows)
 	for r := range out {
 		row := m.w[r*m.cols : (r+1)*m.cols]
@@ -100,8 +108,26 @@ func refTensor(t testing.TB, f *gguf.File, name string, dims ...int) ([]float64,
 			}
 			v[i] = float64(float16.Frombits(h).Float32())
 		}
+	case gguf.BF16:
+		if len(tn.Data) != 2*n {
+			t.Fatalf("reference: tensor %q has %d bytes, want %d", name, len(tn.Data), 2*n)
+		}
+		for i := range v {
+			v[i] = float64(math.Float32frombits(uint32(binary.LittleEndian.Uint16(tn.Data[2*i:])) << 16))
+		}
 	default:
-		t.Fatalf("reference: tensor %q has type %v", name, tn.Type)
+		// Quantized blocks decode as ggml decodes them, which the
+		// llama.cpp fixtures (oracle_*_test.go) check simd.Dequantize
+		// against bit for bit.
+		q, ok := refQTypes[tn.Type]
+		if !ok {
+			t.Fatalf("reference: tensor %q has type %v", name, tn.Type)
+		}
+		w := make([]float32, n)
+		simd.Dequantize(q, w, tn.Data)
+		for i, x := range w {
+			v[i] = float64(x)
+		}
 	}
 	return v, flushed
 }
@@ -180,7 +206,9 @@ func refLoad(t testing.TB, data []byte) *refModel {
 	mat := func(name string, rows, cols int) refMatrix {
 		v, fl := refTensor(t, f, name, cols, rows)
 		m.flushed += fl
-		return refMatrix{rows: rows, cols: cols, w: v}
+		tn, _ := f.Tensor(name)
+		_, q8 := refQTypes[tn.Type]
+		return refMatrix{rows: rows, cols: cols, w: v, q8: q8}
 	}
 	m.emb = mat("token_embd.weight", m.vocab, m.dim)
 	for l := range blocks {

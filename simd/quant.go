@@ -18,7 +18,8 @@ import (
 //
 // Activation blocks. Each run of 32 consecutive values x[0..32) of a vector
 // becomes one block: amax = max|x[i]| (NaN if any x[i] is NaN), d = amax /
-// 127, id = 1/d if 0 < d < +Inf and 0 otherwise, q[i] =
+// 127, id = 1/d if d is normal and finite (2^-126 <= d < +Inf; a smaller d
+// would make 1/d overflow) and 0 otherwise, q[i] =
 // roundTiesToEven(x[i]·id) converted to an integer as WebAssembly's
 // i32x4.trunc_sat_f32x4_s converts it (NaN to 0, saturating; finite inputs
 // give |q[i]| <= 127), sum = Σq[i] (an integer) and s = d·float32(sum).
@@ -357,7 +358,7 @@ func goQuantizeQ8(dst *Q8, x []float32) {
 		}
 		d := amax / 127
 		var id float32
-		if d > 0 && d <= math.MaxFloat32 {
+		if d >= 0x1p-126 && d <= math.MaxFloat32 {
 			id = 1 / d
 		}
 		var sum int32

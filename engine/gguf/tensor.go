@@ -59,6 +59,15 @@ func (t *Tensor) F16() ([]uint16, error) {
 	return view[uint16](t)
 }
 
+// BF16 returns Data viewed as bfloat16 values (raw bits), without copying,
+// under the conditions of F16.
+func (t *Tensor) BF16() ([]uint16, error) {
+	if t.Type != BF16 {
+		return nil, fmt.Errorf("gguf: tensor %q: type is %s, not BF16", t.Name, t.Type)
+	}
+	return view[uint16](t)
+}
+
 // view reinterprets t.Data as a slice of E.
 func view[E float32 | uint16](t *Tensor) ([]E, error) {
 	var zero E
@@ -82,6 +91,10 @@ func view[E float32 | uint16](t *Tensor) ([]E, error) {
 	}
 	return unsafe.Slice((*E)(p), uint64(len(t.Data))/size), nil
 }
+
+// TensorSize returns the bytes a tensor of the given type and dims takes in
+// a file, with the errors of tensorSize.
+func TensorSize(typ TensorType, dims []uint64) (uint64, error) { return tensorSize(typ, dims) }
 
 // tensorSize returns the bytes a tensor of the given type and dims takes. It
 // fails for types whose block size is unknown, for a row length that is not
