@@ -77,6 +77,24 @@ func (m *Model) NewState(ctx int) (*State, error) {
 	return s, nil
 }
 
+// StateBytes returns about how many bytes a State of ctx positions holds
+// (ctx <= 0 means the model's context length): the key/value cache, the
+// scratch of a batch, the 8-bit copy of a batch's input for quantized
+// weights, and the logits of a batch. Hosts check it against their memory
+// before they make a State.
+func (m *Model) StateBytes(ctx int) uint64 {
+	if ctx <= 0 {
+		ctx = m.ContextLen
+	}
+	c := &m.Config
+	b := uint64(MaxBatch)
+	kv := 8 * uint64(c.Layers) * uint64(ctx) * uint64(c.KVDim())
+	scratch := 4 * b * uint64(2*c.Dim+2*c.QDim()+2*c.KVDim()+2*c.HiddenDim+c.HeadDim+c.VocabSize)
+	widest := uint64(max(c.Dim, c.QDim(), c.HiddenDim))
+	q8 := b * (widest + widest/32*12) // int8 values; d, s and the sum per 32
+	return kv + scratch + q8 + 4*uint64(ctx) + 8*uint64(c.HeadDim)
+}
+
 // Pos returns the number of positions evaluated so far.
 func (s *State) Pos() int { return s.pos }
 

@@ -322,6 +322,16 @@ func (l *loader) vector(name string, n int) []float32 {
 	return v
 }
 
+// TensorTypes counts the model file's tensors by type, such as
+// {"Q4_K": 12, "Q6_K": 3, "F32": 9}.
+func (m *Model) TensorTypes() map[string]int {
+	n := map[string]int{}
+	for _, t := range m.File.Tensors {
+		n[t.Type.String()]++
+	}
+	return n
+}
+
 // Params returns the number of parameters, counting a tied output once.
 func (m *Model) Params() int64 {
 	var n int64

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -297,4 +298,35 @@ func TestNonFiniteLogits(t *testing.T) {
 	if !strings.Contains(err.Error(), "token 5") {
 		t.Errorf("error %q does not name the token", err)
 	}
+}
+
+// TestStateBytes checks the estimate hosts check their memory with against
+// what a State allocates once it has evaluated a full batch.
+func TestStateBytes(t *testing.T) {
+	shape := synth.Shape{Arch: "llama", Dim: 256, HiddenDim: 768, Layers: 3, Heads: 4, KVHeads: 2, Vocab: 1000, ContextLen: 512, RopeBase: 10000, Tied: true}
+	base, err := synth.Bytes(shape, synth.Options{Type: gguf.F32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := engine.Load(quantRandom(t, base, gguf.Q8_0, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := refTokens(engine.MaxBatch, m.VocabSize, 1)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	st, err := m.NewState(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ForwardAll(tokens); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	got, est := after.TotalAlloc-before.TotalAlloc, m.StateBytes(0)
+	if est < got-got/20 || est > got+got/4 { // Go rounds each allocation up to its size class
+		t.Errorf("StateBytes says %d bytes; the State allocated %d", est, got)
+	}
+	runtime.KeepAlive(st)
 }

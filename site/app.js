@@ -64,11 +64,20 @@ function formatCount(n) {
   return String(n);
 }
 
+// weightTypes names the types of a model's matrices, most common first
+// ("Q4_K, Q6_K weights"); F32 norms beside quantized matrices go unsaid.
+function weightTypes(info) {
+  const counts = Object.entries(info.tensorTypes ?? {}).sort((a, b) => b[1] - a[1]);
+  const names = counts.map(([t]) => t);
+  const matrices = names.length > 1 ? names.filter((t) => t !== 'F32') : names;
+  return `${matrices.join(', ') || (info.f16 ? 'F16' : 'F32')} weights`;
+}
+
 function describe(info) {
   const name = info.name || decodeURIComponent(new URL(info.url).pathname.split('/').pop());
   const parts = [
     `${formatCount(info.params)} parameters`,
-    info.f16 ? 'F16 weights' : 'F32 weights',
+    weightTypes(info),
     `${info.architecture}, ${info.layers} layers, context ${info.contextLength}`,
     `${mb(info.fileSize)} MB ${info.fromCache ? 'from this browser\'s cache' : 'downloaded'}`,
   ];

@@ -38,6 +38,8 @@ export interface ModelInfo {
   kvHeads: number;
   headDim: number;
   f16: boolean;
+  /** The file's tensors counted by type, such as {Q4_K: 12, Q6_K: 3, F32: 9}. */
+  tensorTypes: Record<string, number>;
   flushed: number;
   bos: number;
   eos: number;

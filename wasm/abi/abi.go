@@ -78,9 +78,12 @@ type Info struct {
 	Heads         int    `json:"heads"`         // attention heads (the largest over blocks)
 	KVHeads       int    `json:"kvHeads"`       // key/value heads (the largest over blocks)
 	HeadDim       int    `json:"headDim"`       // values per head
-	F16           bool   `json:"f16"`           // whether the matrices are half precision
-	Flushed       int    `json:"flushed"`       // subnormal halves set to zero at load
-	BOS           int    `json:"bos"`           // the beginning-of-sequence token, or -1
-	EOS           int    `json:"eos"`           // the end-of-sequence token, or -1
-	Kernels       string `json:"kernels"`       // "wasm-simd128", or "go" in a purego build
+	F16           bool   `json:"f16"`           // whether the token embeddings are half precision
+	// TensorTypes counts the file's tensors by type, such as {"Q4_K": 12,
+	// "Q6_K": 3, "F32": 9}.
+	TensorTypes map[string]int `json:"tensorTypes"`
+	Flushed     int            `json:"flushed"` // subnormal halves set to zero at load
+	BOS         int            `json:"bos"`     // the beginning-of-sequence token, or -1
+	EOS         int            `json:"eos"`     // the end-of-sequence token, or -1
+	Kernels     string         `json:"kernels"` // "wasm-simd128", or "go" in a purego build
 }

@@ -260,6 +260,7 @@ func modelInfo(m *engine.Model, fileSize int) abi.Info {
 		KVHeads:       m.KVHeads,
 		HeadDim:       m.HeadDim,
 		F16:           m.Embedding.F16 != nil,
+		TensorTypes:   m.TensorTypes(),
 		Flushed:       m.Flushed,
 		BOS:           m.Tokenizer.BOS(),
 		EOS:           m.Tokenizer.EOS(),
@@ -368,12 +369,8 @@ func (s *state) newSession() (*engine.Session, error) {
 	if ctx > m.ContextLen {
 		return nil, fmt.Errorf("wisp: context of %d positions is longer than the model's %d", ctx, m.ContextLen)
 	}
-	// The key/value cache, the attention scores and the logits, plus the
-	// scratch of a batch (see engine.NewState).
-	kv := 8 * uint64(m.Layers) * uint64(ctx) * uint64(m.KVDim())
-	scratch := 4 * uint64(engine.MaxBatch) * (6*uint64(m.Dim) + 2*uint64(m.HiddenDim) + uint64(m.VocabSize))
 	runtime.GC() // return the last session's cache before making another
-	if err := s.room(fmt.Sprintf("a session of %d positions", ctx), kv+scratch+4*uint64(ctx)); err != nil {
+	if err := s.room(fmt.Sprintf("a session of %d positions", ctx), m.StateBytes(ctx)); err != nil {
 		return nil, fmt.Errorf("%w; ask for a shorter context", err)
 	}
 	return m.NewSession(sessionOptions(s.opts))
