@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
-	"math/rand/v2"
 	"runtime"
 	"strings"
 	"testing"
-
-	"github.com/x448/float16"
 
 	"wisp/engine"
 	"wisp/engine/gguf"
@@ -47,87 +44,6 @@ func refQ8(x []float64) []float64 {
 	return out
 }
 
-// quantRandom rewrites every matrix of a GGUF file as random blocks of
-// type typ (or BF16 values) whose weights spread about as synth's do
-// (standard deviation 1/√cols), keeping vectors and metadata.
-func quantRandom(t testing.TB, data []byte, typ gguf.TensorType, seed uint64) []byte {
-	t.Helper()
-	f, err := gguf.Parse(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(seed, 7))
-	b := gguf.NewBuilder()
-	for _, kv := range f.KV {
-		b.Set(kv.Key, kv.Value)
-	}
-	half := func(b []byte, v float64) {
-		binary.LittleEndian.PutUint16(b, float16.Fromfloat32(float32(v)).Bits())
-	}
-	for i := range f.Tensors {
-		tn := &f.Tensors[i]
-		if len(tn.Dims) < 2 {
-			if err := b.AddTensor(tn.Name, tn.Type, tn.Dims, tn.Data); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		cols, rows := int(tn.Dims[0]), int(tn.Dims[1])
-		sigma := 1 / math.Sqrt(float64(cols))
-		var out []byte
-		if typ == gguf.BF16 {
-			out = make([]byte, 2*rows*cols)
-			for j := 0; j < rows*cols; j++ {
-				w := float32(rng.NormFloat64() * sigma)
-				binary.LittleEndian.PutUint16(out[2*j:], uint16(math.Float32bits(w)>>16))
-			}
-		} else {
-			q := refQTypes[typ]
-			out = make([]byte, rows*q.RowBytes(cols))
-			for j := range out {
-				out[j] = byte(rng.Uint32())
-			}
-			bb := q.BlockBytes()
-			for o := 0; o < len(out); o += bb {
-				blk := out[o : o+bb]
-				// Scales that give each format's quants (of the
-				// standard deviations noted) about sigma, jittered.
-				j := 0.75 + 0.5*rng.Float64()
-				switch q {
-				case simd.Q8_0:
-					half(blk, j*sigma/73.9)
-				case simd.Q4_0:
-					half(blk, j*sigma/4.6)
-				case simd.Q4_1:
-					half(blk, j*sigma/4.6)
-					half(blk[2:], -7.5*j*sigma/4.6)
-				case simd.Q5_0:
-					half(blk, j*sigma/9.2)
-				case simd.Q5_1:
-					half(blk, j*sigma/9.2)
-					half(blk[2:], -15.5*j*sigma/9.2)
-				case simd.Q4_K:
-					half(blk, j*sigma/(31.5*4.6))
-					half(blk[2:], 7.5*j*sigma/(31.5*4.6))
-				case simd.Q5_K:
-					half(blk, j*sigma/(31.5*9.2))
-					half(blk[2:], 15.5*j*sigma/(31.5*9.2))
-				case simd.Q6_K:
-					half(blk[208:], j*sigma/(73.9*18.5))
-				}
-			}
-		}
-		if err := b.AddTensor(tn.Name, typ, tn.Dims, out); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var buf bytes.Buffer
-	if _, err := b.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // TestQuantizedMatchesReference runs models of every quantized type (and
 // BF16) through the engine and through the float64 reference, which
 // multiplies the same dequantized weights by unquantized activations. The
@@ -144,13 +60,12 @@ func TestQuantizedMatchesReference(t *testing.T) {
 	types := []gguf.TensorType{gguf.BF16, gguf.Q8_0, gguf.Q4_0, gguf.Q4_1, gguf.Q5_0, gguf.Q5_1, gguf.Q4_K, gguf.Q5_K, gguf.Q6_K}
 	const n = 36
 	for si, shape := range shapes {
-		base, err := synth.Bytes(shape, synth.Options{Type: gguf.F32, Seed: uint64(si)})
-		if err != nil {
-			t.Fatal(err)
-		}
 		for ti, typ := range types {
 			t.Run(shape.Arch+"/"+typ.String(), func(t *testing.T) {
-				data := quantRandom(t, base, typ, uint64(10*si+ti))
+				data, err := synth.Bytes(shape, synth.Options{Type: typ, Seed: uint64(10*si + ti)})
+				if err != nil {
+					t.Fatal(err)
+				}
 				m, err := engine.Load(bytes.Clone(data))
 				if err != nil {
 					t.Fatal(err)
@@ -304,11 +219,11 @@ func TestNonFiniteLogits(t *testing.T) {
 // what a State allocates once it has evaluated a full batch.
 func TestStateBytes(t *testing.T) {
 	shape := synth.Shape{Arch: "llama", Dim: 256, HiddenDim: 768, Layers: 3, Heads: 4, KVHeads: 2, Vocab: 1000, ContextLen: 512, RopeBase: 10000, Tied: true}
-	base, err := synth.Bytes(shape, synth.Options{Type: gguf.F32})
+	data, err := synth.Bytes(shape, synth.Options{Type: gguf.Q8_0, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := engine.Load(quantRandom(t, base, gguf.Q8_0, 1))
+	m, err := engine.Load(data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"sort"
 
 	"wisp/engine/gguf"
+	"wisp/simd"
 	"wisp/tools/fp16"
 )
 
@@ -154,7 +155,10 @@ func (s Shape) Validate() error {
 
 // Options configures Build.
 type Options struct {
-	Type gguf.TensorType // F32 or F16 matrices; norms and biases stay F32
+	// Type is the type of the matrices: F32, F16, BF16 or one of the
+	// quantized types wisp reads (random blocks; see RandomBlocks). Norms
+	// and biases stay F32.
+	Type gguf.TensorType
 	Seed uint64
 	Name string // general.name; default "random"
 }
@@ -165,8 +169,8 @@ func Build(s Shape, opt Options) (*gguf.Builder, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	if opt.Type != gguf.F32 && opt.Type != gguf.F16 {
-		return nil, fmt.Errorf("synth: tensor type %v: choose F32 or F16", opt.Type)
+	if _, quant := quantTypes[opt.Type]; !quant && opt.Type != gguf.F32 && opt.Type != gguf.F16 && opt.Type != gguf.BF16 {
+		return nil, fmt.Errorf("synth: tensor type %v: choose F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K", opt.Type)
 	}
 	if opt.Name == "" {
 		opt.Name = "random"
@@ -209,12 +213,29 @@ func Build(s Shape, opt Options) (*gguf.Builder, error) {
 		if err != nil {
 			return
 		}
+		dims := []uint64{uint64(cols), uint64(rows)}
+		if q, ok := quantTypes[opt.Type]; ok {
+			var data []byte
+			if data, err = RandomBlocks(rng, q, rows, cols); err == nil {
+				err = b.AddTensor(name, opt.Type, dims, data)
+			} else {
+				err = fmt.Errorf("tensor %q: %w", name, err)
+			}
+			return
+		}
 		w := make([]float32, rows*cols)
 		scale := float32(1 / math.Sqrt(float64(cols)))
 		for i := range w {
 			w[i] = float32(rng.NormFloat64()) * scale
 		}
-		dims := []uint64{uint64(cols), uint64(rows)}
+		if opt.Type == gguf.BF16 {
+			h := make([]uint16, len(w))
+			for i, v := range w {
+				h[i] = uint16(math.Float32bits(v) >> 16) // truncated: noise either way
+			}
+			err = b.AddTensor(name, gguf.BF16, dims, gguf.F16Bytes(h))
+			return
+		}
 		if opt.Type == gguf.F16 {
 			h, _ := fp16.FromFloat32(w)
 			err = b.AddTensor(name, gguf.F16, dims, gguf.F16Bytes(h))
@@ -259,6 +280,71 @@ func Build(s Shape, opt Options) (*gguf.Builder, error) {
 		return nil, fmt.Errorf("synth: %w", err)
 	}
 	return b, nil
+}
+
+// The quantized GGUF types, by their formats.
+var quantTypes = map[gguf.TensorType]simd.QType{
+	gguf.Q8_0: simd.Q8_0, gguf.Q4_0: simd.Q4_0, gguf.Q4_1: simd.Q4_1,
+	gguf.Q5_0: simd.Q5_0, gguf.Q5_1: simd.Q5_1, gguf.Q4_K: simd.Q4_K,
+	gguf.Q5_K: simd.Q5_K, gguf.Q6_K: simd.Q6_K,
+}
+
+// RandomBlocks returns a rows×cols matrix of random blocks of format q:
+// random quants, with each block's scales (and offsets) set so that the
+// weights spread about as synth's float weights do (a standard deviation
+// of about 1/√cols), jittered by up to a quarter from block to block. cols
+// must be a multiple of the format's block length.
+func RandomBlocks(rng *rand.Rand, q simd.QType, rows, cols int) ([]byte, error) {
+	if cols%q.BlockLen() != 0 {
+		return nil, fmt.Errorf("%v needs rows of a multiple of %d weights, not %d", q, q.BlockLen(), cols)
+	}
+	sigma := 1 / math.Sqrt(float64(cols))
+	out := make([]byte, rows*q.RowBytes(cols))
+	for j := range out {
+		out[j] = byte(rng.Uint32())
+	}
+	half := func(b []byte, v float64) {
+		h, _ := fp16.FromFloat32([]float32{float32(v)})
+		b[0], b[1] = byte(h[0]), byte(h[0]>>8)
+	}
+	// The standard deviations of uniform quants: 8-bit 73.9, 6-bit 18.5,
+	// 5-bit 9.2, 4-bit 4.6; k-quant sub-block scales (6-bit) average 31.5.
+	// Scales too small for a normal half would be flushed to zero.
+	bb := q.BlockBytes()
+	for o := 0; o < len(out); o += bb {
+		blk := out[o : o+bb]
+		j := sigma * (0.75 + 0.5*rng.Float64())
+		switch q {
+		case simd.Q8_0:
+			half(blk, j/73.9)
+		case simd.Q4_0:
+			half(blk, j/4.6)
+		case simd.Q4_1:
+			half(blk, j/4.6)
+			half(blk[2:], -7.5*j/4.6)
+		case simd.Q5_0:
+			half(blk, j/9.2)
+		case simd.Q5_1:
+			half(blk, j/9.2)
+			half(blk[2:], -15.5*j/9.2)
+		case simd.Q4_K:
+			// Random 6-bit scales and mins spread the weights wider
+			// than the quants alone: 1.8 measured.
+			half(blk, j/(1.8*31.5*4.6))
+			half(blk[2:], 7.5*j/(1.8*31.5*4.6))
+		case simd.Q5_K:
+			half(blk, j/(1.8*31.5*9.2))
+			half(blk[2:], 15.5*j/(1.8*31.5*9.2))
+		case simd.Q6_K:
+			// Sub-block scales 1..16 (root mean square 9.8), so that d
+			// stays a normal half.
+			for k := range 16 {
+				blk[192+k] = byte(1 + rng.IntN(16))
+			}
+			half(blk[208:], j/(9.8*18.5))
+		}
+	}
+	return out, nil
 }
 
 // Bytes returns the GGUF file of a random model of the shape: Build,

@@ -255,7 +255,7 @@ func TestBuildOptions(t *testing.T) {
 	if n, err := f.String("general.name"); n != "tiny test" {
 		t.Errorf("general.name = %q, %v; want \"tiny test\"", n, err)
 	}
-	for _, typ := range []gguf.TensorType{gguf.Q4_0, gguf.BF16, gguf.F64} {
+	for _, typ := range []gguf.TensorType{gguf.Q2_K, gguf.IQ4_NL, gguf.F64} {
 		if _, err := synth.Build(s, synth.Options{Type: typ}); err == nil || !strings.Contains(err.Error(), typ.String()) {
 			t.Errorf("Build with type %v: error %v; want one naming the type", typ, err)
 		}
@@ -434,4 +434,39 @@ func Example() {
 	random, _ := m.File.Bool("wisp.random")
 	fmt.Println(s.Params(), "parameters; layers:", m.Layers, "random:", random)
 	// Output: 260032 parameters; layers: 5 random: true
+}
+
+// TestQuantizedWeights checks that random quantized and BF16 models load
+// and that their weights spread as synth's float weights do, and that a
+// shape whose rows are not whole blocks is refused with the reason.
+func TestQuantizedWeights(t *testing.T) {
+	s := synth.Shape{Arch: "llama", Dim: 256, HiddenDim: 512, Layers: 1, Heads: 4, KVHeads: 2, Vocab: 300, ContextLen: 8, RopeBase: 1e4}
+	for _, typ := range []gguf.TensorType{gguf.BF16, gguf.Q8_0, gguf.Q4_0, gguf.Q4_1, gguf.Q5_0, gguf.Q5_1, gguf.Q4_K, gguf.Q5_K, gguf.Q6_K} {
+		data := build(t, s, synth.Options{Type: typ, Seed: 3})
+		m, err := engine.Load(data)
+		if err != nil {
+			t.Fatalf("%v: %v", typ, err)
+		}
+		w := m.Blocks[0].Down
+		if w.Type() != typ {
+			t.Fatalf("%v: ffn_down is %v", typ, w.Type())
+		}
+		row := make([]float32, w.Cols)
+		var ss float64
+		for r := range w.Rows {
+			w.Row(row, r)
+			for _, v := range row {
+				ss += float64(v) * float64(v)
+			}
+		}
+		std, want := math.Sqrt(ss/float64(w.Rows*w.Cols)), 1/math.Sqrt(float64(w.Cols))
+		if std < 0.7*want || std > 1.4*want {
+			t.Errorf("%v: weights' standard deviation %.4g, want about %.4g", typ, std, want)
+		}
+	}
+	odd := s
+	odd.HiddenDim = 100
+	if _, err := synth.Build(odd, synth.Options{Type: gguf.Q4_K}); err == nil || !strings.Contains(err.Error(), "256") {
+		t.Errorf("Q4_K with rows of 100: %v, want an error about 256", err)
+	}
 }
