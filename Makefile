@@ -6,7 +6,7 @@ WAT2WASM ?= wat2wasm
 SHARED   ?= ../shared
 MODELS   ?= models
 
-.PHONY: all demo serve site test test-go test-site bench-site bench-go corpus kjv-model prune-table kernels kernels-check bench wisp models clean
+.PHONY: all demo serve site test test-go test-site bench-site bench-go corpus kjv-model prune-table quant-table kernels kernels-check bench wisp models clean
 
 all: wisp kernels site
 
@@ -78,6 +78,16 @@ kjv-model: wisp corpus
 prune-table:
 	$(GO) run ./tools/prunetable -model $(SHARED)/models/stories260K.bin -tok $(SHARED)/models/tok512.bin > prune-table.md
 	@cat prune-table.md
+
+# What each tensor type costs in size and held-out perplexity, for the
+# default model (on the KJV's held-out books) and stories260K (on stories
+# it samples itself): quant-table.md and the picture quant.svg.
+quant-table: wisp corpus
+	@mkdir -p build/quant
+	./bin/wisp convert --type f32 -o build/quant/stories260K.gguf -z $(SHARED)/models/tok512.bin $(SHARED)/models/stories260K.bin
+	$(GO) run ./tools/quanttable -wisp bin/wisp -dir build/quant \
+		-model "wisp KJV (the default model)=models/default.gguf:corpus/kjv-eval.txt" \
+		-model "stories260K=build/quant/stories260K.gguf:samples:50"
 
 # The training text: the King James Bible from Debian's bible-kjv, with a
 # few books held out for evaluation (tools/corpus/kjv.sh names them).
