@@ -39,6 +39,15 @@ func kWidenF16(dst *float32, src *uint16, n int32)
 //go:wasmimport simd flush_f16
 func kFlushF16(w *uint16, n int32) int32
 
+//go:wasmimport simd matmul_bf16
+func kMatMulBF16(out *float32, w *uint16, x *float32, rows, cols, n int32)
+
+//go:wasmimport simd quantize_q8
+func kQuantizeQ8(q *int8, d, s *float32, sum *int32, x *float32, blocks int32)
+
+//go:wasmimport simd matmul_q
+func kMatMulQ(out *float32, w *byte, xq *int8, xd, xs *float32, xsum *int32, rows, cols, n, q int32)
+
 func matMulF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
 	if cols == 0 { // w and x may be empty: every sum is +0.
 		clear(out[:rows*n])
@@ -53,6 +62,24 @@ func matMulF32(out []float32, w []float32, x []float32, rows, cols, n int) {
 		return
 	}
 	kMatMulF32(&out[0], &w[0], &x[0], int32(rows), int32(cols), int32(n))
+}
+
+func matMulBF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
+	if cols == 0 {
+		clear(out[:rows*n])
+		return
+	}
+	kMatMulBF16(&out[0], &w[0], &x[0], int32(rows), int32(cols), int32(n))
+}
+
+// quantizeQ8 and matMulQ are called with every dimension positive (see
+// QuantizeQ8 and MatMulQ).
+func quantizeQ8(dst *Q8, x []float32) {
+	kQuantizeQ8(&dst.Q[0], &dst.D[0], &dst.S[0], &dst.Sum[0], &x[0], int32(len(x)/32))
+}
+
+func matMulQ(out []float32, q QType, w []byte, x *Q8, rows, cols, n int) {
+	kMatMulQ(&out[0], &w[0], &x.Q[0], &x.D[0], &x.S[0], &x.Sum[0], int32(rows), int32(cols), int32(n), int32(q))
 }
 
 func dot(a, b []float32) float32               { return kDot(&a[0], &b[0], int32(len(a))) }
@@ -76,12 +103,3 @@ func flushF16(w []uint16) int              { return int(kFlushF16(&w[0], int32(l
 // Kernels reports which implementation the API runs: "go", "amd64-avx2"
 // or "wasm-simd128".
 func Kernels() string { return "wasm-simd128" }
-
-// The quantized kernels and bfloat16 run the Go definitions here for now.
-func matMulBF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
-	goMatMulBF16(out, w, x, rows, cols, n)
-}
-func quantizeQ8(dst *Q8, x []float32) { goQuantizeQ8(dst, x) }
-func matMulQ(out []float32, q QType, w []byte, x *Q8, rows, cols, n int) {
-	goMatMulQ(out, q, w, x, rows, cols, n)
-}

@@ -21,6 +21,7 @@ import (
 var kernelNames = []string{
 	"matmul_f16", "matmul_f32", "dot", "axpy", "add", "rmsnorm",
 	"softmax", "silu_mul", "rope", "widen_f16", "flush_f16",
+	"matmul_bf16", "quantize_q8", "matmul_q",
 }
 
 // memoryModule returns a wasm module that exports a memory of the given
@@ -575,6 +576,40 @@ func TestWasmForward(t *testing.T) {
 					t.Fatalf("%s: count %d, want %d, or halves differ", name, cnt, want)
 				}
 			}
+		case "matmul_bf16":
+			x := randF32(r, nv*cols)
+			w := randBF16(r, rows*cols, false)
+			px, pw := k.putF32(t, x, 3), k.putF16(t, w, 1)
+			pout := k.putF32(t, make([]float32, nv*rows), 1)
+			want := make([]float32, nv*rows)
+			goMatMulBF16(want, w, x, rows, cols, nv)
+			k.call(t, true, name, pout, pw, px, rows, cols, nv)
+			sameBits(t, name, k.readF32(pout, len(want)), want)
+		case "quantize_q8":
+			x := randF32(r, 64)
+			var want Q8
+			want.Resize(1, 64)
+			goQuantizeQ8(&want, x)
+			px := k.putF32(t, x, 1)
+			pq := k.putQ8(t, &Q8{Q: make([]int8, 64), D: make([]float32, 2), S: make([]float32, 2), Sum: make([]int32, 2)}, 5)
+			k.call(t, true, name, pq.q, pq.d, pq.s, pq.sum, px, 2)
+			if got := k.readBytes(pq.q, 64); fmt.Sprint(got) != fmt.Sprint(qBytes(want.Q)) {
+				t.Fatalf("%s: q = %v, want %v", name, got, want.Q)
+			}
+			sameBits(t, name+" d", k.readF32(pq.d, 2), want.D)
+			sameBits(t, name+" s", k.readF32(pq.s, 2), want.S)
+		case "matmul_q":
+			const qcols = 256
+			w := quantWeights(r, Q4_K, rows, qcols, true, false)
+			var a Q8
+			QuantizeQ8(&a, randF32(r, nv*qcols), nv, qcols)
+			px := k.putQ8(t, &a, 7)
+			pw := k.putBytes(t, w, 3)
+			pout := k.putF32(t, make([]float32, nv*rows), 1)
+			want := make([]float32, nv*rows)
+			goMatMulQ(want, Q4_K, w, &a, rows, qcols, nv)
+			k.call(t, true, name, pout, pw, px.q, px.d, px.s, px.sum, rows, qcols, nv, int(Q4_K))
+			sameBits(t, name, k.readF32(pout, len(want)), want)
 		default:
 			t.Fatalf("no forwarding test for %s", name)
 		}
