@@ -6,7 +6,7 @@ WAT2WASM ?= wat2wasm
 SHARED   ?= ../shared
 MODELS   ?= models
 
-.PHONY: all demo serve site test test-go test-site bench-site bench-go corpus kjv-model prune-table quant-table kernels kernels-check bench wisp models clean
+.PHONY: all demo serve site test test-go test-site bench-site bench-go corpus kjv-model prune-table quant-table kernels kernels-check bench wisp models clean oracle oracle-fixtures
 
 all: wisp kernels site
 
@@ -114,7 +114,9 @@ kernels-check:
 # the page in headless Chromium and the loader in Node.
 test: test-go test-site
 
-test-go:
+# The Go tests; the llama.cpp oracle (below) is built first, so that the
+# test against llama.cpp itself runs rather than skips.
+test-go: oracle
 	$(GO) vet ./...
 	$(GO) test ./...
 
@@ -126,6 +128,33 @@ bench: wisp site models site/node_modules
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./simd ./engine ./wasm/host
+
+# The llama.cpp oracle (tools/oracle/README.md): the prebuilt native
+# llama.cpp from npm, and a small C program linked against its shared
+# libraries that quantizes, dequantizes and evaluates GGUF files.
+ORACLE_DIR ?= build/oracle
+ORACLE_NPM := @node-llama-cpp/linux-x64@3.22.1
+ORACLE_LIB := $(ORACLE_DIR)/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
+ORACLE_CC  ?= gcc
+
+oracle: $(ORACLE_DIR)/oracle
+
+$(ORACLE_LIB)/libllama.v0.5.0.so:
+	@command -v $(ORACLE_CC) >/dev/null || { echo "installing Debian's gcc for the llama.cpp oracle"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null; }
+	@mkdir -p $(ORACLE_DIR)
+	npm install --prefix $(ORACLE_DIR) --no-audit --no-fund --no-save $(ORACLE_NPM)
+	@touch $@
+
+$(ORACLE_DIR)/oracle: tools/oracle/csrc/oracle.c $(ORACLE_LIB)/libllama.v0.5.0.so
+	$(ORACLE_CC) -std=c11 -O2 -Wall -Wextra -DORACLE_LIBDIR='"$(abspath $(ORACLE_LIB))"' -o $@ $< \
+		-L$(ORACLE_LIB) -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so \
+		-Wl,-rpath,$(abspath $(ORACLE_LIB))
+
+# The llama.cpp fixtures of the engine's oracle tests, remade from fixed
+# seeds: testdata/llamacpp.
+oracle-fixtures: oracle
+	$(GO) run ./tools/oracle/fixtures -oracle $(ORACLE_DIR)/oracle -out testdata/llamacpp
 
 clean:
 	rm -rf bin site/wasm
