@@ -124,7 +124,8 @@ test-go: oracle
 # llama.cpp's wasm build (wllama) on the same files: bench/results.md and
 # bench/results.json. The Go micro-benchmarks: make bench-go.
 bench: wisp site models site/node_modules
-	$(GO) run ./tools/bench -out bench -shared $(SHARED)
+	$(MAKE) oracle $(ORACLE_DIR)/llamabench
+	$(GO) run ./tools/bench -out bench -shared $(SHARED) -oracle $(ORACLE_DIR)/oracle -llamacpp $(ORACLE_DIR)/llamabench
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./simd ./engine ./wasm/host
@@ -147,6 +148,13 @@ $(ORACLE_LIB)/libllama.v0.5.0.so:
 	@touch $@
 
 $(ORACLE_DIR)/oracle: tools/oracle/csrc/oracle.c $(ORACLE_LIB)/libllama.v0.5.0.so
+	$(ORACLE_CC) -std=c11 -O2 -Wall -Wextra -DORACLE_LIBDIR='"$(abspath $(ORACLE_LIB))"' -o $@ $< \
+		-L$(ORACLE_LIB) -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so \
+		-Wl,-rpath,$(abspath $(ORACLE_LIB))
+
+# Native llama.cpp as a runner of make bench (tools/bench/csrc/llamabench.c),
+# linked against the oracle's prebuilt libraries.
+$(ORACLE_DIR)/llamabench: tools/bench/csrc/llamabench.c $(ORACLE_LIB)/libllama.v0.5.0.so
 	$(ORACLE_CC) -std=c11 -O2 -Wall -Wextra -DORACLE_LIBDIR='"$(abspath $(ORACLE_LIB))"' -o $@ $< \
 		-L$(ORACLE_LIB) -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so \
 		-Wl,-rpath,$(abspath $(ORACLE_LIB))

@@ -17,8 +17,15 @@
 //     model.generate, the rates being those the Worker reports;
 //   - @wllama/wllama from node_modules (CPU only, n_threads threads), the
 //     rates being those llama.cpp reports (timings.prompt_per_second and
-//     timings.predicted_per_second);
+//     timings.predicted_per_second), in one of two modes: "best", its
+//     plain createCompletion with n_batch 512 (its fastest), or "chat",
+//     streamed token by token with per-token timings as a chat page
+//     streams a reply;
 //   - the ceiling (ceiling.js): read bandwidth and matvec GFLOP/s.
+//
+// A job loads its model once, as a page does, and warms up until its
+// decode rate settles (settle: V8 runs new wasm in a baseline tier first);
+// its runs then generate on that loaded model.
 //
 // The first line configures it, {"models": DIR, "context": 256,
 // "warmupMs": 1500}, and is answered {"chromium", "wllama",
@@ -26,15 +33,19 @@
 // Then:
 //
 //	{"op": "ceiling", "spec": {...}} → ceiling.js's answer
-//	{"op": "open", "job": {"id", "engine": "wisp" | "wllama", "file",
-//	  "threads", "prompt", "warmup", "maxTokens", "warmupTokens",
-//	  "runWarmupTokens", "decodeCapMs"}}
-//	    → {"coldLoadMs"}: a new context, a first load and a warm-up
+//	{"op": "open", "job": {"id", "engine": "wisp" | "wllama", "mode",
+//	  "nBatch", "file", "threads", "prompt", "maxTokens", "decodeCapMs"}}
+//	    → {"coldLoadMs", "warmups"}: a new context, the load and the
+//	    warm-up
 //	{"op": "run", "id"} → {"loadMs", "prefill", "decode", "promptTokens",
-//	    "tokens", "reason", "threads", "libllama"}: a load, one short
-//	    warm-up generation (runWarmupTokens tokens), then the measured
-//	    prompt and decoding, stopped early (reason "time cap") once the
-//	    decoding has taken decodeCapMs
+//	    "tokens", "reason", "threads", "libllama"}: the measured prompt and
+//	    decoding on the loaded model, stopped early (reason "time cap")
+//	    once the decoding has taken decodeCapMs (wisp, and wllama's chat
+//	    mode: a plain completion cannot be stopped)
+//	{"op": "reference", "job": {... "runs"}} → {"prefill": [...],
+//	    "decode": [...]}: a wllama job alone in a browser of its own
+//	    (launched for it, closed after), loaded once, warmed up, runs
+//	    completions: what wllama does on its own
 //	{"op": "close", "id"} → {"peakRSS"}: the largest resident set of the
 //	    job's renderer while it ran, in bytes (0 where /proc cannot tell)
 //
@@ -127,6 +138,11 @@ async function resident(pid) {
   }
 }
 
+/** WARM_TOKENS is what each warm-up generation of a job decodes. */
+const WARM_TOKENS = 32;
+/** MAX_WARM_MS bounds a job's warm-up. */
+const MAX_WARM_MS = 12_000;
+
 /** SAMPLE_MS is how often busiest samples the renderers' memory. */
 const SAMPLE_MS = 25;
 
@@ -193,72 +209,106 @@ function spin(ms) {
   return x;
 }
 
-// runWisp runs in the page: it loads the model through wisp.js, warms up
-// (short generations of warmupTokens for at least warmMs, at least one),
-// then, if asked to measure, generates greedily and returns what the
-// Worker measured.
-async function runWisp({ url, prompt, warmup, maxTokens, warmupTokens, context, warmMs, measure, decodeCapMs }) {
+// openWisp runs in the page: it loads the model through wisp.js (the
+// Worker) once and warms up with short generations of the measured
+// prompt (settle), keeping the model for runWisp.
+async function openWisp({ url, prompt, warmupTokens, context, warmMs, maxWarmMs }) {
   const wisp = await import('/wisp.js');
   const t0 = performance.now();
   const model = await wisp.load(url, { cache: false });
   const loadMs = performance.now() - t0;
-  try {
-    const w0 = performance.now();
-    do {
-      for await (const _ of model.generate(warmup, { temperature: 0, maxTokens: warmupTokens, context }));
-    } while (performance.now() - w0 < warmMs);
-    if (!measure) return { loadMs };
-    const gen = model.generate(prompt, { temperature: 0, maxTokens, context });
-    let first = 0;
-    let capped = false;
-    for await (const _ of gen) {
-      // The Worker posts the first token at once, then slices of 16 ms.
-      if (!first && gen.stats.tokens > 0) first = performance.now();
-      if (first && !capped && performance.now() - first >= decodeCapMs) {
-        capped = true;
-        gen.stop();
-      }
+  globalThis.benchJob = { model, loadMs };
+  const warm = await globalThis.settle(async () => {
+    const gen = model.generate(prompt, { temperature: 0, maxTokens: warmupTokens, context });
+    for await (const _ of gen);
+    return (await gen.result).tokensPerSecond;
+  }, warmMs, maxWarmMs);
+  return { loadMs, warm };
+}
+
+// runWisp runs in the page: one greedy generation on the loaded model,
+// with the rates its Worker measured.
+async function runWisp({ prompt, maxTokens, context, decodeCapMs }) {
+  const { model, loadMs } = globalThis.benchJob;
+  const gen = model.generate(prompt, { temperature: 0, maxTokens, context });
+  let first = 0;
+  let capped = false;
+  for await (const _ of gen) {
+    // The Worker posts the first token at once, then slices of 16 ms.
+    if (!first && gen.stats.tokens > 0) first = performance.now();
+    if (first && !capped && performance.now() - first >= decodeCapMs) {
+      capped = true;
+      gen.stop();
     }
-    const s = await gen.result;
-    return {
-      loadMs, prefill: s.promptTokensPerSecond, decode: s.tokensPerSecond,
-      promptTokens: s.promptTokens, tokens: s.tokens, reason: capped ? 'time cap' : s.reason, threads: 1,
-    };
-  } finally {
-    model.unload();
+  }
+  const s = await gen.result;
+  return {
+    loadMs, prefill: s.promptTokensPerSecond, decode: s.tokensPerSecond,
+    promptTokens: s.promptTokens, tokens: s.tokens, reason: capped ? 'time cap' : s.reason, threads: 1,
+  };
+}
+
+// closeJob runs in the page: it frees the job's model.
+async function closeJob() {
+  const j = globalThis.benchJob;
+  globalThis.benchJob = null;
+  if (j?.model) j.model.unload();
+  if (j?.w) {
+    await j.w.exit();
+    await j.w.cacheManager.clear();
   }
 }
 
-// runWllama runs in the page: it loads the model with wllama (CPU only,
-// n_threads threads), warms up as runWisp does, then, if asked to
-// measure, completes greedily and returns llama.cpp's own timings, which
-// it streams with every token so that a capped run still has them.
-// wllama always downloads a model into its cache (the origin private file
-// system) and loads it from there, reusing a copy it finds: the cache is
-// emptied before each load, so that every load downloads, as wisp's do.
-async function runWllama({ url, prompt, warmup, maxTokens, warmupTokens, context, threads, warmMs, measure, decodeCapMs }) {
+// openWllama runs in the page: it loads the model with wllama once (CPU
+// only, n_threads threads; n_batch and n_ubatch nBatch unless 0, its
+// defaults then) and warms up as openWisp does, in the job's mode, keeping
+// it for runWllama. wllama always downloads a model into its cache (the
+// origin private file system) and loads it from there, reusing a copy it
+// finds: the cache is emptied before the load, so that it downloads, as
+// wisp's load does.
+async function openWllama({ url, prompt, warmupTokens, context, threads, nBatch, mode, warmMs, maxWarmMs }) {
   const { Wllama } = await import('/node_modules/@wllama/wllama/esm/index.js');
   const quiet = { debug() {}, log() {}, warn() {}, error: (...a) => console.error(...a) };
   const w = new Wllama({ default: '/node_modules/@wllama/wllama/esm/wasm/wllama.wasm' },
     { suppressNativeLog: true, logger: quiet });
   await w.cacheManager.clear();
+  const params = { n_threads: threads, n_ctx: context, n_parallel: 1, n_gpu_layers: 0, useCache: false };
+  if (nBatch > 0) Object.assign(params, { n_batch: nBatch, n_ubatch: nBatch });
   const t0 = performance.now();
-  await w.loadModelFromUrl(url, { n_threads: threads, n_ctx: context, n_parallel: 1, n_gpu_layers: 0, useCache: false });
+  await w.loadModelFromUrl(url, params);
   const loadMs = performance.now() - t0;
-  try {
-    const opts = { temperature: 0, ignore_eos: true, cache_prompt: false };
-    const w0 = performance.now();
-    do {
-      await w.createCompletion({ ...opts, prompt: warmup, max_tokens: warmupTokens });
-    } while (performance.now() - w0 < warmMs);
-    if (!measure) return { loadMs };
+  globalThis.benchJob = { w, loadMs, Wllama };
+  const warm = await globalThis.settle(async () => {
+    const r = await globalThis.wllamaComplete({ prompt, maxTokens: warmupTokens, mode, decodeCapMs: Infinity });
+    return r.t.predicted_per_second;
+  }, warmMs, maxWarmMs);
+  return { loadMs, warm };
+}
+
+// installHelpers runs in the page: it installs settle and wllamaComplete
+// (page.evaluate sends a function's own source only).
+//
+// settle: see below. wllamaComplete: one
+// greedy completion on the loaded wllama, in the job's mode: "best" is
+// its plain createCompletion (not streamed), "chat" streams the tokens
+// with per-token timings through onData, as a chat page would; the
+// decoding of a streamed one stops once it has taken decodeCapMs.
+function installHelpers() {
+  globalThis.settle = settle;
+  globalThis.wllamaComplete = async ({ prompt, maxTokens, mode, decodeCapMs }) => {
+    const { w } = globalThis.benchJob;
+    const opts = { temperature: 0, ignore_eos: true, cache_prompt: false, prompt, max_tokens: maxTokens };
+    if (mode !== 'chat') {
+      const res = await w.createCompletion(opts);
+      return { t: res.timings, reason: res.choices?.[0]?.finish_reason || '' };
+    }
     const ctl = new AbortController();
     let t = null;
     let reason = '';
     let first = 0;
     try {
       await w.createCompletion({
-        ...opts, prompt, max_tokens: maxTokens, stream: true, timings_per_token: true, abortSignal: ctl.signal,
+        ...opts, stream: true, timings_per_token: true, abortSignal: ctl.signal,
         onData: (chunk) => {
           if (chunk.timings) t = chunk.timings;
           reason = chunk.choices?.[0]?.finish_reason || reason;
@@ -271,15 +321,36 @@ async function runWllama({ url, prompt, warmup, maxTokens, warmupTokens, context
       reason = 'time cap';
     }
     if (!t) throw new Error('wllama reported no timings');
-    return {
-      loadMs, prefill: t.prompt_per_second, decode: t.predicted_per_second,
-      promptTokens: t.prompt_n, tokens: t.predicted_n, reason,
-      threads: w.getNumThreads(), libllama: Wllama.getLibllamaVersion?.() ?? '',
-    };
-  } finally {
-    await w.exit();
-    await w.cacheManager.clear();
+    return { t, reason };
+  };
+  // settle runs in the page: it calls gen() (one warm-up generation, which
+  // returns its decode rate) for at least warmMs and at least twice, then
+  // on while the last rate is more than 5 % above the one before (V8 tiers
+  // the wasm up while it runs: the first generations after a load run
+  // slower code), for at most maxMs.
+  async function settle(gen, warmMs, maxMs) {
+    const w0 = performance.now();
+    let last = 0;
+    for (let n = 1; ; n++) {
+      const rate = await gen();
+      const grew = rate > last * 1.05;
+      last = rate;
+      const t = performance.now() - w0;
+      if (t >= maxMs || (n >= 2 && t >= warmMs && !grew)) return n;
+    }
   }
+}
+
+// runWllama runs in the page: one measured completion on the loaded
+// wllama, with llama.cpp's own timings.
+async function runWllama({ prompt, maxTokens, mode, decodeCapMs }) {
+  const { w, loadMs, Wllama } = globalThis.benchJob;
+  const { t, reason } = await globalThis.wllamaComplete({ prompt, maxTokens, mode, decodeCapMs });
+  return {
+    loadMs, prefill: t.prompt_per_second, decode: t.predicted_per_second,
+    promptTokens: t.prompt_n, tokens: t.predicted_n, reason,
+    threads: w.getNumThreads(), libllama: Wllama.getLibllamaVersion?.() ?? '',
+  };
 }
 
 // runCeiling runs in the page: ceiling.js with the site's kernels.
@@ -309,13 +380,40 @@ class Bench {
   async open(job) {
     if (this.jobs.has(job.id)) throw new Error(`job ${job.id} is already open`);
     const p = await openPage(this.browser, this.url);
-    const arg = { ...job, url: `/models/${job.file}`, context: this.cfg.context };
-    const j = { job, arg, ...p, run: job.engine === 'wisp' ? runWisp : runWllama };
+    const arg = { ...job, url: `/models/${job.file}`, context: this.cfg.context, warmupTokens: WARM_TOKENS };
+    const wisp = job.engine === 'wisp';
+    const j = { job, arg, ...p, run: wisp ? runWisp : runWllama };
     this.jobs.set(job.id, j);
-    const { result: r, peak } = await busiest(this.cdp, () => j.page.evaluate(j.run, { ...arg, warmMs: this.cfg.warmupMs, measure: false }));
+    await j.page.evaluate(installHelpers);
+    const { result: r, peak } = await busiest(this.cdp, () => j.page.evaluate(wisp ? openWisp : openWllama,
+      { ...arg, warmMs: this.cfg.warmupMs, maxWarmMs: MAX_WARM_MS }));
     j.peak = Math.max(j.peak, peak);
-    log(`${job.id}: first load ${r.loadMs.toFixed(0)} ms, warmed up`);
-    return { coldLoadMs: r.loadMs };
+    log(`${job.id}: load ${r.loadMs.toFixed(0)} ms, warmed up in ${r.warm} generations`);
+    return { coldLoadMs: r.loadMs, warmups: r.warm };
+  }
+
+  // reference measures a wllama job alone: a browser of its own with
+  // that one page, loaded once, warmed up, job.runs completions; it
+  // answers their rates.
+  async reference(job) {
+    const browser = await launch();
+    try {
+      const { page } = await openPage(browser, this.url);
+      await page.evaluate(installHelpers);
+      const arg = { ...job, url: `/models/${job.file}`, context: this.cfg.context, warmupTokens: WARM_TOKENS };
+      await page.evaluate(openWllama, { ...arg, warmMs: this.cfg.warmupMs, maxWarmMs: MAX_WARM_MS });
+      const out = { prefill: [], decode: [] };
+      for (let i = 0; i < (job.runs || 1); i++) {
+        const r = await page.evaluate(runWllama, arg);
+        out.prefill.push(r.prefill);
+        out.decode.push(r.decode);
+        log(`${job.id}: prefill ${r.prefill.toFixed(1)} tok/s, decode ${r.decode.toFixed(1)} tok/s (${r.threads} thread(s))`);
+      }
+      await page.evaluate(closeJob);
+      return out;
+    } finally {
+      await browser.close();
+    }
   }
 
   job(id) {
@@ -326,8 +424,7 @@ class Bench {
 
   async run(id) {
     const j = this.job(id);
-    const { result: r, peak } = await busiest(this.cdp,
-      () => j.page.evaluate(j.run, { ...j.arg, warmupTokens: j.arg.runWarmupTokens, warmMs: 0, measure: true }));
+    const { result: r, peak } = await busiest(this.cdp, () => j.page.evaluate(j.run, j.arg));
     j.peak = Math.max(j.peak, peak);
     log(`${id}: load ${r.loadMs.toFixed(0)} ms, prefill ${r.prefill.toFixed(1)} tok/s,`,
       `decode ${r.decode.toFixed(1)} tok/s (${r.promptTokens} + ${r.tokens} tokens, ${r.threads} thread(s))`);
@@ -337,6 +434,7 @@ class Bench {
   async close(id) {
     const j = this.job(id);
     this.jobs.delete(id);
+    await j.page.evaluate(closeJob).catch((err) => log(`${id}: closing: ${err.message}`));
     await j.context.close();
     return { peakRSS: j.peak };
   }
@@ -382,6 +480,7 @@ try {
         case 'open': send(await bench.open(req.job)); break;
         case 'run': send(await bench.run(req.id)); break;
         case 'close': send(await bench.close(req.id)); break;
+        case 'reference': send(await bench.reference(req.job)); break;
         default: send({ error: `browser.bench.js: unknown op ${JSON.stringify(req.op)}` });
       }
     } catch (err) {

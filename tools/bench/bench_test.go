@@ -164,6 +164,32 @@ func TestDerive(t *testing.T) {
 	}
 }
 
+func TestHonestyCheck(t *testing.T) {
+	rep := sampleReport()
+	l := rates("llama.cpp", "native", "F16", 1, 2000, 200)
+	l.OwnPrefill, l.OwnDecode = summarize([]float64{2100}), summarize([]float64{210})
+	w := &rep.Models[0].Rows[4] // wllama F32 1t: decode 40, prefill 1000
+	w.Mode = "best"
+	w.RefPrefill, w.RefDecode = summarize([]float64{1100}), summarize([]float64{50})
+	rep.Models[0].Rows = append(rep.Models[0].Rows, l)
+	rep.derive()
+	if len(rep.Checks) != 4 {
+		t.Fatalf("%d checks, want 4: %+v", len(rep.Checks), rep.Checks)
+	}
+	// 40 against 50 is -20 %: the one violation.
+	if len(rep.Violations) != 1 || !strings.Contains(rep.Violations[0], "decode") || !strings.Contains(rep.Violations[0], "-20%") {
+		t.Errorf("violations %q, want wllama's decode at -20%%", rep.Violations)
+	}
+	md := rep.markdown()
+	for _, want := range []string{"## The honesty check", "| stories15M | wllama best, Chromium F32 1t | decode | 40.0 | 50.0 | -20% | **NO** |",
+		"| stories15M | llama.cpp, native (C) F16 1t | prefill | 2000 | 2100 | -5% | yes |", "## wisp against the peers, file by file",
+		"| stories15M | F16 | 1200 / 100 | 300 / 20.0 | 4.00× / 5.00× | – | – | 1000 / 50.0 | 2000 / 200 | 0.50× / 0.25× | – | – |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the Markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
+
 func TestDeriveStrict(t *testing.T) {
 	// "Beat" is strict: equal two-thread decode does not meet it.
 	rep := sampleReport()
@@ -194,7 +220,7 @@ func TestMarkdown(t *testing.T) {
 		"| native (Go) | 10.0 (9.00–11.0) | 20.0 |",
 		"| wazero | failed: no memory |  |",
 		"## stories15M shape",
-		"memory-bound decode limit F16 100 tok/s, F32 50.0 tok/s",
+		"memory-bound decode limit (tok/s) F16 100, F32 50.0.",
 		"| wisp, Chromium | F16 | 1 | 11.0 (10.0–12.0) | 1200 (1080–1320) | 100 (90.0–110) | – | 2.00× | 2.50× | 1.20× | 100% |",
 		`| wllama, Chromium | F16 | 2 | failed: cannot load \| it | | | | | | | |`,
 		"- a note",
@@ -446,19 +472,26 @@ func Example_cell() {
 	// Output: 230 (212–245) 1.90×
 }
 
+// defaultWllama is -wllama's default.
+var defaultWllama = []wllamaConfig{{"best", "F16", 1}, {"best", "F32", 1}, {"best", "F32", 2}, {"best", "Q8_0", 1}, {"best", "Q8_0", 2},
+	{"best", "Q4_K_M", 1}, {"best", "Q4_K_M", 2}, {"chat", "Q4_K_M", 1}, {"chat", "Q4_K_M", 2}}
+
 func TestParseFlags(t *testing.T) {
 	for _, tc := range []struct {
 		args   []string
 		ok     bool
 		wllama []wllamaConfig
 	}{
-		{nil, true, []wllamaConfig{{"F16", 1}, {"F32", 1}, {"F32", 2}}},
-		{[]string{"-wllama", "f32/2, F16/1"}, true, []wllamaConfig{{"F32", 2}, {"F16", 1}}},
+		{nil, true, defaultWllama},
+		{[]string{"-wllama", "f32/2, chat:F16/1,best:q4_k_m/1"}, true, []wllamaConfig{{"best", "F32", 2}, {"chat", "F16", 1}, {"best", "Q4_K_M", 1}}},
 		{[]string{"-wllama", ""}, true, nil},
 		{[]string{"-wllama", "F32"}, false, nil},
 		{[]string{"-wllama", "Q4/1"}, false, nil},
 		{[]string{"-wllama", "F32/0"}, false, nil},
-		{[]string{"-skip", "wllama,ceiling"}, true, []wllamaConfig{{"F16", 1}, {"F32", 1}, {"F32", 2}}},
+		{[]string{"-wllama", "fast:F32/1"}, false, nil},
+		{[]string{"-llamacpp-runs", "chat:F32/1"}, false, defaultWllama},
+		{[]string{"-types", "F32"}, false, nil},
+		{[]string{"-skip", "wllama,ceiling,llamacpp"}, true, defaultWllama},
 		{[]string{"-skip", "gpu"}, false, nil},
 		{[]string{"-runs", "0"}, false, nil},
 		{[]string{"extra"}, false, nil},

@@ -48,6 +48,10 @@ type sample struct {
 	Reason       string  `json:"reason"`
 	Threads      int     `json:"threads"`
 	Libllama     string  `json:"libllama"`
+	// PerfPrefill and PerfDecode are native llama.cpp's own figures
+	// (llama_perf_context) for the same run, beside the bench's timing.
+	PerfPrefill float64 `json:"perfPrefill"`
+	PerfDecode  float64 `json:"perfDecode"`
 }
 
 // generation is what one prompt and its decoding took.

@@ -1,21 +1,33 @@
 // Command bench is make bench: one benchmark of every runtime wisp runs in,
-// and of a peer, on the same model files with the same prompt and settings
-// (issue 7).
+// and of its peers, on the same model files with the same prompt and
+// settings (issues 7, 11 and 12).
 //
 // For each model (stories260K from ../shared/models when present, and
-// random F16 and F32 models of the TinyStories-15M and SmolLM2-135M
-// shapes), it measures load time, prefill speed on a 128-token prompt,
-// decode speed over 128 greedy tokens and peak memory: of wisp natively,
-// in wazero, in Node and in headless Chromium (the page's Worker, through
-// wisp.js), and of @wllama/wllama (llama.cpp in wasm) in the same Chromium
-// with one and two threads. It measures the machine's ceiling too: read
-// bandwidth and the matrix-vector kernel's GFLOP/s, natively and in each
-// wasm runtime. Every runtime is warmed up, then the runs of all runtimes
-// of a model are interleaved, so that a busy machine slows them alike.
-// It prints a Markdown report and writes it, with the JSON, to
+// random models of the TinyStories-15M and SmolLM2-135M shapes in F16 and
+// F32, quantized to Q8_0 and Q4_K_M by llama.cpp's own quantizer from the
+// F32 file, as the files users download are made), it measures load time,
+// prefill speed on a 128-token prompt, decode speed over 128 greedy tokens
+// and peak memory: of wisp natively, in wazero, in Node and in headless
+// Chromium (the page's Worker, through wisp.js); of @wllama/wllama
+// (llama.cpp in wasm) in the same Chromium, in its fastest mode (plain
+// createCompletion, n_batch 512) and as a chat page streams, at one and
+// two threads; and of native llama.cpp (tools/bench/csrc/llamabench.c on
+// the prebuilt libraries of make oracle) at one and two threads. It
+// measures the machine's ceiling too: read bandwidth and the
+// matrix-vector kernel's GFLOP/s, natively and in each wasm runtime. Every
+// runtime is warmed up, then the runs of all runtimes of a model are
+// interleaved, so that a busy machine slows them alike.
+//
+// The honesty check: the bench's figures for native llama.cpp must stay
+// within 15 % of its own llama_perf_context figures for the same runs, and
+// those for the wllama rows wisp is compared against within 15 % of what
+// wllama's own timings say when it runs alone in a fresh browser; a
+// violation is reported and fails the command (after the report is
+// written). It prints a Markdown report and writes it, with the JSON, to
 // bench/results.md and bench/results.json.
 //
-// Usage, from the repository's root, after make site (and npm ci in site):
+// Usage, from the repository's root, after make site oracle (and npm ci in
+// site):
 //
 //	go run ./tools/bench [-runs 3] [-models stories15M,...] [-skip wllama,...] [-out bench]
 //
@@ -39,6 +51,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,30 +82,70 @@ type options struct {
 	warmup, decodeCap                time.Duration
 	out, site, shared, dir           string
 	models, skip                     []string
-	wllama                           []wllamaConfig
-	wllamaF16Max                     float64 // parameters; larger models skip wllama's F16 rows (0: never skip)
+	types                            []string       // wisp's file types
+	wllama                           []wllamaConfig // wllama's runs
+	llamacpp                         []wllamaConfig // native llama.cpp's runs (mode unused)
+	wllamaF16Max                     float64        // parameters; larger models skip wllama's F16 rows (0: never skip)
+	oracle, llamacppBin              string         // llama.cpp's quantizer (build/oracle/oracle) and llamabench
+	maxRowSeconds                    float64        // a row takes no further run once its bench time passes this
+	check                            bool           // the honesty check: a violation fails the bench
+	refRuns                          int            // wllama's reference runs in a fresh browser
 	wispF32                          bool
 }
 
-// wllamaConfig is one way of running wllama: a file type and threads.
+// wllamaConfig is one way of running a peer: a harness mode, a file type
+// and threads.
 type wllamaConfig struct {
-	typ     string // "F16" or "F32"
+	mode    string // wllama: "best" or "chat"
+	typ     string // "F16", "F32", "Q8_0" or "Q4_K_M"
 	threads int
 }
 
-// parseWllama parses -wllama's list of TYPE/THREADS.
-func parseWllama(s string) ([]wllamaConfig, error) {
+// fileTypes are the file types the bench makes: F16 and F32 by wisp's
+// synth (or conversion), Q8_0 and Q4_K_M by llama.cpp's own quantizer
+// from the F32 file, with its llama_ftype numbers.
+var fileTypes = []struct {
+	name  string
+	ftype int // llama_ftype for llama_model_quantize; 0: not quantized
+}{{"F16", 0}, {"F32", 0}, {"Q8_0", 7}, {"Q4_K_M", 15}}
+
+// knownType returns the canonical name of a file type, or "".
+func knownType(s string) string {
+	for _, t := range fileTypes {
+		if strings.EqualFold(s, t.name) {
+			return t.name
+		}
+	}
+	return ""
+}
+
+// parsePeer parses a list of [MODE:]TYPE/THREADS (the mode only where
+// modes is not empty; its first entry is the default).
+func parsePeer(flag, s string, modes []string) ([]wllamaConfig, error) {
 	var out []wllamaConfig
 	for _, f := range list(s) {
-		typ, th, ok := strings.Cut(strings.ToUpper(f), "/")
+		mode, rest := "", f
+		if len(modes) > 0 {
+			mode = modes[0]
+			if m, r, ok := strings.Cut(f, ":"); ok {
+				mode, rest = strings.ToLower(m), r
+			}
+		}
+		typ, th, ok := strings.Cut(rest, "/")
 		n := 0
 		if ok {
 			n, _ = strconv.Atoi(th)
 		}
-		if (typ != "F16" && typ != "F32") || n < 1 || n > 64 {
-			return nil, fmt.Errorf("-wllama %s: give TYPE/THREADS, such as F32/2 (TYPE F16 or F32)", f)
+		typ = knownType(typ)
+		okMode := len(modes) == 0 || slices.Contains(modes, mode)
+		if typ == "" || n < 1 || n > 64 || !okMode {
+			want := "TYPE/THREADS, such as F32/2"
+			if len(modes) > 0 {
+				want = "[MODE:]TYPE/THREADS, such as chat:F32/2 (MODE " + strings.Join(modes, " or ") + ")"
+			}
+			return nil, fmt.Errorf("%s %s: give %s (TYPE F16, F32, Q8_0 or Q4_K_M)", flag, f, want)
 		}
-		out = append(out, wllamaConfig{typ: typ, threads: n})
+		out = append(out, wllamaConfig{mode: mode, typ: typ, threads: n})
 	}
 	return out, nil
 }
@@ -122,11 +175,20 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.shared, "shared", "../shared", "the shared folder, whose models/ may hold stories260K.bin and tok512.bin")
 	fs.StringVar(&o.dir, "dir", "", "folder for the model files (default: a temporary folder, removed afterwards)")
 	models := fs.String("models", "", "comma-separated models to measure: stories260K, stories15M, smollm2-135m (default: all)")
-	skip := fs.String("skip", "", "comma-separated parts to skip: ceiling, native, wazero, node, chromium, wllama")
+	skip := fs.String("skip", "", "comma-separated parts to skip: ceiling, native, wazero, node, chromium, wllama, llamacpp")
 	fs.BoolVar(&o.wispF32, "wisp-f32", false, "measure wisp on the F32 files too")
+	fs.StringVar(&o.oracle, "oracle", "build/oracle/oracle", "llama.cpp's quantizer (make oracle), which makes the Q8_0 and Q4_K_M files from the F32 ones (empty: no quantized files)")
+	fs.StringVar(&o.llamacppBin, "llamacpp", "build/oracle/llamabench", "native llama.cpp's runner (tools/bench/csrc/llamabench.c; empty: no llama.cpp rows)")
+	types := fs.String("types", "F16,Q8_0,Q4_K_M", "wisp's file types, in every runtime (F32 also with -wisp-f32)")
+	llamacpp := fs.String("llamacpp-runs", "F16/1,F16/2,Q8_0/1,Q8_0/2,Q4_K_M/1,Q4_K_M/2", "native llama.cpp's runs: TYPE/THREADS")
+	fs.Float64Var(&o.maxRowSeconds, "max-row-seconds", 30, "a row whose warm-up and runs have taken this long takes no further run (it keeps at least one; 0: no limit)")
+	fs.BoolVar(&o.check, "check", true, "the honesty check: wllama's best figures against a reference run in a fresh browser, llama.cpp's against its own llama_perf figures; a gap over 15% fails the bench (after writing the report)")
+	fs.IntVar(&o.refRuns, "ref-runs", 3, "runs of each wllama reference in a fresh browser")
 	fs.Float64Var(&o.wllamaF16Max, "wllama-f16-max", 50e6, "measure wllama on F16 files only for models of at most this many parameters (0: always); "+
 		"its F16 path is its slowest, and on the SmolLM2-135M shape its rows took 2m21s of an 11m14s run")
-	wllama := fs.String("wllama", "F16/1,F32/1,F32/2", "wllama's runs: comma-separated TYPE/THREADS (F16 is the files wisp runs; F32 is wllama's fastest type here, as its F16 path widens halves one at a time)")
+	wllama := fs.String("wllama", "best:F16/1,best:F32/1,best:F32/2,best:Q8_0/1,best:Q8_0/2,best:Q4_K_M/1,best:Q4_K_M/2,chat:Q4_K_M/1,chat:Q4_K_M/2",
+		"wllama's runs: comma-separated [MODE:]TYPE/THREADS; MODE best (plain createCompletion, n_batch 512: its fastest) or chat (streamed token by token "+
+			"with per-token timings, its default batch, as a chat page runs it); F32 is wllama's fastest unquantized type here, as its F16 path widens halves one at a time")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: go run ./tools/bench [flags]\n\nMeasures wisp natively, in wazero, Node and Chromium, and wllama in Chromium, on the same models (make bench).\n\n")
 		fs.PrintDefaults()
@@ -144,14 +206,27 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.warmupPrompt, o.warmupTokens = min(16, o.promptTokens), 8
 	o.models, o.skip = list(*models), list(*skip)
 	var err error
-	if o.wllama, err = parseWllama(*wllama); err != nil {
+	if o.wllama, err = parsePeer("-wllama", *wllama, []string{"best", "chat"}); err != nil {
 		return nil, err
+	}
+	if o.llamacpp, err = parsePeer("-llamacpp-runs", *llamacpp, nil); err != nil {
+		return nil, err
+	}
+	for _, t := range list(*types) {
+		k := knownType(t)
+		if k == "" || k == "F32" {
+			return nil, fmt.Errorf("-types %s: choose among F16, Q8_0 and Q4_K_M (F32: -wisp-f32)", t)
+		}
+		o.types = append(o.types, k)
+	}
+	if o.wispF32 {
+		o.types = append(o.types, "F32")
 	}
 	for _, s := range o.skip {
 		switch s {
-		case "ceiling", "native", "wazero", "node", "chromium", "wllama":
+		case "ceiling", "native", "wazero", "node", "chromium", "wllama", "llamacpp":
 		default:
-			return nil, fmt.Errorf("-skip %s: choose among ceiling, native, wazero, node, chromium, wllama", s)
+			return nil, fmt.Errorf("-skip %s: choose among ceiling, native, wazero, node, chromium, wllama, llamacpp", s)
 		}
 	}
 	return o, nil
@@ -171,6 +246,10 @@ func (o *options) skipped(part string) bool {
 // decodes: every runtime was warmed up before the runs, this only touches
 // the new instance's code and data.
 const runWarmupTokens = 2
+
+// runWarmupTokensBrowser is what each warm-up generation of a Chromium
+// job decodes (browser.bench.js's WARM_TOKENS).
+const runWarmupTokensBrowser = 32
 
 // bench is one run of the command: its options, paths, log and report.
 type bench struct {
@@ -296,8 +375,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var models []*preparedModel
 	begin := time.Now()
 	for _, s := range specs {
-		b.logf("making %s (F16 and F32) in %s", s.Key, b.dir)
-		pm, err := prepare(s, b.dir, o.promptTokens, o.decodeTokens, o.warmupPrompt)
+		b.logf("making %s (F16, F32 and, by llama.cpp's quantizer, Q8_0 and Q4_K_M) in %s", s.Key, b.dir)
+		pm, err := prepare(s, b.dir, o.oracle, o.promptTokens, o.decodeTokens, o.warmupPrompt)
 		if err != nil {
 			return err
 		}
@@ -339,6 +418,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	for _, pm := range models {
 		begin := time.Now()
 		res := b.measure(pm)
+		if o.check && b.browser != nil && !o.skipped("wllama") {
+			b.reference(pm, &res)
+		}
 		b.rep.Models = append(b.rep.Models, res)
 		b.timed(pm.spec.Key+" (each row's share: its table's last column)", begin)
 	}
@@ -373,7 +455,50 @@ func run(args []string, stdout, stderr io.Writer) error {
 		b.logf("wrote %s and %s", filepath.Join(o.out, "results.md"), filepath.Join(o.out, "results.json"))
 	}
 	b.logf("done in %s", time.Since(start).Round(time.Second))
+	if o.check && len(b.rep.Violations) > 0 {
+		return fmt.Errorf("the honesty check failed: %s", strings.Join(b.rep.Violations, "; "))
+	}
 	return nil
+}
+
+// reference measures, for the wllama rows that the report compares wisp
+// against (the best-mode row of the highest decode rate at one and at two
+// threads), wllama on its own: in a fresh browser with nothing else open,
+// loaded once, plain createCompletion, n_batch 512, its own timings, as
+// issue 12 measured it. derive compares the two.
+func (b *bench) reference(pm *preparedModel, res *modelResult) {
+	st := b.rep.Settings
+	for _, threads := range []int{1, 2} {
+		best := -1
+		for i, r := range res.Rows {
+			if r.Engine == "wllama" && r.Mode == "best" && r.Threads == threads && r.Error == "" && r.Decode.ok() &&
+				(best < 0 || r.Decode.Median > res.Rows[best].Decode.Median) {
+				best = i
+			}
+		}
+		if best < 0 {
+			continue
+		}
+		r := &res.Rows[best]
+		job := browserJob{ID: fmt.Sprintf("%s/reference/%s/%d", pm.spec.Key, r.Type, threads), Engine: "wllama", Mode: "best", NBatch: 512,
+			File: fileName(pm.spec.Key, r.Type), Threads: threads, Prompt: res.Prompt, Warmup: pm.warmupText, MaxTokens: b.o.decodeTokens,
+			WarmupTokens: st.WarmupTokens, RunWarmupTokens: st.RunWarmupTokens, DecodeCapMs: st.DecodeCapMs, Runs: b.o.refRuns}
+		b.logf("[%s] reference: wllama %s %dt alone in a fresh browser", pm.spec.Key, r.Type, threads)
+		begin := time.Now()
+		var a struct {
+			Prefill []float64 `json:"prefill"`
+			Decode  []float64 `json:"decode"`
+		}
+		err := b.browser.call(map[string]any{"op": "reference", "job": job}, &a)
+		b.timed(fmt.Sprintf("%s: wllama %s %dt reference in a fresh browser", pm.spec.Key, r.Type, threads), begin)
+		if err != nil {
+			b.logf("[%s] reference %s %dt: %v", pm.spec.Key, r.Type, threads, err)
+			r.CheckError = "reference failed: " + firstLine(err.Error())
+			continue
+		}
+		r.RefPrefill, r.RefDecode = summarize(a.Prefill), summarize(a.Decode)
+		b.logf("[%s] reference %s %dt: prefill %s tok/s, decode %s tok/s", pm.spec.Key, r.Type, threads, num(r.RefPrefill.Median), num(r.RefDecode.Median))
+	}
 }
 
 // check finds node and the site's build outputs the runtimes need.
@@ -395,6 +520,21 @@ func (b *bench) check() error {
 	}
 	if !b.o.skipped("wllama") {
 		need = append(need, "node_modules/@wllama/wllama/esm/wasm/wllama.wasm")
+	}
+	for _, f := range []*string{&b.o.oracle, &b.o.llamacppBin} {
+		if *f == "" {
+			continue
+		}
+		if _, err := os.Stat(*f); err != nil {
+			b.note("%s is missing (make oracle and make bench build it): the bench ran without it.", *f)
+			b.logf("%s is missing: going on without it", *f)
+			*f = ""
+		} else if *f, err = filepath.Abs(*f); err != nil {
+			return err
+		}
+	}
+	if b.o.oracle == "" {
+		b.note("No quantized files: llama.cpp's quantizer (-oracle) was missing.")
 	}
 	for _, f := range need {
 		if _, err := os.Stat(filepath.Join(b.site, f)); err != nil {
@@ -529,12 +669,12 @@ func (b *bench) measure(pm *preparedModel) modelResult {
 		}
 		entries = append(entries, e)
 	}
-	types := []string{"F16"}
-	if o.wispF32 {
-		types = append(types, "F32")
-	}
 	exe, exeErr := os.Executable()
-	for _, typ := range types {
+	has := func(typ string) bool { return slices.Contains(pm.types, typ) }
+	for _, typ := range o.types {
+		if !has(typ) {
+			continue
+		}
 		file := filepath.Join(b.dir, fileName(pm.spec.Key, typ))
 		st := b.rep.Settings
 		child := childConfig{Model: file, Wasm: filepath.Join(b.site, "wasm", "wisp.wasm"), PromptIDs: pm.promptIDs, WarmupIDs: pm.warmupIDs,
@@ -575,24 +715,54 @@ func (b *bench) measure(pm *preparedModel) modelResult {
 			add(row{Engine: "wisp", Runtime: "node", Type: typ, Threads: 1}, r, err)
 		}
 		if b.browser != nil && !o.skipped("chromium") {
-			job := browserJob{ID: pm.spec.Key + "/wisp/" + typ, Engine: "wisp", File: fileName(pm.spec.Key, typ), Threads: 1,
+			job := browserJob{ID: pm.spec.Key + "/wisp/" + typ, Engine: "wisp", Mode: "page", File: fileName(pm.spec.Key, typ), Threads: 1,
 				Prompt: res.Prompt, Warmup: pm.warmupText, MaxTokens: o.decodeTokens, WarmupTokens: o.warmupTokens,
 				RunWarmupTokens: st.RunWarmupTokens, DecodeCapMs: st.DecodeCapMs}
 			add(row{Engine: "wisp", Runtime: "chromium", Type: typ, Threads: 1}, &browserRunner{p: b.browser, job: job}, nil)
 		}
 	}
+	if o.llamacppBin != "" && !o.skipped("llamacpp") {
+		st := b.rep.Settings
+		for _, c := range o.llamacpp {
+			if !has(c.typ) {
+				continue
+			}
+			rw := row{Engine: "llama.cpp", Runtime: "native", Mode: "llama_decode", Type: c.typ, Threads: c.threads}
+			argv := []string{o.llamacppBin, filepath.Join(b.dir, fileName(pm.spec.Key, c.typ)), strconv.Itoa(c.threads), strconv.Itoa(st.Context),
+				strconv.Itoa(o.decodeTokens), strconv.Itoa(o.warmupTokens), strconv.Itoa(st.RunWarmupTokens), strconv.Itoa(st.WarmupMs),
+				strconv.Itoa(st.DecodeCapMs), joinInts(pm.promptIDs), joinInts(pm.warmupIDs)}
+			var hello struct {
+				Libllama string `json:"libllama"`
+				System   string `json:"system"`
+			}
+			p, err := b.start("llamabench", argv, b.root, map[string]string{}, &hello)
+			var r runner
+			if err == nil {
+				r = &procRunner{p: p}
+				b.rep.Machine.LlamaCpp, b.rep.Machine.LlamaCppSystem = hello.Libllama, hello.System
+			}
+			add(rw, r, err)
+		}
+	}
 	if b.browser != nil && !o.skipped("wllama") {
 		for _, c := range o.wllama {
-			rw := row{Engine: "wllama", Runtime: "chromium", Type: c.typ, Threads: c.threads}
+			if !has(c.typ) {
+				continue
+			}
+			rw := row{Engine: "wllama", Runtime: "chromium", Mode: c.mode, Type: c.typ, Threads: c.threads}
 			if c.typ == "F16" && o.wllamaF16Max > 0 && float64(res.Params) > o.wllamaF16Max {
 				rw.Skipped = "F16 is wllama's slowest path; -wllama-f16-max 0 measures it"
 				entries = append(entries, &entry{row: rw})
 				continue
 			}
 			st := b.rep.Settings
-			job := browserJob{ID: fmt.Sprintf("%s/wllama/%s/%d", pm.spec.Key, c.typ, c.threads), Engine: "wllama", File: fileName(pm.spec.Key, c.typ),
-				Threads: c.threads, Prompt: res.Prompt, Warmup: pm.warmupText, MaxTokens: o.decodeTokens, WarmupTokens: o.warmupTokens,
-				RunWarmupTokens: st.RunWarmupTokens, DecodeCapMs: st.DecodeCapMs}
+			nBatch := 0
+			if c.mode == "best" {
+				nBatch = 512
+			}
+			job := browserJob{ID: fmt.Sprintf("%s/wllama/%s/%s/%d", pm.spec.Key, c.mode, c.typ, c.threads), Engine: "wllama", Mode: c.mode, NBatch: nBatch,
+				File: fileName(pm.spec.Key, c.typ), Threads: c.threads, Prompt: res.Prompt, Warmup: pm.warmupText, MaxTokens: o.decodeTokens,
+				WarmupTokens: o.warmupTokens, RunWarmupTokens: st.RunWarmupTokens, DecodeCapMs: st.DecodeCapMs}
 			add(rw, &browserRunner{p: b.browser, job: job}, nil)
 		}
 	}
@@ -618,6 +788,9 @@ func (b *bench) measure(pm *preparedModel) modelResult {
 			if e.row.Error != "" || e.row.Skipped != "" {
 				continue
 			}
+			if o.maxRowSeconds > 0 && len(e.runs) > 0 && e.row.Seconds >= o.maxRowSeconds {
+				continue // noted below
+			}
 			begin := time.Now()
 			s, err := e.r.run()
 			e.row.Seconds += time.Since(begin).Seconds()
@@ -639,12 +812,16 @@ func (b *bench) measure(pm *preparedModel) modelResult {
 			}
 			e.row.PeakRSS = peak
 		}
-		var load, prefill, decode []float64
+		var load, prefill, decode, ownPrefill, ownDecode []float64
 		short := 0
 		for _, s := range e.runs {
 			load = append(load, s.LoadMs)
 			prefill = append(prefill, s.Prefill)
 			decode = append(decode, s.Decode)
+			if s.PerfDecode > 0 {
+				ownPrefill = append(ownPrefill, s.PerfPrefill)
+				ownDecode = append(ownDecode, s.PerfDecode)
+			}
 			e.row.Prompt = append(e.row.Prompt, s.PromptTokens)
 			e.row.Tokens = append(e.row.Tokens, s.Tokens)
 			e.row.Reasons = append(e.row.Reasons, s.Reason)
@@ -662,10 +839,24 @@ func (b *bench) measure(pm *preparedModel) modelResult {
 			b.note("%s, %s %s %dt: %d of %d runs did not count %d prompt tokens and decode %d (prompt tokens %v, decoded %v, ended %q).",
 				pm.spec.Key, e.row.label(), e.row.Type, e.row.Threads, short, len(e.runs), o.promptTokens, o.decodeTokens, e.row.Prompt, e.row.Tokens, e.row.Reasons)
 		}
+		if len(e.runs) > 0 && len(e.runs) < o.runs && e.row.Error == "" {
+			b.note("%s, %s %s %dt: %d of %d runs, as its warm-up and first runs took %s (-max-row-seconds %g).",
+				pm.spec.Key, e.row.label(), e.row.Type, e.row.Threads, len(e.runs), o.runs, seconds(e.row.Seconds), o.maxRowSeconds)
+		}
 		e.row.LoadMs, e.row.Prefill, e.row.Decode = summarize(load), summarize(prefill), summarize(decode)
+		e.row.OwnPrefill, e.row.OwnDecode = summarize(ownPrefill), summarize(ownDecode)
 		res.Rows = append(res.Rows, e.row)
 	}
 	return res
+}
+
+// joinInts joins ints with commas.
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
 }
 
 // busy reports whether a load average string's first figure is at least
@@ -693,13 +884,28 @@ func (b *bench) notes() {
 	b.note("Prefill: prompt tokens per second of evaluating the prompt; decode: generated tokens per second of the decoding " +
 		"steps (each with its sampling). wisp's figures in Chromium are those its Worker reports; wllama's are llama.cpp's " +
 		"own (timings.prompt_per_second, timings.predicted_per_second).")
-	b.note("wllama: n_ctx %d, n_parallel 1, n_gpu_layers 0 (CPU), its default batch sizes and flash attention setting, "+
-		"temperature 0 (greedy), ignore_eos, cache_prompt false; the prompt goes in as text (wllama's completion takes "+
-		"no token ids) and its tokenizer's count is checked against wisp's. wisp stops at an end-of-sequence token, "+
-		"which these prompts did not reach unless a note says so.", b.rep.Settings.Context)
+	b.note("Harness modes. wisp in Chromium (page): the page's API, wisp.load once per row (its Worker), warmed up with generations "+
+		"of %d tokens after the measured prompt until their decode rate settles (at least %s and two generations, then until one is "+
+		"no more than 5%% faster than the one before, at most 12 s), then each run one model.generate on the loaded model: the load "+
+		"column is that one load. wllama, both modes: loaded once per row the same way (n_ctx %d, n_parallel 1, n_gpu_layers 0, "+
+		"its flash attention and cache defaults, temperature 0, ignore_eos, cache_prompt false; the prompt goes in as text and its "+
+		"tokenizer's count is checked against wisp's), warmed up alike, its own timings (timings.prompt_per_second, "+
+		"timings.predicted_per_second). wllama best: plain createCompletion (not streamed), n_batch and n_ubatch 512: its fastest. "+
+		"wllama chat: createCompletion streamed token by token (stream, onData, timings_per_token), its default batch sizes, as a "+
+		"chat page streams a reply. llama.cpp native (llama_decode): tools/bench/csrc/llamabench.c on the prebuilt "+
+		"@node-llama-cpp/linux-x64 libraries, wisp's prompt token ids, the prompt in one llama_decode, then one token per "+
+		"llama_decode, greedy; llama.cpp's defaults otherwise (F16 key/value cache, flash attention auto, its CPU backend for this CPU: %s); "+
+		"it loads per run as the native, wazero and Node runners of wisp do. "+
+		"The rows of native, wazero and Node load the model again for every run and warm up with %d tokens only before each.",
+		runWarmupTokensBrowser, time.Duration(b.rep.Settings.WarmupMs)*time.Millisecond, b.rep.Settings.Context,
+		firstLine(b.rep.Machine.LlamaCppSystem), b.rep.Settings.RunWarmupTokens)
+	b.note("Why the bench's wllama figures were about half of wllama's own before (issue 12): each run loaded wllama afresh and " +
+		"measured after a 2-token warm-up, so the timed completion ran wasm that V8 had not yet tiered up (in a fresh page here " +
+		"the first completions after a load decoded at 45-75%% of the settled rate), and the committed run had other work on the " +
+		"machine (load average above 2 on 2 cores). Streaming itself measured within the noise of plain createCompletion.")
 	b.note("Peak RSS: the high-water mark (VmHWM) of the process that ran the model, runtime included: a runner " +
 		"process of the bench for native and wazero, node.bench.js for Node. Each run drops its instance before the next.")
 	b.note("Of memory bound: decode tokens/s × weight bytes per token ÷ the read bandwidth; the KV cache's reads are not " +
 		"counted. Above 100%% means the weights are read partly from cache rather than from memory.")
-	b.note("Ratios are of medians; \"wllama 1t\" is wllama's best single-thread figure on this model (F16 or F32).")
+	b.note("Ratios are of medians; \"wllama 1t\" is wllama's best single-thread figure on this model (any file, any mode).")
 }

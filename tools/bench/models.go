@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"wisp/engine"
@@ -21,6 +23,8 @@ type modelSpec struct {
 	// checkEOS makes the prompt one whose greedy continuation does not
 	// end early: trained models may end a story within the tokens.
 	checkEOS bool
+	// quantize makes the Q8_0 and Q4_K_M files too.
+	quantize bool
 	// build returns the bytes of the model's GGUF file of the given type.
 	build func(typ gguf.TensorType) ([]byte, error)
 }
@@ -64,8 +68,9 @@ func modelSpecs(shared string, only []string) ([]modelSpec, error) {
 			return nil, fmt.Errorf("synth knows no shape %q", s.key)
 		}
 		specs = append(specs, modelSpec{
-			Key:   s.key,
-			Title: s.title,
+			Key:      s.key,
+			Title:    s.title,
+			quantize: true,
 			build: func(typ gguf.TensorType) ([]byte, error) {
 				b, err := synth.Build(shape, synth.Options{Type: typ, Seed: 1, Name: "random-" + s.key})
 				if err != nil {
@@ -177,6 +182,7 @@ type preparedModel struct {
 	promptIDs  []int
 	warmupText string
 	warmupIDs  []int
+	types      []string // the file types written
 }
 
 // noEOSText returns the first tail of text, starting at a sentence, whose
@@ -216,10 +222,66 @@ func noEOSText(m *engine.Model, text string, promptTokens, decodeTokens int) (st
 	return "", fmt.Errorf("every prompt cut from the text ends in fewer than %d greedy tokens", decodeTokens)
 }
 
-// prepare writes a model's F16 and F32 files into dir and works out its
-// prompt (promptTokens tokens), its warm-up prompt (warmupPrompt tokens)
-// and its weight bytes per token.
-func prepare(spec modelSpec, dir string, promptTokens, decodeTokens, warmupPrompt int) (*preparedModel, error) {
+// tensorBytesPerToken returns the bytes of weights a decoded token reads
+// in a GGUF file: every tensor once, except a token embedding table that
+// a separate output matrix leaves to be looked up (one row of it is read).
+func tensorBytesPerToken(path string) (int64, error) {
+	f, err := gguf.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	var embd *gguf.Tensor
+	untied := false
+	for i := range f.Tensors {
+		t := &f.Tensors[i]
+		total += int64(len(t.Data))
+		switch t.Name {
+		case "token_embd.weight":
+			embd = t
+		case "output.weight":
+			untied = true
+		}
+	}
+	if untied && embd != nil && len(embd.Dims) == 2 && embd.Dims[1] > 0 {
+		total -= int64(len(embd.Data)) - int64(len(embd.Data))/int64(embd.Dims[1])
+	}
+	return total, nil
+}
+
+// quantizeFiles makes the model's Q8_0 and Q4_K_M files from its F32 file
+// with llama.cpp's own quantizer (the oracle's quantize, which calls
+// llama_model_quantize as llama-quantize does), as users' files are made.
+func quantizeFiles(pm *preparedModel, dir, oracle string) error {
+	res := &pm.result
+	src := filepath.Join(dir, fileName(pm.spec.Key, "F32"))
+	for _, t := range fileTypes {
+		if t.ftype == 0 {
+			continue
+		}
+		out := filepath.Join(dir, fileName(pm.spec.Key, t.name))
+		cmd := exec.Command(oracle, "quantize", src, out, strconv.Itoa(t.ftype))
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%s %s: %s quantize: %v: %s", pm.spec.Key, t.name, oracle, err, bytes.TrimSpace(msg))
+		}
+		st, err := os.Stat(out)
+		if err != nil {
+			return err
+		}
+		res.FileBytes[t.name] = st.Size()
+		if res.WeightBytes[t.name], err = tensorBytesPerToken(out); err != nil {
+			return fmt.Errorf("%s: %w", out, err)
+		}
+		pm.types = append(pm.types, t.name)
+	}
+	return nil
+}
+
+// prepare writes a model's F16 and F32 files into dir (and, with an
+// oracle, its Q8_0 and Q4_K_M files) and works out its prompt
+// (promptTokens tokens), its warm-up prompt (warmupPrompt tokens) and its
+// weight bytes per token.
+func prepare(spec modelSpec, dir, oracle string, promptTokens, decodeTokens, warmupPrompt int) (*preparedModel, error) {
 	pm := &preparedModel{spec: spec}
 	res := &pm.result
 	res.Key, res.Title = spec.Key, spec.Title
@@ -237,6 +299,7 @@ func prepare(spec modelSpec, dir string, promptTokens, decodeTokens, warmupPromp
 			return nil, err
 		}
 		res.FileBytes[typ.name] = int64(len(data))
+		pm.types = append(pm.types, typ.name)
 		if typ.tt != gguf.F16 {
 			continue
 		}
@@ -262,6 +325,11 @@ func prepare(spec modelSpec, dir string, promptTokens, decodeTokens, warmupPromp
 		res.PromptTokens = len(pm.promptIDs)
 		if pm.warmupText, pm.warmupIDs, err = cutPrompt(m, text, warmupPrompt); err != nil {
 			return nil, fmt.Errorf("%s: warm-up: %w", spec.Key, err)
+		}
+	}
+	if spec.quantize && oracle != "" {
+		if err := quantizeFiles(pm, dir, oracle); err != nil {
+			return nil, err
 		}
 	}
 	return pm, nil

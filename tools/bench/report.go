@@ -26,6 +26,59 @@ type report struct {
 	// the order the parts ran.
 	Time  []timing `json:"time"`
 	Notes []string `json:"notes"`
+	// Checks are the honesty check's comparisons (see derive), and
+	// Violations those of them whose gap is over CheckTolerance.
+	Checks     []check  `json:"checks"`
+	Violations []string `json:"violations"`
+	// Peers compares wisp with the peers per model and file type.
+	Peers []peerRow `json:"peers"`
+}
+
+// CheckTolerance is the honesty check's limit: the bench's figure for a
+// peer and the peer's own figure for the same file in its fastest mode
+// differ by at most this fraction of the latter.
+const CheckTolerance = 0.15
+
+// check is one comparison of the honesty check.
+type check struct {
+	Model   string  `json:"model"`
+	Row     string  `json:"row"`
+	What    string  `json:"what"` // "decode" or "prefill"
+	Bench   float64 `json:"bench"`
+	Own     float64 `json:"own"`
+	OwnFrom string  `json:"ownFrom"`
+	Gap     float64 `json:"gap"` // bench/own - 1
+	OK      bool    `json:"ok"`
+}
+
+// peerRow is wisp against the peers on one model's file of one type.
+type peerRow struct {
+	Model string `json:"model"`
+	Type  string `json:"type"`
+	// wisp in Chromium and wllama's best mode (and best over its modes),
+	// one and two threads, on this file; wisp native and llama.cpp.
+	WispChromium   rateMedians `json:"wispChromium"`
+	Wllama1        rateMedians `json:"wllama1"`
+	Wllama1Mode    string      `json:"wllama1Mode"`
+	Wllama2        rateMedians `json:"wllama2"`
+	Wllama2Mode    string      `json:"wllama2Mode"`
+	WispNative     rateMedians `json:"wispNative"`
+	LlamaCpp1      rateMedians `json:"llamacpp1"`
+	LlamaCpp2      rateMedians `json:"llamacpp2"`
+	DecodeVsW1     float64     `json:"decodeVsWllama1"`
+	PrefillVsW1    float64     `json:"prefillVsWllama1"`
+	DecodeVsW2     float64     `json:"decodeVsWllama2"`
+	PrefillVsW2    float64     `json:"prefillVsWllama2"`
+	NatDecodeVsL1  float64     `json:"nativeDecodeVsLlamacpp1"`
+	NatPrefillVsL1 float64     `json:"nativePrefillVsLlamacpp1"`
+	NatDecodeVsL2  float64     `json:"nativeDecodeVsLlamacpp2"`
+	NatPrefillVsL2 float64     `json:"nativePrefillVsLlamacpp2"`
+}
+
+// rateMedians are a row's median prefill and decode rates (0: none).
+type rateMedians struct {
+	Prefill float64 `json:"prefill"`
+	Decode  float64 `json:"decode"`
 }
 
 // timing is the wall-clock time one part of the bench took.
@@ -36,20 +89,22 @@ type timing struct {
 
 // machine describes where and with what the bench ran.
 type machine struct {
-	CPU       string `json:"cpu"`
-	Cores     int    `json:"cores"`
-	OS        string `json:"os"`
-	LoadStart string `json:"loadAverageStart"` // /proc/loadavg's first three fields
-	LoadEnd   string `json:"loadAverageEnd"`
-	Go        string `json:"go"`
-	Wazero    string `json:"wazero"`
-	Node      string `json:"node"`
-	NodeV8    string `json:"nodeV8"`
-	Chromium  string `json:"chromium"`
-	Wllama    string `json:"wllama"`
-	Libllama  string `json:"libllama"` // llama.cpp's build inside wllama
-	Git       string `json:"git"`      // the commit, "-dirty" when the tree has changes
-	Kernels   string `json:"kernels"`  // the native build's kernels (simd.Kernels) and the wasm kernels' hash
+	CPU            string `json:"cpu"`
+	Cores          int    `json:"cores"`
+	OS             string `json:"os"`
+	LoadStart      string `json:"loadAverageStart"` // /proc/loadavg's first three fields
+	LoadEnd        string `json:"loadAverageEnd"`
+	Go             string `json:"go"`
+	Wazero         string `json:"wazero"`
+	Node           string `json:"node"`
+	NodeV8         string `json:"nodeV8"`
+	Chromium       string `json:"chromium"`
+	Wllama         string `json:"wllama"`
+	Libllama       string `json:"libllama"`       // llama.cpp's build inside wllama
+	LlamaCpp       string `json:"llamacpp"`       // native llama.cpp's build
+	LlamaCppSystem string `json:"llamacppSystem"` // its llama_print_system_info
+	Git            string `json:"git"`            // the commit, "-dirty" when the tree has changes
+	Kernels        string `json:"kernels"`        // the native build's kernels (simd.Kernels) and the wasm kernels' hash
 }
 
 // settings are the bench's parameters, the same for every runtime.
@@ -98,9 +153,10 @@ type modelResult struct {
 
 // row is one engine in one runtime on one file of a model.
 type row struct {
-	Engine     string   `json:"engine"`  // "wisp" or "wllama"
+	Engine     string   `json:"engine"`  // "wisp", "wllama" or "llama.cpp"
 	Runtime    string   `json:"runtime"` // "native", "wazero", "node" or "chromium"
-	Type       string   `json:"type"`    // "F16" or "F32"
+	Mode       string   `json:"mode"`    // the harness: wllama "best" or "chat", wisp in Chromium "page", llama.cpp "llama_decode"
+	Type       string   `json:"type"`    // "F16", "F32", "Q8_0" or "Q4_K_M"
 	Threads    int      `json:"threads"`
 	ColdLoadMs float64  `json:"coldLoadMs"` // the first load, before the warm-up
 	LoadMs     summary  `json:"loadMs"`
@@ -114,6 +170,15 @@ type row struct {
 	Error      string   `json:"error,omitempty"`
 	Skipped    string   `json:"skipped,omitempty"` // why the row was not measured
 
+	// OwnPrefill and OwnDecode are native llama.cpp's own figures
+	// (llama_perf_context) for the same runs; RefPrefill and RefDecode
+	// wllama's own timings alone in a fresh browser (bench.reference).
+	OwnPrefill summary `json:"ownPrefill"`
+	OwnDecode  summary `json:"ownDecode"`
+	RefPrefill summary `json:"referencePrefill"`
+	RefDecode  summary `json:"referenceDecode"`
+	CheckError string  `json:"checkError,omitempty"`
+
 	// Derived by derive: ratios of medians (0: no ratio), and the share
 	// of the memory-bound decode rate reached.
 	DecodeVsNative   float64 `json:"decodeVsNative"`
@@ -123,14 +188,101 @@ type row struct {
 	MemoryBound      float64 `json:"memoryBoundFraction"`
 }
 
-// label names the row's engine and runtime for the tables.
+// label names the row's engine, runtime and (for wllama) harness mode
+// for the tables.
 func (r *row) label() string {
 	names := map[string]string{"native": "native (Go)", "wazero": "wazero", "node": "Node", "chromium": "Chromium"}
 	rt := names[r.Runtime]
 	if rt == "" {
 		rt = r.Runtime
 	}
+	if r.Engine == "llama.cpp" {
+		rt = "native (C)"
+	}
+	if r.Engine == "wllama" && r.Mode != "" {
+		return r.Engine + " " + r.Mode + ", " + rt
+	}
 	return r.Engine + ", " + rt
+}
+
+// rm returns a row's median rates, or zeros for nil.
+func rm(r *row) rateMedians {
+	if r == nil {
+		return rateMedians{}
+	}
+	return rateMedians{Prefill: r.Prefill.Median, Decode: r.Decode.Median}
+}
+
+// fastest returns the row of an engine, type and thread count with the
+// highest median decode over its modes, or nil.
+func (m *modelResult) fastest(engine, typ string, threads int) *row {
+	var best *row
+	for i := range m.Rows {
+		r := &m.Rows[i]
+		if r.Engine == engine && r.Type == typ && r.Threads == threads && r.Error == "" && r.Decode.ok() &&
+			(best == nil || r.Decode.Median > best.Decode.Median) {
+			best = r
+		}
+	}
+	return best
+}
+
+// deriveChecks fills in the honesty check and the peer table.
+func (rep *report) deriveChecks() {
+	rep.Checks, rep.Violations, rep.Peers = nil, nil, nil
+	add := func(m, label, what string, bench, own float64, from string) {
+		c := check{Model: m, Row: label, What: what, Bench: bench, Own: own, OwnFrom: from}
+		if own > 0 && bench > 0 {
+			c.Gap = bench/own - 1
+		}
+		c.OK = own > 0 && bench > 0 && c.Gap <= CheckTolerance && c.Gap >= -CheckTolerance
+		rep.Checks = append(rep.Checks, c)
+		if !c.OK {
+			rep.Violations = append(rep.Violations, fmt.Sprintf("%s, %s, %s: the bench says %s tok/s, %s %s (%+.0f%%, limit ±%.0f%%)",
+				m, label, what, num(bench), from, num(own), 100*c.Gap, 100*CheckTolerance))
+		}
+	}
+	for _, m := range rep.Models {
+		for _, r := range m.Rows {
+			label := fmt.Sprintf("%s %s %dt", r.label(), r.Type, r.Threads)
+			if r.CheckError != "" {
+				rep.Violations = append(rep.Violations, fmt.Sprintf("%s, %s: not checked: %s", m.Key, label, r.CheckError))
+			}
+			if r.Error != "" || !r.Decode.ok() {
+				continue
+			}
+			if r.Engine == "llama.cpp" {
+				add(m.Key, label, "decode", r.Decode.Median, r.OwnDecode.Median, "its llama_perf_context says")
+				add(m.Key, label, "prefill", r.Prefill.Median, r.OwnPrefill.Median, "its llama_perf_context says")
+			}
+			if r.RefDecode.ok() {
+				add(m.Key, label, "decode", r.Decode.Median, r.RefDecode.Median, "alone in a fresh browser its timings say")
+				add(m.Key, label, "prefill", r.Prefill.Median, r.RefPrefill.Median, "alone in a fresh browser its timings say")
+			}
+		}
+		for _, t := range fileTypes {
+			wc := m.find("wisp", "chromium", t.name, 1)
+			wn := m.find("wisp", "native", t.name, 1)
+			if wc == nil && wn == nil {
+				continue
+			}
+			w1, w2 := m.fastest("wllama", t.name, 1), m.fastest("wllama", t.name, 2)
+			l1, l2 := m.fastest("llama.cpp", t.name, 1), m.fastest("llama.cpp", t.name, 2)
+			p := peerRow{Model: m.Key, Type: t.name, WispChromium: rm(wc), Wllama1: rm(w1), Wllama2: rm(w2), WispNative: rm(wn),
+				LlamaCpp1: rm(l1), LlamaCpp2: rm(l2)}
+			if w1 != nil {
+				p.Wllama1Mode = w1.Mode
+			}
+			if w2 != nil {
+				p.Wllama2Mode = w2.Mode
+			}
+			p.DecodeVsW1, p.PrefillVsW1 = ratio(p.WispChromium.Decode, p.Wllama1.Decode), ratio(p.WispChromium.Prefill, p.Wllama1.Prefill)
+			p.DecodeVsW2, p.PrefillVsW2 = ratio(p.WispChromium.Decode, p.Wllama2.Decode), ratio(p.WispChromium.Prefill, p.Wllama2.Prefill)
+			p.NatDecodeVsL1, p.NatPrefillVsL1 = ratio(p.WispNative.Decode, p.LlamaCpp1.Decode), ratio(p.WispNative.Prefill, p.LlamaCpp1.Prefill)
+			p.NatDecodeVsL2, p.NatPrefillVsL2 = ratio(p.WispNative.Decode, p.LlamaCpp2.Decode), ratio(p.WispNative.Prefill, p.LlamaCpp2.Prefill)
+			rep.Peers = append(rep.Peers, p)
+		}
+	}
 }
 
 // target is one of issue 7's goals for wisp in Chromium against wllama.
@@ -206,7 +358,7 @@ func (rep *report) derive() {
 		}
 		w2Decode, _ := m.bestWllama(2)
 		var f32Prefill float64
-		if w := m.find("wllama", "chromium", "F32", 1); w != nil {
+		if w := m.fastest("wllama", "F32", 1); w != nil {
 			f32Prefill = w.Prefill.Median
 		}
 		add := func(goal string, factor float64, strict bool, wispV, wllamaV, issue float64) {
@@ -219,6 +371,7 @@ func (rep *report) derive() {
 		add("decode > wllama's best two-thread decode", 1, true, wisp.Decode.Median, w2Decode, fig[1])
 		add("prefill ≥ wllama's single-thread F32 prefill", 1, false, wisp.Prefill.Median, f32Prefill, fig[2])
 	}
+	rep.deriveChecks()
 }
 
 // num formats a rate or a time with three significant digits or so.
@@ -289,6 +442,18 @@ func escape(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
+// refRuns returns the runs of a wllama reference, from its samples.
+func (rep *report) refRuns() int {
+	for _, m := range rep.Models {
+		for _, r := range m.Rows {
+			if r.RefDecode.N > 0 {
+				return r.RefDecode.N
+			}
+		}
+	}
+	return 0
+}
+
 // markdown renders the report as the Markdown of bench/results.md.
 func (rep *report) markdown() string {
 	var b strings.Builder
@@ -298,8 +463,8 @@ func (rep *report) markdown() string {
 	p("# wisp benchmark\n\n")
 	p("Made by `%s` on %s, in %s.\n\n", rep.Command, rep.Started.UTC().Format("2006-01-02 15:04 MST"), (time.Duration(rep.Elapsed) * time.Second).String())
 	p("- Machine: %s, %d cores, %s; load average %s at the start, %s at the end.\n", mc.CPU, mc.Cores, mc.OS, mc.LoadStart, mc.LoadEnd)
-	p("- Runtimes: Go %s; wazero %s; Node %s (V8 %s); Chromium %s (headless); @wllama/wllama %s (llama.cpp %s).\n",
-		mc.Go, mc.Wazero, mc.Node, mc.NodeV8, mc.Chromium, mc.Wllama, mc.Libllama)
+	p("- Runtimes: Go %s; wazero %s; Node %s (V8 %s); Chromium %s (headless); @wllama/wllama %s (llama.cpp %s); native llama.cpp %s.\n",
+		mc.Go, mc.Wazero, mc.Node, mc.NodeV8, mc.Chromium, mc.Wllama, mc.Libllama, mc.LlamaCpp)
 	p("- wisp %s; kernels: %s.\n", mc.Git, mc.Kernels)
 	p("- Each figure: the median of %d runs, (minimum–maximum). A run loads the model, generates %d tokens "+
 		"after a %d-token prompt, then evaluates a prompt of %d tokens (BOS included) and decodes %d tokens greedily "+
@@ -321,6 +486,64 @@ func (rep *report) markdown() string {
 			p("| %s | %s | %s | %s | %s | %s | %s |\n", t.Model, t.Goal, num(t.Wisp), num(t.Wllama), times(t.Ratio), met, num(t.Issue))
 		}
 		p("\n")
+	}
+
+	if len(rep.Peers) > 0 {
+		p("## wisp against the peers, file by file\n\n")
+		p("wisp in Chromium (one thread) against wllama in the same Chromium in the faster of its harness modes (the mode in brackets), " +
+			"and wisp natively (one thread) against native llama.cpp; prefill / decode in tokens per second, ratios of medians.\n\n")
+		p("| model | file | wisp Chromium | wllama 1t | wisp ÷ wllama 1t | wllama 2t | wisp ÷ wllama 2t | wisp native | llama.cpp 1t | wisp ÷ llama.cpp 1t | llama.cpp 2t | wisp ÷ llama.cpp 2t |\n")
+		p("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		pair := func(r rateMedians) string {
+			if r.Decode <= 0 {
+				return "–"
+			}
+			return num(r.Prefill) + " / " + num(r.Decode)
+		}
+		pr := func(prefill, decode float64) string {
+			if prefill <= 0 && decode <= 0 {
+				return "–"
+			}
+			return times(prefill) + " / " + times(decode)
+		}
+		mode := func(m string) string {
+			if m == "" {
+				return ""
+			}
+			return " (" + m + ")"
+		}
+		for _, x := range rep.Peers {
+			p("| %s | %s | %s | %s%s | %s | %s%s | %s | %s | %s | %s | %s | %s |\n", x.Model, x.Type, pair(x.WispChromium),
+				pair(x.Wllama1), mode(x.Wllama1Mode), pr(x.PrefillVsW1, x.DecodeVsW1), pair(x.Wllama2), mode(x.Wllama2Mode), pr(x.PrefillVsW2, x.DecodeVsW2),
+				pair(x.WispNative), pair(x.LlamaCpp1), pr(x.NatPrefillVsL1, x.NatDecodeVsL1), pair(x.LlamaCpp2), pr(x.NatPrefillVsL2, x.NatDecodeVsL2))
+		}
+		p("\n")
+	}
+
+	if len(rep.Checks) > 0 || len(rep.Violations) > 0 {
+		p("## The honesty check\n\n")
+		p("The bench's figure for each peer against what the peer reports on its own for the same file in its fastest mode: "+
+			"native llama.cpp's llama_perf_context for the same runs; wllama's own timings when it runs alone in a fresh browser "+
+			"(plain createCompletion, n_batch 512, loaded once and warmed up, %d runs), for the wllama rows wisp is compared against. "+
+			"Limit ±%.0f%%.\n\n", rep.refRuns(), 100*CheckTolerance)
+		p("| model | row | rate | bench, tok/s | its own, tok/s | gap | within |\n| --- | --- | --- | ---: | ---: | ---: | :---: |\n")
+		for _, c := range rep.Checks {
+			ok := "yes"
+			if !c.OK {
+				ok = "**NO**"
+			}
+			p("| %s | %s | %s | %s | %s | %+.0f%% | %s |\n", c.Model, escape(c.Row), c.What, num(c.Bench), num(c.Own), 100*c.Gap, ok)
+		}
+		p("\n")
+		if len(rep.Violations) > 0 {
+			p("**Violations** (make bench fails):\n\n")
+			for _, v := range rep.Violations {
+				p("- %s\n", v)
+			}
+			p("\n")
+		} else {
+			p("Every figure is within the limit.\n\n")
+		}
 	}
 
 	if len(rep.Ceiling) > 0 {
@@ -364,11 +587,18 @@ func (rep *report) markdown() string {
 
 	for _, m := range rep.Models {
 		p("## %s\n\n", m.Title)
-		p("%s; %s parameters. Weights read per decoded token: F16 %s, F32 %s; ", m.Shape, fmt.Sprintf("%.2fM", float64(m.Params)/1e6),
-			megabytes(m.WeightBytes["F16"]), megabytes(m.WeightBytes["F32"]))
+		var wb, lim []string
+		for _, t := range fileTypes {
+			if n := m.WeightBytes[t.name]; n > 0 {
+				wb = append(wb, t.name+" "+megabytes(n))
+				if rep.Bandwidth > 0 {
+					lim = append(lim, t.name+" "+num(rep.Bandwidth*1e9/float64(n)))
+				}
+			}
+		}
+		p("%s; %s parameters. Weights read per decoded token: %s; ", m.Shape, fmt.Sprintf("%.2fM", float64(m.Params)/1e6), strings.Join(wb, ", "))
 		if rep.Bandwidth > 0 {
-			p("memory-bound decode limit F16 %s tok/s, F32 %s tok/s.\n\n",
-				num(rep.Bandwidth*1e9/float64(m.WeightBytes["F16"])), num(rep.Bandwidth*1e9/float64(m.WeightBytes["F32"])))
+			p("memory-bound decode limit (tok/s) %s.\n\n", strings.Join(lim, ", "))
 		} else {
 			p("no bandwidth was measured.\n\n")
 		}

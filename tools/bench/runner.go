@@ -150,6 +150,9 @@ func (r *procRunner) close() (int64, error) {
 type browserJob struct {
 	ID              string `json:"id"`
 	Engine          string `json:"engine"` // "wisp" or "wllama"
+	Mode            string `json:"mode"`   // wllama: "best" or "chat"; wisp: "page"
+	NBatch          int    `json:"nBatch"` // wllama's n_batch and n_ubatch (0: its defaults)
+	Runs            int    `json:"runs"`   // a reference's runs
 	File            string `json:"file"`
 	Threads         int    `json:"threads"`
 	Prompt          string `json:"prompt"`
