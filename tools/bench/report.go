@@ -470,7 +470,9 @@ func (rep *report) markdown() string {
 		"after a %d-token prompt, then evaluates a prompt of %d tokens (BOS included) and decodes %d tokens greedily "+
 		"(stopping early, as a note then says, if the decoding takes over %s); context %d. "+
 		"Every runtime is warmed up first (a load and %s of short generations), and the runs of all runtimes "+
-		"of a model are interleaved, so that a busy machine slows them alike.\n\n",
+		"of a model are interleaved, so that a busy machine slows them alike. That is the native, wazero, Node and llama.cpp rows; "+
+		"the Chromium rows (wisp and wllama) load once per row, warm up until their decode rate settles and then run on the loaded model "+
+		"(the notes give every harness's settings). A row takes no further run once it has taken -max-row-seconds (a note says so).\n\n",
 		st.Runs, st.RunWarmupTokens, st.WarmupPrompt, st.PromptTokens, st.DecodeTokens,
 		time.Duration(st.DecodeCapMs)*time.Millisecond, st.Context, time.Duration(st.WarmupMs)*time.Millisecond)
 
