@@ -34,10 +34,10 @@ var quantShapes = []struct{ rows, cols int }{
 	{576, 576}, {1536, 576}, {576, 1536}, {49152, 576},
 }
 
-// benchTypes are the weight formats measured: the F16 kernel for
+// benchTypes are the weight formats measured: the F16 and F32 kernels for
 // comparison, BF16 and every QType.
 func benchTypes() []string {
-	t := []string{"F16", "BF16"}
+	t := []string{"F16", "F32", "BF16"}
 	for _, q := range QTypes() {
 		t = append(t, q.String())
 	}
@@ -112,6 +112,14 @@ func newBenchProblem(r *rand.Rand, typ string, rows, cols, n int) *benchProblem 
 		p.kernel = "matmul_q"
 		p.args = []uint32{pout, pw, pq, pd, ps, psum, uint32(rows), uint32(cols), uint32(n), uint32(q)}
 		p.weightBytes = len(w)
+	} else if typ == "F32" {
+		w := randRange(r, rows*cols, -1, 1)
+		pw := put(f32s(w))
+		px := put(f32s(x))
+		pout := put(outBytes)
+		p.kernel = "matmul_f32"
+		p.args = []uint32{pout, pw, px, uint32(rows), uint32(cols), uint32(n)}
+		p.weightBytes = 4 * len(w)
 	} else {
 		var w []uint16
 		if typ == "F16" {
@@ -349,6 +357,9 @@ func (p *benchProblem) runGo(b *testing.B, r *rand.Rand) {
 		var a Q8
 		QuantizeQ8(&a, x, p.n, p.cols)
 		f = func() { MatMulQ(out, q, w, &a, p.rows, p.cols, p.n) }
+	} else if p.typ == "F32" {
+		w := randRange(r, p.rows*p.cols, -1, 1)
+		f = func() { MatMulF32(out, w, x, p.rows, p.cols, p.n) }
 	} else {
 		w := benchF16(r, p.rows*p.cols)
 		if p.typ == "F16" {
