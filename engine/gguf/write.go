@@ -78,6 +78,15 @@ func (b *Builder) AddTensor(name string, typ TensorType, dims []uint64, data []b
 	return nil
 }
 
+// File returns what has been added so far as a File: the metadata in the
+// order set and the tensors in the order added, their Data the slices given
+// to AddTensor (not copies). Offsets are not assigned until WriteTo, so
+// Offset and DataOffset are zero. It lets a tool transform a model it has
+// built in memory as it would transform a parsed file.
+func (b *Builder) File() *File {
+	return &File{Version: 3, Alignment: DefaultAlignment, KV: slices.Clone(b.kv), Tensors: slices.Clone(b.tensors)}
+}
+
 // WriteTo writes the file to w: a version 3 header, the metadata in the
 // order set, the tensor infos, then the data section with the tensors in
 // the order added. The data section and each tensor start at a multiple of
