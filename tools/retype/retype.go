@@ -1,92 +1,62 @@
-// Package retype converts the matrices of a GGUF model between F32 and F16,
-// keeping everything else (metadata, norms, biases) as it is.
+// Package retype stores the tensors of a GGUF model as another scheme of
+// types (tools/quant: F32, F16, BF16, a quantized type, or one of
+// llama.cpp's mixtures), keeping the metadata as it is.
 package retype
 
 import (
 	"fmt"
-	"math"
 
 	"wisp/engine/gguf"
-	"wisp/tools/fp16"
+	"wisp/tools/quant"
 )
 
-// Convert returns a builder holding f with every weight matrix (a tensor of
-// two or more dimensions) stored as typ, F32 or F16. Vectors (norms, biases)
-// stay F32, as llama.cpp stores them. general.file_type is updated. The
-// stats report what half precision lost.
-func Convert(f *gguf.File, typ gguf.TensorType) (*gguf.Builder, fp16.Stats, error) {
-	var st fp16.Stats
-	if typ != gguf.F32 && typ != gguf.F16 {
-		return nil, st, fmt.Errorf("retype: cannot write tensors of type %v; choose F32 or F16", typ)
+// Convert returns a builder holding f with every tensor stored as the
+// scheme chooses (quant.Scheme.Plan: vectors stay F32, matrices get the
+// scheme's type, or a fallback where their rows are not whole blocks).
+// A tensor already of the chosen type is copied byte for byte; any other
+// is widened to float32 (dequantized, if it was quantized) and stored
+// again. general.file_type (and general.quantization_version) are set for
+// the scheme. The report says what each type cost. progress, if not nil,
+// is called after each tensor with the number done and the total.
+func Convert(f *gguf.File, s quant.Scheme, progress func(done, total int)) (*gguf.Builder, *quant.Report, error) {
+	rep := &quant.Report{}
+	if s.IsZero() {
+		return nil, rep, fmt.Errorf("retype: no scheme given")
 	}
 	b := gguf.NewBuilder()
 	for _, kv := range f.KV {
 		b.Set(kv.Key, kv.Value)
 	}
-	fileType := uint32(0)
-	if typ == gguf.F16 {
-		fileType = 1
+	s.SetFileType(b)
+	plan := make([]quant.Tensor, len(f.Tensors))
+	for i, t := range f.Tensors {
+		plan[i] = quant.Tensor{Name: t.Name, Dims: t.Dims}
 	}
-	b.Set("general.file_type", fileType)
+	choices := s.Plan(plan)
 	for i := range f.Tensors {
 		t := &f.Tensors[i]
-		want := typ
-		if len(t.Dims) < 2 {
-			want = gguf.F32
+		c := choices[i]
+		data := t.Data
+		if t.Type == c.Type {
+			rep.Keep(t.Name, c, t.Dims, data)
+		} else {
+			v, err := quant.Decode(t.Type, t.Data, int(t.Elements()))
+			if err != nil {
+				return nil, rep, fmt.Errorf("retype: tensor %q: %w", t.Name, err)
+			}
+			if _, q := quant.QType(t.Type); q {
+				rep.NoteDequantized(t.Type)
+			}
+			if data, err = rep.Encode(t.Name, c, t.Dims, v); err != nil {
+				return nil, rep, fmt.Errorf("retype: %w", err)
+			}
 		}
-		data, s, err := convertTensor(t, want)
-		if err != nil {
-			return nil, st, fmt.Errorf("retype: tensor %q: %w", t.Name, err)
+		if err := b.AddTensor(t.Name, c.Type, t.Dims, data); err != nil {
+			return nil, rep, fmt.Errorf("retype: %w", err)
 		}
-		st.Add(s)
-		if err := b.AddTensor(t.Name, want, t.Dims, data); err != nil {
-			return nil, st, fmt.Errorf("retype: %w", err)
+		if progress != nil {
+			progress(i+1, len(f.Tensors))
 		}
 	}
-	return b, st, nil
-}
-
-func convertTensor(t *gguf.Tensor, want gguf.TensorType) ([]byte, fp16.Stats, error) {
-	var st fp16.Stats
-	switch {
-	case t.Type == want:
-		return t.Data, st, nil
-	case t.Type == gguf.F32 && want == gguf.F16:
-		v, err := t.F32()
-		if err != nil {
-			return nil, st, err
-		}
-		h, s := fp16.FromFloat32(v)
-		return gguf.F16Bytes(h), s, nil
-	case t.Type == gguf.F16 && want == gguf.F32:
-		h, err := t.F16()
-		if err != nil {
-			return nil, st, err
-		}
-		v := make([]float32, len(h))
-		for i, x := range h {
-			v[i] = half(x)
-		}
-		return gguf.F32Bytes(v), st, nil
-	}
-	return nil, st, fmt.Errorf("type %v cannot be converted (wisp converts F32 and F16)", t.Type)
-}
-
-// half returns the exact float32 value of an IEEE half.
-func half(h uint16) float32 {
-	sign := float32(1)
-	if h&0x8000 != 0 {
-		sign = -1
-	}
-	e, m := int(h>>10&0x1f), float64(h&0x3ff)
-	switch e {
-	case 0:
-		return sign * float32(math.Ldexp(m, -24))
-	case 31:
-		if m != 0 {
-			return float32(math.NaN())
-		}
-		return sign * float32(math.Inf(1))
-	}
-	return sign * float32(math.Ldexp(1024+m, e-25))
+	return b, rep, nil
 }

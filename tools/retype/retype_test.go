@@ -3,25 +3,16 @@ package retype
 import (
 	"bytes"
 	"math"
+	"slices"
+	"strings"
 	"testing"
-
-	"github.com/x448/float16"
 
 	"wisp/engine"
 	"wisp/engine/gguf"
 	"wisp/internal/sharedfiles"
+	"wisp/tools/quant"
+	"wisp/tools/synth"
 )
-
-func TestHalf(t *testing.T) {
-	for i := range 1 << 16 {
-		h := uint16(i)
-		want := float16.Frombits(h).Float32()
-		got := half(h)
-		if math.Float32bits(got) != math.Float32bits(want) && !(math.IsNaN(float64(got)) && math.IsNaN(float64(want))) {
-			t.Fatalf("half(%#04x) = %v, want %v", h, got, want)
-		}
-	}
-}
 
 func write(t *testing.T, b *gguf.Builder) []byte {
 	t.Helper()
@@ -44,12 +35,12 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, st, err := Convert(f32, gguf.F16)
+	b, rep, err := Convert(f32, scheme(t, "f16"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Values == 0 || st.MaxAbsErr == 0 || st.MaxAbsErr > 1e-3 {
-		t.Errorf("stats %v", st)
+	if st := rep.Total(); st.Values == 0 || st.MaxAbsErr == 0 || st.MaxAbsErr > 1e-3 {
+		t.Errorf("stats %+v", st)
 	}
 	h1 := write(t, b)
 	fh, err := gguf.Parse(h1)
@@ -64,7 +55,7 @@ func TestRoundTrip(t *testing.T) {
 	if ft, _ := fh.Uint("general.file_type"); ft != 1 {
 		t.Errorf("general.file_type %d", ft)
 	}
-	b, _, err = Convert(fh, gguf.F32)
+	b, _, err = Convert(fh, scheme(t, "f32"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,11 +63,11 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, st, err = Convert(back, gguf.F16)
+	b, rep, err = Convert(back, scheme(t, "f16"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.MaxAbsErr != 0 {
+	if st := rep.Total(); st.MaxAbsErr != 0 {
 		t.Errorf("F16 → F32 → F16 lost %v", st.MaxAbsErr)
 	}
 	if h2 := write(t, b); !bytes.Equal(h1, h2) {
@@ -107,6 +98,122 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+func scheme(t *testing.T, name string) quant.Scheme {
+	t.Helper()
+	s, err := quant.ParseScheme(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestQuantized converts stories260K to every scheme: each file loads,
+// its tensors have the planned types, its logits stay near F32's (closer
+// for the types with more bits), and converting it back to F32 and again
+// to the same scheme from the dequantized values gives a file that still
+// loads (quantized input is accepted).
+func TestQuantized(t *testing.T) {
+	for _, model := range []string{"stories260K", "rows-of-256"} {
+		t.Run(model, func(t *testing.T) { testQuantized(t, model) })
+	}
+}
+
+func testQuantized(t *testing.T, model string) {
+	var src []byte
+	var err error
+	if model == "stories260K" {
+		// dim 64: the k-quants fall back to the formats of blocks of 32.
+		src, err = sharedfiles.Stories260K(gguf.F32)
+	} else {
+		src, err = synth.Bytes(synth.Shape{Arch: "llama", Dim: 256, HiddenDim: 512, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 512, ContextLen: 64, RopeBase: 10000}, synth.Options{Seed: 5})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	f32, err := gguf.Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logits := func(b []byte) []float32 {
+		t.Helper()
+		m, err := engine.Load(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := m.NewState(8)
+		l, err := st.Forward([]int{1, 400, 300, 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append([]float32(nil), l...)
+	}
+	ref := logits(src)
+	span := slices.Max(ref) - slices.Min(ref)
+	// The largest logit difference allowed, as a share of the logits'
+	// range: loose bounds by bits a weight (random models amplify the
+	// weights' errors more than trained ones; measured here at most 0.019,
+	// 0.050, 0.143 and 0.242 for 8, 6, 5 and 4 bits).
+	bound := map[string]float64{"f32": 0, "f16": 0.002, "bf16": 0.01, "q8_0": 0.03, "q6_k": 0.08, "q5_k": 0.2, "q5_k_m": 0.2,
+		"q5_1": 0.2, "q5_0": 0.2, "q4_k": 0.35, "q4_k_m": 0.35, "q4_1": 0.35, "q4_0": 0.35}
+	for _, s := range quant.Schemes() {
+		t.Run(s.Name(), func(t *testing.T) {
+			b, rep, err := Convert(f32, s, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := write(t, b)
+			f, err := gguf.Parse(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ft, _ := f.Uint("general.file_type"); ft != uint64(s.FileType()) {
+				t.Errorf("general.file_type %d, want %d", ft, s.FileType())
+			}
+			var plan []quant.Tensor
+			for _, tn := range f32.Tensors {
+				plan = append(plan, quant.Tensor{Name: tn.Name, Dims: tn.Dims})
+			}
+			for i, c := range s.Plan(plan) {
+				if f.Tensors[i].Type != c.Type {
+					t.Errorf("%s: type %v, planned %v", f.Tensors[i].Name, f.Tensors[i].Type, c.Type)
+				}
+			}
+			for _, tn := range f.Tensors {
+				if rep.Types[tn.Type] == nil {
+					t.Errorf("%s is %v, and the report has no %v row", tn.Name, tn.Type, tn.Type)
+				}
+			}
+			if model == "rows-of-256" && f.Tensors[len(f.Tensors)-1].Type == gguf.F32 && !s.Mixture() && s.Base() != gguf.F32 {
+				t.Errorf("%s: nothing of type %v", s.Name(), s.Base())
+			}
+			got := logits(data)
+			worst := 0.0
+			for i := range ref {
+				worst = max(worst, math.Abs(float64(got[i]-ref[i]))/float64(span))
+			}
+			t.Logf("%s: %d bytes, max logit difference %.4f of the range", s.Name(), len(data), worst)
+			if worst > bound[s.Name()] {
+				t.Errorf("logits differ from F32's by %.4f of the range, more than %.4f", worst, bound[s.Name()])
+			}
+			// From the quantized file, back to F32: exact dequantization.
+			back, rep2, err := Convert(f, scheme(t, "f32"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, q := quant.QType(s.Base()); q && len(rep2.Dequantized) == 0 {
+				t.Error("the report does not say the input was dequantized")
+			}
+			if l := logits(write(t, back)); s.Name() == "f32" || s.Name() == "f16" || s.Name() == "bf16" {
+				for i := range l {
+					if math.Float32bits(l[i]) != math.Float32bits(got[i]) && s.Name() != "bf16" {
+						t.Fatalf("logit %d changed on widening to F32: %v, %v", i, l[i], got[i])
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestErrors(t *testing.T) {
 	b := gguf.NewBuilder()
 	b.Set("general.architecture", "llama")
@@ -115,10 +222,20 @@ func TestErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := Convert(f, gguf.F16); err == nil {
-		t.Error("a Q8_0 tensor was converted")
+	if _, _, err := Convert(f, quant.Scheme{}, nil); err == nil {
+		t.Error("conversion without a scheme accepted")
 	}
-	if _, _, err := Convert(f, gguf.Q8_0); err == nil {
-		t.Error("conversion to Q8_0 accepted")
+	// A NaN weight cannot be quantized: the error names the tensor.
+	nan := gguf.NewBuilder()
+	nan.Set("general.architecture", "llama")
+	v := make([]float32, 64)
+	v[40] = float32(math.NaN())
+	nan.AddTensor("blk.0.attn_q.weight", gguf.F32, []uint64{32, 2}, gguf.F32Bytes(v))
+	_, _, err = Convert(nan.File(), scheme(t, "q8_0"), nil)
+	if err == nil || !strings.Contains(err.Error(), "blk.0.attn_q.weight") || !strings.Contains(err.Error(), "NaN") {
+		t.Errorf("NaN weight: %v", err)
+	}
+	if _, err := quant.ParseScheme("q2_k"); err == nil || !strings.Contains(err.Error(), "q4_k_m") {
+		t.Errorf("q2_k: %v", err)
 	}
 }

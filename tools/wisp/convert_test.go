@@ -189,3 +189,41 @@ func TestConvertGGUFTypes(t *testing.T) {
 		t.Errorf("sizes: f32 %d, f16 %d, back to f32 %d", a.Size(), b.Size(), c.Size())
 	}
 }
+
+// TestConvertQuantized quantizes stories260K from a llama2.c checkpoint and
+// from GGUF files of each kind, as a user would: every file loads and
+// generates, the report names the types stored and the fallbacks, a
+// quantized file converts on (dequantized first, and said so), and an
+// unknown type is refused with the list of types.
+func TestConvertQuantized(t *testing.T) {
+	dir := t.TempDir()
+	bin, tok := shared(t, "models/stories260K.bin"), shared(t, "models/tok512.bin")
+	path := func(name string) string { return filepath.Join(dir, name+".gguf") }
+	if code, _, stderr := wisp(t, "convert", "--type", "q8_0", "-o", path("q8_0"), "-z", tok, bin); code != 0 ||
+		!strings.Contains(stderr, "Q8_0") || !strings.Contains(stderr, "fallback: 5 tensors Q8_0 → F16 (rows of 172") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, c := range []struct{ from, to, want string }{
+		{"q8_0", "q4_k_m", "dequantized: 28 input tensors were Q8_0"},
+		{"q8_0", "bf16", "BF16"},
+		{"q4_k_m", "f16", "dequantized"},
+	} {
+		code, _, stderr := wisp(t, "convert", "--type", c.to, "-o", path(c.to), path(c.from))
+		if code != 0 || !strings.Contains(stderr, c.want) {
+			t.Fatalf("%s → %s: exit %d: %s", c.from, c.to, code, stderr)
+		}
+		code, stdout, stderr := wisp(t, "run", "-m", path(c.to), "-n", "8", "-t", "0", "-q", "-p", "Once upon")
+		if code != 0 || len(stdout) < len("Once upon")+4 {
+			t.Fatalf("run %s: exit %d: %q %s", c.to, code, stdout, stderr)
+		}
+	}
+	a, _ := os.Stat(path("q8_0"))
+	b, _ := os.Stat(path("f16"))
+	if a.Size() >= b.Size() {
+		t.Errorf("q8_0 is %d bytes, f16 %d", a.Size(), b.Size())
+	}
+	code, _, stderr := wisp(t, "convert", "--type", "iq4_nl", "-o", path("x"), path("q8_0"))
+	if code == 0 || !strings.Contains(stderr, "q4_k_m") {
+		t.Errorf("iq4_nl: exit %d: %s", code, stderr)
+	}
+}

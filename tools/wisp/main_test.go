@@ -156,7 +156,7 @@ func TestErrors(t *testing.T) {
 		{[]string{"run", "-m", bin, "-z", tok, "-p", "bad \xff utf-8"}, 1, "UTF-8"},
 		{[]string{"run", "-m", bin, "-z", tok, "-t", "-1"}, 1, "temperature"},
 		{[]string{"run", "--bogus"}, 2, "flag provided but not defined"},
-		{[]string{"convert", "-o", filepath.Join(dir, "o.gguf"), "--type", "q4", "-z", tok, bin}, 1, "f32 or f16"},
+		{[]string{"convert", "-o", filepath.Join(dir, "o.gguf"), "--type", "q4", "-z", tok, bin}, 1, "choose one of f32, f16, bf16, q8_0"},
 		{[]string{"convert", "-o", filepath.Join(dir, "o.gguf"), bin}, 1, "-z"},
 		{[]string{"tokenize", "-m", garbage, "--", "hi"}, 1, "gguf"},
 	} {

@@ -1,0 +1,102 @@
+package retype
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"wisp/engine/gguf"
+	"wisp/tools/oracle"
+	"wisp/tools/quant"
+	"wisp/tools/synth"
+)
+
+// TestAgainstLlamaCpp quantizes one random model with wisp and with
+// llama.cpp's llama_model_quantize (the oracle; make oracle builds it, and
+// make test runs it) to every type both write, and demands that wisp
+// choose the same type for every tensor (the q4_k_m and q5_k_m mixtures,
+// the fallbacks) and that its weights be no further from the original than
+// llama.cpp's: the squared error over the whole model at most 2 % above
+// llama.cpp's.
+func TestAgainstLlamaCpp(t *testing.T) {
+	o, err := oracle.Locate()
+	if err != nil {
+		t.Skipf("llama.cpp oracle not installed (make oracle): %v", err)
+	}
+	// Rows of 256 everywhere but ffn_down's 352 (whole blocks of 32, not
+	// of 256), so that the k-quants apply and fall back.
+	shape := synth.Shape{Arch: "llama", Dim: 256, HiddenDim: 352, Layers: 3, Heads: 4, KVHeads: 2, Vocab: 512, ContextLen: 64, RopeBase: 10000}
+	src, err := synth.Bytes(shape, synth.Options{Seed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "f32.gguf")
+	if err := os.WriteFile(in, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	orig, err := gguf.Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range quant.Schemes() {
+		if s.Base() == gguf.F32 || s.Base() == gguf.F16 {
+			continue
+		}
+		t.Run(s.Name(), func(t *testing.T) {
+			out := filepath.Join(dir, s.Name()+".gguf")
+			if err := o.Quantize(in, out, int(s.FileType()), !s.Mixture()); err != nil {
+				t.Fatal(err)
+			}
+			theirBytes, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			theirs, err := gguf.Parse(theirBytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _, err := Convert(orig, s, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ours, err := gguf.Parse(write(t, b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			byName := map[string]*gguf.Tensor{}
+			for i := range theirs.Tensors {
+				byName[theirs.Tensors[i].Name] = &theirs.Tensors[i]
+			}
+			var errOurs, errTheirs float64
+			for i, o := range orig.Tensors {
+				w, l := &ours.Tensors[i], byName[o.Name]
+				if l == nil {
+					t.Fatalf("llama.cpp's file has no %s", o.Name)
+				}
+				if w.Type != l.Type {
+					t.Errorf("%s: wisp stores %v, llama.cpp %v", o.Name, w.Type, l.Type)
+					continue
+				}
+				x, _ := quant.Decode(o.Type, o.Data, int(o.Elements()))
+				a, err := quant.Decode(w.Type, w.Data, len(x))
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, err := quant.Decode(l.Type, l.Data, len(x))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for j := range x {
+					errOurs += math.Pow(float64(a[j]-x[j]), 2)
+					errTheirs += math.Pow(float64(c[j]-x[j]), 2)
+				}
+			}
+			t.Logf("%s: squared error wisp %.4g, llama.cpp %.4g (ratio %.4f)", s.Name(), errOurs, errTheirs, errOurs/errTheirs)
+			if errOurs > 1.02*errTheirs {
+				t.Errorf("wisp's %s weights are further from the original than llama.cpp's: %.4g against %.4g", s.Name(), errOurs, errTheirs)
+			}
+		})
+	}
+}
