@@ -1,18 +1,23 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"wisp/engine"
+	"wisp/engine/gguf"
 	"wisp/tools/eval"
 	"wisp/tools/prune"
+	"wisp/tools/quant"
+	"wisp/tools/retype"
 )
 
 func pruneCmd(args []string, stdout, stderr io.Writer) error {
@@ -141,6 +146,9 @@ for calibration.`, stderr)
 	if err != nil {
 		return err
 	}
+	if data, err = widenForPruning(data, stderr); err != nil {
+		return fmt.Errorf("%s: %w", *model, err)
+	}
 	src, err := prune.Load(data)
 	if err != nil {
 		return fmt.Errorf("%s: %w", *model, err)
@@ -253,4 +261,44 @@ func splitTail(text string, frac float64) (head, tail string) {
 		}
 	}
 	return text, ""
+}
+
+// widenForPruning returns a model whose matrices are BF16 or quantized
+// widened to F32, which is exact, since pruning cuts rows and columns out
+// of matrices and the block formats do not cut; other models are returned
+// as they are. It says so on stderr: the pruned file is then F32 (budgets
+// count its F32 bytes), to be stored again with wisp convert --type.
+func widenForPruning(data []byte, stderr io.Writer) ([]byte, error) {
+	f, err := gguf.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	types := map[gguf.TensorType]bool{}
+	for _, t := range f.Tensors {
+		if len(t.Dims) >= 2 && t.Type != gguf.F32 && t.Type != gguf.F16 {
+			types[t.Type] = true
+		}
+	}
+	if len(types) == 0 {
+		return data, nil
+	}
+	var names []string
+	for t := range types {
+		names = append(names, t.String())
+	}
+	slices.Sort(names)
+	f32, err := quant.ParseScheme("f32")
+	if err != nil {
+		return nil, err
+	}
+	b, _, err := retype.Convert(f, f32, nil)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if _, err := b.WriteTo(&buf); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "prune: the model's matrices are %s; they are widened to F32 (exactly) to be pruned, and the pruned model is F32: store it again with wisp convert --type\n", strings.Join(names, ", "))
+	return buf.Bytes(), nil
 }

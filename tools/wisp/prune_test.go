@@ -196,3 +196,36 @@ func TestPruneErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneQuantized prunes a Q4_K_M file (stories260K, whose rows make it
+// Q5_0, Q8_0 and F16): the matrices are widened to F32 exactly, said so,
+// and the pruned model is F32, loads, and converts back to q4_k_m; wisp
+// eval reads the quantized file too.
+func TestPruneQuantized(t *testing.T) {
+	bin, tok := shared(t, "models/stories260K.bin"), shared(t, "models/tok512.bin")
+	dir := t.TempDir()
+	calib, _ := pruneFiles(t, dir)
+	q, out, back := filepath.Join(dir, "q.gguf"), filepath.Join(dir, "p.gguf"), filepath.Join(dir, "pq.gguf")
+	if code, _, stderr := wisp(t, "convert", "--type", "q4_k_m", "-o", q, "-z", tok, bin); code != 0 {
+		t.Fatal(stderr)
+	}
+	code, stdout, stderr := wisp(t, "prune", "-m", q, "-o", out, "--calib", calib, "--params", "0.75", "--greedy", "20")
+	if code != 0 || !strings.Contains(stderr, "widened to F32") || !strings.Contains(stdout, "top-1 agreement") {
+		t.Fatalf("exit %d: %s\n%s", code, stdout, stderr)
+	}
+	f, err := gguf.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range f.Tensors {
+		if tn.Type != gguf.F32 {
+			t.Errorf("%s is %v in the pruned file", tn.Name, tn.Type)
+		}
+	}
+	if code, _, stderr := wisp(t, "convert", "--type", "q4_k_m", "-o", back, out); code != 0 {
+		t.Fatal(stderr)
+	}
+	if code, stdout, stderr := wisp(t, "eval", "-m", back, "--text", calib, "--ref", q); code != 0 || !strings.Contains(stdout, "perplexity") {
+		t.Fatalf("eval: exit %d: %s %s", code, stdout, stderr)
+	}
+}
