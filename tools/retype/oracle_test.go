@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"wisp/engine"
 	"wisp/engine/gguf"
+	"wisp/internal/sharedfiles"
 	"wisp/tools/oracle"
 	"wisp/tools/quant"
 	"wisp/tools/synth"
@@ -99,4 +101,80 @@ func TestAgainstLlamaCpp(t *testing.T) {
 			}
 		})
 	}
+}
+
+// greedyTokens is how many tokens llama.cpp must continue wisp's files
+// with exactly as wisp does.
+const greedyTokens = 32
+
+// TestLlamaCppContinuesWispFiles: every file wisp writes, of every scheme,
+// loads in llama.cpp, and llama.cpp's greedy choice after each token of
+// wisp's own greedy continuation of a prompt is wisp's next token, for
+// greedyTokens tokens (stories260K, a trained model: no near ties).
+func TestLlamaCppContinuesWispFiles(t *testing.T) {
+	o, err := oracle.Locate()
+	if err != nil {
+		t.Skipf("llama.cpp oracle not installed (make oracle): %v", err)
+	}
+	src, err := sharedfiles.Stories260K(gguf.F32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f32, err := gguf.Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, s := range quant.Schemes() {
+		t.Run(s.Name(), func(t *testing.T) {
+			b, _, err := Convert(f32, s, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := write(t, b)
+			path := filepath.Join(dir, s.Name()+".gguf")
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			m, err := engine.Load(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := m.NewState(64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tokens := []int{1, 403, 407, 261} // BOS, then a prompt's ids
+			l, err := st.Forward(tokens)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range greedyTokens {
+				next := argmax(l)
+				tokens = append(tokens, next)
+				if l, err = st.Forward([]int{next}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			theirs, err := o.Logits(path, tokens[:len(tokens)-1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 3; i < len(tokens)-1; i++ {
+				if got := argmax(theirs[i]); got != tokens[i+1] {
+					t.Fatalf("after %d tokens llama.cpp picks %d, wisp %d", i+1, got, tokens[i+1])
+				}
+			}
+		})
+	}
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
 }

@@ -139,6 +139,7 @@ int32_t llama_vocab_n_tokens(const struct llama_vocab *vocab);
 struct llama_batch llama_batch_get_one(llama_token *tokens, int32_t n_tokens);
 int32_t llama_decode(struct llama_context *ctx, struct llama_batch batch);
 float *llama_get_logits_ith(struct llama_context *ctx, int32_t i);
+void llama_set_n_threads(struct llama_context *ctx, int32_t n_threads, int32_t n_threads_batch);
 
 // ---- checked offsets ----
 //
@@ -350,6 +351,9 @@ static int cmd_logits(int argc, char **argv) {
 	if (!ctx) {
 		die("llama_init_from_model failed");
 	}
+	// One thread: the test models are tiny, and llama.cpp's threads spin
+	// for work (0.6 s a token on two busy cores); results do not depend on it.
+	llama_set_n_threads(ctx, 1, 1);
 	int32_t nv = llama_vocab_n_tokens(llama_model_get_vocab(model));
 	FILE *out = fopen(argv[1], "wb");
 	if (!out) {
