@@ -34,8 +34,7 @@ type State struct {
 	in       input     // the input of the matrix products being computed
 	q8       simd.Q8   // that input in 8-bit blocks, for quantized weights
 
-	acts *Activations // recording, or nil
-	xin  []float32    // the stream entering a block, while recording
+	obs Observer // shown the activations, or nil
 }
 
 // NewState makes a State holding up to ctx positions; ctx <= 0 means the
@@ -183,13 +182,11 @@ func (s *State) forward(tokens []int, all bool) ([]float32, error) {
 		layerValues := s.values[l*stride : l*stride+s.ctx*kvd]
 
 		// Attention: normalise, project to queries, keys and values.
+		s.observe(l, BlockInput, x, n, dim)
 		for t := range n {
 			simd.RMSNorm(xb[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], ly.AttnNorm, c.NormEps)
 		}
-		if s.acts != nil {
-			copy(s.xin, x)
-			addSquares(s.acts.AttnIn[l], xb, n, dim)
-		}
+		s.observe(l, AttnInput, xb, n, dim)
 		in := s.input(xb, n, dim)
 		ly.Wq.mul(q, in)
 		ly.Wk.mul(k, in)
@@ -228,9 +225,7 @@ func (s *State) forward(tokens []int, all bool) ([]float32, error) {
 				}
 			}
 		}
-		if s.acts != nil {
-			addSquares(s.acts.AttnOut[l], xb2, n, qd)
-		}
+		s.observe(l, AttnOutput, xb2, n, qd)
 		ly.Wo.mul(xb, s.input(xb2, n, qd))
 		simd.Add(x, xb)
 
@@ -238,24 +233,17 @@ func (s *State) forward(tokens []int, all bool) ([]float32, error) {
 		for t := range n {
 			simd.RMSNorm(xb[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], ly.FFNNorm, c.NormEps)
 		}
+		s.observe(l, FFNInput, xb, n, dim)
 		in = s.input(xb, n, dim)
 		ly.Gate.mul(hb, in)
 		ly.Up.mul(hb2, in)
 		simd.SiLUMul(hb, hb2)
-		if s.acts != nil {
-			addSquares(s.acts.FFNIn[l], xb, n, dim)
-			addSquares(s.acts.FFNHidden[l], hb, n, hidden)
-		}
+		s.observe(l, FFNHidden, hb, n, hidden)
 		ly.Down.mul(xb, s.input(hb, n, hidden))
 		simd.Add(x, xb)
-		if s.acts != nil {
-			addInfluence(&s.acts.Influence[l], s.xin, x, n, dim)
-		}
+		s.observe(l, BlockOutput, x, n, dim)
 	}
 	s.pos += n
-	if s.acts != nil {
-		s.acts.Tokens += n
-	}
 
 	// Final norm and classifier, for the last token or for all of them.
 	first := n - 1

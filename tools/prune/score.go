@@ -73,7 +73,7 @@ func (s *Source) Score(method Method, calib string, opt ScoreOptions) (*Scores, 
 	}
 	sum := sha256.Sum256([]byte(calib))
 	sc.CalibSHA256 = hex.EncodeToString(sum[:])
-	sc.Tokens = acts.Tokens
+	sc.Tokens = acts.tokens
 	for l := range m.Blocks {
 		s.scoreBlock(sc, l, acts)
 	}
@@ -82,7 +82,7 @@ func (s *Source) Score(method Method, calib string, opt ScoreOptions) (*Scores, 
 
 // calibrate runs the text through the model in windows that start from
 // BOS, recording activations.
-func calibrate(m *engine.Model, text string, opt ScoreOptions) (*engine.Activations, error) {
+func calibrate(m *engine.Model, text string, opt ScoreOptions) (*activations, error) {
 	if text == "" {
 		return nil, errors.New("prune: the calibration text is empty; Wanda scoring needs text to run through the model")
 	}
@@ -114,8 +114,8 @@ func calibrate(m *engine.Model, text string, opt ScoreOptions) (*engine.Activati
 	if err != nil {
 		return nil, fmt.Errorf("prune: %w", err)
 	}
-	acts := m.NewActivations()
-	st.Record(acts)
+	acts := newActivations(&m.Config)
+	st.Observe(acts)
 	chunk := make([]int, 0, window)
 	for start := 0; start < len(ids); start += window - 1 {
 		end := min(len(ids), start+window-1)
@@ -132,7 +132,7 @@ func calibrate(m *engine.Model, text string, opt ScoreOptions) (*engine.Activati
 }
 
 // scoreBlock appends the scores of block l; acts is nil for Magnitude.
-func (s *Source) scoreBlock(sc *Scores, l int, acts *engine.Activations) {
+func (s *Source) scoreBlock(sc *Scores, l int, acts *activations) {
 	m := s.Model
 	c := &m.Config
 	b := &m.Blocks[l]
@@ -149,7 +149,7 @@ func (s *Source) scoreBlock(sc *Scores, l int, acts *engine.Activations) {
 	}
 	var attnIn, attnOut, ffnIn, ffnHidden [][]float64
 	if acts != nil {
-		attnIn, attnOut, ffnIn, ffnHidden = acts.AttnIn, acts.AttnOut, acts.FFNIn, acts.FFNHidden
+		attnIn, attnOut, ffnIn, ffnHidden = acts.attnIn, acts.attnOut, acts.ffnIn, acts.ffnHidden
 	}
 	xa, xo := norms(attnIn, c.Dim), norms(attnOut, c.QDim())
 	xf, xh := norms(ffnIn, c.Dim), norms(ffnHidden, c.HiddenDim)
@@ -208,7 +208,7 @@ func (s *Source) scoreBlock(sc *Scores, l int, acts *engine.Activations) {
 	}
 	layer := total
 	if acts != nil {
-		layer = acts.Influence[l] / float64(max(acts.Tokens, 1))
+		layer = acts.influence[l] / float64(max(acts.tokens, 1))
 	}
 	sc.FFN = append(sc.FFN, ffn)
 	sc.Groups = append(sc.Groups, groups)
