@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 
-	"wisp/engine"
 	"wisp/engine/gguf"
 	"wisp/tools/eval"
 	"wisp/tools/prune"
@@ -49,205 +48,207 @@ Unless --no-eval, the pruned model is compared with the original (mean KL
 divergence, top-1 agreement, perplexities, greedy prefix) on --eval TEXT, or
 else on the last --holdout of the calibration text, which is then not used
 for calibration.`, stderr)
-	model := fs.String("m", "", "the model to prune (GGUF, or a llama2.c .bin with -z)")
-	tokPath := fs.String("z", "", "llama2.c tokenizer.bin, for llama2.c checkpoints")
-	out := fs.String("o", "", "the GGUF file to write")
-	calibPath := fs.String("calib", "", "calibration text file (needed by --method wanda)")
-	evalPath := fs.String("eval", "", "text file to compare the pruned model with the original on")
-	method := fs.String("method", string(prune.Wanda), "scoring: wanda or magnitude")
-	ffn := fs.Float64("ffn", 0, "fraction of the feed-forward neurons of each block to keep, in (0, 1]")
-	heads := fs.Float64("heads", 0, "fraction of the key/value groups (with their query heads) of each block to keep, in (0, 1]")
-	layers := fs.Float64("layers", 0, "fraction of the blocks to keep, in (0, 1]")
-	params := fs.String("params", "", "parameter budget: a fraction of the model's (at most 1) or a count")
-	byteBudget := fs.Int64("bytes", 0, "budget for the size of the output file, in bytes")
-	calibTokens := fs.Int("calib-tokens", 0, "use at most this many tokens of calibration text (0: all)")
-	window := fs.Int("window", 0, "tokens per calibration and evaluation window, BOS included (default min(512, context))")
-	holdout := fs.Float64("holdout", 0.1, "without --eval, the fraction of the calibration text held out to evaluate on")
-	noEval := fs.Bool("no-eval", false, "skip the comparison with the original")
-	greedy := fs.Int("greedy", 200, "tokens of greedy continuation (from BOS) to compare; 0 skips")
-	perLayer := fs.Bool("per-layer", false, "let blocks keep different numbers of neurons and groups (llama.cpp's llama and qwen2 loaders reject the result)")
+	var f pruneFlags
+	fs.StringVar(&f.model, "m", "", "the model to prune (GGUF, or a llama2.c .bin with -z)")
+	fs.StringVar(&f.tokPath, "z", "", "llama2.c tokenizer.bin, for llama2.c checkpoints")
+	fs.StringVar(&f.out, "o", "", "the GGUF file to write")
+	fs.StringVar(&f.calibPath, "calib", "", "calibration text file (needed by --method wanda)")
+	fs.StringVar(&f.evalPath, "eval", "", "text file to compare the pruned model with the original on")
+	fs.StringVar(&f.method, "method", string(prune.Wanda), "scoring: wanda or magnitude")
+	fs.Float64Var(&f.ffn, "ffn", 0, "fraction of the feed-forward neurons of each block to keep, in (0, 1]")
+	fs.Float64Var(&f.heads, "heads", 0, "fraction of the key/value groups (with their query heads) of each block to keep, in (0, 1]")
+	fs.Float64Var(&f.layers, "layers", 0, "fraction of the blocks to keep, in (0, 1]")
+	fs.StringVar(&f.params, "params", "", "parameter budget: a fraction of the model's (at most 1) or a count")
+	fs.Int64Var(&f.bytes, "bytes", 0, "budget for the size of the output file, in bytes")
+	fs.IntVar(&f.calibTokens, "calib-tokens", 0, "use at most this many tokens of calibration text (0: all)")
+	fs.IntVar(&f.window, "window", 0, "tokens per calibration and evaluation window, BOS included (default min(512, context))")
+	fs.Float64Var(&f.holdout, "holdout", 0.1, "without --eval, the fraction of the calibration text held out to evaluate on")
+	fs.BoolVar(&f.noEval, "no-eval", false, "skip the comparison with the original")
+	fs.IntVar(&f.greedy, "greedy", 200, "tokens of greedy continuation (from BOS) to compare; 0 skips")
+	fs.BoolVar(&f.perLayer, "per-layer", false, "let blocks keep different numbers of neurons and groups (llama.cpp's llama and qwen2 loaders reject the result)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 || *model == "" || *out == "" {
+	if len(pos) != 0 || f.model == "" || f.out == "" {
 		fs.Usage()
 		return errUsage
 	}
-
-	// Targets: a flag given as 0 is an error, not "keep everything".
-	var t prune.Targets
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for _, r := range []struct {
-		name string
-		v    float64
-		dst  *float64
-	}{{"ffn", *ffn, &t.FFN}, {"heads", *heads, &t.Heads}, {"layers", *layers, &t.Layers}} {
-		if !set[r.name] {
-			continue
-		}
-		if !(r.v > 0 && r.v <= 1) {
-			return fmt.Errorf("--%s %g: a fraction to keep must be in (0, 1]", r.name, r.v)
-		}
-		*r.dst = r.v
-	}
-	if set["params"] {
-		v, err := strconv.ParseFloat(*params, 64)
-		if err != nil || !(v > 0) || math.IsInf(v, 0) {
-			return fmt.Errorf("--params %q: give a fraction of the model's parameters in (0, 1] or a positive count", *params)
-		}
-		t.Params = v
-	}
-	if set["bytes"] {
-		if *byteBudget <= 0 {
-			return fmt.Errorf("--bytes %d: the budget must be positive", *byteBudget)
-		}
-		t.Bytes = *byteBudget
-	}
-	if t == (prune.Targets{}) {
-		return errors.New("no target: give --params, --bytes, or fractions to keep with --ffn, --heads and --layers")
-	}
-	if *holdout < 0 || *holdout >= 1 {
-		return fmt.Errorf("--holdout %g: the fraction held out must be in [0, 1)", *holdout)
-	}
-	m := prune.Method(*method)
-	if m != prune.Wanda && m != prune.Magnitude {
-		return fmt.Errorf("--method %q: choose %s or %s", *method, prune.Wanda, prune.Magnitude)
+	f.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	o, err := f.options(stdout, stderr)
+	if err != nil {
+		return err
 	}
 
-	// Texts: calibration, and what to evaluate on.
-	var calib, evalText string
-	if *calibPath != "" {
-		b, err := os.ReadFile(*calibPath)
-		if err != nil {
-			return err
-		}
-		if len(strings.TrimSpace(string(b))) == 0 {
-			return fmt.Errorf("%s: the calibration text is empty", *calibPath)
-		}
-		calib = string(b)
-	} else if m == prune.Wanda {
-		return errors.New("--calib TEXT is needed to score by activations (or choose --method magnitude)")
-	}
-	if !*noEval {
-		if *evalPath != "" {
-			b, err := os.ReadFile(*evalPath)
-			if err != nil {
-				return err
-			}
-			evalText = string(b)
-		} else if calib != "" && *holdout > 0 {
-			calib, evalText = splitTail(calib, *holdout)
-		}
-	}
-
-	data, err := readModelBytes(*model, *tokPath)
+	data, err := readModelBytes(f.model, f.tokPath)
 	if err != nil {
 		return err
 	}
 	if data, err = widenForPruning(data, stderr); err != nil {
-		return fmt.Errorf("%s: %w", *model, err)
+		return fmt.Errorf("%s: %w", f.model, err)
 	}
 	src, err := prune.Load(data)
 	if err != nil {
-		return fmt.Errorf("%s: %w", *model, err)
+		return fmt.Errorf("%s: %w", f.model, err)
 	}
-	sh, err := src.Plan(t, m)
+	r, err := src.Run(o)
 	if err != nil {
 		return err
 	}
-	full := src.Full()
-	c := &src.Model.Config
-	per := c.Heads / c.KVHeads
-	before := src.Model.Params()
-	after := src.Params(sh)
-	size, err := src.FileSize(sh, m)
-	if err != nil {
+	if err := os.WriteFile(f.out, r.File, 0o644); err != nil {
 		return err
 	}
-	if *perLayer {
-		fmt.Fprintf(stdout, "plan: keep %d of %d blocks, %d of %d key/value groups and %d of %d feed-forward neurons in all, shared out between blocks by score\n",
-			sh.Layers, full.Layers, sh.Layers*sh.Groups, full.Layers*full.Groups, sh.Layers*sh.FFN, full.Layers*full.FFN)
-	} else {
-		fmt.Fprintf(stdout, "plan: keep %d of %d blocks, %d of %d key/value groups (%d of %d heads) and %d of %d feed-forward neurons per block\n",
-			sh.Layers, full.Layers, sh.Groups, full.Groups, sh.Groups*per, c.Heads, sh.FFN, full.FFN)
-		fmt.Fprintf(stdout, "      %d of %d parameters (%.1f%%), a file of %d bytes\n", after, before, 100*float64(after)/float64(before), size)
+	f.report(stdout, src, r)
+	return nil
+}
+
+// pruneFlags are wisp prune's flags.
+type pruneFlags struct {
+	model, tokPath, out, calibPath, evalPath, method, params string
+	ffn, heads, layers, holdout                              float64
+	bytes                                                    int64
+	calibTokens, window, greedy                              int
+	noEval, perLayer                                         bool
+	set                                                      map[string]bool // the flags given
+}
+
+// options checks the flags and reads the texts they name.
+func (f *pruneFlags) options(stdout, stderr io.Writer) (prune.Options, error) {
+	// Targets: a flag given as 0 is an error, not "keep everything".
+	var t prune.Targets
+	for _, r := range []struct {
+		name string
+		v    float64
+		dst  *float64
+	}{{"ffn", f.ffn, &t.FFN}, {"heads", f.heads, &t.Heads}, {"layers", f.layers, &t.Layers}} {
+		if !f.set[r.name] {
+			continue
+		}
+		if !(r.v > 0 && r.v <= 1) {
+			return prune.Options{}, fmt.Errorf("--%s %g: a fraction to keep must be in (0, 1]", r.name, r.v)
+		}
+		*r.dst = r.v
+	}
+	if f.set["params"] {
+		v, err := strconv.ParseFloat(f.params, 64)
+		if err != nil || !(v > 0) || math.IsInf(v, 0) {
+			return prune.Options{}, fmt.Errorf("--params %q: give a fraction of the model's parameters in (0, 1] or a positive count", f.params)
+		}
+		t.Params = v
+	}
+	if f.set["bytes"] {
+		if f.bytes <= 0 {
+			return prune.Options{}, fmt.Errorf("--bytes %d: the budget must be positive", f.bytes)
+		}
+		t.Bytes = f.bytes
+	}
+	if t == (prune.Targets{}) {
+		return prune.Options{}, errors.New("no target: give --params, --bytes, or fractions to keep with --ffn, --heads and --layers")
+	}
+	if f.holdout < 0 || f.holdout >= 1 {
+		return prune.Options{}, fmt.Errorf("--holdout %g: the fraction held out must be in [0, 1)", f.holdout)
+	}
+	m := prune.Method(f.method)
+	if m != prune.Wanda && m != prune.Magnitude {
+		return prune.Options{}, fmt.Errorf("--method %q: choose %s or %s", f.method, prune.Wanda, prune.Magnitude)
 	}
 
-	sc, err := src.Score(m, calib, prune.ScoreOptions{MaxTokens: *calibTokens, Window: *window, Progress: progressBar(stderr, "calibrate")})
-	if err != nil {
-		return err
+	// Texts: calibration, and what to evaluate on.
+	var calib, evalText string
+	if f.calibPath != "" {
+		b, err := os.ReadFile(f.calibPath)
+		if err != nil {
+			return prune.Options{}, err
+		}
+		if len(strings.TrimSpace(string(b))) == 0 {
+			return prune.Options{}, fmt.Errorf("%s: the calibration text is empty", f.calibPath)
+		}
+		calib = string(b)
+	} else if m == prune.Wanda {
+		return prune.Options{}, errors.New("--calib TEXT is needed to score by activations (or choose --method magnitude)")
 	}
-	var sel prune.Selection
-	if *perLayer {
-		sel, err = src.SelectPerLayer(sc, t)
+	if !f.noEval {
+		if f.evalPath != "" {
+			b, err := os.ReadFile(f.evalPath)
+			if err != nil {
+				return prune.Options{}, err
+			}
+			evalText = string(b)
+		} else if calib != "" && f.holdout > 0 {
+			calib, evalText = splitTail(calib, f.holdout)
+		}
+	}
+	if strings.TrimSpace(evalText) == "" {
+		evalText = ""
+	}
+	return prune.Options{
+		Targets: t, Method: m, PerLayer: f.perLayer,
+		Calib:       calib,
+		Score:       prune.ScoreOptions{MaxTokens: f.calibTokens, Window: f.window, Progress: progressBar(stderr, "calibrate")},
+		Eval:        evalText,
+		EvalOptions: eval.Options{Window: f.window, Progress: progressBar(stderr, "eval")},
+		Greedy:      f.greedy,
+		Planned:     func(r *prune.Report) { printPlan(stdout, r) },
+	}, nil
+}
+
+// printPlan says what the plan keeps, before the work.
+func printPlan(w io.Writer, r *prune.Report) {
+	sh, full := r.Plan, r.Full
+	if r.PerLayer {
+		fmt.Fprintf(w, "plan: keep %d of %d blocks, %d of %d key/value groups and %d of %d feed-forward neurons in all, shared out between blocks by score\n",
+			sh.Layers, full.Layers, sh.Layers*sh.Groups, full.Layers*full.Groups, sh.Layers*sh.FFN, full.Layers*full.FFN)
+		return
+	}
+	per := r.Heads / full.Groups
+	fmt.Fprintf(w, "plan: keep %d of %d blocks, %d of %d key/value groups (%d of %d heads) and %d of %d feed-forward neurons per block\n",
+		sh.Layers, full.Layers, sh.Groups, full.Groups, sh.Groups*per, r.Heads, sh.FFN, full.FFN)
+	fmt.Fprintf(w, "      %d of %d parameters (%.1f%%), a file of %d bytes\n", r.PlannedParams, r.ParamsBefore, 100*float64(r.PlannedParams)/float64(r.ParamsBefore), r.PlannedBytes)
+}
+
+// report prints what the job did.
+func (f *pruneFlags) report(w io.Writer, src *prune.Source, r *prune.Report) {
+	full, sel := r.Full, r.Selection
+	if r.Tokens > 0 {
+		fmt.Fprintf(w, "scored by %s on %d calibration tokens\n", r.Method, r.Tokens)
 	} else {
-		sel, err = sc.Select(sh)
+		fmt.Fprintf(w, "scored by %s\n", r.Method)
 	}
-	if err != nil {
-		return err
+	if r.Plan.Layers < full.Layers {
+		fmt.Fprintf(w, "blocks kept          %v of 0..%d\n", sel.Layers, full.Layers-1)
 	}
-	pruned, err := src.Apply(sel)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(*out, pruned, 0o644); err != nil {
-		return err
-	}
-	// Load flushes subnormal halves in place: the file is written first.
-	pm, err := engine.Load(pruned)
-	if err != nil {
-		return fmt.Errorf("%s: %w", *out, err)
-	}
-	after = pm.Params()
-	if sc.Tokens > 0 {
-		fmt.Fprintf(stdout, "scored by %s on %d calibration tokens\n", m, sc.Tokens)
-	} else {
-		fmt.Fprintf(stdout, "scored by %s\n", m)
-	}
-	if sh.Layers < full.Layers {
-		fmt.Fprintf(stdout, "blocks kept          %v of 0..%d\n", sel.Layers, full.Layers-1)
-	}
-	if *perLayer {
+	if r.PerLayer {
 		var ffn, groups []int
 		for i := range sel.Layers {
 			ffn, groups = append(ffn, len(sel.FFN[i])), append(groups, len(sel.Groups[i]))
 		}
-		fmt.Fprintf(stdout, "neurons per block    %v of %d\n", ffn, full.FFN)
-		fmt.Fprintf(stdout, "groups per block     %v of %d\n", groups, full.Groups)
+		fmt.Fprintf(w, "neurons per block    %v of %d\n", ffn, full.FFN)
+		fmt.Fprintf(w, "groups per block     %v of %d\n", groups, full.Groups)
 	}
-	fmt.Fprintf(stdout, "wrote %s\n", *out)
-	fmt.Fprintf(stdout, "parameters           %d → %d (%.1f%%)\n", before, after, 100*float64(after)/float64(before))
-	fmt.Fprintf(stdout, "file size            %d → %d bytes (%.1f%%)\n", src.Size, len(pruned), 100*float64(len(pruned))/float64(src.Size))
+	fmt.Fprintf(w, "wrote %s\n", f.out)
+	fmt.Fprintf(w, "parameters           %d → %d (%.1f%%)\n", r.ParamsBefore, r.ParamsAfter, 100*float64(r.ParamsAfter)/float64(r.ParamsBefore))
+	fmt.Fprintf(w, "file size            %d → %d bytes (%.1f%%)\n", r.BytesBefore, len(r.File), 100*float64(len(r.File))/float64(r.BytesBefore))
 
-	if *noEval {
-		return nil
+	if f.noEval {
+		return
 	}
-	if strings.TrimSpace(evalText) == "" {
-		fmt.Fprintln(stdout, "no text to evaluate on: give --eval TEXT or a --holdout of --calib")
-		return nil
+	c := r.Compared
+	if c == nil {
+		fmt.Fprintln(w, "no text to evaluate on: give --eval TEXT or a --holdout of --calib")
+		return
 	}
-	r, err := eval.Compare(src.Model, pm, evalText, eval.Options{Window: *window, Progress: progressBar(stderr, "eval")})
-	if err != nil {
-		return err
-	}
-	on := *evalPath
+	on := f.evalPath
 	if on == "" {
-		on = fmt.Sprintf("the last %g of the calibration text", *holdout)
+		on = fmt.Sprintf("the last %g of the calibration text", f.holdout)
 	}
-	fmt.Fprintf(stdout, "compared on          %s, %d tokens\n", on, r.Tokens)
-	fmt.Fprintf(stdout, "perplexity           %.4f → %.4f\n", r.Perplexity, r.PerplexityB)
-	fmt.Fprintf(stdout, "mean KL(orig‖pruned) %.6f nats/token\n", r.KL)
-	fmt.Fprintf(stdout, "top-1 agreement      %.2f%%\n", 100*r.Top1)
-	if *greedy > 0 {
-		n, err := eval.GreedyPrefix(src.Model, pm, "", *greedy)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "greedy prefix shared %d of %d tokens\n", n, *greedy)
+	fmt.Fprintf(w, "compared on          %s, %d tokens\n", on, c.Tokens)
+	fmt.Fprintf(w, "perplexity           %.4f → %.4f\n", c.Perplexity, c.PerplexityB)
+	fmt.Fprintf(w, "mean KL(orig‖pruned) %.6f nats/token\n", c.KL)
+	fmt.Fprintf(w, "top-1 agreement      %.2f%%\n", 100*c.Top1)
+	if f.greedy > 0 {
+		fmt.Fprintf(w, "greedy prefix shared %d of %d tokens\n", r.GreedyShared, f.greedy)
 	}
-	return nil
 }
 
 // splitTail cuts the last fraction of text off at a line break, or at a
