@@ -2,6 +2,7 @@ package gguf
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -81,10 +82,75 @@ func ReadFile(path string) (*File, error) {
 // offset is aligned and its bytes lie inside b, and that keys and tensor
 // names are unique. Tensors may overlap. Errors begin with "gguf: " and
 // name the key or tensor at fault; truncated input gives an error wrapping
-// io.ErrUnexpectedEOF.
+// io.ErrUnexpectedEOF (and, when it ends inside the header, ErrShortHeader).
+//
+// Parse is ParseHeader followed by CheckSize(len(b)) and views of the
+// tensors' bytes: a header that ParseHeader reads from a prefix of a file
+// gives the errors Parse gives for the whole file.
 func Parse(b []byte) (*File, error) {
+	f, err := ParseHeader(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.CheckSize(uint64(len(b))); err != nil {
+		return nil, err
+	}
+	for i := range f.Tensors {
+		t := &f.Tensors[i]
+		start := f.DataOffset + t.Offset
+		end := start + f.tensorBytes(i)
+		t.Data = b[start:end:end]
+	}
+	return f, nil
+}
+
+// ErrShortHeader is wrapped by the error of ParseHeader (and Parse) when
+// the bytes end before the header does: a caller that holds only a prefix
+// of a file can fetch more (see HeaderNeed) and try again.
+var ErrShortHeader = errors.New("gguf: the bytes end inside the header")
+
+// ShortHeaderError is the error when the bytes end inside the header. Its
+// text is the description of what was cut short, as Parse reports it for
+// a truncated file.
+type ShortHeaderError struct {
+	// Need is the fewest bytes, counted from the start of the file, that
+	// the header takes as far as the bytes given tell: a prefix of Need
+	// bytes gets further, though the header may be longer still. It may
+	// be absurdly large for a hostile header.
+	Need uint64
+	// Err describes the truncation; it wraps io.ErrUnexpectedEOF except
+	// for a prefix too short to hold the magic.
+	Err error
+}
+
+func (e *ShortHeaderError) Error() string   { return e.Err.Error() }
+func (e *ShortHeaderError) Unwrap() []error { return []error{e.Err, ErrShortHeader} }
+
+// HeaderNeed returns the bytes a header needs when err is (or wraps) the
+// error of a header cut short, and whether it is.
+func HeaderNeed(err error) (need uint64, ok bool) {
+	var se *ShortHeaderError
+	if errors.As(err, &se) {
+		return se.Need, true
+	}
+	return 0, false
+}
+
+// ParseHeader parses the header of a GGUF file (its metadata and tensor
+// infos) from b, which may be a prefix of the file or the whole of it. It
+// checks what Parse checks, except that it does not look at the data
+// section: the tensors' Data are nil, and CheckSize says whether a file of
+// a given size holds their bytes. When b ends inside the header the error
+// wraps ErrShortHeader, and HeaderNeed says how many bytes to try next;
+// otherwise its errors are Parse's. What it allocates is bounded by a small
+// multiple of len(b), whatever the counts in the header claim.
+func ParseHeader(b []byte) (*File, error) {
 	if len(b) < len(magic) || string(b[:len(magic)]) != magic {
-		return nil, fmt.Errorf("gguf: not a GGUF file (magic %q)", b[:min(len(b), len(magic))])
+		err := fmt.Errorf("gguf: not a GGUF file (magic %q)", b[:min(len(b), len(magic))])
+		if len(b) < len(magic) && string(b) == magic[:len(b)] {
+			return nil, &ShortHeaderError{Need: uint64(len(magic)), Err: err}
+		}
+		return nil, err
 	}
 	d := &decoder{b: b, off: len(magic)}
 	v, err := d.u32()
@@ -109,10 +175,10 @@ func Parse(b []byte) (*File, error) {
 		return nil, fmt.Errorf("gguf: header: key-value count: %w", err)
 	}
 	if nKV > uint64(d.left())/minKVSize {
-		return nil, fmt.Errorf("gguf: header: %d key-value pairs cannot fit in the %d bytes left after the header: %w", nKV, d.left(), io.ErrUnexpectedEOF)
+		return nil, d.short(needed(d.off, nKV, minKVSize), "gguf: header: %d key-value pairs cannot fit in the %d bytes left after the header", nKV, d.left())
 	}
 	if nTensors > uint64(d.left())/minTensorInfoSize {
-		return nil, fmt.Errorf("gguf: header: %d tensor infos cannot fit in the %d bytes left after the header: %w", nTensors, d.left(), io.ErrUnexpectedEOF)
+		return nil, d.short(needed(d.off, nTensors, minTensorInfoSize), "gguf: header: %d tensor infos cannot fit in the %d bytes left after the header", nTensors, d.left())
 	}
 
 	f := &File{Version: v, Alignment: DefaultAlignment, KV: make([]KV, 0, nKV)}
@@ -151,10 +217,9 @@ func Parse(b []byte) (*File, error) {
 	// Recheck: the key-value pairs may have used up the bytes the tensor
 	// count was checked against.
 	if nTensors > uint64(d.left())/minTensorInfoSize {
-		return nil, fmt.Errorf("gguf: %d tensor infos cannot fit in the %d bytes left at offset %d: %w", nTensors, d.left(), d.off, io.ErrUnexpectedEOF)
+		return nil, d.short(needed(d.off, nTensors, minTensorInfoSize), "gguf: %d tensor infos cannot fit in the %d bytes left at offset %d", nTensors, d.left(), d.off)
 	}
 	f.Tensors = make([]Tensor, 0, nTensors)
-	sizes := make([]uint64, 0, nTensors)
 	names := make(map[string]struct{})
 	for i := range nTensors {
 		start := d.off
@@ -166,29 +231,70 @@ func Parse(b []byte) (*File, error) {
 			return nil, fmt.Errorf("gguf: tensor %q: duplicate tensor name (tensor %d at offset %d)", name, i, start)
 		}
 		names[name] = struct{}{}
-		t, size, err := d.tensorInfo(name, f.Alignment)
+		t, err := d.tensorInfo(name, f.Alignment)
 		if err != nil {
 			return nil, fmt.Errorf("gguf: tensor %q (tensor %d at offset %d): %w", name, i, start, err)
 		}
 		f.Tensors = append(f.Tensors, t)
-		sizes = append(sizes, size)
 	}
 
 	f.DataOffset, err = alignUp(uint64(d.off), f.Alignment)
 	if err != nil {
 		return nil, fmt.Errorf("gguf: data section: %w", err)
 	}
+	return f, nil
+}
+
+// CheckSize returns the error Parse gives when a file of size bytes is too
+// short for the bytes of some tensor of f, a File from ParseHeader or Parse
+// (nil if every tensor fits).
+func (f *File) CheckSize(size uint64) error {
 	for i := range f.Tensors {
 		t := &f.Tensors[i]
+		n := f.tensorBytes(i)
 		start, c1 := bits.Add64(f.DataOffset, t.Offset, 0)
-		end, c2 := bits.Add64(start, sizes[i], 0)
-		if c1 != 0 || c2 != 0 || end > uint64(len(b)) {
-			return nil, fmt.Errorf("gguf: tensor %q: its %d bytes at data offset %d (data section at file offset %d) run past the end of the file (%d bytes): %w",
-				t.Name, sizes[i], t.Offset, f.DataOffset, len(b), io.ErrUnexpectedEOF)
+		end, c2 := bits.Add64(start, n, 0)
+		if c1 != 0 || c2 != 0 || end > size {
+			return fmt.Errorf("gguf: tensor %q: its %d bytes at data offset %d (data section at file offset %d) run past the end of the file (%d bytes): %w",
+				t.Name, n, t.Offset, f.DataOffset, size, io.ErrUnexpectedEOF)
 		}
-		t.Data = b[start:end:end]
 	}
-	return f, nil
+	return nil
+}
+
+// DataEnd returns where the data of the tensor that ends last ends, the
+// fewest bytes a file with f's header and tensors takes (0 for a file
+// without tensors). It saturates at math.MaxUint64 for offsets that
+// overflow, which CheckSize refuses for any size.
+func (f *File) DataEnd() uint64 {
+	var end uint64
+	for i := range f.Tensors {
+		start, c1 := bits.Add64(f.DataOffset, f.Tensors[i].Offset, 0)
+		e, c2 := bits.Add64(start, f.tensorBytes(i), 0)
+		if c1 != 0 || c2 != 0 {
+			return math.MaxUint64
+		}
+		end = max(end, e)
+	}
+	return end
+}
+
+// tensorBytes returns the size of tensor i's data, from its type and dims
+// (which ParseHeader checked; 0 for a tensor whose size is unknown, in a
+// File made by hand).
+func (f *File) tensorBytes(i int) uint64 {
+	n, _ := tensorSize(f.Tensors[i].Type, f.Tensors[i].Dims)
+	return n
+}
+
+// needed returns off + n·size, saturating.
+func needed(off int, n, size uint64) uint64 {
+	hi, lo := bits.Mul64(n, size)
+	sum, carry := bits.Add64(lo, uint64(off), 0)
+	if hi != 0 || carry != 0 {
+		return math.MaxUint64
+	}
+	return sum
 }
 
 // alignUp rounds x up to a multiple of a, a power of two.
@@ -209,10 +315,17 @@ type decoder struct {
 // left returns the number of bytes not yet read.
 func (d *decoder) left() int { return len(d.b) - d.off }
 
+// short returns the error for bytes that end inside the header, which
+// needs at least need bytes: the formatted text, wrapping
+// io.ErrUnexpectedEOF.
+func (d *decoder) short(need uint64, format string, args ...any) error {
+	return &ShortHeaderError{Need: need, Err: fmt.Errorf(format+": %w", append(args, io.ErrUnexpectedEOF)...)}
+}
+
 // take returns the next n bytes.
 func (d *decoder) take(n uint64) ([]byte, error) {
 	if n > uint64(d.left()) {
-		return nil, fmt.Errorf("need %d bytes at offset %d, only %d left: %w", n, d.off, d.left(), io.ErrUnexpectedEOF)
+		return nil, d.short(needed(d.off, n, 1), "need %d bytes at offset %d, only %d left", n, d.off, d.left())
 	}
 	p := d.b[d.off : d.off+int(n)]
 	d.off += int(n)
@@ -259,7 +372,7 @@ func (d *decoder) str() (string, error) {
 		return "", err
 	}
 	if n > uint64(d.left()) {
-		return "", fmt.Errorf("string length %d at offset %d runs past the end of the file (%d bytes left): %w", n, start, d.left(), io.ErrUnexpectedEOF)
+		return "", d.short(needed(d.off, n, 1), "string length %d at offset %d runs past the end of the file (%d bytes left)", n, start, d.left())
 	}
 	p, _ := d.take(n)
 	return string(p), nil
@@ -338,7 +451,7 @@ func (d *decoder) array(depth int) (any, error) {
 	// Each element takes at least size bytes, so n is bounded by the
 	// input and so is everything allocated below.
 	if n > uint64(d.left())/size {
-		return nil, fmt.Errorf("array of %d %s elements at offset %d cannot fit in the %d bytes left: %w", n, et, start, d.left(), io.ErrUnexpectedEOF)
+		return nil, d.short(needed(d.off, n, size), "array of %d %s elements at offset %d cannot fit in the %d bytes left", n, et, start, d.left())
 	}
 	switch et {
 	case TypeUint8:
@@ -407,40 +520,39 @@ func decodeArray[E any](p []byte, size int, get func([]byte) E) []E {
 	return out
 }
 
-// tensorInfo reads the rest of a tensor info, after its name, and returns
-// the tensor with its size in bytes.
-func (d *decoder) tensorInfo(name string, alignment uint64) (Tensor, uint64, error) {
+// tensorInfo reads the rest of a tensor info, after its name, checking
+// that its type and dims give a size.
+func (d *decoder) tensorInfo(name string, alignment uint64) (Tensor, error) {
 	t := Tensor{Name: name}
 	nd, err := d.u32()
 	if err != nil {
-		return t, 0, fmt.Errorf("dimension count: %w", err)
+		return t, fmt.Errorf("dimension count: %w", err)
 	}
 	if nd == 0 {
-		return t, 0, fmt.Errorf("no dimensions")
+		return t, fmt.Errorf("no dimensions")
 	}
 	if nd > maxDims {
-		return t, 0, fmt.Errorf("%d dimensions, at most %d are supported", nd, maxDims)
+		return t, fmt.Errorf("%d dimensions, at most %d are supported", nd, maxDims)
 	}
 	t.Dims = make([]uint64, nd)
 	for i := range t.Dims {
 		if t.Dims[i], err = d.u64(); err != nil {
-			return t, 0, fmt.Errorf("ne[%d]: %w", i, err)
+			return t, fmt.Errorf("ne[%d]: %w", i, err)
 		}
 	}
 	typ, err := d.u32()
 	if err != nil {
-		return t, 0, fmt.Errorf("type: %w", err)
+		return t, fmt.Errorf("type: %w", err)
 	}
 	t.Type = TensorType(typ)
-	size, err := tensorSize(t.Type, t.Dims)
-	if err != nil {
-		return t, 0, err
+	if _, err := tensorSize(t.Type, t.Dims); err != nil {
+		return t, err
 	}
 	if t.Offset, err = d.u64(); err != nil {
-		return t, 0, fmt.Errorf("offset: %w", err)
+		return t, fmt.Errorf("offset: %w", err)
 	}
 	if t.Offset%alignment != 0 {
-		return t, 0, fmt.Errorf("data offset %d is not a multiple of the alignment %d", t.Offset, alignment)
+		return t, fmt.Errorf("data offset %d is not a multiple of the alignment %d", t.Offset, alignment)
 	}
-	return t, size, nil
+	return t, nil
 }
