@@ -2,7 +2,12 @@
 
 package simd
 
-import "golang.org/x/sys/cpu"
+import (
+	"bytes"
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
 
 // On amd64 with AVX2 the matrix products and dot products run in assembly
 // (kernels_amd64.s) that keeps the canonical order of operations; the other
@@ -148,6 +153,72 @@ func matMulBF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
 	goMatMulBF16(out, w, x, rows, cols, n)
 }
 func quantizeQ8(dst *Q8, x []float32) { goQuantizeQ8(dst, x) }
+
+// The quantized products. A matrix-vector kernel (mvQ...) multiplies one
+// vector by eight rows at once, the rows at w+offs[k]: each lane of its
+// YMM registers is one row, the integer sums I_b of a block are taken with
+// VPMADDUBSW and a tree of horizontal adds (exact in any order, within
+// int16 where the bounds of the type allow it), and every lane then runs
+// the float steps of quant.go in order, a separate VMULPS or VADDPS each.
+// nb is the number of blocks of the row (of 32, or super-blocks of 256);
+// x, d and s point at the vector's Q8 blocks.
+type mvKernel func(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
+
+//go:noescape
+func mvQ8_0(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
+
+// mvKernels holds the kernel of each QType (nil: the Go definition).
+var mvKernels = [...]mvKernel{
+	Q8_0: mvQ8_0,
+}
+
 func matMulQ(out []float32, q QType, w []byte, x *Q8, rows, cols, n int) {
-	goMatMulQ(out, q, w, x, rows, cols, n)
+	var k mvKernel
+	if int(q) < len(mvKernels) {
+		k = mvKernels[q]
+	}
+	// The kernels multiply activations by sign tricks and VPMADDUBSW,
+	// exact for |q| <= 127, which is every value QuantizeQ8 makes; a Q8
+	// built otherwise with a -128 takes the Go definition.
+	if !avx2 || k == nil || hasMinus128(x.Q[:n*cols]) {
+		goMatMulQ(out, q, w, x, rows, cols, n)
+		return
+	}
+	nb := cols / q.BlockLen()
+	rb := nb * q.BlockBytes()
+	for t := range n {
+		b := t * cols / 32
+		mvQ(k, out[t*rows:(t+1)*rows], w, rb, &x.Q[t*cols], &x.D[b], &x.S[b], nb, rows)
+	}
+}
+
+// mvQ computes one vector's products with rows rows of rb bytes, eight per
+// pass: rows r, q+r, …, 7q+r (q = rows/8), a stride apart so that each of
+// the eight streams reads memory sequentially (as matVecF16); the rows%8
+// last rows take one more pass, whose missing rows repeat the last.
+func mvQ(k mvKernel, out []float32, w []byte, rb int, xq *int8, xd, xs *float32, nb, rows int) {
+	var offs [8]int
+	var s [8]float32
+	q := rows / 8
+	for r := range q {
+		for j := range offs {
+			offs[j] = (j*q + r) * rb
+		}
+		k(&w[0], &offs, xq, xd, xs, nb, &s)
+		for j, v := range s {
+			out[j*q+r] = v
+		}
+	}
+	if l := rows - 8*q; l > 0 {
+		for j := range offs {
+			offs[j] = (8*q + min(j, l-1)) * rb
+		}
+		k(&w[0], &offs, xq, xd, xs, nb, &s)
+		copy(out[8*q:rows], s[:l])
+	}
+}
+
+// hasMinus128 reports whether q holds a -128.
+func hasMinus128(q []int8) bool {
+	return bytes.IndexByte(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q))), len(q)), 0x80) >= 0
 }

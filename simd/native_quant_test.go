@@ -1,0 +1,124 @@
+package simd
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// These tests hold MatMulQ (on amd64 with AVX2 the assembly kernels) to
+// goMatMulQ bit for bit, NaNs included: the native kernels run the same
+// float steps in the same order as the Go definition, on the same
+// hardware, so even the bits of a NaN must agree.
+
+// sameBits fails unless got and want agree to the bit.
+func sameBitsExact(tb testing.TB, what string, got, want []float32) {
+	tb.Helper()
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			tb.Fatalf("%s: [%d] = %v (%#08x), Go definition %v (%#08x)", what, i,
+				got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+		}
+	}
+}
+
+// checkMatMulQ compares MatMulQ with goMatMulQ on one problem, the weights
+// and the output offset by skew bytes and floats from their allocations.
+func checkMatMulQ(t *testing.T, what string, q QType, w []byte, a *Q8, rows, cols, n, skew int) {
+	t.Helper()
+	wb := make([]byte, len(w)+skew)[skew:]
+	copy(wb, w)
+	want := make([]float32, n*rows)
+	for i := range want {
+		want[i] = float32(i) // each must be overwritten
+	}
+	goMatMulQ(want, q, wb, a, rows, cols, n)
+	got := make([]float32, n*rows+skew+1)[skew:]
+	for i := range got {
+		got[i] = -float32(i)
+	}
+	MatMulQ(got, q, wb, a, rows, cols, n)
+	sameBitsExact(t, what, got[:n*rows], want)
+	if g := got[n*rows]; g != -float32(n*rows) {
+		t.Fatalf("%s: MatMulQ wrote past the output: %v", what, g)
+	}
+}
+
+// TestNativeMatMulQ covers odd rows (not multiples of the eight of a pass),
+// several blocks, several vectors and unaligned slices, with moderate
+// scales, any finite scales and sane activations including zeros, huge and
+// tiny (subnormal-d) blocks.
+func TestNativeMatMulQ(t *testing.T) {
+	t.Logf("kernels: %s", Kernels())
+	r := rand.New(rand.NewPCG(41, 42))
+	for _, q := range QTypes() {
+		seed := 0
+		for _, rows := range []int{1, 3, 4, 5, 7, 8, 9, 17, 33} {
+			for _, nb := range []int{1, 3, 7} {
+				cols := nb * q.BlockLen()
+				for _, n := range []int{1, 2, 3, 5, 8} {
+					seed++
+					sane := seed%3 != 0
+					w := quantWeights(r, q, rows, cols, sane, false)
+					var a Q8
+					QuantizeQ8(&a, quantVectors(r, n, cols, false), n, cols)
+					what := fmt.Sprintf("%v rows=%d cols=%d n=%d sane=%v", q, rows, cols, n, sane)
+					checkMatMulQ(t, what, q, w, &a, rows, cols, n, seed%4)
+				}
+			}
+		}
+	}
+}
+
+// TestNativeMatMulQWild lets scales be infinities and NaNs (which F16
+// widens to large finite numbers) and activations hold NaNs and
+// infinities (which make NaN blocks), whose bits must agree too.
+func TestNativeMatMulQWild(t *testing.T) {
+	r := rand.New(rand.NewPCG(43, 44))
+	for _, q := range QTypes() {
+		for i, sz := range []struct{ rows, blocks, n int }{{5, 2, 1}, {7, 1, 3}, {17, 3, 1}, {9, 2, 6}, {16, 4, 2}, {11, 5, 1}} {
+			cols := sz.blocks * q.BlockLen()
+			for rep := range 4 {
+				w := quantWeights(r, q, sz.rows, cols, false, true)
+				var a Q8
+				QuantizeQ8(&a, quantVectors(r, sz.n, cols, true), sz.n, cols)
+				what := fmt.Sprintf("wild %v rows=%d cols=%d n=%d rep=%d", q, sz.rows, cols, sz.n, rep)
+				checkMatMulQ(t, what, q, w, &a, sz.rows, cols, sz.n, (i+rep)%4)
+			}
+		}
+	}
+}
+
+// TestNativeMatMulQLarge covers long rows and many passes.
+func TestNativeMatMulQLarge(t *testing.T) {
+	r := rand.New(rand.NewPCG(45, 46))
+	for _, q := range QTypes() {
+		for i, sz := range []struct{ rows, cols, n int }{{67, 768, 1}, {41, 4096, 1}, {13, 8192, 2}, {70, 1024, 9}, {29, 2048, 17}} {
+			w := quantWeights(r, q, sz.rows, sz.cols, i%2 == 0, false)
+			var a Q8
+			QuantizeQ8(&a, quantVectors(r, sz.n, sz.cols, false), sz.n, sz.cols)
+			what := fmt.Sprintf("%v rows=%d cols=%d n=%d", q, sz.rows, sz.cols, sz.n)
+			checkMatMulQ(t, what, q, w, &a, sz.rows, sz.cols, sz.n, i%4)
+		}
+	}
+}
+
+// TestNativeMatMulQMinus128 builds a Q8 by hand with -128s, which
+// QuantizeQ8 never makes and the kernels' sign tricks do not take: the
+// product must still be the Go definition's.
+func TestNativeMatMulQMinus128(t *testing.T) {
+	r := rand.New(rand.NewPCG(47, 48))
+	for _, q := range QTypes() {
+		rows, cols, n := 9, 2*q.BlockLen(), 2
+		var a Q8
+		QuantizeQ8(&a, quantVectors(r, n, cols, false), n, cols)
+		for i := range a.Q {
+			if r.IntN(3) == 0 {
+				a.Q[i] = -128
+			}
+		}
+		w := quantWeights(r, q, rows, cols, true, false)
+		checkMatMulQ(t, fmt.Sprintf("%v with -128", q), q, w, &a, rows, cols, n, 1)
+	}
+}
