@@ -169,26 +169,39 @@ func Load(data []byte) (*Model, error) {
 	return FromGGUF(f)
 }
 
-// FromGGUF builds a model from a parsed GGUF file, as Load does.
+// FromGGUF builds a model from a parsed GGUF file, as Load does. It runs
+// Check first, so that whatever Check refuses it refuses with the same
+// error, before it takes a view of any tensor.
 func FromGGUF(f *gguf.File) (*Model, error) {
-	c, err := ConfigFromGGUF(f)
+	c, tok, err := check(f)
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Config: c, File: f}
-	m.Tokenizer, err = tokenizer.FromGGUF(f)
-	if err != nil {
-		return nil, err
-	}
+	m := &Model{Config: c, File: f, Tokenizer: tok}
 	l := loader{f: f, m: m}
+	l.walk()
+	if l.err != nil {
+		return nil, l.err
+	}
+	return m, nil
+}
+
+// walk reads every tensor of the model into l.m, whose Config and
+// Tokenizer are set: as views with l.header false, or, with it true, only
+// checking what the header tells (presence, shape, type), which leaves the
+// weights empty but sets VocabSize.
+func (l *loader) walk() {
+	m, c := l.m, &l.m.Config
 	emb := l.matrix("token_embd.weight", -1, c.Dim)
 	if l.err == nil {
 		m.VocabSize = emb.Rows
 		if m.VocabSize > maxVocab {
-			return nil, fmt.Errorf("engine: vocabulary of %d tokens is larger than %d", m.VocabSize, maxVocab)
+			l.err = fmt.Errorf("engine: vocabulary of %d tokens is larger than %d", m.VocabSize, maxVocab)
+			return
 		}
 		if n := m.Tokenizer.Len(); n != m.VocabSize {
-			return nil, fmt.Errorf("engine: token_embd.weight has %d rows but the tokenizer has %d tokens", m.VocabSize, n)
+			l.err = fmt.Errorf("engine: token_embd.weight has %d rows but the tokenizer has %d tokens", m.VocabSize, n)
+			return
 		}
 	}
 	m.Embedding = emb
@@ -213,23 +226,21 @@ func FromGGUF(f *gguf.File) (*Model, error) {
 		ly.Down = l.matrix(p+"ffn_down.weight", c.Dim, hidden)
 	}
 	m.OutputNorm = l.vector("output_norm.weight", c.Dim)
-	if _, ok := f.Tensor("output.weight"); ok {
+	if _, ok := l.f.Tensor("output.weight"); ok {
 		m.Output = l.matrix("output.weight", m.VocabSize, c.Dim)
 	} else {
 		m.Output = m.Embedding
 	}
-	if l.err != nil {
-		return nil, l.err
-	}
-	return m, nil
 }
 
 // loader reads tensors by name, checking their shapes, and remembers the
-// first error.
+// first error. With header set it only checks what a file's header tells
+// (see walk).
 type loader struct {
-	f   *gguf.File
-	m   *Model
-	err error
+	f      *gguf.File
+	m      *Model
+	header bool
+	err    error
 }
 
 func (l *loader) tensor(name string, dims ...int) *gguf.Tensor {
@@ -263,6 +274,18 @@ func (l *loader) matrix(name string, rows, cols int) Matrix {
 		return Matrix{}
 	}
 	m := Matrix{Rows: int(t.Dims[1]), Cols: int(t.Dims[0])}
+	if q, ok := quantTypes[t.Type]; ok {
+		// The size that the type and dims give, which is len(t.Data)
+		// once parsed: the header alone tells.
+		size, _ := gguf.TensorSize(t.Type, t.Dims)
+		if want := m.Rows * q.RowBytes(m.Cols); size != uint64(want) {
+			l.err = fmt.Errorf("engine: tensor %q: data has %d bytes, %d rows of %d %v weights need %d", name, size, m.Rows, m.Cols, t.Type, want)
+			return Matrix{}
+		}
+	}
+	if l.header {
+		return m
+	}
 	var err error
 	switch t.Type {
 	case gguf.F32:
@@ -274,9 +297,6 @@ func (l *loader) matrix(name string, rows, cols int) Matrix {
 		m.BF16, err = t.BF16()
 	default:
 		m.QType = quantTypes[t.Type]
-		if want := m.Rows * m.QType.RowBytes(m.Cols); len(t.Data) != want {
-			err = fmt.Errorf("data has %d bytes, %d rows of %d %v weights need %d", len(t.Data), m.Rows, m.Cols, t.Type, want)
-		}
 		m.Q = t.Data
 	}
 	if err != nil {
@@ -289,6 +309,13 @@ func (l *loader) matrix(name string, rows, cols int) Matrix {
 func (l *loader) vector(name string, n int) []float32 {
 	t := l.tensor(name, n)
 	if t == nil {
+		return nil
+	}
+	if t.Type != gguf.F32 && t.Type != gguf.F16 && t.Type != gguf.BF16 {
+		l.err = fmt.Errorf("engine: tensor %q: a vector of type %v; norms and biases must be F32, F16 or BF16", name, t.Type)
+		return nil
+	}
+	if l.header {
 		return nil
 	}
 	var v []float32
@@ -313,8 +340,6 @@ func (l *loader) vector(name string, n int) []float32 {
 				}
 			}
 		}
-	default:
-		err = fmt.Errorf("a vector of type %v; norms and biases must be F32, F16 or BF16", t.Type)
 	}
 	if err != nil {
 		l.err = fmt.Errorf("engine: tensor %q: %w", name, err)
