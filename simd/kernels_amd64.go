@@ -167,9 +167,17 @@ type mvKernel func(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[
 //go:noescape
 func mvQ8_0(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
 
+//go:noescape
+func mvQ4_K(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
+
+//go:noescape
+func mvQ6_K(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
+
 // mvKernels holds the kernel of each QType (nil: the Go definition).
 var mvKernels = [...]mvKernel{
 	Q8_0: mvQ8_0,
+	Q4_K: mvQ4_K,
+	Q6_K: mvQ6_K,
 }
 
 func matMulQ(out []float32, q QType, w []byte, x *Q8, rows, cols, n int) {

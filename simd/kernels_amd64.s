@@ -100,22 +100,22 @@
 	VPAND MASK, D, D \
 	VMULPS P112, D, D
 
-// TREED(ROW) runs ROW(row, dst) for the eight rows, each leaving eight
-// int32 partial sums in dst, and reduces them with horizontal adds into Y4:
-// lane k the sum of row k's. It takes Y4..Y7.
-#define TREED(ROW) \
-	ROW(SI, Y4) \
-	ROW(DI, Y5) \
+// TREED(ROW, P, Q, S) runs ROW(row, dst, P, Q, S) for the eight rows, each
+// leaving eight int32 partial sums in dst, and reduces them with
+// horizontal adds into Y4: lane k the sum of row k's. It takes Y4..Y7.
+#define TREED(ROW, P, Q, S) \
+	ROW(SI, Y4, P, Q, S) \
+	ROW(DI, Y5, P, Q, S) \
 	VPHADDD Y5, Y4, Y4 \
-	ROW(R8, Y5) \
-	ROW(R9, Y6) \
+	ROW(R8, Y5, P, Q, S) \
+	ROW(R9, Y6, P, Q, S) \
 	VPHADDD Y6, Y5, Y5 \
 	VPHADDD Y5, Y4, Y4 \
-	ROW(R10, Y5) \
-	ROW(R11, Y6) \
+	ROW(R10, Y5, P, Q, S) \
+	ROW(R11, Y6, P, Q, S) \
 	VPHADDD Y6, Y5, Y5 \
-	ROW(R12, Y6) \
-	ROW(R13, Y7) \
+	ROW(R12, Y6, P, Q, S) \
+	ROW(R13, Y7, P, Q, S) \
 	VPHADDD Y7, Y6, Y6 \
 	VPHADDD Y6, Y5, Y5 \
 	VPERM2I128 $0x20, Y5, Y4, Y6 \
@@ -126,19 +126,19 @@
 // 2i+1), for the types whose sums over sixteen weights fit int16: three
 // rounds of VPHADDW (which wraps, but no partial sum leaves int16), then
 // the two halves (weights 0..15 and 16..31) widened and added.
-#define TREEW(ROW) \
-	ROW(SI, Y4) \
-	ROW(DI, Y5) \
+#define TREEW(ROW, P, Q, S) \
+	ROW(SI, Y4, P, Q, S) \
+	ROW(DI, Y5, P, Q, S) \
 	VPHADDW Y5, Y4, Y4 \
-	ROW(R8, Y5) \
-	ROW(R9, Y6) \
+	ROW(R8, Y5, P, Q, S) \
+	ROW(R9, Y6, P, Q, S) \
 	VPHADDW Y6, Y5, Y5 \
 	VPHADDW Y5, Y4, Y4 \
-	ROW(R10, Y5) \
-	ROW(R11, Y6) \
+	ROW(R10, Y5, P, Q, S) \
+	ROW(R11, Y6, P, Q, S) \
 	VPHADDW Y6, Y5, Y5 \
-	ROW(R12, Y6) \
-	ROW(R13, Y7) \
+	ROW(R12, Y6, P, Q, S) \
+	ROW(R13, Y7, P, Q, S) \
 	VPHADDW Y7, Y6, Y6 \
 	VPHADDW Y6, Y5, Y5 \
 	VPHADDW Y5, Y4, Y4 \
@@ -151,8 +151,8 @@
 // I the integer sums (int32, in Y4), d the block's activation scale at
 // (CX). QSTEPC adds t = (A·d)·float32(I) + C·s, C the lanes' offsets and s
 // the block's at (DX). Y11 and Y12 are scratch.
-#define QSTEP(A) \
-	VBROADCASTSS (CX), Y11 \
+#define QSTEP(A, j) \
+	VBROADCASTSS (4*j)(CX), Y11 \
 	VMULPS Y11, A, Y11 \
 	VCVTDQ2PS Y4, Y4 \
 	VMULPS Y4, Y11, Y11 \
@@ -171,12 +171,229 @@
 // Q8_0: I = Σ w·x as |w| (unsigned) times x with w's sign (|x| <= 127, so
 // VPSIGNB cannot overflow; a pair of products is at most 2·128·127, within
 // int16). Y0 holds the activations, Y1 int16 ones.
-#define ROWQ8_0(R, D) \
+#define ROWQ8_0(R, D, P, Q, S) \
 	VMOVDQU 2(R)(AX*1), Y8 \
 	VPSIGNB Y8, Y0, Y9 \
 	VPSIGNB Y8, Y8, Y8 \
 	VPMADDUBSW Y9, Y8, Y8 \
 	VPMADDWD Y1, Y8, D
+
+// Constants of the quantized kernels, 32 bytes each (for YMM operands).
+DATA qconst<>+0(SB)/8, $0x8fffffff8fffffff // +0: the F16 mask
+DATA qconst<>+8(SB)/8, $0x8fffffff8fffffff
+DATA qconst<>+16(SB)/8, $0x8fffffff8fffffff
+DATA qconst<>+24(SB)/8, $0x8fffffff8fffffff
+DATA qconst<>+32(SB)/8, $0x7780000077800000 // +32: 2^112
+DATA qconst<>+40(SB)/8, $0x7780000077800000
+DATA qconst<>+48(SB)/8, $0x7780000077800000
+DATA qconst<>+56(SB)/8, $0x7780000077800000
+DATA qconst<>+64(SB)/8, $0x3f3f3f3f3f3f3f3f // +64: low six bits of bytes
+DATA qconst<>+72(SB)/8, $0x3f3f3f3f3f3f3f3f
+DATA qconst<>+80(SB)/8, $0x3f3f3f3f3f3f3f3f
+DATA qconst<>+88(SB)/8, $0x3f3f3f3f3f3f3f3f
+DATA qconst<>+96(SB)/8, $0x0f0f0f0f0f0f0f0f // +96: low nibbles
+DATA qconst<>+104(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA qconst<>+112(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA qconst<>+120(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA qconst<>+128(SB)/8, $0x3030303030303030 // +128: bits 4, 5 of bytes
+DATA qconst<>+136(SB)/8, $0x3030303030303030
+DATA qconst<>+144(SB)/8, $0x3030303030303030
+DATA qconst<>+152(SB)/8, $0x3030303030303030
+DATA qconst<>+160(SB)/8, $0x000000ff000000ff // +160: low bytes of words
+DATA qconst<>+168(SB)/8, $0x000000ff000000ff
+DATA qconst<>+176(SB)/8, $0x000000ff000000ff
+DATA qconst<>+184(SB)/8, $0x000000ff000000ff
+DATA qconst<>+192(SB)/8, $0x8000000080000000 // +192: float sign bits
+DATA qconst<>+200(SB)/8, $0x8000000080000000
+DATA qconst<>+208(SB)/8, $0x8000000080000000
+DATA qconst<>+216(SB)/8, $0x8000000080000000
+DATA qconst<>+224(SB)/8, $0x2020202020202020 // +224: bytes 32
+DATA qconst<>+232(SB)/8, $0x2020202020202020
+DATA qconst<>+240(SB)/8, $0x2020202020202020
+DATA qconst<>+248(SB)/8, $0x2020202020202020
+DATA qconst<>+256(SB)/8, $0x0000000000000000 // +256: byte 0 eight times, byte 1 eight times
+DATA qconst<>+264(SB)/8, $0x0101010101010101
+DATA qconst<>+272(SB)/8, $0x0808080808080808 // +272: bytes 8
+DATA qconst<>+280(SB)/8, $0x0808080808080808
+DATA qconst<>+288(SB)/8, $0x0808080808080808
+DATA qconst<>+296(SB)/8, $0x0808080808080808
+DATA qconst<>+304(SB)/8, $0x1010101010101010 // +304: bytes 16
+DATA qconst<>+312(SB)/8, $0x1010101010101010
+DATA qconst<>+320(SB)/8, $0x1010101010101010
+DATA qconst<>+328(SB)/8, $0x1010101010101010
+DATA qconst<>+336(SB)/8, $0x0000000000000000 // +336: byte k of a word to bytes 8k..8k+8
+DATA qconst<>+344(SB)/8, $0x0101010101010101
+DATA qconst<>+352(SB)/8, $0x0202020202020202
+DATA qconst<>+360(SB)/8, $0x0303030303030303
+DATA qconst<>+368(SB)/8, $0x8040201008040201 // +368: bit i%8 of byte i
+DATA qconst<>+376(SB)/8, $0x8040201008040201
+DATA qconst<>+384(SB)/8, $0x8040201008040201
+DATA qconst<>+392(SB)/8, $0x8040201008040201
+DATA qconst<>+400(SB)/8, $0x0000000400000000 // +400: VPSRLVQ counts, 0 low and 4 high
+DATA qconst<>+408(SB)/8, $0x0000000000000000
+DATA qconst<>+416(SB)/8, $0x0000000000000004
+DATA qconst<>+424(SB)/8, $0x0000000000000004
+GLOBL qconst<>(SB), RODATA|NOPTR, $432
+
+#define QC_F16MASK qconst<>+0(SB)
+#define QC_P112 qconst<>+32(SB)
+#define QC_3F qconst<>+64(SB)
+#define QC_0F qconst<>+96(SB)
+#define QC_30 qconst<>+128(SB)
+#define QC_FF qconst<>+160(SB)
+#define QC_SIGN qconst<>+192(SB)
+#define QC_32 qconst<>+224(SB)
+#define QC_B01 qconst<>+256(SB)
+#define QC_8 qconst<>+272(SB)
+#define QC_16 qconst<>+304(SB)
+#define QC_BYTES qconst<>+336(SB)
+#define QC_BITS qconst<>+368(SB)
+#define QC_SHIFT04 qconst<>+400(SB)
+
+// HEAD16(off) loads the 16 bytes at offset off of the current block of the
+// eight rows and transposes them as 32-bit words: Y6..Y9 hold words 0..3,
+// lane k row k's. It takes Y4..Y9.
+#define HEAD16(off) \
+	VMOVDQU off(SI)(AX*1), X4 \
+	VINSERTI128 $1, off(R10)(AX*1), Y4, Y4 \
+	VMOVDQU off(DI)(AX*1), X5 \
+	VINSERTI128 $1, off(R11)(AX*1), Y5, Y5 \
+	VMOVDQU off(R8)(AX*1), X6 \
+	VINSERTI128 $1, off(R12)(AX*1), Y6, Y6 \
+	VMOVDQU off(R9)(AX*1), X7 \
+	VINSERTI128 $1, off(R13)(AX*1), Y7, Y7 \
+	VPUNPCKLDQ Y5, Y4, Y8 \
+	VPUNPCKHDQ Y5, Y4, Y9 \
+	VPUNPCKLDQ Y7, Y6, Y4 \
+	VPUNPCKHDQ Y7, Y6, Y5 \
+	VPUNPCKLQDQ Y4, Y8, Y6 \
+	VPUNPCKHQDQ Y4, Y8, Y7 \
+	VPUNPCKLQDQ Y5, Y9, Y8 \
+	VPUNPCKHQDQ Y5, Y9, Y9
+
+// KSCALES turns the transposed header words of Q4_K/Q5_K super-blocks (Y6
+// = d, dmin; Y7..Y9 = scales[0..12)) into Y2 = d and Y3 = dmin as floats
+// and the 6-bit scales and mins of get_scale_min_k4, a byte per sub-block:
+// Y10 = sc[0..4), Y11 = sc[4..8), Y12 = m[0..4), Y13 = m[4..8).
+#define KSCALES \
+	HALFLO(Y6, Y2, QC_F16MASK, QC_P112) \
+	HALFHI(Y6, Y3, QC_F16MASK, QC_P112) \
+	VPAND QC_3F, Y7, Y10 \
+	VPAND QC_3F, Y8, Y12 \
+	VPSRLD $2, Y7, Y4 \
+	VPAND QC_30, Y4, Y4 \
+	VPAND QC_0F, Y9, Y11 \
+	VPOR Y4, Y11, Y11 \
+	VPSRLD $2, Y8, Y4 \
+	VPAND QC_30, Y4, Y4 \
+	VPSRLD $4, Y9, Y13 \
+	VPAND QC_0F, Y13, Y13 \
+	VPOR Y4, Y13, Y13
+
+// KSTEP(j, SC, M, sh) finishes sub-block j of a Q4_K/Q5_K super-block: Y4
+// holds the lanes' Σq·x; the sub-block's scale and min are byte sh/8 of
+// SC and M. I = sc·Σ, c = -(dmin·float32(m)), t = (d·d_j)·float32(I) +
+// c·s_j, added to the accumulator.
+#define KSTEP(j, SC, M, sh) \
+	VPSRLD $sh, SC, Y5 \
+	VPAND QC_FF, Y5, Y5 \
+	VPMULLD Y5, Y4, Y4 \
+	VPSRLD $sh, M, Y6 \
+	VPAND QC_FF, Y6, Y6 \
+	VCVTDQ2PS Y6, Y6 \
+	VMULPS Y6, Y3, Y6 \
+	VXORPS QC_SIGN, Y6, Y6 \
+	VBROADCASTSS (4*j)(CX), Y7 \
+	VMULPS Y7, Y2, Y7 \
+	VCVTDQ2PS Y4, Y4 \
+	VMULPS Y4, Y7, Y7 \
+	VBROADCASTSS (4*j)(DX), Y8 \
+	VMULPS Y8, Y6, Y8 \
+	VADDPS Y8, Y7, Y7 \
+	VADDPS Y7, Y15, Y15
+
+// Q4_K: the nibbles of the 32 bytes at offset OFF, low (ROWQ4KLO) or high
+// (ROWQ4KHI), times the activations in Y0 (Y1: 0x0f bytes); sixteen
+// products add up to at most 16·15·127 = 30480, within int16 (TREEW).
+#define ROWQ4KLO(R, D, OFF, Q, S) \
+	VPAND OFF(R)(AX*1), Y1, Y8 \
+	VPMADDUBSW Y0, Y8, D
+
+#define ROWQ4KHI(R, D, OFF, Q, S) \
+	VMOVDQU OFF(R)(AX*1), Y8 \
+	VPSRLW $4, Y8, Y8 \
+	VPAND Y1, Y8, Y8 \
+	VPMADDUBSW Y0, Y8, D
+
+// SUBQ4K(j, ROW, OFF, SC, M, sh) is sub-block j of a Q4_K super-block.
+#define SUBQ4K(j, ROW, OFF, SC, M, sh) \
+	VMOVDQU (32*j)(BX), Y0 \
+	TREEW(ROW, OFF, 0, 0) \
+	KSTEP(j, SC, M, sh)
+
+// Q6_K: block j of a super-block is quarter i = j%4 of half h = j/4; its
+// quants are the nibbles of ql at L = 64h + 32(i%2) (low for i < 2) with
+// bits 2i, 2i+1 of qh at H = 128 + 32h as bits 4, 5; the scales of its two
+// sixteens are bytes 192+2j, 193+2j. Σ(q-32)·x pairs are VPMADDUBSW(x, q)
+// minus VPMADDUBSW(x, 32) (in Y3; at most 2·63·127 + 2·32·127 = 24130),
+// weighted by the scales with VPMADDWD. Y1: 0x0f bytes, Y2: 0x30 bytes.
+#define Q6SCALE(R, SOFF) \
+	VPBROADCASTW SOFF(R)(AX*1), X9 \
+	VPSHUFB QC_B01, X9, X9 \
+	VPMOVSXBW X9, Y9
+
+#define ROWQ6K0(R, D, L, H, SOFF) \
+	VPAND L(R)(AX*1), Y1, Y8 \
+	VMOVDQU H(R)(AX*1), Y9 \
+	VPSLLW $4, Y9, Y9 \
+	VPAND Y2, Y9, Y9 \
+	VPOR Y9, Y8, Y8 \
+	VPMADDUBSW Y0, Y8, Y8 \
+	VPSUBW Y3, Y8, Y8 \
+	Q6SCALE(R, SOFF) \
+	VPMADDWD Y9, Y8, D
+
+#define ROWQ6K1(R, D, L, H, SOFF) \
+	VPAND L(R)(AX*1), Y1, Y8 \
+	VMOVDQU H(R)(AX*1), Y9 \
+	VPSLLW $2, Y9, Y9 \
+	VPAND Y2, Y9, Y9 \
+	VPOR Y9, Y8, Y8 \
+	VPMADDUBSW Y0, Y8, Y8 \
+	VPSUBW Y3, Y8, Y8 \
+	Q6SCALE(R, SOFF) \
+	VPMADDWD Y9, Y8, D
+
+#define ROWQ6K2(R, D, L, H, SOFF) \
+	VMOVDQU L(R)(AX*1), Y8 \
+	VPSRLW $4, Y8, Y8 \
+	VPAND Y1, Y8, Y8 \
+	VPAND H(R)(AX*1), Y2, Y9 \
+	VPOR Y9, Y8, Y8 \
+	VPMADDUBSW Y0, Y8, Y8 \
+	VPSUBW Y3, Y8, Y8 \
+	Q6SCALE(R, SOFF) \
+	VPMADDWD Y9, Y8, D
+
+#define ROWQ6K3(R, D, L, H, SOFF) \
+	VMOVDQU L(R)(AX*1), Y8 \
+	VPSRLW $4, Y8, Y8 \
+	VPAND Y1, Y8, Y8 \
+	VMOVDQU H(R)(AX*1), Y9 \
+	VPSRLW $2, Y9, Y9 \
+	VPAND Y2, Y9, Y9 \
+	VPOR Y9, Y8, Y8 \
+	VPMADDUBSW Y0, Y8, Y8 \
+	VPSUBW Y3, Y8, Y8 \
+	Q6SCALE(R, SOFF) \
+	VPMADDWD Y9, Y8, D
+
+// SUBQ6K(j, ROW, L, H) is block j of a Q6_K super-block (Y10: the lanes' d).
+#define SUBQ6K(j, ROW, L, H) \
+	VMOVDQU (32*j)(BX), Y0 \
+	VPMADDUBSW Y0, Y14, Y3 \
+	TREED(ROW, L, H, 192+2*j) \
+	QSTEP(Y10, j)
 
 // func dot4F16(w *uint16, stride int, x *float32, n int, out *[4]float32)
 // out[k] = the eight-lane sum of w[k*stride+i]·x[i] for i < n (a multiple of 8).
@@ -300,14 +517,64 @@ TEXT ·mvQ8_0(SB), NOSPLIT, $0-56
 
 q8_0loop:
 	VMOVDQU (BX), Y0
-	TREED(ROWQ8_0)
+	TREED(ROWQ8_0, 0, 0, 0)
 	GATHER4(0, Y10, X10, X13)
 	HALFLO(Y10, Y10, Y2, Y3)
-	QSTEP(Y10)
+	QSTEP(Y10, 0)
 	ADDQ $34, AX
 	ADDQ $32, BX
 	ADDQ $4, CX
 	ADDQ $4, DX
 	DECQ R14
 	JNZ q8_0loop
+	QDONE
+
+// func mvQ4_K(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
+TEXT ·mvQ4_K(SB), NOSPLIT, $0-56
+	VMOVDQU QC_0F, Y1
+	QARGS
+
+q4_kloop:
+	HEAD16(0)
+	KSCALES
+	SUBQ4K(0, ROWQ4KLO, 16, Y10, Y12, 0)
+	SUBQ4K(1, ROWQ4KHI, 16, Y10, Y12, 8)
+	SUBQ4K(2, ROWQ4KLO, 48, Y10, Y12, 16)
+	SUBQ4K(3, ROWQ4KHI, 48, Y10, Y12, 24)
+	SUBQ4K(4, ROWQ4KLO, 80, Y11, Y13, 0)
+	SUBQ4K(5, ROWQ4KHI, 80, Y11, Y13, 8)
+	SUBQ4K(6, ROWQ4KLO, 112, Y11, Y13, 16)
+	SUBQ4K(7, ROWQ4KHI, 112, Y11, Y13, 24)
+	ADDQ $144, AX
+	ADDQ $256, BX
+	ADDQ $32, CX
+	ADDQ $32, DX
+	DECQ R14
+	JNZ q4_kloop
+	QDONE
+
+// func mvQ6_K(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
+TEXT ·mvQ6_K(SB), NOSPLIT, $0-56
+	VMOVDQU QC_0F, Y1
+	VMOVDQU QC_30, Y2
+	VMOVDQU QC_32, Y14
+	QARGS
+
+q6_kloop:
+	GATHER4(206, Y10, X10, X11)
+	HALFHI(Y10, Y10, QC_F16MASK, QC_P112)
+	SUBQ6K(0, ROWQ6K0, 0, 128)
+	SUBQ6K(1, ROWQ6K1, 32, 128)
+	SUBQ6K(2, ROWQ6K2, 0, 128)
+	SUBQ6K(3, ROWQ6K3, 32, 128)
+	SUBQ6K(4, ROWQ6K0, 64, 160)
+	SUBQ6K(5, ROWQ6K1, 96, 160)
+	SUBQ6K(6, ROWQ6K2, 64, 160)
+	SUBQ6K(7, ROWQ6K3, 96, 160)
+	ADDQ $210, AX
+	ADDQ $256, BX
+	ADDQ $32, CX
+	ADDQ $32, DX
+	DECQ R14
+	JNZ q6_kloop
 	QDONE
