@@ -347,7 +347,8 @@ func (p *benchProblem) runNode(b *testing.B) {
 	p.report(b, b.N, ms/1e3, cpuMs/1e3)
 }
 
-// runGo times the Go definitions (native code, for reference).
+// runGo times the API natively: the AVX2 kernels on amd64, elsewhere (and
+// for the types without one) the Go definitions.
 func (p *benchProblem) runGo(b *testing.B, r *rand.Rand) {
 	x := randRange(r, p.n*p.cols, -2, 2)
 	out := make([]float32, p.rows*p.n)
@@ -408,9 +409,7 @@ func benchQuant(b *testing.B, n int) {
 			}
 			b.Run(shape+"/"+typ+"/wazero", func(b *testing.B) { prep().runWazero(b) })
 			b.Run(shape+"/"+typ+"/node", func(b *testing.B) { prep().runNode(b) })
-			if n == 1 {
-				b.Run(shape+"/"+typ+"/go", func(b *testing.B) { prep().runGo(b, r) })
-			}
+			b.Run(shape+"/"+typ+"/go", func(b *testing.B) { prep().runGo(b, r) })
 		}
 	}
 }

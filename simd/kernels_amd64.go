@@ -194,21 +194,30 @@ func matMulQ(out []float32, q QType, w []byte, x *Q8, rows, cols, n int) {
 	}
 	nb := cols / q.BlockLen()
 	rb := nb * q.BlockBytes()
-	for t := range n {
-		b := t * cols / 32
-		mvQ(k, out[t*rows:(t+1)*rows], w, rb, &x.Q[t*cols], &x.D[b], &x.S[b], nb, rows)
+	// Several vectors go through a panel of passes (whose weights stay in
+	// the cache, about 128 KiB of them) one after the other, so that the
+	// matrix is read from memory once, not n times.
+	q8 := rows / 8
+	panel := max(1, (128<<10)/(8*rb))
+	for r0 := 0; r0 < q8 || r0 == 0; r0 += panel {
+		r1 := min(r0+panel, q8)
+		for t := range n {
+			b := t * cols / 32
+			mvQ(k, out[t*rows:(t+1)*rows], w, rb, &x.Q[t*cols], &x.D[b], &x.S[b], nb, rows, r0, r1)
+		}
 	}
 }
 
-// mvQ computes one vector's products with rows rows of rb bytes, eight per
-// pass: rows r, q+r, …, 7q+r (q = rows/8), a stride apart so that each of
-// the eight streams reads memory sequentially (as matVecF16); the rows%8
-// last rows take one more pass, whose missing rows repeat the last.
-func mvQ(k mvKernel, out []float32, w []byte, rb int, xq *int8, xd, xs *float32, nb, rows int) {
+// mvQ computes one vector's products with passes r0..r1 of rows rows of rb
+// bytes, eight rows per pass: rows r, q+r, …, 7q+r (q = rows/8) in pass r,
+// a stride apart so that each of the eight streams reads memory
+// sequentially (as matVecF16 does). The rows%8 last rows take one more
+// pass, whose missing rows repeat the last, with the first panel (r0 = 0).
+func mvQ(k mvKernel, out []float32, w []byte, rb int, xq *int8, xd, xs *float32, nb, rows, r0, r1 int) {
 	var offs [8]int
 	var s [8]float32
 	q := rows / 8
-	for r := range q {
+	for r := r0; r < r1; r++ {
 		for j := range offs {
 			offs[j] = (j*q + r) * rb
 		}
@@ -217,7 +226,7 @@ func mvQ(k mvKernel, out []float32, w []byte, rb int, xq *int8, xd, xs *float32,
 			out[j*q+r] = v
 		}
 	}
-	if l := rows - 8*q; l > 0 {
+	if l := rows - 8*q; l > 0 && r0 == 0 {
 		for j := range offs {
 			offs[j] = (8*q + min(j, l-1)) * rb
 		}

@@ -90,11 +90,12 @@ func TestNativeMatMulQWild(t *testing.T) {
 	}
 }
 
-// TestNativeMatMulQLarge covers long rows and many passes.
+// TestNativeMatMulQLarge covers long rows, many passes and several panels
+// of passes (4096 columns and 3 vectors).
 func TestNativeMatMulQLarge(t *testing.T) {
 	r := rand.New(rand.NewPCG(45, 46))
 	for _, q := range QTypes() {
-		for i, sz := range []struct{ rows, cols, n int }{{67, 768, 1}, {41, 4096, 1}, {13, 8192, 2}, {70, 1024, 9}, {29, 2048, 17}} {
+		for i, sz := range []struct{ rows, cols, n int }{{67, 768, 1}, {41, 4096, 1}, {13, 8192, 2}, {70, 1024, 9}, {29, 2048, 17}, {67, 4096, 3}} {
 			w := quantWeights(r, q, sz.rows, sz.cols, i%2 == 0, false)
 			var a Q8
 			QuantizeQ8(&a, quantVectors(r, sz.n, sz.cols, false), sz.n, sz.cols)
