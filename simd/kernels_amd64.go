@@ -154,7 +154,7 @@ func matMulBF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
 }
 func quantizeQ8(dst *Q8, x []float32) { goQuantizeQ8(dst, x) }
 
-// The quantized products. A matrix-vector kernel (mvQ...) multiplies one
+// The quantized products. A matrix-vector kernel (mvQ8_0...) multiplies one
 // vector by eight rows at once, the rows at w+offs[k]: each lane of its
 // YMM registers is one row, the integer sums I_b of a block are taken with
 // VPMADDUBSW and a tree of horizontal adds (exact in any order, within
@@ -162,7 +162,6 @@ func quantizeQ8(dst *Q8, x []float32) { goQuantizeQ8(dst, x) }
 // the float steps of quant.go in order, a separate VMULPS or VADDPS each.
 // nb is the number of blocks of the row (of 32, or super-blocks of 256);
 // x, d and s point at the vector's Q8 blocks.
-type mvKernel func(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
 
 //go:noescape
 func mvQ8_0(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
@@ -173,22 +172,51 @@ func mvQ4_K(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float
 //go:noescape
 func mvQ6_K(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
 
-// mvKernels holds the kernel of each QType (nil: the Go definition).
-var mvKernels = [...]mvKernel{
-	Q8_0: mvQ8_0,
-	Q4_K: mvQ4_K,
-	Q6_K: mvQ6_K,
+//go:noescape
+func mvQ4_0(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
+
+//go:noescape
+func mvQ4_1(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
+
+//go:noescape
+func mvQ5_0(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
+
+//go:noescape
+func mvQ5_1(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
+
+//go:noescape
+func mvQ5_K(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
+
+// mv calls the kernel of q. (Through a table of func values, offs and out
+// would escape to the heap at every call.)
+func mv(q QType, w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32) {
+	switch q {
+	case Q8_0:
+		mvQ8_0(w, offs, x, d, s, nb, out)
+	case Q4_0:
+		mvQ4_0(w, offs, x, d, s, nb, out)
+	case Q4_1:
+		mvQ4_1(w, offs, x, d, s, nb, out)
+	case Q5_0:
+		mvQ5_0(w, offs, x, d, s, nb, out)
+	case Q5_1:
+		mvQ5_1(w, offs, x, d, s, nb, out)
+	case Q4_K:
+		mvQ4_K(w, offs, x, d, s, nb, out)
+	case Q5_K:
+		mvQ5_K(w, offs, x, d, s, nb, out)
+	case Q6_K:
+		mvQ6_K(w, offs, x, d, s, nb, out)
+	default:
+		panic("simd: no kernel for " + q.String())
+	}
 }
 
 func matMulQ(out []float32, q QType, w []byte, x *Q8, rows, cols, n int) {
-	var k mvKernel
-	if int(q) < len(mvKernels) {
-		k = mvKernels[q]
-	}
 	// The kernels multiply activations by sign tricks and VPMADDUBSW,
 	// exact for |q| <= 127, which is every value QuantizeQ8 makes; a Q8
 	// built otherwise with a -128 takes the Go definition.
-	if !avx2 || k == nil || hasMinus128(x.Q[:n*cols]) {
+	if !avx2 || !hasMV(q) || hasMinus128(x.Q[:n*cols]) {
 		goMatMulQ(out, q, w, x, rows, cols, n)
 		return
 	}
@@ -197,43 +225,46 @@ func matMulQ(out []float32, q QType, w []byte, x *Q8, rows, cols, n int) {
 	// Several vectors go through a panel of passes (whose weights stay in
 	// the cache, about 128 KiB of them) one after the other, so that the
 	// matrix is read from memory once, not n times.
-	q8 := rows / 8
+	passes := rows / 8
 	panel := max(1, (128<<10)/(8*rb))
-	for r0 := 0; r0 < q8 || r0 == 0; r0 += panel {
-		r1 := min(r0+panel, q8)
+	for r0 := 0; r0 < passes || r0 == 0; r0 += panel {
+		r1 := min(r0+panel, passes)
 		for t := range n {
 			b := t * cols / 32
-			mvQ(k, out[t*rows:(t+1)*rows], w, rb, &x.Q[t*cols], &x.D[b], &x.S[b], nb, rows, r0, r1)
+			mvQ(q, out[t*rows:(t+1)*rows], w, rb, &x.Q[t*cols], &x.D[b], &x.S[b], nb, rows, r0, r1)
 		}
 	}
 }
 
 // mvQ computes one vector's products with passes r0..r1 of rows rows of rb
-// bytes, eight rows per pass: rows r, q+r, …, 7q+r (q = rows/8) in pass r,
+// bytes, eight rows per pass: rows r, p+r, …, 7p+r (p = rows/8) in pass r,
 // a stride apart so that each of the eight streams reads memory
 // sequentially (as matVecF16 does). The rows%8 last rows take one more
 // pass, whose missing rows repeat the last, with the first panel (r0 = 0).
-func mvQ(k mvKernel, out []float32, w []byte, rb int, xq *int8, xd, xs *float32, nb, rows, r0, r1 int) {
+func mvQ(q QType, out []float32, w []byte, rb int, xq *int8, xd, xs *float32, nb, rows, r0, r1 int) {
 	var offs [8]int
 	var s [8]float32
-	q := rows / 8
+	p := rows / 8
 	for r := r0; r < r1; r++ {
 		for j := range offs {
-			offs[j] = (j*q + r) * rb
+			offs[j] = (j*p + r) * rb
 		}
-		k(&w[0], &offs, xq, xd, xs, nb, &s)
+		mv(q, &w[0], &offs, xq, xd, xs, nb, &s)
 		for j, v := range s {
-			out[j*q+r] = v
+			out[j*p+r] = v
 		}
 	}
-	if l := rows - 8*q; l > 0 && r0 == 0 {
+	if l := rows - 8*p; l > 0 && r0 == 0 {
 		for j := range offs {
-			offs[j] = (8*q + min(j, l-1)) * rb
+			offs[j] = (8*p + min(j, l-1)) * rb
 		}
-		k(&w[0], &offs, xq, xd, xs, nb, &s)
-		copy(out[8*q:rows], s[:l])
+		mv(q, &w[0], &offs, xq, xd, xs, nb, &s)
+		copy(out[8*p:rows], s[:l])
 	}
 }
+
+// hasMV reports whether q has a kernel.
+func hasMV(q QType) bool { return q >= Q8_0 && q <= Q6_K }
 
 // hasMinus128 reports whether q holds a -128.
 func hasMinus128(q []int8) bool {

@@ -147,26 +147,26 @@
 	VPMOVSXWD X5, Y5 \
 	VPADDD Y5, Y4, Y4
 
-// QSTEP adds t = (A·d)·float32(I) to the accumulator: A the lanes' scales,
-// I the integer sums (int32, in Y4), d the block's activation scale at
-// (CX). QSTEPC adds t = (A·d)·float32(I) + C·s, C the lanes' offsets and s
-// the block's at (DX). Y11 and Y12 are scratch.
+// QSTEP(A, j) adds t = (A·d)·float32(I) to the accumulator: A the lanes'
+// scales, I the integer sums (int32, in Y4), d activation block j's scale
+// at 4j(CX). QSTEPC(A, C, j) adds t = (A·d)·float32(I) + C·s, C the lanes'
+// offsets and s the block's at 4j(DX). Y5 and Y6 are scratch.
 #define QSTEP(A, j) \
-	VBROADCASTSS (4*j)(CX), Y11 \
-	VMULPS Y11, A, Y11 \
+	VBROADCASTSS (4*j)(CX), Y5 \
+	VMULPS Y5, A, Y5 \
 	VCVTDQ2PS Y4, Y4 \
-	VMULPS Y4, Y11, Y11 \
-	VADDPS Y11, Y15, Y15
+	VMULPS Y4, Y5, Y5 \
+	VADDPS Y5, Y15, Y15
 
-#define QSTEPC(A, C) \
-	VBROADCASTSS (CX), Y11 \
-	VMULPS Y11, A, Y11 \
+#define QSTEPC(A, C, j) \
+	VBROADCASTSS (4*j)(CX), Y5 \
+	VMULPS Y5, A, Y5 \
 	VCVTDQ2PS Y4, Y4 \
-	VMULPS Y4, Y11, Y11 \
-	VBROADCASTSS (DX), Y12 \
-	VMULPS Y12, C, Y12 \
-	VADDPS Y12, Y11, Y11 \
-	VADDPS Y11, Y15, Y15
+	VMULPS Y4, Y5, Y5 \
+	VBROADCASTSS (4*j)(DX), Y6 \
+	VMULPS Y6, C, Y6 \
+	VADDPS Y6, Y5, Y5 \
+	VADDPS Y5, Y15, Y15
 
 // Q8_0: I = Σ w·x as |w| (unsigned) times x with w's sign (|x| <= 127, so
 // VPSIGNB cannot overflow; a pair of products is at most 2·128·127, within
@@ -229,7 +229,7 @@ DATA qconst<>+368(SB)/8, $0x8040201008040201 // +368: bit i%8 of byte i
 DATA qconst<>+376(SB)/8, $0x8040201008040201
 DATA qconst<>+384(SB)/8, $0x8040201008040201
 DATA qconst<>+392(SB)/8, $0x8040201008040201
-DATA qconst<>+400(SB)/8, $0x0000000400000000 // +400: VPSRLVQ counts, 0 low and 4 high
+DATA qconst<>+400(SB)/8, $0x0000000000000000 // +400: VPSRLVQ counts, 0 low and 4 high
 DATA qconst<>+408(SB)/8, $0x0000000000000000
 DATA qconst<>+416(SB)/8, $0x0000000000000004
 DATA qconst<>+424(SB)/8, $0x0000000000000004
@@ -394,6 +394,82 @@ GLOBL qconst<>(SB), RODATA|NOPTR, $432
 	VPMADDUBSW Y0, Y14, Y3 \
 	TREED(ROW, L, H, 192+2*j) \
 	QSTEP(Y10, j)
+
+// The types of blocks of 32 (ROW32 macros). Q4_0 and Q4_1: the 16 bytes
+// of nibbles at OFF, broadcast to both halves, the high half shifted by
+// 4 (VPSRLVQ), masked with 0x0f (Y1): weights 0..15 low, 16..31 high.
+#define NIBBLES32(R, OFF) \
+	VBROADCASTI128 OFF(R)(AX*1), Y8 \
+	VPSRLVQ QC_SHIFT04, Y8, Y8 \
+	VPAND Y1, Y8, Y8
+
+// FIFTH32 sets bit 4 of weight i to bit i of the 32-bit word at QH (Q5_0,
+// Q5_1): the word's byte i/8 to byte i, bit i%8 tested, 16 where set.
+#define FIFTH32(R, QH) \
+	VPBROADCASTD QH(R)(AX*1), Y9 \
+	VPSHUFB QC_BYTES, Y9, Y9 \
+	VPAND QC_BITS, Y9, Y9 \
+	VPCMPEQB QC_BITS, Y9, Y9 \
+	VPAND QC_16, Y9, Y9 \
+	VPOR Y9, Y8, Y8
+
+// Q4_0: Σ(q-8)·x in int16 pairs as VPMADDUBSW(x, q) minus VPMADDUBSW(x, 8)
+// (in Y3); |(q-8)·x| <= 8·127, so sixteen add up within int16 (TREEW).
+#define ROWQ4_0(R, D, P, Q, S) \
+	NIBBLES32(R, 2) \
+	VPMADDUBSW Y0, Y8, Y8 \
+	VPSUBW Y3, Y8, D
+
+// Q4_1: Σq·x; sixteen products of at most 15·128 fit int16.
+#define ROWQ4_1(R, D, P, Q, S) \
+	NIBBLES32(R, 4) \
+	VPMADDUBSW Y0, Y8, D
+
+// Q5_0: Σ(q-16)·x as Q4_0 with VPMADDUBSW(x, 16) in Y3; sixteen terms of
+// at most 16·127 add up to 32512 at most, within int16 (TREEW).
+#define ROWQ5_0(R, D, P, Q, S) \
+	NIBBLES32(R, 6) \
+	FIFTH32(R, 2) \
+	VPMADDUBSW Y0, Y8, Y8 \
+	VPSUBW Y3, Y8, D
+
+// Q5_1: Σq·x, q < 32: pairs widened to int32 with VPMADDWD (Y14: ones)
+// for TREED, as sixteen products could reach 16·31·127.
+#define ROWQ5_1(R, D, P, Q, S) \
+	NIBBLES32(R, 8) \
+	FIFTH32(R, 4) \
+	VPMADDUBSW Y0, Y8, Y8 \
+	VPMADDWD Y14, Y8, D
+
+// Q5_K: the nibbles of ROWQ4K with bit j of qh[l] (the 32 bytes at 16) as
+// bit 4: shifted into place by SHIFT $SH, masked with 16. Σq·x widened to
+// int32 with VPMADDWD (Y14: ones) for TREED.
+#define ROWQ5KLO(R, D, OFF, SHIFT, SH) \
+	VPAND OFF(R)(AX*1), Y1, Y8 \
+	VMOVDQU 16(R)(AX*1), Y9 \
+	SHIFT $SH, Y9, Y9 \
+	VPAND QC_16, Y9, Y9 \
+	VPOR Y9, Y8, Y8 \
+	VPMADDUBSW Y0, Y8, Y8 \
+	VPMADDWD Y14, Y8, D
+
+#define ROWQ5KHI(R, D, OFF, SHIFT, SH) \
+	VMOVDQU OFF(R)(AX*1), Y8 \
+	VPSRLW $4, Y8, Y8 \
+	VPAND Y1, Y8, Y8 \
+	VMOVDQU 16(R)(AX*1), Y9 \
+	SHIFT $SH, Y9, Y9 \
+	VPAND QC_16, Y9, Y9 \
+	VPOR Y9, Y8, Y8 \
+	VPMADDUBSW Y0, Y8, Y8 \
+	VPMADDWD Y14, Y8, D
+
+// SUBQ5K(j, ROW, OFF, SHIFT, SH, SC, M, sh) is sub-block j of a Q5_K
+// super-block.
+#define SUBQ5K(j, ROW, OFF, SHIFT, SH, SC, M, sh) \
+	VMOVDQU (32*j)(BX), Y0 \
+	TREED(ROW, OFF, SHIFT, SH) \
+	KSTEP(j, SC, M, sh)
 
 // func dot4F16(w *uint16, stride int, x *float32, n int, out *[4]float32)
 // out[k] = the eight-lane sum of w[k*stride+i]·x[i] for i < n (a multiple of 8).
@@ -577,4 +653,85 @@ q6_kloop:
 	ADDQ $32, DX
 	DECQ R14
 	JNZ q6_kloop
+	QDONE
+
+// MV32(name, label, bytes, TREE, ROW, PRE, STEP) is the loop of a kernel
+// for blocks of 32 of the given size: PRE prepares the activation block in
+// Y0 (and Y3), the lanes' first 32-bit words of the block are gathered
+// into Y10 for STEP.
+#define MV32(label, bytes, TREE, ROW, PRE, STEP) \
+label: \
+	VMOVDQU (BX), Y0 \
+	PRE \
+	TREE(ROW, 0, 0, 0) \
+	GATHER4(0, Y10, X10, X11) \
+	HALFLO(Y10, Y12, QC_F16MASK, QC_P112) \
+	STEP \
+	ADDQ $bytes, AX \
+	ADDQ $32, BX \
+	ADDQ $4, CX \
+	ADDQ $4, DX \
+	DECQ R14 \
+	JNZ label
+
+#define PRESUB VPMADDUBSW Y0, Y14, Y3
+#define PRENONE
+#define STEPA QSTEP(Y12, 0)
+#define STEPAC HALFHI(Y10, Y13, QC_F16MASK, QC_P112) \
+	QSTEPC(Y12, Y13, 0)
+
+// func mvQ4_0(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
+TEXT ·mvQ4_0(SB), NOSPLIT, $0-56
+	VMOVDQU QC_0F, Y1
+	VMOVDQU QC_8, Y14
+	QARGS
+	MV32(q4_0loop, 18, TREEW, ROWQ4_0, PRESUB, STEPA)
+	QDONE
+
+// func mvQ4_1(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
+TEXT ·mvQ4_1(SB), NOSPLIT, $0-56
+	VMOVDQU QC_0F, Y1
+	QARGS
+	MV32(q4_1loop, 20, TREEW, ROWQ4_1, PRENONE, STEPAC)
+	QDONE
+
+// func mvQ5_0(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
+TEXT ·mvQ5_0(SB), NOSPLIT, $0-56
+	VMOVDQU QC_0F, Y1
+	VMOVDQU QC_16, Y14
+	QARGS
+	MV32(q5_0loop, 22, TREEW, ROWQ5_0, PRESUB, STEPA)
+	QDONE
+
+// func mvQ5_1(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
+TEXT ·mvQ5_1(SB), NOSPLIT, $0-56
+	VMOVDQU QC_0F, Y1
+	BCASTD(0x00010001, Y14)
+	QARGS
+	MV32(q5_1loop, 24, TREED, ROWQ5_1, PRENONE, STEPAC)
+	QDONE
+
+// func mvQ5_K(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
+TEXT ·mvQ5_K(SB), NOSPLIT, $0-56
+	VMOVDQU QC_0F, Y1
+	BCASTD(0x00010001, Y14)
+	QARGS
+
+q5_kloop:
+	HEAD16(0)
+	KSCALES
+	SUBQ5K(0, ROWQ5KLO, 48, VPSLLW, 4, Y10, Y12, 0)
+	SUBQ5K(1, ROWQ5KHI, 48, VPSLLW, 3, Y10, Y12, 8)
+	SUBQ5K(2, ROWQ5KLO, 80, VPSLLW, 2, Y10, Y12, 16)
+	SUBQ5K(3, ROWQ5KHI, 80, VPSLLW, 1, Y10, Y12, 24)
+	SUBQ5K(4, ROWQ5KLO, 112, VPSRLW, 0, Y11, Y13, 0)
+	SUBQ5K(5, ROWQ5KHI, 112, VPSRLW, 1, Y11, Y13, 8)
+	SUBQ5K(6, ROWQ5KLO, 144, VPSRLW, 2, Y11, Y13, 16)
+	SUBQ5K(7, ROWQ5KHI, 144, VPSRLW, 3, Y11, Y13, 24)
+	ADDQ $176, AX
+	ADDQ $256, BX
+	ADDQ $32, CX
+	ADDQ $32, DX
+	DECQ R14
+	JNZ q5_kloop
 	QDONE

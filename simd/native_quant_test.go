@@ -123,3 +123,21 @@ func TestNativeMatMulQMinus128(t *testing.T) {
 		checkMatMulQ(t, fmt.Sprintf("%v with -128", q), q, w, &a, rows, cols, n, 1)
 	}
 }
+
+// TestNativeMatMulQAllocs requires MatMulQ not to allocate: the engine's
+// memory estimate (engine.StateBytes) counts on it.
+func TestNativeMatMulQAllocs(t *testing.T) {
+	r := rand.New(rand.NewPCG(49, 50))
+	for _, q := range QTypes() {
+		rows, cols := 19, 2*q.BlockLen()
+		w := quantWeights(r, q, rows, cols, true, false)
+		for _, n := range []int{1, 3} {
+			var a Q8
+			QuantizeQ8(&a, quantVectors(r, n, cols, false), n, cols)
+			out := make([]float32, n*rows)
+			if allocs := testing.AllocsPerRun(10, func() { MatMulQ(out, q, w, &a, rows, cols, n) }); allocs != 0 {
+				t.Errorf("%v n=%d: %v allocations", q, n, allocs)
+			}
+		}
+	}
+}
