@@ -369,3 +369,48 @@ func qBytes(q []int8) []byte {
 	}
 	return b
 }
+
+// TestWasmMatMulQExtreme holds the kernels to the largest integer sums the
+// formats allow: every weight byte one pattern (all bits set, none, the
+// top bit, ...), so that quants and scales sit at their ends, against
+// activations whose quants are all +127, all -127 or alternate, where a
+// kernel that scales its partial sums could overflow.
+func TestWasmMatMulQExtreme(t *testing.T) {
+	k := newWasmKernels(t, 64)
+	r := rand.New(rand.NewPCG(31, 32))
+	fills := []byte{0x00, 0xff, 0x80, 0x7f, 0x88, 0xf0, 0x0f, 0x55, 0xaa}
+	xs := map[string]func(i int) float32{
+		"+127": func(int) float32 { return 1 },
+		"-127": func(int) float32 { return -1 },
+		"±127": func(i int) float32 { return float32(1 - 2*(i&1)) },
+		"∓127": func(i int) float32 { return float32(1 - 2*(i>>4&1)) },
+	}
+	seed := 0
+	for _, q := range QTypes() {
+		for _, fill := range fills {
+			for xname, xf := range xs {
+				for _, sz := range []struct{ rows, blocks, n int }{{5, 2, 1}, {9, 1, 1}, {4, 3, 5}} {
+					seed++
+					cols := sz.blocks * q.BlockLen()
+					w := make([]byte, sz.rows*q.RowBytes(cols))
+					for i := range w {
+						w[i] = fill
+					}
+					for o := 0; o < len(w); o += q.BlockBytes() {
+						for _, f := range halfFields(q) {
+							binary.LittleEndian.PutUint16(w[o+f:], uint16(0x83ff&r.Uint32())|uint16(6+r.IntN(4))<<10)
+						}
+					}
+					x := make([]float32, sz.n*cols)
+					for i := range x {
+						x[i] = xf(i)
+					}
+					var a Q8
+					QuantizeQ8(&a, x, sz.n, cols)
+					what := fmt.Sprintf("matmul_q %v fill=%#02x x=%s rows=%d cols=%d n=%d", q, fill, xname, sz.rows, cols, sz.n)
+					runMatMulQ(t, k, what, q, w, &a, sz.rows, cols, sz.n, seed)
+				}
+			}
+		}
+	}
+}
