@@ -244,8 +244,12 @@ func TestMemoryLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close(ctx)
-	_, err = r.Load(ctx, make([]byte, 48<<20))
+	_, err = r.alloc(ctx, 48<<20)
 	wantError(t, err, abi.StatusMemory, "64.0 MiB", "free")
+	// A model refused from its header, before a buffer is asked for.
+	model := synthModel(t, shapes[0].shape, gguf.F16, 1)
+	_, err = r.Load(ctx, append(model, make([]byte, 48<<20)...))
+	wantError(t, err, abi.StatusMemory, "64.0 MiB", "free", "a session of 256 positions")
 
 	// Memory exhausted behind the module's back ends the instance, with a
 	// clear error and no panic in the host.

@@ -73,7 +73,7 @@ var exports = []string{
 	"wisp_abi_version", "wisp_memory_limit",
 	"wisp_alloc", "wisp_free",
 	"wisp_error_status", "wisp_error_ptr", "wisp_error_len",
-	"wisp_load", "wisp_unload", "wisp_info_ptr", "wisp_info_len", "wisp_vocab_size",
+	"wisp_check", "wisp_load", "wisp_unload", "wisp_info_ptr", "wisp_info_len", "wisp_vocab_size",
 	"wisp_tokenize", "wisp_tokens_ptr", "wisp_tokens_len",
 	"wisp_options", "wisp_prompt", "wisp_prompt_tokens",
 	"wisp_step", "wisp_piece_ptr", "wisp_piece_len", "wisp_token",
@@ -242,6 +242,19 @@ func (r *Runtime) Load(ctx context.Context, data []byte) (*Model, error) {
 	if len(data) > math.MaxUint32 {
 		return nil, fmt.Errorf("host: a model of %d bytes does not fit in 4 GiB of wasm32 memory", len(data))
 	}
+	// The header first, as a page does before it downloads the file: a
+	// model the engine cannot run, or that does not fit, gets the error
+	// that Check gives, before its bytes are copied in.
+	for n := min(len(data), checkPrefix); ; {
+		need, err := r.check(ctx, data[:n], int64(len(data)))
+		if err != nil {
+			return nil, err
+		}
+		if need == 0 {
+			break
+		}
+		n = min(len(data), max(need, 2*n))
+	}
 	addr, err := r.alloc(ctx, len(data))
 	if err != nil {
 		return nil, err
@@ -263,6 +276,37 @@ func (r *Runtime) Load(ctx context.Context, data []byte) (*Model, error) {
 	}
 	r.model = m
 	return m, nil
+}
+
+// checkPrefix is how much of a file Load hands to the check first.
+const checkPrefix = 64 << 10
+
+// Check checks prefix, the first bytes of a GGUF model file of size bytes
+// (size < 0: not known), as Load would check the whole file, without
+// loading anything: from the header, the architecture, the tokenizer and
+// every tensor's type and shape; from the size, whether the file holds
+// every tensor and fits in memory with a short session. It returns need >
+// 0 when prefix ends inside the header, which takes at least need bytes
+// (call again with at least that many), and otherwise the *Error that Load
+// gives for the file, or nil.
+func (r *Runtime) Check(ctx context.Context, prefix []byte, size int64) (need int, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.usable(); err != nil {
+		return 0, err
+	}
+	return r.check(ctx, prefix, size)
+}
+
+func (r *Runtime) check(ctx context.Context, prefix []byte, size int64) (need int, err error) {
+	err = r.with(ctx, prefix, func(addr uint32) error {
+		st, err := r.status(ctx, "wisp_check", uint64(addr), uint64(len(prefix)), api.EncodeI64(size))
+		if err == nil {
+			need = int(st)
+		}
+		return err
+	})
+	return need, err
 }
 
 // usable returns an error when the instance can no longer be called.

@@ -24,8 +24,8 @@
 //
 // One instance holds at most one model and at most one session. Every
 // export that acts returns an i32 status: 0 (abi.StatusOK) or, for
-// wisp_step only, 1 (abi.StatusDone) on success, a negative abi.Status*
-// code on error. Such an export first clears the error, and on error sets
+// wisp_step only, 1 (abi.StatusDone) on success (wisp_check may return a
+// byte count above 1 instead), a negative abi.Status* code on error. Such an export first clears the error, and on error sets
 // it: wisp_error_ptr and wisp_error_len give its UTF-8 text,
 // wisp_error_status its status (useful after wisp_alloc, which returns an
 // address). No export traps on bad input; internal panics are recovered
@@ -55,6 +55,9 @@
 //
 // Model:
 //
+//	wisp_check(addr, len i32, size i64) i32   checks the first len bytes of a GGUF file of size
+//	                                     bytes (-1: unknown) as wisp_load would: 0 if it can load,
+//	                                     N > 1 if the header runs past them (pass at least N bytes)
 //	wisp_load(addr, len i32) i32         loads the GGUF file in [addr, addr+len) of a buffer
 //	wisp_unload() i32                    drops the model, its session and its buffer
 //	wisp_info_ptr() i32, wisp_info_len() i32   abi.Info as JSON ("" with no model)
@@ -62,6 +65,19 @@
 //	wisp_tokenize(addr, len, bos i32) i32      encodes UTF-8 text; with bos != 0 it adds BOS
 //	                                     when the model asks for it, as a prompt does
 //	wisp_tokens_ptr() i32, wisp_tokens_len() i32   the ids, as little-endian int32s (len counts ids)
+//
+// wisp_check lets a host refuse a model before it fetches the whole file:
+// with the header in hand (64 KiB is enough for most; a large vocabulary
+// takes megabytes), it gives the error wisp_load would give for the file,
+// byte for byte, from the architecture, the tokenizer, every tensor's
+// type and shape, the size (whether size bytes hold every tensor) and the
+// memory (whether the file and a session of 256 positions, or the model's
+// whole context if shorter, fit: wisp_load refuses a model that does not,
+// with the same error). A positive result N is no error: the bytes end
+// inside the header, whose end is at least N bytes into the file (N is at
+// most 2^31-1 and never more than size); call again with more. With len
+// equal to size the bytes are the whole file and a header cut short is an
+// error. The buffer stays the host's.
 //
 // wisp_load keeps no copy: the weights stay views into the buffer, which
 // the model owns from a successful wisp_load on (the host must neither

@@ -47,6 +47,11 @@ func wispLoad(addr, n uint32) int32 {
 	return inst.run("wisp_load", func() (int32, error) { return ok(inst.load(addr, n)) })
 }
 
+//go:wasmexport wisp_check
+func wispCheck(addr, n uint32, size int64) int32 {
+	return inst.run("wisp_check", func() (int32, error) { return inst.check(addr, n, size) })
+}
+
 //go:wasmexport wisp_unload
 func wispUnload() int32 {
 	return inst.run("wisp_unload", func() (int32, error) { inst.unload(); return ok(nil) })

@@ -117,13 +117,18 @@ func (s *state) run(name string, f func() (int32, error)) (status int32) {
 func ok(err error) (int32, error) { return abi.StatusOK, err }
 
 // room returns an error unless n more bytes fit in memory.
-func (s *state) room(what string, n uint64) error {
+func (s *state) room(what string, n uint64) error { return s.roomBeside(what, n, 0) }
+
+// roomBeside returns an error unless n bytes fit in memory beside what it
+// holds, except for held bytes that count among the n.
+func (s *state) roomBeside(what string, n, held uint64) error {
 	if n > s.limit {
 		return &statusError{abi.StatusMemory, fmt.Errorf("wisp: %s does not fit in the %s of memory the module may use", what, size(s.limit))}
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	used := ms.Sys - ms.HeapIdle
+	used -= min(held, used)
 	if used+n+headroom > s.limit {
 		return &statusError{abi.StatusMemory, fmt.Errorf("wisp: %s needs %s but only %s of the %s of memory the module may use are free", what, size(n), size(s.limit-min(used+headroom, s.limit)), size(s.limit))}
 	}
@@ -234,6 +239,10 @@ func (s *state) load(a, n uint32) error {
 	if err != nil {
 		return err
 	}
+	// The buffer is among the bytes the model needs.
+	if err := s.fits(uint64(len(b)), m.ContextLen, m.StateBytes, uint64(len(whole))); err != nil {
+		return err
+	}
 	info, err := json.Marshal(modelInfo(m, len(b)))
 	if err != nil {
 		return err
@@ -241,6 +250,48 @@ func (s *state) load(a, n uint32) error {
 	delete(s.bufs, addr(&whole[0]))
 	s.buf, s.model, s.info = whole, m, info
 	return nil
+}
+
+// minContext is the context of the shortest session a model must have room
+// for, beside its file, to be loaded (or less, if the model's context is
+// shorter): a model that cannot hold even that is refused before its bytes
+// are fetched.
+const minContext = 256
+
+// fits returns an error unless a model of fileSize bytes fits in memory
+// with a session of minContext positions (or its whole context, if
+// shorter), whose bytes stateBytes gives; held of those bytes are already
+// in memory. The early check of a header (wisp_check) and wisp_load refuse
+// a model with this error.
+func (s *state) fits(fileSize uint64, contextLen int, stateBytes func(ctx int) uint64, held uint64) error {
+	ctx := min(contextLen, minContext)
+	need := fileSize + stateBytes(ctx)
+	return s.roomBeside(fmt.Sprintf("a model of %s with a session of %d positions", size(fileSize), ctx), need, held)
+}
+
+// check checks the first n bytes at a of a model file of fileSize bytes
+// (< 0: unknown) as wisp_load would check the whole file: it returns 0 when
+// the model can be loaded as far as its header and size tell, the fewest
+// bytes to pass next when the header runs past them, or wisp_load's error.
+func (s *state) check(a, n uint32, fileSize int64) (int32, error) {
+	if s.model != nil {
+		return 0, usage("wisp: a model is already loaded; call wisp_unload first")
+	}
+	_, b, err := s.find(a, n)
+	if err != nil {
+		return 0, err
+	}
+	if fileSize == 0 {
+		return 0, errors.New("wisp: the model file is empty")
+	}
+	h, err := engine.CheckHeader(b, fileSize)
+	if err != nil {
+		if need, more := engine.MoreBytes(err, len(b), fileSize); more {
+			return int32(min(need, math.MaxInt32)), nil
+		}
+		return 0, err
+	}
+	return abi.StatusOK, s.fits(h.Size, h.ContextLen, h.StateBytes, 0)
 }
 
 // modelInfo describes a model loaded from a file of the given size.
