@@ -329,9 +329,13 @@ export class Engine {
     const n = data.byteLength;
     if (n === 0) throw new WispError('wisp: the model file is empty', { code: 'engine' });
     if (n > MAX_MODEL_BYTES) throw tooLarge(n);
-    // Memory refused (by the engine's check, or by the browser when the
-    // engine grows) means the model is too large for this engine.
-    const refused = (err) => err.code === 'memory' || (err.code === 'trap' && /out of memory/.test(err.message));
+    // The header first, as the Worker does before it downloads a file: a
+    // model the engine cannot run or hold is refused with the same error.
+    for (let len = Math.min(n, HEADER_BYTES); ;) {
+      const { need } = this.check(data.subarray(0, len), n);
+      if (!need) break;
+      len = Math.min(n, Math.max(need, 2 * len));
+    }
     let addr;
     try {
       addr = this.alloc(n);
@@ -347,6 +351,31 @@ export class Engine {
     }
     this.info = JSON.parse(this.string('wisp_info_ptr', 'wisp_info_len'));
     return this.info;
+  }
+
+  /**
+   * check checks prefix, the first bytes of a GGUF model file of size
+   * bytes (-1 when the size is not known), as load would check the whole
+   * file, without loading anything (wisp_check): the architecture, the
+   * tokenizer and every tensor's type and shape from the header; from the
+   * size, whether the file holds every tensor and fits in the engine's
+   * memory beside a short session. It throws the error load would throw
+   * for the file, and returns {need: 0} when the model can be loaded as far
+   * as that tells, or {need: N} when prefix ends inside the header, which
+   * takes at least N bytes: call again with at least that many.
+   * @param {Uint8Array} prefix
+   * @param {number} size
+   * @returns {{need: number}}
+   */
+  check(prefix, size) {
+    if (this.info) throw new WispError('wisp: a model is already loaded; unload it first', { code: 'usage' });
+    if (size > MAX_MODEL_BYTES) throw tooLarge(size);
+    try {
+      const need = this.with(prefix, (addr) => this.status('wisp_check', addr, prefix.byteLength, BigInt(size)));
+      return { need };
+    } catch (err) {
+      throw refused(err) ? tooLarge(size, err) : err;
+    }
   }
 
   /** unload drops the model, its session and its memory inside the engine. */
@@ -431,11 +460,24 @@ export class Engine {
   }
 }
 
+/**
+ * HEADER_BYTES is how much of a model file to check first: the header of
+ * most files fits, while a large vocabulary can take megabytes.
+ */
+export const HEADER_BYTES = 64 * 1024;
+
+// refused reports whether an error is memory refused (by the engine's
+// check, or by the browser when the engine grows): the model is then too
+// large for this engine.
+function refused(err) {
+  return err.code === 'memory' || (err.code === 'trap' && /out of memory/.test(err.message));
+}
+
 /** tooLarge is the error for a model that cannot fit in wasm32 memory. */
 export function tooLarge(n, cause) {
   const gib = (x) => (x / 2 ** 30).toFixed(2);
   return new WispError(
-    `wisp: the model is ${gib(n)} GiB, too large for the engine's memory ` +
+    `wisp: the model is ${n >= 0 ? `${gib(n)} GiB, ` : ''}too large for the engine's memory ` +
     `(at most ${gib(MAX_MODEL_BYTES)} GiB in wasm32, less where the browser grants less)` +
     (cause ? `: ${cause.message}` : ''), { code: 'too-large', cause });
 }

@@ -45,6 +45,11 @@ let nextId = 1; // ids of requests to workers, unique in the page
  * holding wisp.wasm, kernels.wasm and forward.wasm (default: wasm/ beside
  * this file).
  *
+ * Before downloading a file (one not in Cache Storage), it reads the
+ * file's header with Range requests, and refuses a model the engine cannot
+ * run or hold (its architecture, a tensor type, a shape, its size) with the
+ * engine's error, without downloading the rest.
+ *
  * It rejects with a WispError whose code tells the problem: 'no-simd',
  * 'http' (a bad URL), 'too-large', 'sha256', 'engine' (not a model wisp
  * can read), 'memory', 'worker'.

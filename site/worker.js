@@ -15,9 +15,16 @@
 // the model, the page terminates the worker: that frees all its memory,
 // which a wasm instance's memory otherwise never gives back.
 
-import { createEngine, errorToJSON, WispError } from './engine.js';
-import { download } from './download.js';
+import { createEngine, errorToJSON, HEADER_BYTES, WispError } from './engine.js';
+import { CACHE_NAME, download } from './download.js';
 import { ggufMetadata } from './gguf.js';
+
+/**
+ * The longest header the Worker reads before the download. Beyond it (a
+ * vocabulary of many megabytes) it downloads the file, and the engine
+ * checks the header then.
+ */
+const HEADER_CAP = 16 * 2 ** 20;
 
 /** Longest run of steps between two looks at the message queue, in ms. */
 const SLICE_MS = 16;
@@ -66,6 +73,10 @@ async function load({ id, url, wasmBase, cache, sha256 }) {
     stderr: (s) => console.error(s),
   });
   starting.catch(() => {}); // reported below, after the download's own errors
+  // Before the download, the header: a model the engine cannot run or
+  // hold is refused with the engine's error after a few KiB, not after
+  // the whole file. A copy in Cache Storage costs no download.
+  if (!(cache && (await inCache(url)))) await checkHeader(url, starting, ctl.signal);
   const file = await download(url, {
     cache, sha256, signal: ctl.signal,
     onProgress: (p) => self.postMessage({ type: 'progress', id, ...p }),
@@ -84,6 +95,135 @@ async function load({ id, url, wasmBase, cache, sha256 }) {
     type: 'loaded', id, info: { ...info, ...extra }, fromCache: file.fromCache,
     loadMs: performance.now() - t0,
   });
+}
+
+// inCache reports whether Cache Storage holds a copy of url.
+async function inCache(url) {
+  try {
+    return !!(globalThis.caches && (await (await caches.open(CACHE_NAME)).match(url)));
+  } catch {
+    return false; // storage disabled: the download goes without too
+  }
+}
+
+// checkHeader fetches the start of the file with Range requests, from
+// HEADER_BYTES on and growing geometrically while the header runs past
+// them, and has the engine check it (Engine.check): it throws the error
+// loading the file would throw. From a server that ignores Range it reads
+// the one answer's body only as far as the header needs. It returns
+// without a verdict where it cannot tell (an answer it cannot use, a
+// header longer than HEADER_CAP): the download then goes ahead, and the
+// engine checks the whole file.
+async function checkHeader(url, starting, signal) {
+  const src = new Prefix(url, signal);
+  try {
+    for (let want = HEADER_BYTES; ;) {
+      if (!(await src.readTo(want))) return;
+      const eng = await starting;
+      signal.throwIfAborted();
+      const { need } = eng.check(src.bytes, src.size);
+      if (!need || src.whole) return;
+      want = Math.max(need, 2 * src.bytes.byteLength);
+      if (src.size >= 0) want = Math.min(want, src.size);
+      if (want > HEADER_CAP) return;
+    }
+  } finally {
+    await src.close();
+  }
+}
+
+// Prefix is the start of a file on the network: bytes, the file's size
+// (-1 while unknown), and whether bytes are the whole file.
+class Prefix {
+  constructor(url, signal) {
+    this.url = url;
+    this.signal = signal;
+    this.bytes = new Uint8Array(0);
+    this.size = -1;
+    this.whole = false;
+    this.reader = null; // the body of an answer that ignored the range, still open
+    this.rest = null; // bytes of that body read but not yet used
+  }
+
+  // readTo reads until bytes holds n bytes or the whole file; it returns
+  // false for an answer it cannot use, and throws download's error for an
+  // HTTP error.
+  async readTo(n) {
+    if (this.reader) return this.readBody(n);
+    const start = this.bytes.byteLength;
+    let resp;
+    try {
+      // Cache Storage or the download keeps the file; not the HTTP cache.
+      resp = await fetch(this.url, { signal: this.signal, cache: 'no-store', headers: { Range: `bytes=${start}-${n - 1}` } });
+    } catch (err) {
+      if (err.name === 'AbortError') throw err;
+      throw new WispError(`wisp: fetching ${this.url}: ${err.message}`, { code: 'http', cause: err });
+    }
+    const range = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(resp.headers.get('Content-Range') ?? '');
+    const encoded = !!resp.headers.get('Content-Encoding');
+    if (resp.status === 416 || (resp.status === 206 && (!range || encoded || Number(range[1]) !== start))) {
+      // Past the end of an empty file, or not the range asked for: let
+      // the download deal with the file.
+      await resp.body?.cancel().catch(() => {});
+      return false;
+    }
+    if (!resp.ok) {
+      await resp.body?.cancel().catch(() => {});
+      throw new WispError(`wisp: fetching ${this.url}: HTTP ${resp.status} ${resp.statusText}`.trim(), { code: 'http' });
+    }
+    this.reader = resp.body.getReader();
+    if (resp.status === 206) {
+      if (range[2] !== '*') this.size = Number(range[2]);
+      const ok = await this.readBody(n);
+      await this.close(); // the range is read
+      return ok;
+    }
+    // The server ignored the range: its body is the file from the start,
+    // to be read only as far as needed.
+    this.bytes = new Uint8Array(0);
+    const length = Number(resp.headers.get('Content-Length') ?? NaN); // counts encoded bytes when encoded
+    if (!encoded && Number.isSafeInteger(length) && length >= 0) this.size = length;
+    return this.readBody(n);
+  }
+
+  // readBody appends what the open body holds up to n bytes in all.
+  async readBody(n) {
+    const buf = new Uint8Array(n);
+    buf.set(this.bytes);
+    let got = this.bytes.byteLength;
+    try {
+      while (got < n) {
+        // What the last read left over, first.
+        const { done, value } = this.rest ? { done: false, value: this.rest } : await this.reader.read();
+        this.rest = null;
+        if (done) {
+          this.reader = null;
+          if (this.size < 0 || got >= this.size) {
+            this.whole = true; // the body ended: that was the file
+            this.size = got;
+          }
+          break;
+        }
+        const take = Math.min(value.byteLength, n - got);
+        buf.set(value.subarray(0, take), got);
+        got += take;
+        if (take < value.byteLength) this.rest = value.subarray(take);
+      }
+    } catch (err) {
+      if (this.signal.aborted) throw this.signal.reason;
+      throw new WispError(`wisp: downloading ${this.url}: ${err.message}`, { code: 'http', cause: err });
+    }
+    this.bytes = buf.subarray(0, got);
+    if (this.size >= 0 && got >= this.size) this.whole = true;
+    return true;
+  }
+
+  // close cancels what is left of an open body.
+  async close() {
+    const r = this.reader;
+    this.reader = this.rest = null;
+    await r?.cancel().catch(() => {});
+  }
 }
 
 async function generate({ id, prompt, options }) {

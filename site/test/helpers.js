@@ -97,8 +97,11 @@ export async function serve(models) {
   return {
     url,
     requests,
-    /** count returns how many GET requests asked for the path. */
-    count: (p) => requests.filter((r) => r.method === 'GET' && r.path === p).length,
+    /**
+     * count returns how many GET requests asked for the whole of the path
+     * (not those for a range of it, such as a model's header).
+     */
+    count: (p) => requests.filter((r) => r.method === 'GET' && r.path === p && !r.range).length,
     async close() {
       proxy.closeAllConnections?.();
       await new Promise((resolve) => proxy.close(resolve));
