@@ -152,7 +152,29 @@ func flushF16(w []uint16) int              { return goFlushF16(w) }
 func matMulBF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
 	goMatMulBF16(out, w, x, rows, cols, n)
 }
-func quantizeQ8(dst *Q8, x []float32) { goQuantizeQ8(dst, x) }
+
+// quantQ8 quantizes the blocks of x in order while they are finite and
+// returns how many it did (see kernels_amd64.s).
+//
+//go:noescape
+func quantQ8(x *float32, q *int8, d, s *float32, sum *int32, nb int) int
+
+func quantizeQ8(dst *Q8, x []float32) {
+	if !avx2 {
+		goQuantizeQ8(dst, x)
+		return
+	}
+	nb := len(x) / 32
+	for b := 0; b < nb; {
+		b += quantQ8(&x[32*b], &dst.Q[32*b], &dst.D[b], &dst.S[b], &dst.Sum[b], nb-b)
+		if b < nb {
+			// A block with an infinity or a NaN: the Go definition.
+			one := Q8{Q: dst.Q[32*b : 32*b+32], D: dst.D[b : b+1], S: dst.S[b : b+1], Sum: dst.Sum[b : b+1]}
+			goQuantizeQ8(&one, x[32*b:32*b+32])
+			b++
+		}
+	}
+}
 
 // The quantized products. A matrix-vector kernel (mvQ8_0...) multiplies one
 // vector by eight rows at once, the rows at w+offs[k]: each lane of its
@@ -186,6 +208,12 @@ func mvQ5_1(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float
 
 //go:noescape
 func mvQ5_K(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
+
+// widenF16C widens eight halves with F16C's VCVTPH2PS (tests only: it is
+// not F16, see TestF16CWidening).
+//
+//go:noescape
+func widenF16C(dst *[8]float32, src *[8]uint16)
 
 // mv calls the kernel of q. (Through a table of func values, offs and out
 // would escape to the heap at every call.)

@@ -235,6 +235,13 @@ DATA qconst<>+416(SB)/8, $0x0000000000000004
 DATA qconst<>+424(SB)/8, $0x0000000000000004
 GLOBL qconst<>(SB), RODATA|NOPTR, $432
 
+// q8perm puts the 32-bit groups of VPACKSSDW/VPACKSSWB's output in order.
+DATA q8perm<>+0(SB)/8, $0x0000000400000000
+DATA q8perm<>+8(SB)/8, $0x0000000500000001
+DATA q8perm<>+16(SB)/8, $0x0000000600000002
+DATA q8perm<>+24(SB)/8, $0x0000000700000003
+GLOBL q8perm<>(SB), RODATA|NOPTR, $32
+
 #define QC_F16MASK qconst<>+0(SB)
 #define QC_P112 qconst<>+32(SB)
 #define QC_3F qconst<>+64(SB)
@@ -735,3 +742,108 @@ q5_kloop:
 	DECQ R14
 	JNZ q5_kloop
 	QDONE
+
+// func widenF16C(dst *[8]float32, src *[8]uint16)
+// dst = VCVTPH2PS(src), for the tests that compare F16C's widening with
+// F16's.
+TEXT ·widenF16C(SB), NOSPLIT, $0-16
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	VCVTPH2PS (SI), Y0
+	VMOVUPS Y0, (DI)
+	VZEROUPPER
+	RET
+
+// func quantQ8(x *float32, q *int8, d, s *float32, sum *int32, nb int) int
+// quantizes blocks of 32 floats as goQuantizeQ8 does while they are finite
+// and returns how many it did: it stops before the first block holding an
+// infinity or a NaN, which the caller quantizes in Go. On finite blocks
+// each step is goQuantizeQ8's: amax (an integer max of the |x| bit
+// patterns, which orders finite non-negative floats as floats), d =
+// amax/127, id = 1/d if d >= 2^-126 and 0 otherwise, q = the saturating
+// narrowing of roundTiesToEven(x·id) (VROUNDPS, then VCVTPS2DQ, exact on
+// integers of at most 128 in magnitude), sum = Σq, s = d·float32(sum).
+TEXT ·quantQ8(SB), NOSPLIT, $0-56
+	MOVQ x+0(FP), SI
+	MOVQ q+8(FP), DI
+	MOVQ d+16(FP), R8
+	MOVQ s+24(FP), R9
+	MOVQ sum+32(FP), R10
+	MOVQ nb+40(FP), CX
+	XORQ AX, AX
+	MOVL $0x7fffffff, R11
+	MOVQ R11, X15
+	VPBROADCASTD X15, Y15
+	MOVL $0x42fe0000, R11 // 127
+	MOVQ R11, X14
+	MOVL $0x3f800000, R11 // 1
+	MOVQ R11, X13
+	VMOVDQU q8perm<>(SB), Y12
+
+qloop:
+	CMPQ AX, CX
+	JGE qdone
+	VPAND (SI), Y15, Y4
+	VPAND 32(SI), Y15, Y5
+	VPAND 64(SI), Y15, Y6
+	VPAND 96(SI), Y15, Y7
+	VPMAXUD Y5, Y4, Y4
+	VPMAXUD Y7, Y6, Y6
+	VPMAXUD Y6, Y4, Y4
+	VEXTRACTI128 $1, Y4, X5
+	VPMAXUD X5, X4, X4
+	VPSHUFD $0x4e, X4, X5
+	VPMAXUD X5, X4, X4
+	VPSHUFD $0xb1, X4, X5
+	VPMAXUD X5, X4, X4
+	VMOVD X4, R11
+	CMPL R11, $0x7f800000
+	JAE qdone
+	VDIVSS X14, X4, X4 // d = amax/127
+	VMOVD X4, R11
+	VXORPS X5, X5, X5
+	CMPL R11, $0x00800000
+	JB qzero
+	VDIVSS X4, X13, X5 // id = 1/d
+qzero:
+	VBROADCASTSS X5, Y5
+	VMULPS (SI), Y5, Y0
+	VMULPS 32(SI), Y5, Y1
+	VMULPS 64(SI), Y5, Y2
+	VMULPS 96(SI), Y5, Y3
+	VROUNDPS $0, Y0, Y0
+	VROUNDPS $0, Y1, Y1
+	VROUNDPS $0, Y2, Y2
+	VROUNDPS $0, Y3, Y3
+	VCVTPS2DQ Y0, Y0
+	VCVTPS2DQ Y1, Y1
+	VCVTPS2DQ Y2, Y2
+	VCVTPS2DQ Y3, Y3
+	VPADDD Y1, Y0, Y6
+	VPADDD Y3, Y2, Y7
+	VPADDD Y7, Y6, Y6
+	VEXTRACTI128 $1, Y6, X7
+	VPADDD X7, X6, X6
+	VPSHUFD $0x4e, X6, X7
+	VPADDD X7, X6, X6
+	VPSHUFD $0xb1, X6, X7
+	VPADDD X7, X6, X6
+	VPACKSSDW Y1, Y0, Y0
+	VPACKSSDW Y3, Y2, Y2
+	VPACKSSWB Y2, Y0, Y0
+	VPERMD Y0, Y12, Y0
+	VMOVDQU Y0, (DI)
+	VMOVSS X4, (R8)(AX*4)
+	VMOVD X6, (R10)(AX*4)
+	VCVTDQ2PS X6, X6
+	VMULSS X6, X4, X4 // s = d·float32(sum)
+	VMOVSS X4, (R9)(AX*4)
+	ADDQ $128, SI
+	ADDQ $32, DI
+	INCQ AX
+	JMP qloop
+
+qdone:
+	MOVQ AX, ret+48(FP)
+	VZEROUPPER
+	RET

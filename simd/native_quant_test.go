@@ -1,3 +1,5 @@
+//go:build amd64 && !purego
+
 package simd
 
 import (
@@ -7,12 +9,13 @@ import (
 	"testing"
 )
 
-// These tests hold MatMulQ (on amd64 with AVX2 the assembly kernels) to
-// goMatMulQ bit for bit, NaNs included: the native kernels run the same
-// float steps in the same order as the Go definition, on the same
-// hardware, so even the bits of a NaN must agree.
+// These tests hold MatMulQ's AVX2 kernels to goMatMulQ bit for bit, NaNs
+// included: the kernels run the same float steps in the same order as the
+// Go definition, on the same hardware, so even the bits of a NaN must
+// agree. (kernels.wasm is held to the same definition, a NaN matching any
+// NaN, by wasm_quant_test.go.)
 
-// sameBits fails unless got and want agree to the bit.
+// sameBitsExact fails unless got and want agree to the bit.
 func sameBitsExact(tb testing.TB, what string, got, want []float32) {
 	tb.Helper()
 	for i := range want {
@@ -137,6 +140,83 @@ func TestNativeMatMulQAllocs(t *testing.T) {
 			out := make([]float32, n*rows)
 			if allocs := testing.AllocsPerRun(10, func() { MatMulQ(out, q, w, &a, rows, cols, n) }); allocs != 0 {
 				t.Errorf("%v n=%d: %v allocations", q, n, allocs)
+			}
+		}
+	}
+}
+
+// TestF16CWidening compares F16C's VCVTPH2PS with F16, the widening every
+// kernel (and kernels.wasm) uses, over all 65536 halves. They agree to the
+// bit on every finite half, subnormals included; on the 2048 halves with
+// exponent 31, VCVTPH2PS makes infinities and NaNs where F16 makes finite
+// numbers (±2^16·(1+m/1024)), so the F16 kernels keep the integer widening:
+// with VCVTPH2PS, a model holding such halves would give other logits
+// natively than in wasm.
+func TestF16CWidening(t *testing.T) {
+	if !avx2 { // every CPU with AVX2 has F16C (x/sys/cpu does not say)
+		t.Skip("no AVX2")
+	}
+	var src [8]uint16
+	var dst [8]float32
+	differ := 0
+	for h0 := 0; h0 < 1<<16; h0 += 8 {
+		for i := range src {
+			src[i] = uint16(h0 + i)
+		}
+		widenF16C(&dst, &src)
+		for i, h := range src {
+			want := F16(h)
+			finite := h&0x7c00 != 0x7c00
+			same := math.Float32bits(dst[i]) == math.Float32bits(want)
+			if finite && !same {
+				t.Fatalf("half %#04x: VCVTPH2PS %v (%#08x), F16 %v (%#08x)", h, dst[i], math.Float32bits(dst[i]), want, math.Float32bits(want))
+			}
+			if !finite {
+				if same || !(math.IsInf(float64(dst[i]), 0) || dst[i] != dst[i]) {
+					t.Fatalf("half %#04x: VCVTPH2PS %v, F16 %v: expected an infinity or NaN against a finite number", h, dst[i], want)
+				}
+				differ++
+			}
+		}
+	}
+	t.Logf("VCVTPH2PS and F16 differ on %d halves (exponent 31), agree on the others", differ)
+}
+
+// TestNativeQuantizeQ8 holds QuantizeQ8 (natively, AVX2 on finite blocks
+// and goQuantizeQ8 on the others) to goQuantizeQ8 bit for bit, over blocks
+// of every kind of quantBlock: ordinary, huge, tiny (d subnormal or at
+// 2^-126), zeros, NaNs, infinities, ties and mixed magnitudes.
+func TestNativeQuantizeQ8(t *testing.T) {
+	r := rand.New(rand.NewPCG(51, 52))
+	for _, nb := range []int{1, 2, 3, 5, 8, 33, 100} {
+		for seed := range 12 {
+			var x []float32
+			for b := range nb {
+				kind := (b + seed) % quantKinds
+				if seed >= 9 {
+					kind = r.IntN(quantKinds)
+				}
+				x = append(x, quantBlock(r, kind)...)
+			}
+			off := seed % 4
+			xs := make([]float32, len(x)+off)[off:]
+			copy(xs, x)
+			var got, want Q8
+			QuantizeQ8(&got, xs, 1, len(xs))
+			want.Resize(1, len(xs))
+			goQuantizeQ8(&want, xs)
+			what := fmt.Sprintf("QuantizeQ8 blocks=%d seed=%d", nb, seed)
+			for i, v := range want.Q {
+				if got.Q[i] != v {
+					t.Fatalf("%s: q[%d] = %d, want %d", what, i, got.Q[i], v)
+				}
+			}
+			sameBitsExact(t, what+" d", got.D, want.D)
+			sameBitsExact(t, what+" s", got.S, want.S)
+			for i, v := range want.Sum {
+				if got.Sum[i] != v {
+					t.Fatalf("%s: sum[%d] = %d, want %d", what, i, got.Sum[i], v)
+				}
 			}
 		}
 	}
