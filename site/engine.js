@@ -12,7 +12,7 @@
 import { createWASI } from './wasi.js';
 
 /** ABI_VERSION is the engine ABI this file speaks (abi.Version). */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 /** Status codes of the engine's exports (abi.Status*). */
 export const Status = Object.freeze({ OK: 0, DONE: 1, FAILED: -1, USAGE: -2, MEMORY: -3, PANIC: -4 });

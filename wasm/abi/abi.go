@@ -7,7 +7,7 @@ package abi
 
 // Version is the ABI version that the module's wisp_abi_version export
 // returns. It changes whenever an export changes meaning.
-const Version = 1
+const Version = 2
 
 // Status codes returned by the module's exports. Zero and positive values
 // mean success; a negative value is an error whose text wisp_error_ptr and
