@@ -1529,8 +1529,7 @@
           (then (f32.store offset=8 (local.get $o) (f32x4.extract_lane 2 (local.get $s))))))))
 
   ;; $mv_q8_0_pass returns the products of one vector (xq, xd, xs, xsum: its
-  ;; Q8 blocks) with the four Q8_0 rows at p0..p3, nb blocks each. $sink
-  ;; orders the rows (see the header).
+  ;; Q8 blocks) with the four Q8_0 rows at p0..p3, nb blocks each.
   (func $mv_q8_0_pass (param $p0 i32) (param $p1 i32) (param $p2 i32) (param $p3 i32)
       (param $xq i32) (param $xd i32) (param $xs i32) (param $xsum i32) (param $nb i32) (result v128)
     (local $xe i32)
@@ -1551,13 +1550,10 @@
       (local.set $x3 (v128.load8x8_s offset=24 (local.get $xq)))
       (local.set $s0 (i32x4.add (i32x4.add (i32x4.dot_i16x8_s (v128.load8x8_s offset=2 (local.get $p0)) (local.get $x0)) (i32x4.dot_i16x8_s (v128.load8x8_s offset=10 (local.get $p0)) (local.get $x1)))
         (i32x4.add (i32x4.dot_i16x8_s (v128.load8x8_s offset=18 (local.get $p0)) (local.get $x2)) (i32x4.dot_i16x8_s (v128.load8x8_s offset=26 (local.get $p0)) (local.get $x3)))))
-      (global.set $sink (local.get $s0))
       (local.set $s1 (i32x4.add (i32x4.add (i32x4.dot_i16x8_s (v128.load8x8_s offset=2 (local.get $p1)) (local.get $x0)) (i32x4.dot_i16x8_s (v128.load8x8_s offset=10 (local.get $p1)) (local.get $x1)))
         (i32x4.add (i32x4.dot_i16x8_s (v128.load8x8_s offset=18 (local.get $p1)) (local.get $x2)) (i32x4.dot_i16x8_s (v128.load8x8_s offset=26 (local.get $p1)) (local.get $x3)))))
-      (global.set $sink (local.get $s1))
       (local.set $s2 (i32x4.add (i32x4.add (i32x4.dot_i16x8_s (v128.load8x8_s offset=2 (local.get $p2)) (local.get $x0)) (i32x4.dot_i16x8_s (v128.load8x8_s offset=10 (local.get $p2)) (local.get $x1)))
         (i32x4.add (i32x4.dot_i16x8_s (v128.load8x8_s offset=18 (local.get $p2)) (local.get $x2)) (i32x4.dot_i16x8_s (v128.load8x8_s offset=26 (local.get $p2)) (local.get $x3)))))
-      (global.set $sink (local.get $s2))
       (local.set $s3 (i32x4.add (i32x4.add (i32x4.dot_i16x8_s (v128.load8x8_s offset=2 (local.get $p3)) (local.get $x0)) (i32x4.dot_i16x8_s (v128.load8x8_s offset=10 (local.get $p3)) (local.get $x1)))
         (i32x4.add (i32x4.dot_i16x8_s (v128.load8x8_s offset=18 (local.get $p3)) (local.get $x2)) (i32x4.dot_i16x8_s (v128.load8x8_s offset=26 (local.get $p3)) (local.get $x3)))))
       (local.set $s0 (i32x4.add (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $s0) (local.get $s1))
