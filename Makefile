@@ -69,7 +69,7 @@ $(MODELS)/stories260K.gguf:
 
 # wisp's default model, remade from scratch: train a teacher on the KJV,
 # prune it, distil it back, F16 (about 1.7 hours on 2 cores). It writes
-# build/kjv/; copy build/kjv/wisp-kjv.gguf to models/default.gguf to use it.
+# build/kjv/; copy build/kjv/wisp-kjv-q4_0.gguf to models/default.gguf to use it.
 kjv-model: wisp corpus
 	bash tools/corpus/kjv-model.sh build/kjv
 
@@ -86,7 +86,7 @@ quant-table: wisp corpus
 	@mkdir -p build/quant
 	./bin/wisp convert --type f32 -o build/quant/stories260K.gguf -z $(SHARED)/models/tok512.bin $(SHARED)/models/stories260K.bin
 	$(GO) run ./tools/quanttable -wisp bin/wisp -dir build/quant \
-		-model "wisp KJV (the default model)=models/default.gguf:corpus/kjv-eval.txt" \
+		-model "wisp KJV (the default model)=models/default-f16.gguf:corpus/kjv-eval.txt" \
 		-model "stories260K=build/quant/stories260K.gguf:samples:50"
 
 # The training text: the King James Bible from Debian's bible-kjv, with a

@@ -1,8 +1,14 @@
 // llamacpp.test.js: what wisp writes, llama.cpp reads. The default model
-// (trained, pruned and distilled by wisp's tools, stored as F16) and a
-// copy of it pruned again are loaded by @wllama/wllama, llama.cpp compiled
-// to wasm, in headless Chromium, and must continue a prompt greedily with
-// the very text `wisp run` prints. A copy pruned with --per-layer (widths
+// (trained, pruned and distilled by wisp's tools, shipped as Q4_0), an F16
+// copy of it and a copy pruned again are loaded by @wllama/wllama,
+// llama.cpp compiled to wasm, in headless Chromium. The F16 copy and the
+// pruned one (F32: prune widens quantized weights) must continue a prompt
+// greedily with the very text `wisp run` prints; the Q4_0 model with its
+// first quantizedTokens tokens. The two engines round a product's input to
+// 8 bits each its own way, so on 4-bit weights a near tie can go either
+// way; token by token against native llama.cpp, wisp's greedy choice is
+// llama.cpp's at every one of 200 positions (tools/retype's
+// TestLlamaCppContinuesWispFiles). A copy pruned with --per-layer (widths
 // that differ from block to block, as llama.cpp's per-layer arrays) is one
 // llama.cpp's llama loader refuses, as wisp prune --help says: if a
 // llama.cpp release starts to load it, the test fails and the help must
@@ -18,6 +24,7 @@ import { defaultModel, launch, missing, nativeText, serve, wisp } from './helper
 
 const prompt = 'And God said';
 const tokens = 48;
+const quantizedTokens = 4;
 
 /**
  * complete runs in the page: it loads url with wllama (one thread, CPU)
@@ -54,6 +61,7 @@ describe('llama.cpp (wllama) reads what wisp writes', { skip: missing() !== '' }
     models = path.join(dir, 'models');
     await mkdir(models);
     await copyFile(defaultModel, path.join(models, 'default.gguf'));
+    await wisp(['convert', '--type', 'f16', '-o', path.join(models, 'default-f16.gguf'), defaultModel]);
     // Calibration text for the pruning: the model's own writing.
     const calib = path.join(dir, 'calib.txt');
     const { stdout } = await wisp(['run', '-m', defaultModel, '-n', '256', '-t', '1', '--seed', '3', '-q']);
@@ -73,14 +81,18 @@ describe('llama.cpp (wllama) reads what wisp writes', { skip: missing() !== '' }
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  for (const name of ['default.gguf', 'pruned.gguf']) {
+  // wisp's greedy text of a file: the prompt and k tokens. wisp run -n
+  // counts positions: the prompt's, BOS included (wisp tokenize leaves it
+  // out), then one printed token per position after the prompt's last,
+  // and one more.
+  const wispText = async (file, k) => {
+    const n = (await wisp(['tokenize', '-m', file, '--', prompt])).stdout.trim().split(/\s+/).length + 1;
+    return nativeText(file, { prompt, positions: n + k - 1 });
+  };
+
+  for (const name of ['default-f16.gguf', 'pruned.gguf']) {
     test(`${name}: llama.cpp's greedy text is wisp's`, async () => {
-      const file = path.join(models, name);
-      // wisp run -n counts positions: the prompt's, BOS included (wisp
-      // tokenize leaves it out), then one printed token per position after
-      // the prompt's last, and one more.
-      const n = (await wisp(['tokenize', '-m', file, '--', prompt])).stdout.trim().split(/\s+/).length + 1;
-      const want = await nativeText(file, { prompt, positions: n + tokens - 1 });
+      const want = await wispText(path.join(models, name), tokens);
       const got = await page.evaluate(complete, { url: `${srv.url}models/${name}`, prompt, tokens });
       assert.equal(got.error, undefined, `llama.cpp failed on ${name}`);
       // Both stop at the end-of-sequence token, should the model write it.
@@ -88,6 +100,14 @@ describe('llama.cpp (wllama) reads what wisp writes', { skip: missing() !== '' }
       assert.equal(prompt + got.text + '\n', want);
     });
   }
+
+  test(`default.gguf (Q4_0): llama.cpp's greedy text starts with wisp's first ${quantizedTokens} tokens`, async () => {
+    const want = (await wispText(path.join(models, 'default.gguf'), quantizedTokens)).replace(/\n$/, '');
+    const got = await page.evaluate(complete, { url: `${srv.url}models/default.gguf`, prompt, tokens });
+    assert.equal(got.error, undefined, 'llama.cpp failed on default.gguf');
+    assert.ok(got.predicted > quantizedTokens && got.predicted <= tokens, `llama.cpp decoded ${got.predicted} tokens`);
+    assert.ok((prompt + got.text).startsWith(want), `llama.cpp wrote ${JSON.stringify(got.text)}, wisp ${JSON.stringify(want)}`);
+  });
 
   test('per-layer.gguf: wisp runs it, llama.cpp refuses it', async () => {
     // The blocks really differ in width (else the file has no arrays).

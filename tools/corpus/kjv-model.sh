@@ -7,7 +7,9 @@
 #   2. wisp prune   the teacher to KEEP of its parameters (Wanda scores on
 #                   training text)
 #   3. wisp distil  the pruned student back on the teacher's distributions
-#   4. wisp convert the student to F16: the default model
+#   4. wisp convert the student to F16
+#   5. wisp convert the F16 model to Q4_0: the default model (the smallest
+#      type within 2 % of F16's held-out perplexity; make quant-table)
 #
 # and then measures each stage's held-out perplexity on corpus/kjv-eval.txt
 # (books no stage trained on) and writes OUT/summary.md: sizes,
@@ -78,6 +80,8 @@ if [ ! -f "$out/student.gguf" ]; then
 fi
 timed f16 "$wisp" convert --type f16 --name "wisp KJV (5.3M teacher, pruned to $keep, distilled; F16)" \
 	-o "$out/wisp-kjv.gguf" "$out/student.gguf"
+timed q4_0 "$wisp" convert --type q4_0 --name "wisp KJV (5.3M teacher, pruned to $keep, distilled; Q4_0)" \
+	-o "$out/wisp-kjv-q4_0.gguf" "$out/wisp-kjv.gguf"
 
 # field KEY: a number from the JSON of wisp eval in $json.
 field() { echo "$json" | sed -n "s/^  \"$1\": \([0-9.e+-]*\),\{0,1\}$/\1/p"; }
@@ -86,7 +90,7 @@ field() { echo "$json" | sed -n "s/^  \"$1\": \([0-9.e+-]*\),\{0,1\}$/\1/p"; }
 {
 	echo "| model | parameters | file | held-out perplexity |"
 	echo "| --- | ---: | ---: | ---: |"
-	for m in teacher pruned student wisp-kjv; do
+	for m in teacher pruned student wisp-kjv wisp-kjv-q4_0; do
 		"$wisp" eval -m "$out/$m.gguf" --text "$eval" --json >"$out/$m.eval.json"
 		json=$(cat "$out/$m.eval.json")
 		printf '| %s | %s | %s | %.2f |\n' "$m" "$(field params)" "$(awk "BEGIN { printf \"%.2f MB\", $(field fileBytes) / 1e6 }")" "$(field perplexity)"
@@ -97,10 +101,10 @@ field() { echo "$json" | sed -n "s/^  \"$1\": \([0-9.e+-]*\),\{0,1\}$/\1/p"; }
 	echo
 	echo "Greedy, from \"And God said\":"
 	echo
-	"$wisp" run -m "$out/wisp-kjv.gguf" -p "And God said" -t 0 -n 96 -q | sed 's/^/    /'
+	"$wisp" run -m "$out/wisp-kjv-q4_0.gguf" -p "And God said" -t 0 -n 96 -q | sed 's/^/    /'
 	echo
 	echo "Temperature 0.8, seed 7, from \"In the beginning\":"
 	echo
-	"$wisp" run -m "$out/wisp-kjv.gguf" -p "In the beginning" -t 0.8 --seed 7 -n 96 -q | sed 's/^/    /'
+	"$wisp" run -m "$out/wisp-kjv-q4_0.gguf" -p "In the beginning" -t 0.8 --seed 7 -n 96 -q | sed 's/^/    /'
 } >"$out/summary.md"
 cat "$out/summary.md"

@@ -178,3 +178,59 @@ func argmax(v []float32) int {
 	}
 	return best
 }
+
+// defaultTokens is how many tokens of its greedy continuation of a prompt
+// llama.cpp must choose as wisp does on the default model.
+const defaultTokens = 200
+
+// TestLlamaCppContinuesDefaultModel: the default model, in the type it
+// ships in, continued greedily by wisp from "And God said"; llama.cpp's
+// greedy choice after each token is wisp's next, for defaultTokens tokens.
+func TestLlamaCppContinuesDefaultModel(t *testing.T) {
+	o, err := oracle.Locate()
+	if err != nil {
+		t.Skipf("llama.cpp oracle not installed (make oracle): %v", err)
+	}
+	root, err := oracle.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(root, "models", "default.gguf")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := engine.Load(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := m.Tokenize("And God said")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := m.NewState(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := append([]int{m.Tokenizer.BOS()}, ids...)
+	l, err := st.Forward(tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range defaultTokens {
+		next := argmax(l)
+		tokens = append(tokens, next)
+		if l, err = st.Forward([]int{next}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	theirs, err := o.Logits(path, tokens[:len(tokens)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(ids); i < len(tokens)-1; i++ {
+		if got := argmax(theirs[i]); got != tokens[i+1] {
+			t.Fatalf("after %d tokens llama.cpp picks %d, wisp %d", i+1, got, tokens[i+1])
+		}
+	}
+}
