@@ -241,6 +241,7 @@ type Error struct {
 	Raised bool
 }
 
+// Error formats the error with its position, or as a raised exception.
 func (e *Error) Error() string {
 	switch {
 	case e.Raised:

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"sort"
 	"strings"
@@ -284,7 +285,7 @@ func (lp *loopState) attr(name string) value {
 			return args[i%len(args)], nil
 		}})
 	}
-	return undefined(name)
+	return undefinedMsg("'LoopContext object' has no attribute '" + name + "'")
 }
 
 // iterate lists what "for" visits in v: a list's items, a dict's keys, a
@@ -461,7 +462,7 @@ func (ev *evaluator) eval(e expr) (value, error) {
 			return ev.eval(e.yes)
 		}
 		if e.no == nil {
-			return undefined("else"), nil
+			return undefinedMsg("the inline if expression on false has no else"), nil
 		}
 		return ev.eval(e.no)
 	case *listExpr:
@@ -508,7 +509,7 @@ func (ev *evaluator) wrap(err error, pos int, what string) error {
 // defined returns the error Jinja2 raises for using Undefined as a value.
 func (ev *evaluator) defined(v value, pos int) error {
 	if v.k == vUndef {
-		return ev.errAt(pos, "'%s' is undefined", v.s.s)
+		return ev.errAt(pos, "%s", v.s.s)
 	}
 	return nil
 }
@@ -575,7 +576,7 @@ func (ev *evaluator) getattr(x value, name string, pos int) (value, error) {
 	case vLoop:
 		return x.lp.attr(name), nil
 	}
-	return undefined(name), nil
+	return undefinedMsg(fmt.Sprintf("'%s object' has no attribute '%s'", x.typeName(), name)), nil
 }
 
 func (ev *evaluator) getitem(x, i value, pos int) (value, error) {
@@ -592,7 +593,7 @@ func (ev *evaluator) getitem(x, i value, pos int) (value, error) {
 			if j >= 0 && j < n {
 				return x.l[j], nil
 			}
-			return undefined("list index"), nil
+			return undefinedMsg(fmt.Sprintf("'list object' has no element %d", i.int())), nil
 		}
 	case vStr:
 		if i.isIntegral() {
@@ -608,7 +609,7 @@ func (ev *evaluator) getitem(x, i value, pos int) (value, error) {
 			if j >= 0 && j < n {
 				return strValue(x.s.cut(offs[j], offs[j+1])), nil
 			}
-			return undefined("string index"), nil
+			return undefinedMsg(fmt.Sprintf("'str object' has no element %d", i.int())), nil
 		}
 	case vDict:
 		if i.k == vStr {
@@ -624,7 +625,7 @@ func (ev *evaluator) getitem(x, i value, pos int) (value, error) {
 	if i.k == vStr {
 		return ev.getattr(x, i.s.s, pos)
 	}
-	return undefined("item"), nil
+	return undefinedMsg(fmt.Sprintf("'%s object' has no element %s", x.typeName(), i.typeName())), nil
 }
 
 // sliceIndices is Python's slice.indices: the positions a[lo:hi:step]

@@ -92,7 +92,7 @@ func (ev *evaluator) filter(name string, x value, args []value, kw []kwValue, po
 			return value{}, err
 		}
 		if len(items) == 0 {
-			return undefined(name), nil
+			return undefinedMsg("no " + name + " item, sequence was empty"), nil
 		}
 		if name == "first" {
 			return items[0], nil

@@ -95,6 +95,9 @@ func TestErrors(t *testing.T) {
 		{"{{ [1][1:2:0] }}", "slice step cannot be zero"},
 		{"{{ {'a':1}|tojson(indent='x') }}", "indent must be"},
 		{"{{ namespace()|tojson }}", "not JSON serializable"},
+		{"{{ messages[5].role }}", "'list object' has no element 5"},
+		{"{{ messages[0].nope.x }}", "'dict object' has no attribute 'nope'"},
+		{"{{ (messages|first).role + missing }}", "'missing' is undefined"},
 	}
 	for _, tc := range tests {
 		_, err := render(t, tc.src, "")

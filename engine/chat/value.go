@@ -149,7 +149,13 @@ type kwValue struct {
 	v    value
 }
 
-func undefined(name string) value { return value{k: vUndef, s: plain(name)} }
+// undefined is Jinja2's Undefined for a name not found; using it as a
+// value is the error "'name' is undefined".
+func undefined(name string) value { return undefinedMsg("'" + name + "' is undefined") }
+
+// undefinedMsg is an Undefined whose use is the error msg.
+func undefinedMsg(msg string) value { return value{k: vUndef, s: plain(msg)} }
+
 func boolValue(b bool) value      { return value{k: vBool, b: b} }
 func intValue(i int64) value      { return value{k: vInt, i: i} }
 func floatValue(f float64) value  { return value{k: vFloat, f: f} }
