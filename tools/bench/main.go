@@ -20,8 +20,9 @@
 //
 // The honesty check: the bench's figures for native llama.cpp must stay
 // within 15 % of its own llama_perf_context figures for the same runs, and
-// those for the wllama rows wisp is compared against within 15 % of what
-// wllama's own timings say when it runs alone in a fresh browser; a
+// the runs of the wllama rows wisp is compared against within 15 % of
+// those runs whose own timings wllama reports alone in a fresh browser
+// (the two ranges of runs overlap or are at most 15 % apart); a
 // violation is reported and fails the command (after the report is
 // written). It prints a Markdown report and writes it, with the JSON, to
 // bench/results.md and bench/results.json.
