@@ -125,7 +125,10 @@ func (q QType) RowBytes(cols int) int { return cols / q.BlockLen() * q.BlockByte
 
 // Q8 holds vectors quantized to 8-bit blocks of 32 for a product with
 // quantized weights (see the package comment). Block b of vector t covers
-// x[t][32b..32b+32).
+// x[t][32b..32b+32). QuantizeQ8 writes values in [-127, 127]; a Q8 built
+// by hand may hold -128, which every kernel multiplies correctly, the AVX2
+// ones by falling back to the portable Go kernel for that product (their
+// sign trick is exact only within ±127).
 type Q8 struct {
 	Q   []int8    // the quantized values, cols per vector
 	D   []float32 // d of each block
