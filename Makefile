@@ -6,7 +6,7 @@ WAT2WASM ?= wat2wasm
 SHARED   ?= ../shared
 MODELS   ?= models
 
-.PHONY: all demo serve site test test-go test-site bench-site bench-go corpus kjv-model prune-table quant-table kernels kernels-check bench wisp models clean oracle oracle-fixtures
+.PHONY: all demo serve site test test-go test-site bench-site bench-go corpus kjv-model prune-table quant-table kernels kernels-check bench wisp models clean oracle oracle-fixtures chatref chat-fixtures
 
 all: wisp kernels site
 
@@ -166,3 +166,19 @@ oracle-fixtures: oracle
 
 clean:
 	rm -rf bin site/wasm
+
+# Reference renderings of the chat templates (testdata/chat) by
+# @huggingface/jinja; engine/chat's tests compare with the committed
+# fixtures and, when build/chatref exists, remake them (TestFixturesLive).
+CHATREF_DIR ?= build/chatref
+CHATREF_NPM := @huggingface/jinja@0.5.13
+
+chatref: $(CHATREF_DIR)/node_modules/@huggingface/jinja/package.json
+
+$(CHATREF_DIR)/node_modules/@huggingface/jinja/package.json:
+	@mkdir -p $(CHATREF_DIR)
+	npm install --prefix $(CHATREF_DIR) --no-audit --no-fund --no-save $(CHATREF_NPM)
+	@touch $@
+
+chat-fixtures: chatref
+	node tools/chatref/render.mjs -jinja $(CHATREF_DIR) -out testdata/chat/fixtures
