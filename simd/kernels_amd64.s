@@ -478,70 +478,199 @@ GLOBL q8perm<>(SB), RODATA|NOPTR, $32
 	TREED(ROW, OFF, SHIFT, SH) \
 	KSTEP(j, SC, M, sh)
 
-// func dot4F16(w *uint16, stride int, x *float32, n int, out *[4]float32)
-// out[k] = the eight-lane sum of w[k*stride+i]·x[i] for i < n (a multiple of 8).
-TEXT ·dot4F16(SB), NOSPLIT, $0-40
-	MOVQ w+0(FP), SI
-	MOVQ stride+8(FP), BX
-	SHLQ $1, BX
-	MOVQ x+16(FP), DI
-	MOVQ n+24(FP), CX
-	MOVQ out+32(FP), DX
-	LEAQ (SI)(BX*1), R8
-	LEAQ (R8)(BX*1), R9
-	LEAQ (R9)(BX*1), R10
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	MOVL $0x8fffffff, AX
-	MOVQ AX, X14
-	VPBROADCASTD X14, Y14
-	MOVL $0x77800000, AX // 2^112
-	MOVQ AX, X15
-	VPBROADCASTD X15, Y15
+// The F16 matrix-vector kernels below take eight rows per pass, at
+// w+offs[0..8) (byte offsets), each with its own YMM accumulator: Y0..Y7 the
+// rows' eight canonical lanes, Y8 the current eight activations, Y14 the
+// F16 mask, Y15 2^112, Y9..Y13 scratch. Registers SI, DI, R8..R13 point at
+// the rows, DX at x, CX is n, AX the current column.
+
+// F16ARGS loads the arguments, makes the row pointers and clears AX and the
+// accumulators (vet checks the argument names at each use of the macro).
+#define F16ARGS \
+	MOVQ w+0(FP), AX \
+	MOVQ offs+8(FP), BX \
+	MOVQ 0(BX), SI \
+	ADDQ AX, SI \
+	MOVQ 8(BX), DI \
+	ADDQ AX, DI \
+	MOVQ 16(BX), R8 \
+	ADDQ AX, R8 \
+	MOVQ 24(BX), R9 \
+	ADDQ AX, R9 \
+	MOVQ 32(BX), R10 \
+	ADDQ AX, R10 \
+	MOVQ 40(BX), R11 \
+	ADDQ AX, R11 \
+	MOVQ 48(BX), R12 \
+	ADDQ AX, R12 \
+	MOVQ 56(BX), R13 \
+	ADDQ AX, R13 \
+	MOVQ x+16(FP), DX \
+	MOVQ n+24(FP), CX \
+	VXORPS Y0, Y0, Y0 \
+	VXORPS Y1, Y1, Y1 \
+	VXORPS Y2, Y2, Y2 \
+	VXORPS Y3, Y3, Y3 \
+	VXORPS Y4, Y4, Y4 \
+	VXORPS Y5, Y5, Y5 \
+	VXORPS Y6, Y6, Y6 \
+	VXORPS Y7, Y7, Y7 \
+	MOVL $0x8fffffff, AX \
+	MOVQ AX, X14 \
+	VPBROADCASTD X14, Y14 \
+	MOVL $0x77800000, AX \
+	MOVQ AX, X15 \
+	VPBROADCASTD X15, Y15 \
 	XORQ AX, AX
 
-loop16:
-	CMPQ AX, CX
-	JGE done16
-	VMOVUPS (DI)(AX*4), Y4
-	VPMOVSXWD (SI)(AX*2), Y5
-	VPMOVSXWD (R8)(AX*2), Y6
-	VPMOVSXWD (R9)(AX*2), Y7
-	VPMOVSXWD (R10)(AX*2), Y8
-	VPSLLD $13, Y5, Y5
-	VPSLLD $13, Y6, Y6
-	VPSLLD $13, Y7, Y7
-	VPSLLD $13, Y8, Y8
-	VPAND Y14, Y5, Y5
-	VPAND Y14, Y6, Y6
-	VPAND Y14, Y7, Y7
-	VPAND Y14, Y8, Y8
-	VMULPS Y15, Y5, Y5
-	VMULPS Y15, Y6, Y6
-	VMULPS Y15, Y7, Y7
-	VMULPS Y15, Y8, Y8
-	VMULPS Y4, Y5, Y5
-	VMULPS Y4, Y6, Y6
-	VMULPS Y4, Y7, Y7
-	VMULPS Y4, Y8, Y8
-	VADDPS Y5, Y0, Y0
-	VADDPS Y6, Y1, Y1
-	VADDPS Y7, Y2, Y2
-	VADDPS Y8, Y3, Y3
-	ADDQ $8, AX
-	JMP loop16
+// F16DONE reduces the eight accumulators and stores the eight sums.
+#define F16DONE \
+	MOVQ out+32(FP), DX \
+	REDUCE8(Y0, X0, X9) \
+	REDUCE8(Y1, X1, X9) \
+	REDUCE8(Y2, X2, X9) \
+	REDUCE8(Y3, X3, X9) \
+	REDUCE8(Y4, X4, X9) \
+	REDUCE8(Y5, X5, X9) \
+	REDUCE8(Y6, X6, X9) \
+	REDUCE8(Y7, X7, X9) \
+	VMOVSS X0, 0(DX) \
+	VMOVSS X1, 4(DX) \
+	VMOVSS X2, 8(DX) \
+	VMOVSS X3, 12(DX) \
+	VMOVSS X4, 16(DX) \
+	VMOVSS X5, 20(DX) \
+	VMOVSS X6, 24(DX) \
+	VMOVSS X7, 28(DX) \
+	VZEROUPPER \
+	RET
 
-done16:
-	REDUCE8(Y0, X0, X9)
-	REDUCE8(Y1, X1, X9)
-	REDUCE8(Y2, X2, X9)
-	REDUCE8(Y3, X3, X9)
-	VMOVSS X0, 0(DX)
-	VMOVSS X1, 4(DX)
-	VMOVSS X2, 8(DX)
-	VMOVSS X3, 12(DX)
+// F16ROW(R, A, T, off) adds to A the products of Y8 with the eight halves at
+// byte offset off past column AX of row R, widened without their factor
+// 2^112 (which Y8 carries: see dot8F16S): sign-extended, shifted and masked.
+// F16ROWW widens them fully (Y8 the plain activations). F16ROWS does
+// either for the eight rows.
+#define F16ROW(R, A, T, off) \
+	VPMOVSXWD off(R)(AX*2), T \
+	VPSLLD $13, T, T \
+	VPAND Y14, T, T \
+	VMULPS Y8, T, T \
+	VADDPS T, A, A
+
+#define F16ROWW(R, A, T, off) \
+	VPMOVSXWD off(R)(AX*2), T \
+	VPSLLD $13, T, T \
+	VPAND Y14, T, T \
+	VMULPS Y15, T, T \
+	VMULPS Y8, T, T \
+	VADDPS T, A, A
+
+#define F16ROWS(ROW, off) \
+	ROW(SI, Y0, Y9, off) \
+	ROW(DI, Y1, Y10, off) \
+	ROW(R8, Y2, Y11, off) \
+	ROW(R9, Y3, Y12, off) \
+	ROW(R10, Y4, Y13, off) \
+	ROW(R11, Y5, Y9, off) \
+	ROW(R12, Y6, Y10, off) \
+	ROW(R13, Y7, Y11, off)
+
+// F16XS(off) sets Y8 to 2^112 times the eight activations at byte offset
+// off past column AX (for dot8F16S); F16XW loads them as they are.
+#define F16XS(off) VMULPS off(DX)(AX*4), Y15, Y8
+#define F16XW(off) VMOVUPS off(DX)(AX*4), Y8
+
+// F16PF asks for the line F16PFDIST bytes ahead of column AX in each row,
+// non-temporally (PREFETCHNTA: into L1 without displacing the caches'
+// other lines much). The eight streams run at memory speed only with it:
+// on the SmolLM2-135M matrices the hardware prefetcher alone leaves them
+// about a fifth slower.
+#define F16PFDIST 2048
+#define F16PF \
+	PREFETCHNTA F16PFDIST(SI)(AX*2) \
+	PREFETCHNTA F16PFDIST(DI)(AX*2) \
+	PREFETCHNTA F16PFDIST(R8)(AX*2) \
+	PREFETCHNTA F16PFDIST(R9)(AX*2) \
+	PREFETCHNTA F16PFDIST(R10)(AX*2) \
+	PREFETCHNTA F16PFDIST(R11)(AX*2) \
+	PREFETCHNTA F16PFDIST(R12)(AX*2) \
+	PREFETCHNTA F16PFDIST(R13)(AX*2)
+
+// F16BODY(X, ROW, L32, L8, DONE) is a kernel after F16ARGS: 32 columns (a
+// 64-byte line of each row, one prefetch each) per iteration, then eight
+// at a time. X loads the activations, ROW adds one row's products.
+#define F16BODY(X, ROW, L32, L8, DONE) \
+	LEAQ -32(CX), BX \
+L32: \
+	CMPQ AX, BX \
+	JGT L8 \
+	F16PF \
+	X(0) \
+	F16ROWS(ROW, 0) \
+	X(32) \
+	F16ROWS(ROW, 16) \
+	X(64) \
+	F16ROWS(ROW, 32) \
+	X(96) \
+	F16ROWS(ROW, 48) \
+	ADDQ $32, AX \
+	JMP L32 \
+L8: \
+	CMPQ AX, CX \
+	JGE DONE \
+	X(0) \
+	F16ROWS(ROW, 0) \
+	ADDQ $8, AX \
+	JMP L8 \
+DONE: \
+	F16DONE
+
+// func dot8F16(w *uint16, offs *[8]int, x *float32, n int, out *[8]float32)
+// out[k] = the eight-lane sum of F16(h)·x[i] over the halves h at
+// w+offs[k] (bytes) and i < n (a multiple of 8).
+TEXT ·dot8F16(SB), NOSPLIT, $0-40
+	F16ARGS
+	F16BODY(F16XW, F16ROWW, f16w32, f16w8, f16wdone)
+
+// func dot8F16S(w *uint16, offs *[8]int, x *float32, n int, out *[8]float32)
+// is dot8F16 for x whose |x[i]| < 2^16: it multiplies each x[i] by 2^112
+// (exactly) instead of each widened half by 2^112, one VMULPS for eight
+// rows instead of eight. The products round as dot8F16's: m·(x·2^112) and
+// (m·2^112)·x are the same real number, m the masked bits of the half.
+TEXT ·dot8F16S(SB), NOSPLIT, $0-40
+	F16ARGS
+	F16BODY(F16XS, F16ROW, f16s32, f16s8, f16sdone)
+
+// func f16Small(x *float32, n int) bool reports whether |x[i]| < 2^16 for
+// every i < n (a multiple of 8), so that x[i]·2^112 is exact (false for
+// infinities and NaNs): the largest |x[i]|'s bits, as unsigned integers.
+TEXT ·f16Small(SB), NOSPLIT, $0-17
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	MOVL $0x7fffffff, AX
+	MOVQ AX, X1
+	VPBROADCASTD X1, Y1
+	VPXOR Y0, Y0, Y0
+	XORQ AX, AX
+
+smallloop:
+	CMPQ AX, CX
+	JGE smalldone
+	VPAND (SI)(AX*4), Y1, Y2
+	VPMAXUD Y2, Y0, Y0
+	ADDQ $8, AX
+	JMP smallloop
+
+smalldone:
+	VEXTRACTI128 $1, Y0, X2
+	VPMAXUD X2, X0, X0
+	VPSHUFD $0x4e, X0, X2
+	VPMAXUD X2, X0, X0
+	VPSHUFD $0xb1, X0, X2
+	VPMAXUD X2, X0, X0
+	VMOVD X0, AX
+	CMPL AX, $0x47800000
+	SETCS ret+16(FP)
 	VZEROUPPER
 	RET
 
@@ -847,3 +976,4 @@ qdone:
 	MOVQ AX, ret+48(FP)
 	VZEROUPPER
 	RET
+

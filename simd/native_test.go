@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // TestAPIMatchesGoKernels requires the functions of the API (on amd64 the
@@ -66,4 +67,127 @@ func TestAPIMatchesGoKernels(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestMatVecF16Rows checks the one-vector F16 product, whose AVX2 kernel
+// takes eight rows per pass (rows%8 left over), 32 columns per step
+// (then eight, then the cols%8 last one at a time), and moves the factor
+// 2^112 of the widening to x when every |x[i]| < 2^16: every row count to
+// 17, columns around those boundaries, unaligned data, and vectors with a
+// large element (at the start, in the middle or past the last whole group
+// of eight) or an infinity.
+func TestMatVecF16Rows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	halves := func(n int) []uint16 {
+		v := make([]uint16, n)
+		for i := range v {
+			for {
+				h := uint16(rng.Uint32())
+				if h&0x7c00 != 0x7c00 {
+					v[i] = h
+					break
+				}
+			}
+		}
+		return v
+	}
+	for rows := 1; rows <= 17; rows++ {
+		for _, cols := range []int{8, 9, 15, 16, 24, 31, 32, 33, 40, 63, 64, 65, 96, 100, 576} {
+			for _, off := range []int{0, 1, 3} {
+				w := halves(rows*cols + off)[off:]
+				for big := range 6 {
+					x := make([]float32, cols+off)[off:]
+					for i := range x {
+						x[i] = float32(rng.NormFloat64() * math.Pow(10, float64(rng.IntN(5)-2)))
+					}
+					switch big {
+					case 1:
+						x[0] = 65536
+					case 2:
+						x[cols/2] = -1e6
+					case 3:
+						x[cols-1] = 3e5 // past the groups of eight when cols%8 != 0
+					case 4:
+						x[cols/3] = 65535.996 // the largest float32 below 2^16
+					case 5:
+						x[cols/2] = float32(math.Inf(1))
+					}
+					got, want := make([]float32, rows), make([]float32, rows)
+					MatMulF16(got, w, x, rows, cols, 1)
+					goMatMulF16(want, w, x, rows, cols, 1)
+					for i := range want {
+						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+							t.Fatalf("%d×%d at offset %d, x case %d: row %d = %v (%#x), Go kernel %v (%#x)", rows, cols, off, big, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkDecodeF16 multiplies one vector by the matrices of a
+// SmolLM2-135M-shaped F16 model (30 layers of 576×576, 192×576 twice,
+// 576×576, 1536×576 twice and 576×1536, then the 49152×576 classifier:
+// 269 MB, far more than the caches) as a decoded token does, and reads a
+// 256 MiB block (xor of uint64 words, eight accumulators) in the same
+// iterations. It reports the products' GB/s and token rate, the read's
+// GB/s, and the products' share of the read's speed.
+func BenchmarkDecodeF16(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	type mat struct {
+		rows, cols int
+		w          []uint16
+	}
+	var ms []mat
+	total := 0
+	for range 30 {
+		for _, sh := range [][2]int{{576, 576}, {192, 576}, {192, 576}, {576, 576}, {1536, 576}, {1536, 576}, {576, 1536}} {
+			ms = append(ms, mat{sh[0], sh[1], benchF16(r, sh[0]*sh[1])})
+			total += 2 * sh[0] * sh[1]
+		}
+	}
+	ms = append(ms, mat{49152, 576, benchF16(r, 49152*576)})
+	total += 2 * 49152 * 576
+	x := randRange(r, 1536, -2, 2)
+	out := make([]float32, 49152)
+	block := make([]uint64, 256<<20/8)
+	for i := range block {
+		block[i] = uint64(i) * 0x9e3779b97f4a7c15
+	}
+	var tm, tr time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		for _, m := range ms {
+			MatMulF16(out, m.w, x, m.rows, m.cols, 1)
+		}
+		t1 := time.Now()
+		readSink ^= xorWords(block)
+		tm, tr = tm+t1.Sub(t0), tr+time.Since(t1)
+	}
+	mgbs := float64(total) * float64(b.N) / tm.Seconds() / 1e9
+	rgbs := float64(len(block)*8) * float64(b.N) / tr.Seconds() / 1e9
+	b.ReportMetric(mgbs, "GB/s")
+	b.ReportMetric(float64(b.N)/tm.Seconds(), "tok/s")
+	b.ReportMetric(rgbs, "read-GB/s")
+	b.ReportMetric(mgbs/rgbs, "share")
+}
+
+var readSink uint64
+
+func xorWords(w []uint64) uint64 {
+	var a0, a1, a2, a3, a4, a5, a6, a7 uint64
+	for len(w) >= 8 {
+		a0 ^= w[0]
+		a1 ^= w[1]
+		a2 ^= w[2]
+		a3 ^= w[3]
+		a4 ^= w[4]
+		a5 ^= w[5]
+		a6 ^= w[6]
+		a7 ^= w[7]
+		w = w[8:]
+	}
+	return a0 ^ a1 ^ a2 ^ a3 ^ a4 ^ a5 ^ a6 ^ a7
 }
