@@ -63,8 +63,8 @@ func (t *Tokenizer) EncodeSegments(segs []Segment) ([]int, error) {
 	return t.encodeFragments(frags)
 }
 
-// encodeFragments encodes partitioned text as encode does after its
-// partition.
+// encodeFragments encodes partitioned text: special tokens as their ids,
+// the text between them with the vocabulary's model.
 func (t *Tokenizer) encodeFragments(frags []fragment) ([]int, error) {
 	out := []int{}
 	var err error

@@ -345,33 +345,7 @@ func (t *Tokenizer) encode(text string, parseSpecial bool) ([]int, error) {
 	if text == "" {
 		return out, nil
 	}
-	frags := t.partition(text, parseSpecial)
-	var err error
-	switch t.model {
-	case modelSPM:
-		prevSpecial := true // the text start counts as following a special token
-		for _, f := range frags {
-			if f.id >= 0 {
-				out = append(out, f.id)
-				prevSpecial = true
-				continue
-			}
-			out, err = t.encodeSPM(out, f.text, t.v.AddSpacePrefix && prevSpecial)
-			if err != nil {
-				return nil, err
-			}
-			prevSpecial = false
-		}
-	case modelBPE:
-		for _, f := range frags {
-			if f.id >= 0 {
-				out = append(out, f.id)
-				continue
-			}
-			out = t.encodeBPE(out, f.text)
-		}
-	}
-	return out, nil
+	return t.encodeFragments(t.partition(text, parseSpecial))
 }
 
 func invalidOffset(s string) int {
