@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"wisp/engine"
@@ -140,31 +141,7 @@ func TestLlamaCppContinuesWispFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, err := m.NewState(64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tokens := []int{1, 403, 407, 261} // BOS, then a prompt's ids
-			l, err := st.Forward(tokens)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for range greedyTokens {
-				next := argmax(l)
-				tokens = append(tokens, next)
-				if l, err = st.Forward([]int{next}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			theirs, err := o.Logits(path, tokens[:len(tokens)-1])
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := 3; i < len(tokens)-1; i++ {
-				if got := argmax(theirs[i]); got != tokens[i+1] {
-					t.Fatalf("after %d tokens llama.cpp picks %d, wisp %d", i+1, got, tokens[i+1])
-				}
-			}
+			continuesAsWisp(t, o, path, m, []int{1, 403, 407, 261}, greedyTokens) // BOS, then a prompt's ids
 		})
 	}
 }
@@ -208,16 +185,24 @@ func TestLlamaCppContinuesDefaultModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	continuesAsWisp(t, o, path, m, append([]int{m.Tokenizer.BOS()}, ids...), defaultTokens)
+}
+
+// continuesAsWisp has wisp continue the prompt greedily for n tokens, then
+// checks that llama.cpp, given the prompt and those tokens, picks wisp's
+// next token after each of them (from the prompt's last on).
+func continuesAsWisp(t *testing.T, o oracle.Oracle, path string, m *engine.Model, prompt []int, n int) {
+	t.Helper()
 	st, err := m.NewState(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens := append([]int{m.Tokenizer.BOS()}, ids...)
+	tokens := slices.Clone(prompt)
 	l, err := st.Forward(tokens)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range defaultTokens {
+	for range n {
 		next := argmax(l)
 		tokens = append(tokens, next)
 		if l, err = st.Forward([]int{next}); err != nil {
@@ -228,7 +213,7 @@ func TestLlamaCppContinuesDefaultModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := len(ids); i < len(tokens)-1; i++ {
+	for i := len(prompt) - 1; i < len(tokens)-1; i++ {
 		if got := argmax(theirs[i]); got != tokens[i+1] {
 			t.Fatalf("after %d tokens llama.cpp picks %d, wisp %d", i+1, got, tokens[i+1])
 		}
