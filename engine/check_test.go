@@ -23,34 +23,11 @@ var checkShape = synth.Shape{Arch: "llama", Dim: 256, HiddenDim: 512, Layers: 2,
 // bytes of the size its type and dims need).
 func edited(t *testing.T, edit func(f *gguf.File)) []byte {
 	t.Helper()
-	b, err := synth.Build(checkShape, synth.Options{Type: gguf.F16, Seed: 3})
+	b, err := synth.Edited(checkShape, synth.Options{Type: gguf.F16, Seed: 3}, edit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := b.File()
-	edit(f)
-	out := gguf.NewBuilder()
-	for _, kv := range f.KV {
-		out.Set(kv.Key, kv.Value)
-	}
-	for _, tt := range f.Tensors {
-		data := tt.Data
-		if data == nil {
-			n, err := gguf.TensorSize(tt.Type, tt.Dims)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data = make([]byte, n)
-		}
-		if err := out.AddTensor(tt.Name, tt.Type, tt.Dims, data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var buf bytes.Buffer
-	if _, err := out.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return b
 }
 
 // setKV sets or adds a key.

@@ -417,3 +417,38 @@ func setVocab(b *gguf.Builder, n int) {
 	b.Set("tokenizer.ggml.add_bos_token", true)
 	b.Set("tokenizer.ggml.add_space_prefix", true)
 }
+
+// Edited returns the bytes of a random model after edit has changed its
+// metadata and tensors, for tests of what a reader refuses: edit may set,
+// add or drop keys and tensors freely, and a tensor whose Data is nil gets
+// zero bytes of the size its type and dims need.
+func Edited(s Shape, opt Options, edit func(f *gguf.File)) ([]byte, error) {
+	b, err := Build(s, opt)
+	if err != nil {
+		return nil, err
+	}
+	f := b.File()
+	edit(f)
+	out := gguf.NewBuilder()
+	for _, kv := range f.KV {
+		out.Set(kv.Key, kv.Value)
+	}
+	for _, t := range f.Tensors {
+		data := t.Data
+		if data == nil {
+			n, err := gguf.TensorSize(t.Type, t.Dims)
+			if err != nil {
+				return nil, fmt.Errorf("synth: tensor %q: %w", t.Name, err)
+			}
+			data = make([]byte, n)
+		}
+		if err := out.AddTensor(t.Name, t.Type, t.Dims, data); err != nil {
+			return nil, fmt.Errorf("synth: %w", err)
+		}
+	}
+	var buf bytes.Buffer
+	if _, err := out.WriteTo(&buf); err != nil {
+		return nil, fmt.Errorf("synth: %w", err)
+	}
+	return buf.Bytes(), nil
+}
