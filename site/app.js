@@ -135,7 +135,7 @@ async function loadSelected() {
       signal: ctl.signal,
       // crypto.subtle exists only in secure contexts (https, localhost).
       sha256: globalThis.crypto?.subtle ? hashes.get(url) : undefined,
-      onProgress: ({ loaded, total, rate, cached }) => {
+      onProgress: ({ loaded, total, rate, cached, retries }) => {
         if (total) {
           ui.progress.max = total;
           ui.progress.value = loaded;
@@ -143,7 +143,8 @@ async function loadSelected() {
         if (total && loaded === total) ui.info.textContent = 'Starting the engine…';
         ui.progressText.textContent = cached
           ? `${mb(loaded)} MB from this browser's cache`
-          : `${mb(loaded)}${total ? ` / ${mb(total)}` : ''} MB · ${(rate / MB).toFixed(1)} MB/s`;
+          : `${mb(loaded)}${total ? ` / ${mb(total)}` : ''} MB · ${(rate / MB).toFixed(1)} MB/s` +
+            (retries ? ` · connection lost, resumed ${retries}×` : '');
       },
     });
     if (loading !== ctl) return m.unload();

@@ -15,14 +15,20 @@ export const CACHE_NAME = 'wisp-models-v1';
  * the network, and a fresh download is kept there. With options.sha256
  * (hex), the bytes must have that SHA-256: a cached copy that does not is
  * dropped and fetched again, a download that does not is an error.
- * options.onProgress gets {loaded, total, rate, cached} (bytes, bytes,
- * bytes per second; total is 0 when the server does not say) as bytes
- * arrive, at most every 50 ms and once at the end. options.signal aborts.
+ * options.onProgress gets {loaded, total, rate, cached, retries} (bytes,
+ * bytes, bytes per second; total is 0 when the server does not say;
+ * retries counts the resumptions so far) as bytes arrive, at most every
+ * 50 ms, before each resumption and once at the end. options.signal
+ * aborts.
+ *
+ * A download cut mid-way resumes where it stopped, with a Range request,
+ * after each of the waits in options.retryDelays (default RETRY_DELAYS_MS,
+ * in ms); a server that ignores Range sends the file again from the start.
  *
  * @param {string} url
  * @param {{cache?: boolean, sha256?: string, signal?: AbortSignal,
- *          onProgress?: (p: {loaded: number, total: number, rate: number, cached: boolean}) => void,
- *          fetch?: typeof fetch}} [options]
+ *          onProgress?: (p: {loaded: number, total: number, rate: number, cached: boolean, retries: number}) => void,
+ *          fetch?: typeof fetch, retryDelays?: readonly number[]}} [options]
  * @returns {Promise<{bytes: Uint8Array, fromCache: boolean}>}
  */
 export async function download(url, options = {}) {
@@ -45,29 +51,16 @@ export async function download(url, options = {}) {
       const bytes = new Uint8Array(await hit.arrayBuffer());
       signal?.throwIfAborted();
       if (!want || (await hexSHA256(bytes)) === want) {
-        onProgress?.({ loaded: bytes.byteLength, total: bytes.byteLength, rate: 0, cached: true });
+        onProgress?.({ loaded: bytes.byteLength, total: bytes.byteLength, rate: 0, cached: true, retries: 0 });
         return { bytes, fromCache: true };
       }
       await store.delete(url).catch(() => {});
     }
   }
 
-  let resp;
-  try {
-    // Cache Storage keeps the file: keep the HTTP cache from holding a second copy.
-    resp = await fetchFn(url, { signal, cache: store ? 'no-store' : 'default' });
-  } catch (err) {
-    if (err.name === 'AbortError') throw err;
-    throw new WispError(`wisp: fetching ${url}: ${err.message}`, { code: 'http', cause: err });
-  }
-  if (!resp.ok) {
-    throw new WispError(`wisp: fetching ${url}: HTTP ${resp.status} ${resp.statusText}`.trim(), { code: 'http' });
-  }
-  // With a Content-Encoding, Content-Length counts the encoded bytes.
-  const length = resp.headers.get('Content-Encoding') ? NaN : Number(resp.headers.get('Content-Length'));
-  const total = Number.isSafeInteger(length) && length > 0 ? length : 0;
-  if (total > MAX_MODEL_BYTES) throw tooLarge(total);
-  const bytes = await readBody(resp, total, signal, onProgress);
+  const bytes = await fetchBody(url, {
+    fetchFn, signal, onProgress, noStore: !!store, retryDelays: options.retryDelays ?? RETRY_DELAYS_MS,
+  });
   if (want) {
     const got = await hexSHA256(bytes);
     if (got !== want) {
@@ -82,54 +75,160 @@ export async function download(url, options = {}) {
   return { bytes, fromCache: false };
 }
 
-// readBody reads a response's body into one array, reporting progress.
-async function readBody(resp, total, signal, onProgress) {
+/**
+ * RETRY_DELAYS_MS are the waits before each resumption of a download cut
+ * mid-way: four tries over about ten seconds, then the error.
+ */
+export const RETRY_DELAYS_MS = Object.freeze([250, 1000, 3000, 6000]);
+
+// fetchBody downloads url into one array, reporting progress. When the
+// connection fails mid-way (a network error, or a body that ends short of
+// its Content-Length) it waits and asks for the rest with a Range
+// request, once per delay in retryDelays; progress then counts the
+// resumptions in retries. An answer to the range that is not the rest of
+// the same file (a 200, another size or ETag) starts the file again.
+async function fetchBody(url, { fetchFn, signal, onProgress, noStore, retryDelays }) {
   const start = performance.now();
   let last = -Infinity;
+  let loaded = 0;
+  let total = 0;
+  let retries = 0;
+  const report = (force) => {
+    const now = performance.now();
+    if (!onProgress || (!force && now - last < 50)) return;
+    last = now;
+    const secs = (now - start) / 1000;
+    onProgress({ loaded, total, rate: secs > 0 ? loaded / secs : 0, cached: false, retries });
+  };
+
+  let resp = await get(url, fetchFn, signal, noStore, 0);
+  if (!resp.ok) throw httpError(url, resp);
+  total = contentLength(resp);
+  if (total > MAX_MODEL_BYTES) throw tooLarge(total);
+  const etag = resp.headers.get('ETag');
   let buf;
   try {
     buf = new Uint8Array(total || 1 << 20);
   } catch (err) {
     throw tooLarge(total, err);
   }
-  let loaded = 0;
-  const report = (force) => {
-    const now = performance.now();
-    if (!onProgress || (!force && now - last < 50)) return;
-    last = now;
-    const secs = (now - start) / 1000;
-    onProgress({ loaded, total, rate: secs > 0 ? loaded / secs : 0, cached: false });
-  };
   report(true);
-  const reader = resp.body.getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (loaded + value.byteLength > buf.byteLength) {
-        const size = Math.max(2 * buf.byteLength, loaded + value.byteLength);
-        if (size > MAX_MODEL_BYTES) throw tooLarge(size);
-        const bigger = new Uint8Array(size);
-        bigger.set(buf.subarray(0, loaded));
-        buf = bigger;
+  for (;;) {
+    let cut;
+    try {
+      const reader = resp.body.getReader();
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          if (loaded + value.byteLength > buf.byteLength) {
+            const size = Math.max(2 * buf.byteLength, loaded + value.byteLength);
+            if (size > MAX_MODEL_BYTES) throw tooLarge(size);
+            const bigger = new Uint8Array(size);
+            bigger.set(buf.subarray(0, loaded));
+            buf = bigger;
+          }
+          buf.set(value, loaded);
+          loaded += value.byteLength;
+          report(false);
+        }
+      } finally {
+        reader.releaseLock?.();
       }
-      buf.set(value, loaded);
-      loaded += value.byteLength;
-      report(false);
+      if (!total || loaded === total) break;
+      cut = new WispError(`wisp: downloading ${url}: got ${loaded} of ${total} bytes`, { code: 'http' });
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      if (err instanceof WispError || err.name === 'AbortError') throw err;
+      if (err instanceof RangeError) throw tooLarge(loaded, err);
+      cut = new WispError(`wisp: downloading ${url}: ${err.message}`, { code: 'http', cause: err });
     }
-  } catch (err) {
-    if (signal?.aborted) throw signal.reason;
-    if (err instanceof WispError || err.name === 'AbortError') throw err;
-    if (err instanceof RangeError) throw tooLarge(loaded, err);
-    throw new WispError(`wisp: downloading ${resp.url}: ${err.message}`, { code: 'http', cause: err });
-  } finally {
-    reader.releaseLock?.();
-  }
-  if (total && loaded !== total) {
-    throw new WispError(`wisp: downloading ${resp.url}: got ${loaded} of ${total} bytes`, { code: 'http' });
+    // Cut mid-way: ask for the rest, with a few tries.
+    for (;;) {
+      if (retries >= retryDelays.length) {
+        throw retries ? new WispError(`${cut.message} (after ${retries} resumptions)`, { code: 'http', cause: cut }) : cut;
+      }
+      retries++;
+      report(true); // before the wait: the page can say it resumes
+      await sleep(retryDelays[retries - 1], signal);
+      try {
+        resp = await get(url, fetchFn, signal, noStore, loaded);
+      } catch (err) {
+        if (err instanceof WispError && !err.status) {
+          cut = err; // still unreachable: try again
+          continue;
+        }
+        throw err;
+      }
+      if (resp.status === 206 && rest(resp, loaded, total, etag)) break;
+      if (resp.status === 200 || resp.status === 206 || resp.status === 416) {
+        // Not the rest of the same file: start again.
+        await resp.body?.cancel().catch(() => {});
+        resp = await get(url, fetchFn, signal, noStore, 0);
+        if (!resp.ok) throw httpError(url, resp);
+        const size = contentLength(resp);
+        if (size > MAX_MODEL_BYTES) throw tooLarge(size);
+        total = size;
+        loaded = 0;
+        break;
+      }
+      throw httpError(url, resp);
+    }
   }
   report(true);
   return loaded === buf.byteLength ? buf : buf.slice(0, loaded);
+}
+
+// get fetches url, from byte from on when from > 0.
+async function get(url, fetchFn, signal, noStore, from) {
+  const init = {
+    signal,
+    // Cache Storage keeps the file: keep the HTTP cache from holding a second copy.
+    cache: noStore ? 'no-store' : 'default',
+  };
+  if (from > 0) init.headers = { Range: `bytes=${from}-` };
+  try {
+    return await fetchFn(url, init);
+  } catch (err) {
+    if (err.name === 'AbortError') throw err;
+    throw new WispError(`wisp: fetching ${url}: ${err.message}`, { code: 'http', cause: err });
+  }
+}
+
+// rest reports whether a 206 answer is the rest of the file from byte
+// from: its range starts there, and its size and ETag are the first
+// answer's.
+function rest(resp, from, total, etag) {
+  const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(resp.headers.get('Content-Range') ?? '');
+  if (!m || Number(m[1]) !== from || resp.headers.get('Content-Encoding')) return false;
+  if (total && m[3] !== String(total)) return false;
+  const tag = resp.headers.get('ETag');
+  return !(etag && tag && tag !== etag);
+}
+
+// contentLength returns the length of an answer's body, or 0 when it is
+// unknown (no header, or a Content-Encoding, when it counts encoded bytes).
+function contentLength(resp) {
+  const length = resp.headers.get('Content-Encoding') ? NaN : Number(resp.headers.get('Content-Length'));
+  return Number.isSafeInteger(length) && length > 0 ? length : 0;
+}
+
+function httpError(url, resp) {
+  resp.body?.cancel().catch(() => {});
+  const err = new WispError(`wisp: fetching ${url}: HTTP ${resp.status} ${resp.statusText}`.trim(), { code: 'http' });
+  err.status = resp.status;
+  return err;
+}
+
+// sleep waits ms, or rejects with the signal's reason when it aborts.
+function sleep(ms, signal) {
+  signal?.throwIfAborted();
+  return new Promise((resolve, reject) => {
+    const done = () => { signal?.removeEventListener('abort', stop); resolve(); };
+    const t = setTimeout(done, ms);
+    const stop = () => { clearTimeout(t); reject(signal.reason); };
+    signal?.addEventListener('abort', stop, { once: true });
+  });
 }
 
 /**

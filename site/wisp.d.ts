@@ -9,6 +9,8 @@ export interface Progress {
   rate: number;
   /** Whether the bytes came from Cache Storage, with no network. */
   cached: boolean;
+  /** How many times the download, cut mid-way, resumed with a Range request. */
+  retries: number;
 }
 
 export interface LoadOptions {

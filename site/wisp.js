@@ -38,7 +38,9 @@ let nextId = 1; // ids of requests to workers, unique in the page
  * load downloads a GGUF model (from Cache Storage when an earlier load
  * kept it there) and loads it into a new engine in a dedicated Worker.
  *
- * Options: onProgress({loaded, total, rate, cached}) as bytes arrive;
+ * Options: onProgress({loaded, total, rate, cached, retries}) as bytes
+ * arrive (retries counts the times a download cut mid-way resumed with a
+ * Range request: it tries four times over about ten seconds);
  * signal, an AbortSignal that aborts the load (the promise rejects with an
  * AbortError); cache (default true), whether to use Cache Storage; sha256,
  * the file's expected SHA-256 in hex; wasmBase, the URL of the folder
@@ -74,8 +76,8 @@ export async function load(url, options = {}) {
       { type: 'load', id, url: abs, wasmBase: wasmBase.href, cache: options.cache !== false, sha256: options.sha256 },
       (msg) => {
         if (msg.type === 'progress') {
-          const { loaded, total, rate, cached } = msg;
-          options.onProgress?.({ loaded, total, rate, cached });
+          const { loaded, total, rate, cached, retries } = msg;
+          options.onProgress?.({ loaded, total, rate, cached, retries });
         }
       });
     return new Model(client, { ...res.info, url: abs, fromCache: res.fromCache, loadMs: res.loadMs });

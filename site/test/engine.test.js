@@ -152,6 +152,81 @@ describe('download.js in Node', { skip }, () => {
     await assert.rejects(download(`${base}/missing.gguf`), { code: 'http', message: /404/ });
   });
 
+  // cutting serves body at /m.gguf with Range support and an ETag; plan
+  // says, request by request, where to cut the connection (a byte offset
+  // into the file, or Infinity), whether to ignore Range, and which ETag
+  // to send. It records the Range header of every request.
+  async function cutting(t, body, plan) {
+    const ranges = [];
+    const srv = http.createServer((req, res) => {
+      const step = plan[Math.min(ranges.length, plan.length - 1)];
+      ranges.push(req.headers.range ?? '');
+      const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+      const from = m && !step.ignoreRange ? Number(m[1]) : 0;
+      const headers = { 'Content-Length': body.byteLength - from, ETag: step.etag ?? '"v1"' };
+      if (from) headers['Content-Range'] = `bytes ${from}-${body.byteLength - 1}/${body.byteLength}`;
+      res.writeHead(from ? 206 : 200, headers);
+      const cut = step.cut ?? Infinity;
+      if (cut >= body.byteLength) {
+        res.end(body.subarray(from));
+        return;
+      }
+      res.write(body.subarray(from, Math.max(from, cut)), () => res.socket.destroy());
+    });
+    await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    t.after(() => { srv.closeAllConnections(); srv.close(); });
+    return { url: `http://127.0.0.1:${srv.address().port}/m.gguf`, ranges };
+  }
+
+  test('a download cut mid-way resumes where it stopped', async (t) => {
+    const body = await readFile(defaultModel);
+    const a = 300_000;
+    const b = 1_500_000;
+    const srv = await cutting(t, body, [{ cut: a }, { cut: b }, {}]);
+    const events = [];
+    const got = await download(srv.url, { retryDelays: [1, 1, 1], onProgress: (p) => events.push(p) });
+    assert.ok(Buffer.from(got.bytes).equals(body), 'the bytes are the file');
+    // The first request asks for the file, each resumption for the rest.
+    assert.equal(srv.ranges[0], '');
+    assert.match(srv.ranges[1], /^bytes=\d+-$/);
+    assert.equal(srv.ranges.length, 3);
+    const froms = srv.ranges.slice(1).map((r) => Number(r.slice(6, -1)));
+    assert.ok(froms[0] <= a && froms[0] > 0 && froms[1] <= b && froms[1] > froms[0], `resumed from ${froms}`);
+    assert.equal(events.at(-1).retries, 2);
+    assert.equal(events.at(-1).loaded, body.byteLength);
+    assert.ok(events.every((e, i) => i === 0 || e.loaded >= events[i - 1].loaded || e.retries > events[i - 1].retries));
+  });
+
+  test('a resumption that is not the rest of the same file starts again', async (t) => {
+    const body = await readFile(defaultModel);
+    for (const second of [{ ignoreRange: true }, { etag: '"v2"' }]) {
+      const srv = await cutting(t, body, [{ cut: 400_000 }, second, {}]);
+      const got = await download(srv.url, { retryDelays: [1, 1] });
+      assert.ok(Buffer.from(got.bytes).equals(body), `the bytes are the file (${JSON.stringify(second)})`);
+    }
+  });
+
+  test('a download that keeps failing says how often it resumed', async (t) => {
+    const body = await readFile(defaultModel);
+    const srv = await cutting(t, body, [{ cut: 100_000 }]);
+    await assert.rejects(download(srv.url, { retryDelays: [1, 1] }),
+      { code: 'http', message: /m\.gguf: .*\(after 2 resumptions\)$/ });
+    assert.equal(srv.ranges.length, 3);
+  });
+
+  test('an abort during the wait before a resumption stops at once', async (t) => {
+    const body = await readFile(defaultModel);
+    const srv = await cutting(t, body, [{ cut: 100_000 }]);
+    const ctl = new AbortController();
+    const t0 = performance.now();
+    const p = download(srv.url, {
+      retryDelays: [60_000], signal: ctl.signal,
+      onProgress: (e) => { if (e.retries === 1) ctl.abort(new DOMException('stop', 'AbortError')); },
+    });
+    await assert.rejects(p, { name: 'AbortError' });
+    assert.ok(performance.now() - t0 < 10_000, 'it did not wait out the delay');
+  });
+
   test('a file beyond 4 GiB is refused before its body', async (t) => {
     const srv = http.createServer((req, res) => {
       res.writeHead(200, { 'Content-Length': String(5 * 2 ** 30) });

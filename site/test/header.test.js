@@ -100,7 +100,9 @@ function llama7B() {
 
 // countingProxy serves upstream's files and counts the bytes of every
 // answer. Under /norange/ it drops the Range header (as a server that
-// ignores it); under /made-up/ it serves the files of madeUp (a header,
+// ignores it); under /cut-once/ it cuts the connection of the first
+// download of a file (a request with no Range) after 600 KB, as a dropped
+// network would; under /made-up/ it serves the files of madeUp (a header,
 // then zeros up to size) itself, with Range.
 function countingProxy(upstream, madeUp) {
   const u = new URL(upstream);
@@ -145,14 +147,25 @@ function countingProxy(upstream, madeUp) {
     }
     const headers = { ...req.headers, host: u.host };
     let p = req.url;
+    let cutAt = Infinity;
     if (p.startsWith('/norange/')) {
       p = p.slice('/norange'.length);
       delete headers.range;
+    } else if (p.startsWith('/cut-once/')) {
+      p = p.slice('/cut-once'.length);
+      if (!req.headers.range && !log.some((e) => e !== entry && e.path === req.url && !e.range)) cutAt = 600_000;
     }
     const up = http.request({ host: u.hostname, port: u.port, method: req.method, path: p, headers }, (ur) => {
       entry.status = ur.statusCode;
       res.writeHead(ur.statusCode, ur.headers);
       ur.on('data', (c) => {
+        if (entry.bytes + c.length > cutAt) {
+          res.write(c.subarray(0, cutAt - entry.bytes), () => res.destroy());
+          entry.bytes = cutAt;
+          entry.cut = true;
+          ur.destroy();
+          return;
+        }
         entry.bytes += c.length;
         if (!res.write(c)) ur.pause();
       });
@@ -220,13 +233,14 @@ describe('the early check of a model header, in Chromium', { skip }, () => {
   // load loads a model in the page and returns what happened.
   const load = (modelURL, opts = {}) => page.evaluate(async ([u, o]) => {
     const wisp = await import('./wisp.js');
+    let progress = null;
     try {
-      const m = await wisp.load(u, o);
+      const m = await wisp.load(u, { ...o, onProgress: (p) => { progress = p; } });
       let text = '';
       for await (const piece of m.generate('', { temperature: 0, maxTokens: 40 })) text += piece;
       const info = { fileSize: m.info.fileSize, fromCache: m.info.fromCache };
       m.unload();
-      return { text, info };
+      return { text, info, progress };
     } catch (err) {
       return { error: { code: err.code, op: err.op, message: err.message } };
     }
@@ -295,6 +309,24 @@ describe('the early check of a model header, in Chromium', { skip }, () => {
     assert.equal(second.info.fromCache, true);
     assert.equal(second.text, want);
     assert.deepEqual(proxy.log.slice(n).filter((e) => e.path.includes('.gguf')), [], 'a cached model needs no Range request');
+  });
+
+  test('a download cut mid-way resumes with a Range request and loads the model', async () => {
+    const want = (await nativeText(defaultModel, { positions: 40 })).replace(/\n$/, '');
+    const size = (await readFile(defaultModel)).length;
+    const res = await load('cut-once/models/default.gguf', { cache: false });
+    assert.equal(res.error, undefined, JSON.stringify(res.error));
+    assert.equal(res.text, want);
+    assert.equal(res.progress.retries, 1, JSON.stringify(res.progress));
+    assert.equal(res.progress.loaded, size);
+    const reqs = proxy.log.filter((e) => e.path === '/cut-once/models/default.gguf');
+    const [cut, resumed] = reqs.filter((e) => e.range !== 'bytes=0-65535');
+    assert.ok(cut?.cut, 'the first download was cut');
+    assert.match(resumed?.range ?? '', /^bytes=\d+-$/);
+    assert.equal(resumed.status, 206);
+    const from = Number(resumed.range.slice(6, -1));
+    assert.ok(from > 0 && from <= 600_000, `resumed from ${from}`);
+    assert.equal(resumed.bytes, size - from, 'the rest, not the whole file again');
   });
 
   test('a missing model is the download\'s error', async () => {
