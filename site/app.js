@@ -4,13 +4,14 @@
 //
 // The page's state is in body[data-state]: starting, loading, ready,
 // generating or error (tests wait on it). ?model=URL picks a model that is
-// not in the list.
+// not in the list; a GGUF file dropped on the page or chosen with the file
+// picker loads from this computer, with no upload.
 
 import * as wisp from './wisp.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
-  select: $('model-select'), download: $('download'), progress: $('progress'),
+  select: $('model-select'), file: $('model-file'), download: $('download'), progress: $('progress'),
   progressText: $('progress-text'), info: $('model-info'), prompt: $('prompt'),
   temperature: $('temperature'), topP: $('top-p'), topK: $('top-k'),
   maxTokens: $('max-tokens'), seed: $('seed'), generate: $('generate'), stop: $('stop'),
@@ -28,6 +29,7 @@ function setState(state) {
   ui.generate.disabled = state !== 'ready';
   ui.stop.disabled = state !== 'generating';
   ui.select.disabled = state === 'generating';
+  ui.file.disabled = state === 'generating';
   // Screen readers read the text once it is complete, not every piece.
   $('output').setAttribute('aria-busy', String(state === 'generating'));
 }
@@ -74,12 +76,12 @@ function weightTypes(info) {
 }
 
 function describe(info) {
-  const name = info.name || decodeURIComponent(new URL(info.url).pathname.split('/').pop());
+  const name = info.name || info.fileName || decodeURIComponent(new URL(info.url).pathname.split('/').pop());
   const parts = [
     `${formatCount(info.params)} parameters`,
     weightTypes(info),
     `${info.architecture}, ${info.layers} layers, context ${info.contextLength}`,
-    `${mb(info.fileSize)} MB ${info.fromCache ? 'from this browser\'s cache' : 'downloaded'}`,
+    `${mb(info.fileSize)} MB ${info.fromCache ? 'from this browser\'s cache' : info.url ? 'downloaded' : 'from this computer'}`,
   ];
   const kind = info.random
     ? 'Random weights: a test model of the right shape, it writes gibberish.'
@@ -115,23 +117,27 @@ async function listModels() {
   }
 }
 
-async function loadSelected() {
+function loadSelected() {
+  if (ui.select.value) return loadModel(ui.select.value);
+}
+
+/** loadModel loads a model from a URL or a local File, replacing the one loaded. */
+async function loadModel(source) {
   loading?.abort();
   generation?.stop();
   model?.unload();
   model = null;
-  const url = ui.select.value;
-  if (!url) return;
+  const url = typeof source === 'string' ? source : '';
   const ctl = new AbortController();
   loading = ctl;
   clearError();
   setState('loading');
-  ui.info.textContent = 'Downloading the model…';
+  ui.info.textContent = url ? 'Downloading the model…' : `Reading ${source.name}…`;
   ui.download.hidden = false;
   ui.progress.removeAttribute('value'); // indeterminate until bytes arrive
   ui.progressText.textContent = 'Connecting…';
   try {
-    const m = await wisp.load(url, {
+    const m = await wisp.load(source, {
       signal: ctl.signal,
       // crypto.subtle exists only in secure contexts (https, localhost).
       sha256: globalThis.crypto?.subtle ? hashes.get(url) : undefined,
@@ -143,6 +149,7 @@ async function loadSelected() {
         if (total && loaded === total) ui.info.textContent = 'Starting the engine…';
         ui.progressText.textContent = cached
           ? `${mb(loaded)} MB from this browser's cache`
+          : !url ? `${mb(loaded)} / ${mb(total)} MB read`
           : `${mb(loaded)}${total ? ` / ${mb(total)}` : ''} MB · ${(rate / MB).toFixed(1)} MB/s` +
             (retries ? ` · connection lost, resumed ${retries}×` : '');
       },
@@ -224,6 +231,15 @@ async function main() {
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && !ui.generate.disabled) generate();
   });
   ui.select.addEventListener('change', loadSelected);
+  ui.file.addEventListener('change', () => { if (ui.file.files[0]) loadModel(ui.file.files[0]); });
+  // A GGUF dropped anywhere on the page loads as if picked.
+  document.addEventListener('dragover', (e) => { if (e.dataTransfer?.types.includes('Files')) e.preventDefault(); });
+  document.addEventListener('drop', (e) => {
+    const f = e.dataTransfer?.files[0];
+    if (!f) return;
+    e.preventDefault();
+    if (document.body.dataset.state !== 'generating') loadModel(f);
+  });
   try {
     wisp.checkSupport();
   } catch (err) {
@@ -231,6 +247,7 @@ async function main() {
     ui.info.textContent = 'No model can load in this browser.';
     setState('error');
     ui.select.disabled = true;
+    ui.file.disabled = true;
     return;
   }
   await listModels();

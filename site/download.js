@@ -37,14 +37,7 @@ export async function download(url, options = {}) {
   const fetchFn = options.fetch ?? globalThis.fetch;
   const want = sha256 ? sha256.toLowerCase() : '';
 
-  let store = null;
-  if (useCache && globalThis.caches) {
-    try {
-      store = await caches.open(CACHE_NAME);
-    } catch {
-      store = null; // storage disabled (private mode, opaque origin): go without
-    }
-  }
+  const store = useCache ? await openCache() : null;
   if (store) {
     const hit = await store.match(url).catch(() => undefined);
     if (hit) {
@@ -154,11 +147,9 @@ async function fetchBody(url, { fetchFn, signal, onProgress, noStore, retryDelay
       try {
         resp = await get(url, fetchFn, signal, noStore, loaded);
       } catch (err) {
-        if (err instanceof WispError && !err.status) {
-          cut = err; // still unreachable: try again
-          continue;
-        }
-        throw err;
+        if (!(err instanceof WispError)) throw err; // aborted
+        cut = err; // still unreachable: try again
+        continue;
       }
       if (resp.status === 206 && rest(resp, loaded, total, etag)) break;
       if (resp.status === 200 || resp.status === 206 || resp.status === 416) {
@@ -179,7 +170,8 @@ async function fetchBody(url, { fetchFn, signal, onProgress, noStore, retryDelay
   return loaded === buf.byteLength ? buf : buf.slice(0, loaded);
 }
 
-// get fetches url, from byte from on when from > 0.
+// get fetches url, from byte from on when from > 0. A network error is a
+// WispError with code 'http'; an abort, the signal's reason.
 async function get(url, fetchFn, signal, noStore, from) {
   const init = {
     signal,
@@ -215,9 +207,7 @@ function contentLength(resp) {
 
 function httpError(url, resp) {
   resp.body?.cancel().catch(() => {});
-  const err = new WispError(`wisp: fetching ${url}: HTTP ${resp.status} ${resp.statusText}`.trim(), { code: 'http' });
-  err.status = resp.status;
-  return err;
+  return new WispError(`wisp: fetching ${url}: HTTP ${resp.status} ${resp.statusText}`.trim(), { code: 'http' });
 }
 
 // sleep waits ms, or rejects with the signal's reason when it aborts.
@@ -229,6 +219,105 @@ function sleep(ms, signal) {
     const stop = () => { clearTimeout(t); reject(signal.reason); };
     signal?.addEventListener('abort', stop, { once: true });
   });
+}
+
+/**
+ * readBlob returns the bytes of a local file (a File or a Blob, such as
+ * one the visitor dropped on the page), as download does for a URL:
+ * options.onProgress gets {loaded, total, rate, cached: false, retries: 0}
+ * as it reads, options.sha256 is checked, options.signal aborts.
+ *
+ * @param {Blob} blob
+ * @param {{sha256?: string, signal?: AbortSignal, onProgress?: (p: object) => void}} [options]
+ * @returns {Promise<{bytes: Uint8Array, fromCache: boolean}>}
+ */
+export async function readBlob(blob, options = {}) {
+  const { signal, onProgress, sha256 } = options;
+  const name = blob.name || 'the file';
+  const total = blob.size;
+  if (total > MAX_MODEL_BYTES) throw tooLarge(total);
+  let bytes;
+  try {
+    bytes = new Uint8Array(total);
+  } catch (err) {
+    throw tooLarge(total, err);
+  }
+  const start = performance.now();
+  let last = -Infinity;
+  let loaded = 0;
+  const report = (force) => {
+    const now = performance.now();
+    if (!onProgress || (!force && now - last < 50)) return;
+    last = now;
+    const secs = (now - start) / 1000;
+    onProgress({ loaded, total, rate: secs > 0 ? loaded / secs : 0, cached: false, retries: 0 });
+  };
+  report(true);
+  const reader = blob.stream().getReader();
+  try {
+    for (;;) {
+      signal?.throwIfAborted();
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (loaded + value.byteLength > total) throw new Error('it grew while it was read');
+      bytes.set(value, loaded);
+      loaded += value.byteLength;
+      report(false);
+    }
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason;
+    throw new WispError(`wisp: reading ${name}: ${err.message}`, { code: 'file', cause: err });
+  } finally {
+    reader.releaseLock?.();
+  }
+  if (loaded !== total) throw new WispError(`wisp: reading ${name}: got ${loaded} of ${total} bytes`, { code: 'file' });
+  report(true);
+  if (sha256) {
+    const got = await hexSHA256(bytes);
+    if (got !== sha256.toLowerCase()) {
+      throw new WispError(`wisp: ${name} is corrupt: its SHA-256 is ${got}, expected ${sha256.toLowerCase()}`, { code: 'sha256' });
+    }
+  }
+  return { bytes, fromCache: false };
+}
+
+/**
+ * cachedModels lists the models that Cache Storage keeps, with their
+ * sizes in bytes: [{url, size}] (none where there is no Cache Storage).
+ * @returns {Promise<{url: string, size: number}[]>}
+ */
+export async function cachedModels() {
+  const store = await openCache();
+  if (!store) return [];
+  const list = [];
+  for (const req of await store.keys()) {
+    const resp = await store.match(req);
+    const size = Number(resp?.headers.get('Content-Length'));
+    list.push({ url: req.url, size: Number.isSafeInteger(size) ? size : 0 });
+  }
+  return list;
+}
+
+/**
+ * forgetModel drops the copy of url that Cache Storage keeps, and reports
+ * whether there was one.
+ * @param {string} url
+ * @returns {Promise<boolean>}
+ */
+export async function forgetModel(url) {
+  const store = await openCache();
+  return store ? store.delete(url) : false;
+}
+
+// openCache opens CACHE_NAME, or returns null where storage is disabled
+// (private modes, an opaque origin) or missing (Node).
+async function openCache() {
+  if (!globalThis.caches) return null;
+  try {
+    return await caches.open(CACHE_NAME);
+  } catch {
+    return null;
+  }
 }
 
 /**

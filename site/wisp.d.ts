@@ -49,7 +49,10 @@ export interface ModelInfo {
   /** Whether the file is marked as random weights (wisp synth). */
   random: boolean;
   description: string;
+  /** The model's URL ('' for a local file). */
   url: string;
+  /** The name of a local file (a File given to load). */
+  fileName?: string;
   fromCache: boolean;
   loadMs: number;
 }
@@ -113,7 +116,7 @@ export interface Model {
 }
 
 /**
- * A WispError's code: 'no-simd', 'http', 'too-large', 'sha256', 'engine',
+ * A WispError's code: 'no-simd', 'http', 'file', 'too-large', 'sha256', 'engine',
  * 'usage', 'memory', 'panic', 'trap', 'worker', 'options', 'closed'.
  */
 export class WispError extends Error {
@@ -127,8 +130,21 @@ export class WispError extends Error {
 /** Defaults of generate's options (mirroring `wisp run`'s flags). */
 export const DEFAULTS: Readonly<Required<Omit<GenerateOptions, 'signal' | 'seed'>> & { seed: undefined }>;
 
-/** Downloads a GGUF model and loads it into an engine in a dedicated Worker. */
-export function load(url: string | URL, options?: LoadOptions): Promise<Model>;
+/**
+ * Downloads a GGUF model (or reads a local File or Blob, with no upload)
+ * and loads it into an engine in a dedicated Worker.
+ */
+export function load(model: string | URL | Blob, options?: LoadOptions): Promise<Model>;
+
+/** The models that loads keep in Cache Storage. */
+export const cache: {
+  /** The cached models and their sizes in bytes. */
+  list(): Promise<{ url: string; size: number }[]>;
+  /** Drops a cached model; resolves to whether it was cached. */
+  delete(url: string | URL): Promise<boolean>;
+  /** The origin's storage use and quota in bytes (0 where the browser does not say). */
+  estimate(): Promise<{ usage: number; quota: number }>;
+};
 
 /** Whether this browser runs WebAssembly SIMD128, which wisp needs. */
 export function simdSupported(): boolean;

@@ -11,6 +11,7 @@
 // Without a browser (Node, tests), use engine.js and download.js directly.
 
 import { WispError, errorFromJSON, noSIMDError, simdSupported } from './engine.js';
+import { cachedModels, forgetModel } from './download.js';
 
 export { WispError, simdSupported };
 
@@ -37,6 +38,9 @@ let nextId = 1; // ids of requests to workers, unique in the page
 /**
  * load downloads a GGUF model (from Cache Storage when an earlier load
  * kept it there) and loads it into a new engine in a dedicated Worker.
+ * The model may also be a File or Blob (a GGUF the visitor dropped on the
+ * page or picked with <input type=file>): it is read in the Worker, with
+ * no upload; cache does not apply to it.
  *
  * Options: onProgress({loaded, total, rate, cached, retries}) as bytes
  * arrive (retries counts the times a download cut mid-way resumed with a
@@ -53,10 +57,11 @@ let nextId = 1; // ids of requests to workers, unique in the page
  * engine's error, without downloading the rest.
  *
  * It rejects with a WispError whose code tells the problem: 'no-simd',
- * 'http' (a bad URL), 'too-large', 'sha256', 'engine' (not a model wisp
- * can read), 'memory', 'worker'.
+ * 'http' (a bad URL), 'file' (a local file that cannot be read),
+ * 'too-large', 'sha256', 'engine' (not a model wisp can read), 'memory',
+ * 'worker'.
  *
- * @param {string | URL} url
+ * @param {string | URL | Blob} url
  * @param {object} [options]
  * @returns {Promise<Model>}
  */
@@ -64,7 +69,8 @@ export async function load(url, options = {}) {
   checkSupport();
   options.signal?.throwIfAborted();
   const page = globalThis.document?.baseURI ?? globalThis.location?.href;
-  const abs = new URL(url, page).href;
+  const file = typeof Blob !== 'undefined' && url instanceof Blob ? url : null;
+  const abs = file ? '' : new URL(url, page).href;
   const wasmBase = new URL(options.wasmBase ?? './wasm/', options.wasmBase ? page : import.meta.url);
   if (!wasmBase.pathname.endsWith('/')) wasmBase.pathname += '/';
   const client = new Client(startWorker());
@@ -73,14 +79,17 @@ export async function load(url, options = {}) {
   options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const res = await client.request(
-      { type: 'load', id, url: abs, wasmBase: wasmBase.href, cache: options.cache !== false, sha256: options.sha256 },
+      file
+        ? { type: 'load', id, file, wasmBase: wasmBase.href, sha256: options.sha256 }
+        : { type: 'load', id, url: abs, wasmBase: wasmBase.href, cache: options.cache !== false, sha256: options.sha256 },
       (msg) => {
         if (msg.type === 'progress') {
           const { loaded, total, rate, cached, retries } = msg;
           options.onProgress?.({ loaded, total, rate, cached, retries });
         }
       });
-    return new Model(client, { ...res.info, url: abs, fromCache: res.fromCache, loadMs: res.loadMs });
+    const source = file ? { url: '', fileName: file.name ?? '' } : { url: abs };
+    return new Model(client, { ...res.info, ...source, fromCache: res.fromCache, loadMs: res.loadMs });
   } catch (err) {
     client.terminate(err);
     throw err;
@@ -88,6 +97,22 @@ export async function load(url, options = {}) {
     options.signal?.removeEventListener('abort', onAbort);
   }
 }
+
+/**
+ * cache manages the models that loads keep in Cache Storage (the
+ * 'wisp-models-v1' cache of this origin): list() gives [{url, size}],
+ * delete(url) drops one and says whether it was there, and estimate()
+ * gives the browser's {usage, quota} for the origin in bytes (all
+ * storage, not only models; zeros where the browser does not say).
+ */
+export const cache = Object.freeze({
+  list: cachedModels,
+  delete: (url) => forgetModel(new URL(url, globalThis.document?.baseURI ?? globalThis.location?.href).href),
+  async estimate() {
+    const e = await globalThis.navigator?.storage?.estimate?.().catch(() => null);
+    return { usage: e?.usage ?? 0, quota: e?.quota ?? 0 };
+  },
+});
 
 // startWorker starts worker.js as a module Worker. A page of another
 // origin (an embed) cannot start a Worker from this origin's URL directly:
@@ -173,8 +198,8 @@ export class Model {
      * What the model is: architecture, name, params, fileSize,
      * contextLength, vocabSize, dim, hiddenDim, layers, heads, kvHeads,
      * headDim, f16, flushed, bos, eos, kernels (abi.Info), and random
-     * (weights marked random by `wisp synth`), description, url,
-     * fromCache, loadMs.
+     * (weights marked random by `wisp synth`), description, url (''
+     * for a local file, which has fileName instead), fromCache, loadMs.
      */
     this.info = Object.freeze(info);
   }

@@ -3,7 +3,8 @@
 //
 // Messages from the page, each with an id that the answers repeat:
 //
-//	{type: 'load', id, url, wasmBase, cache, sha256}
+//	{type: 'load', id, url, wasmBase, cache, sha256}  or, for a file of
+//	{type: 'load', id, file, wasmBase, sha256}        the visitor's, a Blob
 //	    → {type: 'progress', id, loaded, total, rate, cached} ...
 //	    → {type: 'loaded', id, info, fromCache, loadMs}
 //	{type: 'generate', id, prompt, options}
@@ -16,7 +17,7 @@
 // which a wasm instance's memory otherwise never gives back.
 
 import { createEngine, errorToJSON, HEADER_BYTES, WispError } from './engine.js';
-import { CACHE_NAME, download } from './download.js';
+import { CACHE_NAME, download, readBlob } from './download.js';
 import { ggufMetadata } from './gguf.js';
 
 /**
@@ -60,7 +61,7 @@ async function answer(msg, run) {
   }
 }
 
-async function load({ id, url, wasmBase, cache, sha256 }) {
+async function load({ id, url, file, wasmBase, cache, sha256 }) {
   if (engine) throw new WispError('wisp: this worker already holds a model', { code: 'usage' });
   const ctl = new AbortController();
   jobs.set(id, { abort: () => ctl.abort(new DOMException('the load was aborted', 'AbortError')) });
@@ -76,23 +77,27 @@ async function load({ id, url, wasmBase, cache, sha256 }) {
   // Before the download, the header: a model the engine cannot run or
   // hold is refused with the engine's error after a few KiB, not after
   // the whole file. A copy in Cache Storage costs no download.
-  if (!(cache && (await inCache(url)))) await checkHeader(url, starting, ctl.signal);
-  const file = await download(url, {
-    cache, sha256, signal: ctl.signal,
-    onProgress: (p) => self.postMessage({ type: 'progress', id, ...p }),
-  });
+  const onProgress = (p) => self.postMessage({ type: 'progress', id, ...p });
+  let got;
+  if (file) {
+    await checkHeader(new BlobPrefix(file), starting, ctl.signal);
+    got = await readBlob(file, { sha256, signal: ctl.signal, onProgress });
+  } else {
+    if (!(cache && (await inCache(url)))) await checkHeader(new Prefix(url, ctl.signal), starting, ctl.signal);
+    got = await download(url, { cache, sha256, signal: ctl.signal, onProgress });
+  }
   const eng = await starting;
   ctl.signal.throwIfAborted();
   const t0 = performance.now();
-  const meta = ggufMetadata(file.bytes) ?? {};
-  const info = eng.load(file.bytes);
+  const meta = ggufMetadata(got.bytes) ?? {};
+  const info = eng.load(got.bytes);
   engine = eng;
   const extra = {
     random: meta['wisp.random'] === true,
     description: typeof meta['general.description'] === 'string' ? meta['general.description'] : '',
   };
   self.postMessage({
-    type: 'loaded', id, info: { ...info, ...extra }, fromCache: file.fromCache,
+    type: 'loaded', id, info: { ...info, ...extra }, fromCache: got.fromCache,
     loadMs: performance.now() - t0,
   });
 }
@@ -106,16 +111,14 @@ async function inCache(url) {
   }
 }
 
-// checkHeader fetches the start of the file with Range requests, from
-// HEADER_BYTES on and growing geometrically while the header runs past
-// them, and has the engine check it (Engine.check): it throws the error
-// loading the file would throw. From a server that ignores Range it reads
-// the one answer's body only as far as the header needs. It returns
-// without a verdict where it cannot tell (an answer it cannot use, a
-// header longer than HEADER_CAP): the download then goes ahead, and the
-// engine checks the whole file.
-async function checkHeader(url, starting, signal) {
-  const src = new Prefix(url, signal);
+// checkHeader reads the start of a file (src: a Prefix of one on the
+// network or a BlobPrefix of a local one), from HEADER_BYTES on and
+// growing geometrically while the header runs past them, and has the
+// engine check it (Engine.check): it throws the error loading the file
+// would throw. It returns without a verdict where it cannot tell (an
+// answer it cannot use, a header longer than HEADER_CAP): the download
+// then goes ahead, and the engine checks the whole file.
+async function checkHeader(src, starting, signal) {
   try {
     for (let want = HEADER_BYTES; ;) {
       if (!(await src.readTo(want))) return;
@@ -132,8 +135,32 @@ async function checkHeader(url, starting, signal) {
   }
 }
 
+// BlobPrefix is the start of a local file (a File or Blob), read as a
+// Prefix is: bytes, the file's size, and whether bytes are the whole file.
+class BlobPrefix {
+  constructor(blob) {
+    this.blob = blob;
+    this.bytes = new Uint8Array(0);
+    this.size = blob.size;
+    this.whole = blob.size === 0;
+  }
+
+  async readTo(n) {
+    try {
+      this.bytes = new Uint8Array(await this.blob.slice(0, Math.min(n, this.size)).arrayBuffer());
+    } catch (err) {
+      throw new WispError(`wisp: reading ${this.blob.name ?? 'the file'}: ${err.message}`, { code: 'file', cause: err });
+    }
+    this.whole = this.bytes.byteLength >= this.size;
+    return true;
+  }
+
+  async close() {}
+}
+
 // Prefix is the start of a file on the network: bytes, the file's size
-// (-1 while unknown), and whether bytes are the whole file.
+// (-1 while unknown), and whether bytes are the whole file. From a server
+// that ignores Range it reads the one answer's body only as far as asked.
 class Prefix {
   constructor(url, signal) {
     this.url = url;

@@ -88,6 +88,19 @@ describe('the page in Chromium', { skip }, () => {
     assert.match(await page.textContent('#model-info'), /from this browser's cache/);
   });
 
+  test('the demo runs a GGUF picked from this computer, with no request for it', async () => {
+    const n = srv.requests.length;
+    await page.setInputFiles('#model-file', defaultModel);
+    await page.waitForSelector('body[data-state=loading]', { timeout: 10_000 }).catch(() => {});
+    await ready(page);
+    assert.match(await page.textContent('#model-info'), /from this computer/);
+    assert.deepEqual(srv.requests.slice(n).filter((r) => r.path.endsWith('.gguf')), []);
+    await settings(page, { prompt: '', temperature: 0, maxTokens: 200 });
+    await page.click('#generate');
+    await ready(page);
+    assert.equal(await page.textContent('#continuation'), native.replace(/\n$/, ''));
+  });
+
   test('wisp.load reports progress and checks the SHA-256', async () => {
     const res = await page.evaluate(async () => {
       const wisp = await import('./wisp.js');

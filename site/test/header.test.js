@@ -329,6 +329,63 @@ describe('the early check of a model header, in Chromium', { skip }, () => {
     assert.equal(resumed.bytes, size - from, 'the rest, not the whole file again');
   });
 
+  // loadFile fetches a file, hands it to wisp.load as a File (as a picker
+  // or a drop would) and returns what happened.
+  const loadFile = (fileURL, name) => page.evaluate(async ([u, n]) => {
+    const wisp = await import('./wisp.js');
+    const file = new File([await (await fetch(u, { cache: 'no-store' })).arrayBuffer()], n);
+    let progress = null;
+    try {
+      const m = await wisp.load(file, { onProgress: (p) => { progress = p; } });
+      let text = '';
+      for await (const piece of m.generate('', { temperature: 0, maxTokens: 40 })) text += piece;
+      const { url, fileName, fileSize, fromCache } = m.info;
+      m.unload();
+      return { text, info: { url, fileName, fileSize, fromCache }, progress };
+    } catch (err) {
+      return { error: { code: err.code, op: err.op, message: err.message } };
+    }
+  }, [fileURL, name]);
+
+  test('a local file loads with no request for it, and one wisp cannot run is refused', async () => {
+    const want = (await nativeText(defaultModel, { positions: 40 })).replace(/\n$/, '');
+    const size = (await readFile(defaultModel)).length;
+    const n = proxy.log.length;
+    const res = await loadFile('models/default.gguf', 'default.gguf');
+    assert.equal(res.error, undefined, JSON.stringify(res.error));
+    assert.equal(res.text, want);
+    assert.deepEqual(res.info, { url: '', fileName: 'default.gguf', fileSize: size, fromCache: false });
+    assert.deepEqual(res.progress, { ...res.progress, loaded: size, total: size, cached: false, retries: 0 });
+    assert.equal(proxy.log.slice(n).filter((e) => e.path.endsWith('.gguf')).length, 1, 'only the test\'s own fetch');
+
+    const bad = await loadFile('models/iq2.gguf', 'iq2.gguf');
+    assert.deepEqual(bad.error, { code: 'engine', op: 'wisp_check', message: iq2Error });
+    const text = await loadFile('README.md', 'notes.gguf');
+    assert.equal(text.error?.code, 'engine', JSON.stringify(text));
+    assert.match(text.error.message, /GGUF|magic/i);
+  });
+
+  test('wisp.cache lists, deletes and estimates the cached models', async () => {
+    await load('models/default.gguf'); // cached (if an earlier test has not already)
+    const size = (await readFile(defaultModel)).length;
+    const res = await page.evaluate(async () => {
+      const wisp = await import('./wisp.js');
+      const before = await wisp.cache.list();
+      const estimate = await wisp.cache.estimate();
+      const deleted = await wisp.cache.delete('models/default.gguf');
+      const again = await wisp.cache.delete('models/default.gguf');
+      return { before, estimate, deleted, again, after: await wisp.cache.list() };
+    });
+    const model = new URL('models/default.gguf', url).href;
+    assert.deepEqual(res.before.filter((e) => e.url === model), [{ url: model, size }]);
+    assert.ok(res.estimate.usage >= size && res.estimate.quota > res.estimate.usage, JSON.stringify(res.estimate));
+    assert.equal(res.deleted, true);
+    assert.equal(res.again, false);
+    assert.deepEqual(res.after.filter((e) => e.url === model), []);
+    // The next load downloads it again.
+    assert.equal((await load('models/default.gguf')).info.fromCache, false);
+  });
+
   test('a missing model is the download\'s error', async () => {
     const res = await load('models/missing.gguf', { cache: false });
     assert.equal(res.error?.code, 'http');
