@@ -35,7 +35,7 @@ func commands() []command {
 	return []command{
 		{"run", "generate text from a model", runCmd},
 		{"tokenize", "print the token ids of a text", tokenizeCmd},
-		{"convert", "convert a Hugging Face folder, a llama2.c checkpoint or a GGUF file to GGUF (F32 or F16)", convertCmd},
+		{"convert", "convert a Hugging Face folder, a llama2.c checkpoint or a GGUF file to GGUF (F32, F16, BF16 or quantized)", convertCmd},
 		{"prune", "remove whole FFN neurons, attention heads and layers, by importance on calibration text", pruneCmd},
 		{"train", "train a model from a text corpus on the CPU", trainCmd},
 		{"distil", "train a student on a teacher's output distributions", distilCmd},
