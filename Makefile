@@ -6,7 +6,7 @@ WAT2WASM ?= wat2wasm
 SHARED   ?= ../shared
 MODELS   ?= models
 
-.PHONY: all demo serve site test test-go test-site bench-site bench-go corpus kjv-model prune-table quant-table kernels kernels-check bench wisp models clean oracle oracle-fixtures chatref chat-fixtures
+.PHONY: all demo serve site test test-go test-site bench-site bench-memory bench-go corpus kjv-model prune-table quant-table kernels kernels-check bench wisp models clean oracle oracle-fixtures chatref chat-fixtures
 
 all: wisp kernels site
 
@@ -46,6 +46,10 @@ site/node_modules: site/package-lock.json
 # Tokens per second in Chromium next to native.
 bench-site: wisp site models site/node_modules
 	cd site && node --test bench/chromium.bench.js
+
+# Chromium's renderer memory while wisp.load loads a 270 MB model.
+bench-memory: wisp site models site/node_modules
+	cd site && node --test bench/memory.bench.js
 
 # The models the page offers: wisp's own default model, committed in
 # models/ (trained on the King James Bible by wisp's tools; models/README.md

@@ -25,10 +25,22 @@ export const CACHE_NAME = 'wisp-models-v1';
  * after each of the waits in options.retryDelays (default RETRY_DELAYS_MS,
  * in ms); a server that ignores Range sends the file again from the start.
  *
+ * With options.into, the bytes go straight where they are to be used:
+ * once the file's size n is known, into(n) returns (or resolves to) an
+ * array of n bytes to fill, such as the engine's buffer for the model
+ * (Engine.reserve), and the result's bytes are that array; it returns
+ * null, or the size stays unknown, and download allocates its own. It may
+ * be called again with the same or another size (a cached copy that fails
+ * its SHA-256, a file that changed between two resumptions); the array
+ * must stay valid until download returns. A fresh download is written to
+ * Cache Storage from that array a MiB at a time, so that with into the
+ * file is held once.
+ *
  * @param {string} url
  * @param {{cache?: boolean, sha256?: string, signal?: AbortSignal,
  *          onProgress?: (p: {loaded: number, total: number, rate: number, cached: boolean, retries: number}) => void,
- *          fetch?: typeof fetch, retryDelays?: readonly number[]}} [options]
+ *          fetch?: typeof fetch, retryDelays?: readonly number[],
+ *          into?: (n: number) => Uint8Array | null | Promise<Uint8Array | null>}} [options]
  * @returns {Promise<{bytes: Uint8Array, fromCache: boolean}>}
  */
 export async function download(url, options = {}) {
@@ -37,13 +49,15 @@ export async function download(url, options = {}) {
   const fetchFn = options.fetch ?? globalThis.fetch;
   const want = sha256 ? sha256.toLowerCase() : '';
 
+  const into = options.into ?? (() => null);
+
   const store = useCache ? await openCache() : null;
   if (store) {
     const hit = await store.match(url).catch(() => undefined);
     if (hit) {
-      const bytes = new Uint8Array(await hit.arrayBuffer());
+      const bytes = await readCached(hit, into);
       signal?.throwIfAborted();
-      if (!want || (await hexSHA256(bytes)) === want) {
+      if (bytes && (!want || (await hexSHA256(bytes)) === want)) {
         onProgress?.({ loaded: bytes.byteLength, total: bytes.byteLength, rate: 0, cached: true, retries: 0 });
         return { bytes, fromCache: true };
       }
@@ -52,7 +66,7 @@ export async function download(url, options = {}) {
   }
 
   const bytes = await fetchBody(url, {
-    fetchFn, signal, onProgress, noStore: !!store, retryDelays: options.retryDelays ?? RETRY_DELAYS_MS,
+    fetchFn, signal, onProgress, noStore: !!store, retryDelays: options.retryDelays ?? RETRY_DELAYS_MS, into,
   });
   if (want) {
     const got = await hexSHA256(bytes);
@@ -61,11 +75,60 @@ export async function download(url, options = {}) {
     }
   }
   if (store) {
-    const headers = { 'Content-Type': 'application/octet-stream', 'Content-Length': String(bytes.byteLength) };
     // A full disk or a quota only costs the next visit a download.
-    await store.put(url, new Response(bytes, { headers })).catch(() => {});
+    await store.put(url, new Response(slices(bytes), { headers: fileHeaders(bytes.byteLength) })).catch(() => {});
   }
   return { bytes, fromCache: false };
+}
+
+// slices streams bytes a MiB at a time, each copied when the reader asks
+// for it: Cache Storage writes the file at its own pace while holding a
+// MiB or two of it, not a whole second copy (new Response(bytes) copies
+// all of it at once).
+function slices(bytes) {
+  const step = 1 << 20;
+  let at = 0;
+  return new ReadableStream({
+    pull(ctl) {
+      if (at >= bytes.byteLength) {
+        ctl.close();
+        return;
+      }
+      ctl.enqueue(bytes.slice(at, at + step));
+      at += step;
+    },
+  }, { highWaterMark: 1 });
+}
+
+// fileHeaders are the headers of a model kept in Cache Storage: its size
+// (when known) tells readCached and cachedModels how long it is.
+function fileHeaders(size) {
+  const h = { 'Content-Type': 'application/octet-stream' };
+  if (size) h['Content-Length'] = String(size);
+  return h;
+}
+
+// readCached reads a cached answer into the array into gives for its
+// size (or its own), or returns null when it cannot be read whole.
+async function readCached(hit, into) {
+  try {
+    const size = Number(hit.headers.get('Content-Length'));
+    const buf = Number.isSafeInteger(size) && size > 0 ? await into(size) : null;
+    if (!buf) return new Uint8Array(await hit.arrayBuffer());
+    const reader = hit.body.getReader();
+    let at = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (at + value.byteLength > size) return null;
+      buf.set(value, at);
+      at += value.byteLength;
+    }
+    return at === size ? buf : null;
+  } catch (err) {
+    if (err instanceof WispError) throw err; // from into: the engine's (too large)
+    return null; // an unreadable entry: fetch the file again
+  }
 }
 
 /**
@@ -80,7 +143,7 @@ export const RETRY_DELAYS_MS = Object.freeze([250, 1000, 3000, 6000]);
 // request, once per delay in retryDelays; progress then counts the
 // resumptions in retries. An answer to the range that is not the rest of
 // the same file (a 200, another size or ETag) starts the file again.
-async function fetchBody(url, { fetchFn, signal, onProgress, noStore, retryDelays }) {
+async function fetchBody(url, { fetchFn, signal, onProgress, noStore, retryDelays, into }) {
   const start = performance.now();
   let last = -Infinity;
   let loaded = 0;
@@ -99,12 +162,20 @@ async function fetchBody(url, { fetchFn, signal, onProgress, noStore, retryDelay
   total = contentLength(resp);
   if (total > MAX_MODEL_BYTES) throw tooLarge(total);
   const etag = resp.headers.get('ETag');
-  let buf;
-  try {
-    buf = new Uint8Array(total || 1 << 20);
-  } catch (err) {
-    throw tooLarge(total, err);
-  }
+  // buf is into's array (fixed: it cannot grow) or download's own.
+  let buf = null;
+  let fixed = false;
+  const allocate = async () => {
+    buf = total ? await into(total) : null;
+    fixed = !!buf;
+    if (buf && buf.byteLength !== total) throw new Error(`into(${total}) gave ${buf.byteLength} bytes`);
+    try {
+      buf ??= new Uint8Array(total || 1 << 20);
+    } catch (err) {
+      throw tooLarge(total, err);
+    }
+  };
+  await allocate();
   report(true);
   for (;;) {
     let cut;
@@ -115,6 +186,7 @@ async function fetchBody(url, { fetchFn, signal, onProgress, noStore, retryDelay
           const { done, value } = await reader.read();
           if (done) break;
           if (loaded + value.byteLength > buf.byteLength) {
+            if (fixed) throw new WispError(`wisp: downloading ${url}: the server sent more than the ${total} bytes it said`, { code: 'http' });
             const size = Math.max(2 * buf.byteLength, loaded + value.byteLength);
             if (size > MAX_MODEL_BYTES) throw tooLarge(size);
             const bigger = new Uint8Array(size);
@@ -159,8 +231,11 @@ async function fetchBody(url, { fetchFn, signal, onProgress, noStore, retryDelay
         if (!resp.ok) throw httpError(url, resp);
         const size = contentLength(resp);
         if (size > MAX_MODEL_BYTES) throw tooLarge(size);
-        total = size;
         loaded = 0;
+        if (size !== total || !fixed) {
+          total = size;
+          await allocate();
+        }
         break;
       }
       throw httpError(url, resp);
@@ -225,10 +300,12 @@ function sleep(ms, signal) {
  * readBlob returns the bytes of a local file (a File or a Blob, such as
  * one the visitor dropped on the page), as download does for a URL:
  * options.onProgress gets {loaded, total, rate, cached: false, retries: 0}
- * as it reads, options.sha256 is checked, options.signal aborts.
+ * as it reads, options.sha256 is checked, options.signal aborts, and
+ * options.into, as for download, gives the array to fill.
  *
  * @param {Blob} blob
- * @param {{sha256?: string, signal?: AbortSignal, onProgress?: (p: object) => void}} [options]
+ * @param {{sha256?: string, signal?: AbortSignal, onProgress?: (p: object) => void,
+ *          into?: (n: number) => Uint8Array | null | Promise<Uint8Array | null>}} [options]
  * @returns {Promise<{bytes: Uint8Array, fromCache: boolean}>}
  */
 export async function readBlob(blob, options = {}) {
@@ -236,9 +313,9 @@ export async function readBlob(blob, options = {}) {
   const name = blob.name || 'the file';
   const total = blob.size;
   if (total > MAX_MODEL_BYTES) throw tooLarge(total);
-  let bytes;
+  let bytes = total ? await options.into?.(total) : null;
   try {
-    bytes = new Uint8Array(total);
+    bytes ??= new Uint8Array(total);
   } catch (err) {
     throw tooLarge(total, err);
   }

@@ -120,6 +120,65 @@ export async function compile(source, what) {
 }
 
 /**
+ * ModelBuffer is the engine's buffer for one model file (Engine.reserve):
+ * fill view() with the file's bytes, then load() it, or free() it.
+ */
+export class ModelBuffer {
+  #engine;
+  #addr;
+  #n;
+  #state = 'open';
+
+  constructor(engine, addr, n) {
+    this.#engine = engine;
+    this.#addr = addr;
+    this.#n = n;
+  }
+
+  /** The buffer's size in bytes. */
+  get size() { return this.#n; }
+
+  /**
+   * view returns the buffer as bytes of the engine's memory. The view
+   * stays valid until the next call into the engine (which may grow its
+   * memory): take a new one after any.
+   * @returns {Uint8Array}
+   */
+  view() {
+    if (this.#state !== 'open') throw new WispError(`wisp: the model buffer is ${this.#state}`, { code: 'usage' });
+    return this.#engine.bytes(this.#addr, this.#n);
+  }
+
+  /**
+   * load loads the model from the filled buffer (wisp_load, which checks
+   * the whole file) and returns its info (abi.Info); the engine then owns
+   * the buffer. On an error the buffer is freed.
+   * @returns {object}
+   */
+  load() {
+    this.view(); // open still
+    const eng = this.#engine;
+    this.#state = 'loaded';
+    try {
+      eng.status('wisp_load', this.#addr, this.#n);
+    } catch (err) {
+      if (!eng.broken) eng.status('wisp_free', this.#addr); // the buffer is still ours
+      this.#state = 'freed';
+      throw refused(err) ? tooLarge(this.#n, err) : err;
+    }
+    eng.info = JSON.parse(eng.string('wisp_info_ptr', 'wisp_info_len'));
+    return eng.info;
+  }
+
+  /** free gives the buffer back to the engine, unless it was loaded. */
+  free() {
+    if (this.#state !== 'open') return;
+    this.#state = 'freed';
+    if (!this.#engine.broken) this.#engine.status('wisp_free', this.#addr);
+  }
+}
+
+/**
  * createEngine instantiates the engine and its kernels and initialises
  * the engine. Each module is given as compile takes it.
  *
@@ -320,7 +379,8 @@ export class Engine {
 
   /**
    * load copies a GGUF model file into the engine, once, and loads it
-   * there; the bytes may be reused afterwards.
+   * there; the bytes may be reused afterwards. (To write the file into
+   * the engine as it arrives, with no copy outside it, see reserve.)
    * @param {Uint8Array} data
    * @returns {object} the model's info (abi.Info)
    */
@@ -336,21 +396,29 @@ export class Engine {
       if (!need) break;
       len = Math.min(n, Math.max(need, 2 * len));
     }
-    let addr;
+    const buf = this.reserve(n);
+    buf.view().set(data);
+    return buf.load();
+  }
+
+  /**
+   * reserve allocates the engine's buffer for a model file of n bytes,
+   * for the caller to fill (a download writes each chunk there as it
+   * arrives) and then load: the file is held once, inside the engine.
+   * A model too large for the engine's memory is a WispError with code
+   * 'too-large'.
+   * @param {number} n
+   * @returns {ModelBuffer}
+   */
+  reserve(n) {
+    if (this.info) throw new WispError('wisp: a model is already loaded; unload it first', { code: 'usage' });
+    if (n <= 0) throw new WispError('wisp: the model file is empty', { code: 'engine' });
+    if (n > MAX_MODEL_BYTES) throw tooLarge(n);
     try {
-      addr = this.alloc(n);
+      return new ModelBuffer(this, this.alloc(n), n);
     } catch (err) {
       throw refused(err) ? tooLarge(n, err) : err;
     }
-    this.bytes(addr, n).set(data);
-    try {
-      this.status('wisp_load', addr, n);
-    } catch (err) {
-      if (!this.broken) this.status('wisp_free', addr); // the buffer is still ours
-      throw refused(err) ? tooLarge(n, err) : err;
-    }
-    this.info = JSON.parse(this.string('wisp_info_ptr', 'wisp_info_len'));
-    return this.info;
   }
 
   /**

@@ -78,19 +78,41 @@ async function load({ id, url, file, wasmBase, cache, sha256 }) {
   // hold is refused with the engine's error after a few KiB, not after
   // the whole file. A copy in Cache Storage costs no download.
   const onProgress = (p) => self.postMessage({ type: 'progress', id, ...p });
+  // The file goes straight into the engine's buffer as it arrives: it is
+  // held once, not downloaded into one array and copied into another.
+  let buf = null;
+  let view = null; // the array into last gave
+  const into = async (n) => {
+    const eng = await starting;
+    if (buf?.size !== n) {
+      buf?.free();
+      buf = null;
+      buf = eng.reserve(n);
+    }
+    view = buf.view();
+    return view;
+  };
   let got;
-  if (file) {
-    await checkHeader(new BlobPrefix(file), starting, ctl.signal);
-    got = await readBlob(file, { sha256, signal: ctl.signal, onProgress });
-  } else {
-    if (!(cache && (await inCache(url)))) await checkHeader(new Prefix(url, ctl.signal), starting, ctl.signal);
-    got = await download(url, { cache, sha256, signal: ctl.signal, onProgress });
+  try {
+    if (file) {
+      await checkHeader(new BlobPrefix(file), starting, ctl.signal);
+      got = await readBlob(file, { sha256, signal: ctl.signal, onProgress, into });
+    } else {
+      if (!(cache && (await inCache(url)))) await checkHeader(new Prefix(url, ctl.signal), starting, ctl.signal);
+      got = await download(url, { cache, sha256, signal: ctl.signal, onProgress, into });
+    }
+  } catch (err) {
+    buf?.free();
+    throw err;
   }
   const eng = await starting;
   ctl.signal.throwIfAborted();
   const t0 = performance.now();
-  const meta = ggufMetadata(got.bytes) ?? {};
-  const info = eng.load(got.bytes);
+  // Where the size was not known beforehand, the bytes are download's own.
+  const inEngine = buf && got.bytes === view;
+  const meta = ggufMetadata(inEngine ? buf.view() : got.bytes) ?? {};
+  if (!inEngine) buf?.free();
+  const info = inEngine ? buf.load() : eng.load(got.bytes);
   engine = eng;
   const extra = {
     random: meta['wisp.random'] === true,

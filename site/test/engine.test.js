@@ -125,6 +125,35 @@ describe('engine.js in Node', { skip }, () => {
   });
 });
 
+describe('Engine.reserve', { skip }, () => {
+  test('a model written into the engine\'s buffer loads as load would load it', async () => {
+    const bytes = await readFile(defaultModel);
+    const a = await newEngine();
+    const b = await newEngine();
+    a.load(bytes);
+    const buf = b.reserve(bytes.byteLength);
+    assert.equal(buf.size, bytes.byteLength);
+    buf.view().set(bytes);
+    assert.deepEqual(buf.load(), a.info);
+    assert.throws(() => buf.view(), { code: 'usage' });
+    const text = (e) => [...e.generate('', { temperature: 0, maxTokens: 30 })].join('');
+    assert.equal(text(b), text(a));
+    assert.throws(() => b.reserve(10), { code: 'usage', message: /already loaded/ });
+  });
+
+  test('a bad file in the buffer is the engine\'s error, and the buffer is freed', async () => {
+    const e = await newEngine();
+    const buf = e.reserve(4096);
+    buf.view().set(Buffer.from('not a GGUF file'));
+    assert.throws(() => buf.load(), { code: 'engine', message: /GGUF|magic/i });
+    assert.throws(() => buf.view(), { code: 'usage', message: /freed/ });
+    assert.throws(() => e.reserve(0), { code: 'engine', message: /empty/ });
+    assert.throws(() => e.reserve(5 * 2 ** 30), { code: 'too-large' });
+    // The engine still loads a good model afterwards.
+    assert.equal(e.load(await readFile(defaultModel)).architecture, 'llama');
+  });
+});
+
 describe('download.js in Node', { skip }, () => {
   test('progress, size and SHA-256', async (t) => {
     const body = await readFile(defaultModel);
@@ -225,6 +254,42 @@ describe('download.js in Node', { skip }, () => {
     });
     await assert.rejects(p, { name: 'AbortError' });
     assert.ok(performance.now() - t0 < 10_000, 'it did not wait out the delay');
+  });
+
+  test('with into, the bytes go straight into the array it gives, across a resumption', async (t) => {
+    const body = await readFile(defaultModel);
+    const srv = await cutting(t, body, [{ cut: 500_000 }, {}]);
+    const sizes = [];
+    let given = null;
+    const into = (n) => { sizes.push(n); given = new Uint8Array(n); return given; };
+    const got = await download(srv.url, { retryDelays: [1], into });
+    assert.equal(got.bytes, given, 'the result is the array into gave');
+    assert.ok(Buffer.from(got.bytes).equals(body));
+    assert.deepEqual(sizes, [body.byteLength], 'one array, kept across the resumption');
+    // A file that changed size between two answers gets a new array.
+    const body2 = body.subarray(0, body.byteLength - 1000);
+    let n = 0;
+    const srv2 = http.createServer((req, res) => {
+      const b = n++ === 0 ? body : body2;
+      res.writeHead(200, { 'Content-Length': b.byteLength, ETag: `"${b.byteLength}"` });
+      if (n === 1) res.write(b.subarray(0, 300_000), () => res.socket.destroy());
+      else res.end(b);
+    });
+    await new Promise((resolve) => srv2.listen(0, '127.0.0.1', resolve));
+    t.after(() => { srv2.closeAllConnections(); srv2.close(); });
+    sizes.length = 0;
+    const got2 = await download(`http://127.0.0.1:${srv2.address().port}/m.gguf`, { retryDelays: [1], into });
+    assert.deepEqual(sizes, [body.byteLength, body2.byteLength]);
+    assert.equal(got2.bytes, given);
+    assert.ok(Buffer.from(got2.bytes).equals(body2));
+  });
+
+  test('with into, a server that sends more than its Content-Length is an error', async () => {
+    // A fetch whose body runs past the length it states (a lying server
+    // or proxy): the bytes must stay within into's array.
+    const fetch = async () => new Response(new Blob(['x'.repeat(3000)]).stream(), { headers: { 'Content-Length': '1000' } });
+    await assert.rejects(download('http://example.invalid/m.gguf', { fetch, retryDelays: [], into: (n) => new Uint8Array(n) }),
+      { code: 'http', message: /sent more than the 1000 bytes it said/ });
   });
 
   test('a file beyond 4 GiB is refused before its body', async (t) => {
