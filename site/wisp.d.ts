@@ -49,6 +49,10 @@ export interface ModelInfo {
   /** Whether the file is marked as random weights (wisp synth). */
   random: boolean;
   description: string;
+  /** The file's chat template (tokenizer.chat_template, Jinja), or ''. */
+  chatTemplate: string;
+  /** The engine's memory once the model is loaded, in bytes: the file, the session's cache, the runtime. */
+  memoryBytes: number;
   /** The model's URL ('' for a local file). */
   url: string;
   /** The name of a local file (a File given to load). */

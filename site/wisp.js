@@ -198,7 +198,9 @@ export class Model {
      * What the model is: architecture, name, params, fileSize,
      * contextLength, vocabSize, dim, hiddenDim, layers, heads, kvHeads,
      * headDim, f16, flushed, bos, eos, kernels (abi.Info), and random
-     * (weights marked random by `wisp synth`), description, url (''
+     * (weights marked random by `wisp synth`), description, chatTemplate
+     * (the GGUF's tokenizer.chat_template, or ''), memoryBytes (the
+     * engine's memory once loaded: the file, the session, the runtime), url (''
      * for a local file, which has fileName instead), fromCache, loadMs.
      */
     this.info = Object.freeze(info);

@@ -114,9 +114,12 @@ async function load({ id, url, file, wasmBase, cache, sha256 }) {
   if (!inEngine) buf?.free();
   const info = inEngine ? buf.load() : eng.load(got.bytes);
   engine = eng;
+  const text = (key) => (typeof meta[key] === 'string' ? meta[key] : '');
   const extra = {
     random: meta['wisp.random'] === true,
-    description: typeof meta['general.description'] === 'string' ? meta['general.description'] : '',
+    description: text('general.description'),
+    chatTemplate: text('tokenizer.chat_template'),
+    memoryBytes: eng.memory.buffer.byteLength,
   };
   self.postMessage({
     type: 'loaded', id, info: { ...info, ...extra }, fromCache: got.fromCache,

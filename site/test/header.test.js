@@ -74,6 +74,27 @@ function ggufHeader(kvs, tensors) {
   return { bytes: padded, dataEnd: padded.length + off };
 }
 
+const CHAT_TEMPLATE = '{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}';
+
+// withChatTemplate adds tokenizer.chat_template to a GGUF file, first
+// among its key/value pairs. The template is padded with spaces so that
+// the pair takes a multiple of 32 bytes: the data section, aligned to 32,
+// moves by as much and every tensor's offset in it stays right.
+function withChatTemplate(file, template) {
+  const key = Buffer.from('tokenizer.chat_template');
+  const fixed = 8 + key.length + 4 + 8;
+  const value = Buffer.from(template.padEnd(template.length + ((32 - ((fixed + template.length) % 32)) % 32)));
+  const kv = Buffer.alloc(fixed + value.length);
+  kv.writeBigUInt64LE(BigInt(key.length), 0);
+  key.copy(kv, 8);
+  kv.writeUInt32LE(8, 8 + key.length); // a string
+  kv.writeBigUInt64LE(BigInt(value.length), 12 + key.length);
+  value.copy(kv, fixed);
+  const out = Buffer.concat([file.subarray(0, 24), kv, file.subarray(24)]);
+  out.writeBigUInt64LE(out.readBigUInt64LE(16) + 1n, 16); // one more pair
+  return out;
+}
+
 // llama7B is the header of a Llama-2-7B-shaped model in Q4_0 (3.5 GiB of
 // tensors): its file plus the key/value cache of 256 positions (256 MiB)
 // do not fit in the 4 GiB of wasm32, though the file alone would.
@@ -209,6 +230,7 @@ describe('the early check of a model header, in Chromium', { skip }, () => {
     retype(buf, 'blk.0.ffn_down.weight', GGML_IQ2_XXS);
     await writeFile(path.join(models, 'iq2.gguf'), buf);
     iq2Size = buf.length;
+    await writeFile(path.join(models, 'chat.gguf'), withChatTemplate(await readFile(defaultModel), CHAT_TEMPLATE));
     const h = llama7B();
     huge = { header: h.bytes, size: MAX_MODEL_BYTES - (4 << 20) };
     assert.ok(h.dataEnd <= huge.size && h.dataEnd > 3.4 * 2 ** 30, `tensors end at ${h.dataEnd}`);
@@ -238,9 +260,9 @@ describe('the early check of a model header, in Chromium', { skip }, () => {
       const m = await wisp.load(u, { ...o, onProgress: (p) => { progress = p; } });
       let text = '';
       for await (const piece of m.generate('', { temperature: 0, maxTokens: 40 })) text += piece;
-      const info = { fileSize: m.info.fileSize, fromCache: m.info.fromCache };
+      const { fileSize, fromCache, chatTemplate, memoryBytes } = m.info;
       m.unload();
-      return { text, info, progress };
+      return { text, info: { fileSize, fromCache, chatTemplate, memoryBytes }, progress };
     } catch (err) {
       return { error: { code: err.code, op: err.op, message: err.message } };
     }
@@ -384,6 +406,18 @@ describe('the early check of a model header, in Chromium', { skip }, () => {
     assert.deepEqual(res.after.filter((e) => e.url === model), []);
     // The next load downloads it again.
     assert.equal((await load('models/default.gguf')).info.fromCache, false);
+  });
+
+  test('model.info has the chat template and the engine\'s memory', async () => {
+    const plain = await load('models/default.gguf', { cache: false });
+    const chat = await load('models/chat.gguf', { cache: false });
+    assert.equal(chat.error, undefined, JSON.stringify(chat.error));
+    assert.equal(plain.info.chatTemplate, '');
+    assert.equal(chat.info.chatTemplate.trimEnd(), CHAT_TEMPLATE);
+    assert.equal(chat.text, plain.text, 'the same model, with a template');
+    for (const r of [plain, chat]) {
+      assert.ok(r.info.memoryBytes > r.info.fileSize && r.info.memoryBytes < r.info.fileSize + (256 << 20), JSON.stringify(r.info));
+    }
   });
 
   test('a missing model is the download\'s error', async () => {
