@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"wisp/engine"
+	"wisp/engine/option"
 	"wisp/wasm/host"
 )
 
@@ -91,7 +92,7 @@ func (r *nativeRunner) load() error {
 func (r *nativeRunner) generate(ids []int, maxTokens int, limit time.Duration) (generation, error) {
 	var g generation
 	t0 := time.Now()
-	s, err := r.m.NewSession(engine.SessionOptions{Context: r.cfg.Context, MaxTokens: maxTokens})
+	s, err := r.m.NewSession(option.Options{Context: r.cfg.Context, MaxTokens: maxTokens})
 	if err != nil {
 		return g, err
 	}
@@ -149,7 +150,7 @@ func (r *wazeroRunner) load() error {
 func (r *wazeroRunner) generate(ids []int, maxTokens int, limit time.Duration) (generation, error) {
 	var g generation
 	t0 := time.Now()
-	if _, err := r.m.PromptTokens(r.ctx, ids, host.GenerateOptions{Context: r.cfg.Context, MaxTokens: maxTokens}); err != nil {
+	if _, err := r.m.PromptTokens(r.ctx, ids, option.Options{Context: r.cfg.Context, MaxTokens: maxTokens}); err != nil {
 		return g, err
 	}
 	t1 := time.Now()

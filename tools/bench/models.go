@@ -12,6 +12,7 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
+	"wisp/engine/option"
 	"wisp/tools/llama2c"
 	"wisp/tools/synth"
 )
@@ -196,7 +197,7 @@ func noEOSText(m *engine.Model, text string, promptTokens, decodeTokens int) (st
 		if err != nil {
 			break // the tails only get shorter
 		}
-		s, err := m.NewSession(engine.SessionOptions{Context: promptTokens + decodeTokens, MaxTokens: decodeTokens})
+		s, err := m.NewSession(option.Options{Context: promptTokens + decodeTokens, MaxTokens: decodeTokens})
 		if err != nil {
 			return "", err
 		}

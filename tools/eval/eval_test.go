@@ -8,7 +8,7 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/engine/sample"
+	"wisp/engine/option"
 	"wisp/internal/sharedfiles"
 	"wisp/tools/synth"
 )
@@ -145,8 +145,8 @@ func TestErrorsAndProgress(t *testing.T) {
 // the one seed+i gives alone, and that the texts differ.
 func TestSamples(t *testing.T) {
 	m := stories(t, gguf.F32)
-	opt := func(seed uint64) engine.SessionOptions {
-		return engine.SessionOptions{Context: 64, Sample: sample.Options{Temperature: 1, Seed: seed}}
+	opt := func(seed uint64) option.Options {
+		return option.Options{Context: 64, Temperature: 1, Seed: seed}
 	}
 	all, err := Samples(m, 3, opt(10))
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/engine/sample"
+	"wisp/engine/option"
 	"wisp/internal/sharedfiles"
 	"wisp/tools/eval"
 	"wisp/tools/prune"
@@ -191,8 +191,8 @@ var storyTexts = sync.OnceValues(func() ([2]string, error) {
 	if err != nil {
 		return [2]string{}, err
 	}
-	opt := func(seed uint64) engine.SessionOptions {
-		return engine.SessionOptions{Context: 256, Sample: sample.Options{Temperature: 1, Seed: seed}}
+	opt := func(seed uint64) option.Options {
+		return option.Options{Context: 256, Temperature: 1, Seed: seed}
 	}
 	calib, err := eval.Samples(m, 12, opt(1000))
 	if err != nil {

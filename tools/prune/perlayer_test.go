@@ -10,7 +10,7 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/engine/sample"
+	"wisp/engine/option"
 	"wisp/tools/fp16"
 	"wisp/tools/prune"
 	"wisp/tools/synth"
@@ -173,7 +173,7 @@ func toF16(t testing.TB, data []byte) []byte {
 // generate samples a few tokens from the model.
 func generate(t testing.TB, m *engine.Model) {
 	t.Helper()
-	s, err := m.NewSession(engine.SessionOptions{Context: 64, MaxTokens: 20, Sample: sample.Options{Temperature: 1, Seed: 3}})
+	s, err := m.NewSession(option.Options{Context: 64, MaxTokens: 20, Temperature: 1, Seed: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,18 +8,9 @@ import (
 	"path/filepath"
 
 	"wisp/engine"
-	"wisp/engine/sample"
-	"wisp/wasm/abi"
+	"wisp/engine/option"
 	"wisp/wasm/host"
 )
-
-// genOptions are what wisp run asks of a generation, whatever the runtime.
-type genOptions struct {
-	Context   int
-	Sample    sample.Options
-	MaxTokens int
-	Stop      []string
-}
 
 // backend runs a model in one runtime: natively, or as the wasm module in
 // wazero. Both print the same bytes for the same model and options.
@@ -27,7 +18,7 @@ type backend interface {
 	ContextLen() int
 	Tokenize(prompt string) ([]int, error)
 	// Start evaluates the prompt tokens and returns their text.
-	Start(ids []int, o genOptions) (echo string, err error)
+	Start(ids []int, o option.Options) (echo string, err error)
 	// Next returns the text of the next token; io.EOF at the end.
 	Next() (string, error)
 	Close() error
@@ -44,9 +35,9 @@ func (b *nativeBackend) Tokenize(prompt string) ([]int, error) { return b.m.Toke
 func (b *nativeBackend) Close() error                          { return nil }
 func (b *nativeBackend) Next() (string, error)                 { return b.s.Next() }
 
-func (b *nativeBackend) Start(ids []int, o genOptions) (string, error) {
+func (b *nativeBackend) Start(ids []int, o option.Options) (string, error) {
 	var err error
-	b.s, err = b.m.NewSession(engine.SessionOptions{Context: o.Context, Sample: o.Sample, MaxTokens: o.MaxTokens, Stop: o.Stop})
+	b.s, err = b.m.NewSession(o)
 	if err != nil {
 		return "", err
 	}
@@ -67,13 +58,8 @@ func (b *wazeroBackend) Tokenize(prompt string) ([]int, error) {
 	return b.m.Tokenize(b.ctx, prompt, true)
 }
 
-func (b *wazeroBackend) Start(ids []int, o genOptions) (string, error) {
-	s := o.Sample
-	return b.m.PromptTokens(b.ctx, ids, abi.Options{
-		Context: o.Context, Temperature: s.Temperature, TopK: s.TopK, TopP: s.TopP, MinP: s.MinP,
-		RepeatPenalty: s.RepeatPenalty, RepeatLastN: s.RepeatLastN, Seed: s.Seed,
-		MaxTokens: o.MaxTokens, Stop: o.Stop,
-	})
+func (b *wazeroBackend) Start(ids []int, o option.Options) (string, error) {
+	return b.m.PromptTokens(b.ctx, ids, o)
 }
 
 func (b *wazeroBackend) Next() (string, error) { return b.m.Step(b.ctx) }

@@ -1,6 +1,6 @@
 // Package abi holds the data that crosses the boundary of wisp's WebAssembly
-// module (wisp/wasm/module): its status codes and the JSON documents it reads
-// and writes. The module and its hosts (wisp/wasm/host, the site's
+// module (wisp/wasm/module): its status codes and the JSON documents it
+// writes (the options it reads are wisp/engine/option.Options). The module and its hosts (wisp/wasm/host, the site's
 // JavaScript) share these definitions; the functions themselves are
 // documented in wisp/wasm/module.
 package abi
@@ -28,39 +28,6 @@ const (
 	// StatusPanic is an internal error of the module, recovered.
 	StatusPanic = -4
 )
-
-// Options are the sampling and generation options that wisp_options reads
-// as JSON. The zero value (and the empty document) samples greedily over the
-// model's whole context until an end token. Fields mirror
-// engine.SessionOptions and sample.Options.
-type Options struct {
-	// Context is the number of positions a session holds; 0 means the
-	// model's context length.
-	Context int `json:"context,omitempty"`
-	// Temperature divides the logits; 0 picks the most likely token.
-	Temperature float32 `json:"temperature,omitempty"`
-	// TopK keeps only the K most likely tokens; 0 keeps all.
-	TopK int `json:"topK,omitempty"`
-	// TopP keeps the most likely tokens up to this total probability; 0 or
-	// 1 keeps all.
-	TopP float32 `json:"topP,omitempty"`
-	// MinP drops tokens less likely than MinP times the most likely one.
-	MinP float32 `json:"minP,omitempty"`
-	// RepeatPenalty penalises tokens seen in the last RepeatLastN tokens;
-	// 0 or 1 is none.
-	RepeatPenalty float32 `json:"repeatPenalty,omitempty"`
-	// RepeatLastN is how many recent tokens the penalty looks at; 0 means
-	// 64.
-	RepeatLastN int `json:"repeatLastN,omitempty"`
-	// Seed seeds the sampler's random numbers; 0 is the same as 1. (In
-	// JavaScript, seeds above 2^53 lose precision.)
-	Seed uint64 `json:"seed,omitempty"`
-	// MaxTokens is how many tokens wisp_step may generate after the
-	// prompt; 0 means until the context is full.
-	MaxTokens int `json:"maxTokens,omitempty"`
-	// Stop lists strings that end generation; the text is cut before them.
-	Stop []string `json:"stop,omitempty"`
-}
 
 // Info describes a loaded model; wisp_info_ptr and wisp_info_len give it as
 // JSON. In a model whose blocks differ in width (pruned per layer),

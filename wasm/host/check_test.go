@@ -11,6 +11,7 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
+	"wisp/engine/option"
 	"wisp/tools/synth"
 	"wisp/wasm/abi"
 )
@@ -174,7 +175,7 @@ func TestCheckMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Prompt(ctx, "a", GenerateOptions{MaxTokens: 2}); err != nil {
+	if _, err := m.Prompt(ctx, "a", option.Options{MaxTokens: 2}); err != nil {
 		t.Errorf("Prompt: %v", err)
 	}
 }

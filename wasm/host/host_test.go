@@ -16,7 +16,7 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/engine/sample"
+	"wisp/engine/option"
 	"wisp/tools/llama2c"
 	"wisp/tools/synth"
 )
@@ -107,7 +107,7 @@ func TestStories260K(t *testing.T) {
 	// sampled after the last one too.
 	const n = 200
 	var text strings.Builder
-	echo, err := m.Prompt(ctx, "", GenerateOptions{Context: n, MaxTokens: n})
+	echo, err := m.Prompt(ctx, "", option.Options{Context: n, MaxTokens: n})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,8 +181,8 @@ func TestLogitsMatchNative(t *testing.T) {
 			for len(ids) < promptLen {
 				ids = append(ids, 3+rng.IntN(tc.shape.Vocab-3))
 			}
-			opts := GenerateOptions{Context: promptLen + steps + 8, MaxTokens: steps}
-			sess, err := native.NewSession(engine.SessionOptions{Context: opts.Context, MaxTokens: opts.MaxTokens})
+			opts := option.Options{Context: promptLen + steps + 8, MaxTokens: steps}
+			sess, err := native.NewSession(opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -248,22 +248,16 @@ func TestGenerateMatchesNative(t *testing.T) {
 	const prompt = "the cat sat on the mat"
 	for _, tc := range []struct {
 		name string
-		opts GenerateOptions
+		opts option.Options
 	}{
-		{"greedy", GenerateOptions{Context: 96, MaxTokens: 40}},
-		{"top-p", GenerateOptions{Context: 96, Temperature: 0.9, TopP: 0.9, Seed: 42}},
-		{"top-k-min-p-penalty", GenerateOptions{Context: 128, Temperature: 1.1, TopK: 20, MinP: 0.01, RepeatPenalty: 1.3, RepeatLastN: 16, Seed: 7, MaxTokens: 60}},
-		{"stop", GenerateOptions{Context: 96, Temperature: 0.7, Seed: 3, Stop: []string{"e", "ab"}}},
+		{"greedy", option.Options{Context: 96, MaxTokens: 40}},
+		{"top-p", option.Options{Context: 96, Temperature: 0.9, TopP: 0.9, Seed: 42}},
+		{"top-k-min-p-penalty", option.Options{Context: 128, Temperature: 1.1, TopK: 20, MinP: 0.01, RepeatPenalty: 1.3, RepeatLastN: 16, Seed: 7, MaxTokens: 60}},
+		{"stop", option.Options{Context: 96, Temperature: 0.7, Seed: 3, Stop: []string{"e", "ab"}}},
 	} {
 		opts := tc.opts
 		t.Run(tc.name, func(t *testing.T) {
-			sess, err := native.NewSession(engine.SessionOptions{
-				Context: opts.Context,
-				Sample: sample.Options{Temperature: opts.Temperature, TopK: opts.TopK, TopP: opts.TopP, MinP: opts.MinP,
-					RepeatPenalty: opts.RepeatPenalty, RepeatLastN: opts.RepeatLastN, Seed: opts.Seed},
-				MaxTokens: opts.MaxTokens,
-				Stop:      opts.Stop,
-			})
+			sess, err := native.NewSession(opts)
 			if err != nil {
 				t.Fatal(err)
 			}

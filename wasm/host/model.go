@@ -9,12 +9,9 @@ import (
 	"io"
 	"math"
 
+	"wisp/engine/option"
 	"wisp/wasm/abi"
 )
-
-// GenerateOptions are the sampling and generation options of a prompt; the
-// zero value samples greedily over the model's whole context.
-type GenerateOptions = abi.Options
 
 // Info describes a loaded model.
 type Info = abi.Info
@@ -87,12 +84,12 @@ func (m *Model) Tokenize(ctx context.Context, text string, bos bool) ([]int, err
 // Prompt starts a generation with the options: it tokenizes the text (BOS
 // first when the model asks for it), evaluates it, and returns it as the
 // model prints it.
-func (m *Model) Prompt(ctx context.Context, text string, opts GenerateOptions) (echo string, err error) {
+func (m *Model) Prompt(ctx context.Context, text string, opts option.Options) (echo string, err error) {
 	return m.prompt(ctx, opts, "wisp_prompt", []byte(text), len(text))
 }
 
 // PromptTokens is Prompt for token ids.
-func (m *Model) PromptTokens(ctx context.Context, ids []int, opts GenerateOptions) (echo string, err error) {
+func (m *Model) PromptTokens(ctx context.Context, ids []int, opts option.Options) (echo string, err error) {
 	b := make([]byte, 4*len(ids))
 	for i, id := range ids {
 		if id < math.MinInt32 || id > math.MaxInt32 {
@@ -103,7 +100,7 @@ func (m *Model) PromptTokens(ctx context.Context, ids []int, opts GenerateOption
 	return m.prompt(ctx, opts, "wisp_prompt_tokens", b, len(ids))
 }
 
-func (m *Model) prompt(ctx context.Context, opts GenerateOptions, name string, data []byte, n int) (string, error) {
+func (m *Model) prompt(ctx context.Context, opts option.Options, name string, data []byte, n int) (string, error) {
 	if err := m.lock(); err != nil {
 		return "", err
 	}
@@ -213,7 +210,7 @@ func (m *Model) Logits(ctx context.Context) ([]float32, error) {
 // until the end, passing the text of each to emit as soon as it is
 // complete UTF-8 (the prompt's own text is not passed). It stops early if
 // ctx is done or emit returns an error, and returns that error.
-func (m *Model) Generate(ctx context.Context, prompt string, opts GenerateOptions, emit func(piece string) error) error {
+func (m *Model) Generate(ctx context.Context, prompt string, opts option.Options, emit func(piece string) error) error {
 	if _, err := m.Prompt(ctx, prompt, opts); err != nil {
 		return err
 	}

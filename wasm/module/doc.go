@@ -87,7 +87,7 @@
 //
 // Generation:
 //
-//	wisp_options(addr, len i32) i32      abi.Options as JSON, for the next prompts (len 0 resets)
+//	wisp_options(addr, len i32) i32      wisp/engine/option.Options as JSON, for the next prompts (len 0 resets)
 //	wisp_prompt(addr, len i32) i32       a new session: tokenizes the text (with BOS) and evaluates it
 //	wisp_prompt_tokens(addr, n i32) i32  the same with n little-endian int32 ids at addr
 //	wisp_step() i32                      samples one token: 0 goes on, 1 is the end
