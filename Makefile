@@ -6,7 +6,7 @@ WAT2WASM ?= wat2wasm
 SHARED   ?= ../shared
 MODELS   ?= models
 
-.PHONY: all demo serve site test test-go test-site bench-site bench-go corpus kjv-model prune-table quant-table kernels kernels-check bench wisp models clean oracle oracle-fixtures chatref chat-fixtures
+.PHONY: all abi demo serve site test test-go test-site bench-site bench-go corpus kjv-model prune-table quant-table kernels kernels-check bench wisp models clean oracle oracle-fixtures chatref chat-fixtures
 
 all: wisp kernels site
 
@@ -31,6 +31,12 @@ site/wasm/wisp.wasm: $(ENGINE_SRC)
 site/wasm/%.wasm: simd/%.wasm
 	@mkdir -p site/wasm
 	cp $< $@
+
+# site/abi.js: the page's copy of the module's interface and of the
+# generation options (wisp/wasm/abi, wisp/engine/option), committed;
+# go test fails while it is stale.
+abi:
+	$(GO) generate ./wasm/abi
 
 # The browser tests: headless Chromium (Debian's, installed when missing)
 # driven by playwright-core from npm, and the same loader in Node.

@@ -9,6 +9,7 @@
 // the engine's memory and the table, which they fill when instantiated;
 // then the engine's _initialize runs.
 
+import { OPTIONS } from './abi.js';
 import { createWASI } from './wasi.js';
 
 /** ABI_VERSION is the engine ABI this file speaks (abi.Version). */
@@ -183,33 +184,32 @@ class Head {
   }
 }
 
-// Sampling options the engine reads (abi.Options), with how to check them.
-const optionKinds = {
-  context: 'uint', temperature: 'float', topK: 'uint', topP: 'float', minP: 'float',
-  repeatPenalty: 'float', repeatLastN: 'uint', seed: 'uint', maxTokens: 'uint', stop: 'strings',
-};
-
 /**
- * engineOptions checks generation options and returns the engine's JSON
- * document for them (abi.Options); keys it does not know are ignored, and
- * undefined or null values take the engine's zero value.
+ * engineOptions checks generation options against OPTIONS (their kinds and
+ * ranges, as option.Options defines them) and returns the engine's JSON
+ * document for them; keys it does not know are ignored, and undefined or
+ * null values take the engine's zero value.
  * @param {object} opts
  * @returns {string}
  */
 export function engineOptions(opts = {}) {
   const out = {};
-  for (const [key, kind] of Object.entries(optionKinds)) {
-    const v = opts[key];
+  for (const { name, kind, min = -Infinity, max = Infinity } of OPTIONS) {
+    const v = opts[name];
     if (v === undefined || v === null) continue;
-    const bad = (what) => new WispError(`wisp: option ${key} must be ${what}, not ${JSON.stringify(v)}`, { code: 'options' });
+    const bad = (what) => new WispError(`wisp: option ${name} must be ${what}, not ${JSON.stringify(v)}`, { code: 'options' });
     if (kind === 'strings') {
-      if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) throw bad('an array of strings');
-      if (v.length) out[key] = v;
+      if (!Array.isArray(v) || v.some((s) => typeof s !== 'string' || s === '')) throw bad('an array of non-empty strings');
+      if (v.length) out[name] = v;
       continue;
     }
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw bad('a finite number ≥ 0');
-    if (kind === 'uint' && !Number.isSafeInteger(v)) throw bad('an integer');
-    if (v !== 0) out[key] = v;
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw bad('a finite number');
+    if (kind === 'int' && !Number.isSafeInteger(v)) throw bad('an integer');
+    if (!(v >= min && v <= max)) {
+      const range = `${min === -Infinity ? '(-∞' : `[${min}`}, ${max === Infinity ? '∞)' : `${max}]`}`;
+      throw new WispError(`wisp: option ${name} = ${v} is out of range ${range}`, { code: 'options' });
+    }
+    if (v !== 0) out[name] = v;
   }
   return JSON.stringify(out);
 }

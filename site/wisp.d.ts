@@ -52,6 +52,11 @@ export interface ModelInfo {
   loadMs: number;
 }
 
+/**
+ * Options of generate: the engine's (wisp/engine/option.Options, whose
+ * kinds and ranges site/abi.js lists; test/options.test.js checks these
+ * names and types against them) and the page's own, echo and signal.
+ */
 export interface GenerateOptions {
   /** Tokens to generate at most (default 256); 0 fills the context. */
   maxTokens?: number;
