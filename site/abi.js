@@ -3,6 +3,42 @@
 // abi.js: the engine module's interface as wisp/wasm/abi and
 // wisp/engine/option define it, for engine.js.
 
+/** ABI_VERSION is the ABI the engine module speaks (abi.Version). */
+export const ABI_VERSION = 2;
+
+/** Status codes of the engine's exports (abi.Status*). */
+export const Status = Object.freeze({ OK: 0, DONE: 1, FAILED: -1, USAGE: -2, MEMORY: -3, PANIC: -4 });
+
+/** EXPORTS are the functions of the engine module (abi.Exports). */
+export const EXPORTS = Object.freeze([
+  'wisp_abi_version',
+  'wisp_alloc',
+  'wisp_free',
+  'wisp_memory_limit',
+  'wisp_error_status',
+  'wisp_error_ptr',
+  'wisp_error_len',
+  'wisp_check',
+  'wisp_load',
+  'wisp_unload',
+  'wisp_info_ptr',
+  'wisp_info_len',
+  'wisp_vocab_size',
+  'wisp_tokenize',
+  'wisp_tokens_ptr',
+  'wisp_tokens_len',
+  'wisp_options',
+  'wisp_prompt',
+  'wisp_prompt_tokens',
+  'wisp_step',
+  'wisp_piece_ptr',
+  'wisp_piece_len',
+  'wisp_token',
+  'wisp_done_ptr',
+  'wisp_done_len',
+  'wisp_logits_ptr',
+]);
+
 /**
  * OPTIONS are the generation options the engine reads as JSON
  * (wisp_options, option.Options), in order: name, kind ('int', 'float' or

@@ -9,16 +9,15 @@
 // the engine's memory and the table, which they fill when instantiated;
 // then the engine's _initialize runs.
 
-import { OPTIONS } from './abi.js';
+import { ABI_VERSION, EXPORTS, OPTIONS, Status } from './abi.js';
 import { createWASI } from './wasi.js';
 
-/** ABI_VERSION is the engine ABI this file speaks (abi.Version). */
-export const ABI_VERSION = 2;
+// The engine ABI this file speaks (abi.Version) and the status codes of its
+// exports (abi.Status*), from abi.js.
+export { ABI_VERSION, Status };
 
-/** Status codes of the engine's exports (abi.Status*). */
-export const Status = Object.freeze({ OK: 0, DONE: 1, FAILED: -1, USAGE: -2, MEMORY: -3, PANIC: -4 });
-
-const statusCodes = { [-1]: 'engine', [-2]: 'usage', [-3]: 'memory', [-4]: 'panic' };
+// The WispError code of each error status.
+const statusCodes = { [Status.FAILED]: 'engine', [Status.USAGE]: 'usage', [Status.MEMORY]: 'memory', [Status.PANIC]: 'panic' };
 
 /** The largest model a wasm32 engine can hold, with room for the rest. */
 export const MAX_MODEL_BYTES = 4 * 2 ** 30 - 64 * 2 ** 20;
@@ -227,6 +226,11 @@ const utf8Decoder = new TextDecoder();
 export class Engine {
   /** @param {WebAssembly.Instance} instance @param {Head} stderr */
   constructor(instance, stderr) {
+    for (const name of EXPORTS) {
+      if (typeof instance.exports[name] !== 'function') {
+        throw new WispError(`wisp: the engine module does not export ${name}: is it wisp.wasm, of this page's version?`, { code: 'engine' });
+      }
+    }
     this.exports = instance.exports;
     this.stderr = stderr;
     this.broken = null;

@@ -6,7 +6,8 @@
 package abi
 
 // Version is the ABI version that the module's wisp_abi_version export
-// returns. It changes whenever an export changes meaning.
+// returns. It changes whenever an export changes meaning, or the JSON of
+// Info or of the options (wisp/engine/option.Options) changes.
 const Version = 2
 
 // Status codes returned by the module's exports. Zero and positive values
@@ -28,6 +29,61 @@ const (
 	// StatusPanic is an internal error of the module, recovered.
 	StatusPanic = -4
 )
+
+// Statuses names every status code, for site/abi.js's Status (a test
+// checks that it lists every Status constant).
+var Statuses = []struct {
+	Name string
+	Code int32
+}{
+	{"OK", StatusOK}, {"DONE", StatusDone},
+	{"FAILED", StatusFailed}, {"USAGE", StatusUsage}, {"MEMORY", StatusMemory}, {"PANIC", StatusPanic},
+}
+
+// An Export is one function of the module: its name, and the wasm types of
+// its parameters and result.
+type Export struct {
+	Name   string
+	Params []string // "i32" or "i64" each
+	Result string
+}
+
+// Exports lists the module's functions, which wisp/wasm/module's exports.go
+// defines and its doc.go documents (tests compare the three and the names
+// site/engine.js calls); the wazero host and site/abi.js take the names
+// from here.
+var Exports = []Export{
+	{"wisp_abi_version", nil, i32},
+	{"wisp_alloc", []string{i32}, i32},
+	{"wisp_free", []string{i32}, i32},
+	{"wisp_memory_limit", []string{i32}, i32},
+	{"wisp_error_status", nil, i32},
+	{"wisp_error_ptr", nil, i32},
+	{"wisp_error_len", nil, i32},
+
+	{"wisp_check", []string{i32, i32, i64}, i32},
+	{"wisp_load", []string{i32, i32}, i32},
+	{"wisp_unload", nil, i32},
+	{"wisp_info_ptr", nil, i32},
+	{"wisp_info_len", nil, i32},
+	{"wisp_vocab_size", nil, i32},
+	{"wisp_tokenize", []string{i32, i32, i32}, i32},
+	{"wisp_tokens_ptr", nil, i32},
+	{"wisp_tokens_len", nil, i32},
+
+	{"wisp_options", []string{i32, i32}, i32},
+	{"wisp_prompt", []string{i32, i32}, i32},
+	{"wisp_prompt_tokens", []string{i32, i32}, i32},
+	{"wisp_step", nil, i32},
+	{"wisp_piece_ptr", nil, i32},
+	{"wisp_piece_len", nil, i32},
+	{"wisp_token", nil, i32},
+	{"wisp_done_ptr", nil, i32},
+	{"wisp_done_len", nil, i32},
+	{"wisp_logits_ptr", nil, i32},
+}
+
+const i32, i64 = "i32", "i64"
 
 // Info describes a loaded model; wisp_info_ptr and wisp_info_len give it as
 // JSON. In a model whose blocks differ in width (pruned per layer),

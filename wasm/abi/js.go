@@ -21,6 +21,27 @@ func JavaScript() []byte {
 // abi.js: the engine module's interface as wisp/wasm/abi and
 // wisp/engine/option define it, for engine.js.
 `)
+	fmt.Fprintf(&b, `
+/** ABI_VERSION is the ABI the engine module speaks (abi.Version). */
+export const ABI_VERSION = %d;
+
+/** Status codes of the engine's exports (abi.Status*). */
+export const Status = Object.freeze({`, Version)
+	for i, s := range Statuses {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, " %s: %d", s.Name, s.Code)
+	}
+	b.WriteString(` });
+
+/** EXPORTS are the functions of the engine module (abi.Exports). */
+export const EXPORTS = Object.freeze([
+`)
+	for _, e := range Exports {
+		fmt.Fprintf(&b, "  '%s',\n", e.Name)
+	}
+	b.WriteString("]);\n")
 	b.WriteString(`
 /**
  * OPTIONS are the generation options the engine reads as JSON

@@ -43,6 +43,10 @@
 //
 // # Exports
 //
+// wisp/wasm/abi.Exports lists them with their wasm signatures; the host
+// and the page take their names from there, and a test compares this list,
+// abi.Exports and the module's exports.
+//
 // Memory:
 //
 //	wisp_abi_version() i32               abi.Version
