@@ -383,12 +383,9 @@ func (s *state) endSession() {
 // newSession makes a session with the options.
 func (s *state) newSession() (*engine.Session, error) {
 	m := s.model
-	ctx := s.opts.Context
-	if ctx == 0 {
-		ctx = m.ContextLen
-	}
-	if ctx > m.ContextLen {
-		return nil, fmt.Errorf("wisp: context of %d positions is longer than the model's %d", ctx, m.ContextLen)
+	ctx, err := m.Positions(s.opts.Context)
+	if err != nil {
+		return nil, err
 	}
 	runtime.GC() // return the last session's cache before making another
 	if err := s.room(fmt.Sprintf("a session of %d positions", ctx), m.StateBytes(ctx)); err != nil {
