@@ -101,7 +101,7 @@ func BenchmarkDecode(b *testing.B) {
 			b.StartTimer()
 			n := 0
 			for {
-				_, err := m.Step(ctx)
+				_, err := m.Next(ctx)
 				if err == io.EOF {
 					return prefill, n, nil
 				}

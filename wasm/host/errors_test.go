@@ -90,8 +90,8 @@ func TestGenerateErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Step(ctx); err == nil {
-		t.Fatal("Step before a prompt succeeded")
+	if _, err := m.Next(ctx); err == nil {
+		t.Fatal("Next before a prompt succeeded")
 	} else {
 		wantError(t, err, abi.StatusUsage, "before a prompt")
 	}
@@ -149,8 +149,8 @@ func TestGenerateErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			wantError(t, tc.do(), tc.status, tc.words...)
 			// A failed prompt leaves no session behind.
-			if _, err := m.Step(ctx); err == nil {
-				t.Error("Step after a failed prompt succeeded")
+			if _, err := m.Next(ctx); err == nil {
+				t.Error("Next after a failed prompt succeeded")
 			}
 		})
 	}
@@ -160,13 +160,13 @@ func TestGenerateErrors(t *testing.T) {
 		t.Fatalf("Prompt after the errors: %v", err)
 	}
 	for range 3 {
-		if _, err := m.Step(ctx); err != nil {
+		if _, err := m.Next(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for range 2 { // stepping past the end keeps saying so
-		if piece, err := m.Step(ctx); err == nil || piece != "" || m.Done() != "length" {
-			t.Fatalf("Step past the end = %q, %v (%s)", piece, err, m.Done())
+		if piece, err := m.Next(ctx); err == nil || piece != "" || m.Done() != "length" {
+			t.Fatalf("Next past the end = %q, %v (%s)", piece, err, m.Done())
 		}
 	}
 }

@@ -113,7 +113,7 @@ func TestStories260K(t *testing.T) {
 	}
 	text.WriteString(echo)
 	for {
-		piece, err := m.Step(ctx)
+		piece, err := m.Next(ctx)
 		text.WriteString(piece)
 		if err == io.EOF {
 			break
@@ -210,9 +210,9 @@ func TestLogitsMatchNative(t *testing.T) {
 			compare(0)
 			for step := 1; ; step++ {
 				wantPiece, wantErr := sess.Next()
-				piece, err := m.Step(ctx)
+				piece, err := m.Next(ctx)
 				if err != wantErr || piece != wantPiece {
-					t.Fatalf("step %d: Step() = %q, %v; native %q, %v", step, piece, err, wantPiece, wantErr)
+					t.Fatalf("step %d: Next() = %q, %v; native %q, %v", step, piece, err, wantPiece, wantErr)
 				}
 				if err == io.EOF {
 					if m.Done() != sess.Done() {

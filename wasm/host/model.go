@@ -128,10 +128,10 @@ func (m *Model) prompt(ctx context.Context, opts option.Options, name string, da
 	return string(echo), err
 }
 
-// Step generates one token and returns the text it completes, which may be
+// Next generates one token and returns the text it completes, which may be
 // empty. At the end it returns io.EOF, with the last of the text; Done then
 // says why.
-func (m *Model) Step(ctx context.Context) (piece string, err error) {
+func (m *Model) Next(ctx context.Context) (piece string, err error) {
 	if err := m.lock(); err != nil {
 		return "", err
 	}
@@ -161,7 +161,7 @@ func (m *Model) Step(ctx context.Context) (piece string, err error) {
 	return string(b), io.EOF
 }
 
-// Token returns the token that the last Step sampled, or -1 if it sampled
+// Token returns the token that the last Next sampled, or -1 if it sampled
 // none (generation had reached its length or the context's end).
 func (m *Model) Token() int {
 	m.r.mu.Lock()
@@ -215,7 +215,7 @@ func (m *Model) Generate(ctx context.Context, prompt string, opts option.Options
 		return err
 	}
 	for {
-		piece, err := m.Step(ctx)
+		piece, err := m.Next(ctx)
 		if piece != "" {
 			if err := emit(piece); err != nil {
 				return err
