@@ -68,6 +68,9 @@ func (s *Session) Model() *Model { return s.m }
 // Tokens returns every token of the session so far, prompt included.
 func (s *Session) Tokens() []int { return s.tokens }
 
+// Generated returns how many tokens Next has sampled.
+func (s *Session) Generated() int { return s.generated }
+
 // Done returns why generation ended (DoneEOS, DoneStop, DoneLength or
 // DoneContext), or "" while it goes on.
 func (s *Session) Done() string { return s.done }

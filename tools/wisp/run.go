@@ -78,7 +78,7 @@ tokenizer.bin (-z), converted in memory.`, stderr)
 		return out.Flush()
 	}
 	t1 := time.Now()
-	echo, err := be.Start(ids, opt)
+	echo, err := be.PromptTokens(ids, opt)
 	if err != nil {
 		return err
 	}
