@@ -136,7 +136,7 @@ bench: wisp site models site/node_modules
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./simd ./engine ./wasm/host
 
-# The llama.cpp oracle (tools/oracle/README.md): the prebuilt native
+# The llama.cpp oracle (internal/oracle/README.md): the prebuilt native
 # llama.cpp from npm, and a small C program linked against its shared
 # libraries that quantizes, dequantizes and evaluates GGUF files.
 ORACLE_DIR ?= build/oracle
@@ -153,7 +153,7 @@ $(ORACLE_LIB)/libllama.v0.5.0.so:
 	npm install --prefix $(ORACLE_DIR) --no-audit --no-fund --no-save $(ORACLE_NPM)
 	@touch $@
 
-$(ORACLE_DIR)/oracle: tools/oracle/csrc/oracle.c $(ORACLE_LIB)/libllama.v0.5.0.so
+$(ORACLE_DIR)/oracle: internal/oracle/csrc/oracle.c $(ORACLE_LIB)/libllama.v0.5.0.so
 	$(ORACLE_CC) -std=c11 -O2 -Wall -Wextra -DORACLE_LIBDIR='"$(abspath $(ORACLE_LIB))"' -o $@ $< \
 		-L$(ORACLE_LIB) -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so \
 		-Wl,-rpath,$(abspath $(ORACLE_LIB))
@@ -168,7 +168,7 @@ $(ORACLE_DIR)/llamabench: tools/bench/csrc/llamabench.c $(ORACLE_LIB)/libllama.v
 # The llama.cpp fixtures of the engine's oracle tests, remade from fixed
 # seeds: testdata/llamacpp.
 oracle-fixtures: oracle
-	$(GO) run ./tools/oracle/fixtures -oracle $(ORACLE_DIR)/oracle -out testdata/llamacpp
+	$(GO) run ./internal/oracle/fixtures -oracle $(ORACLE_DIR)/oracle -out testdata/llamacpp
 
 clean:
 	rm -rf bin site/wasm

@@ -10,8 +10,9 @@ import (
 	"wisp/engine"
 	"wisp/engine/gguf"
 	"wisp/engine/option"
+	"wisp/internal/llama2c"
 	"wisp/internal/sharedfiles"
-	"wisp/tools/synth"
+	"wisp/internal/synth"
 )
 
 // generate runs a session to the end and returns the echo and the text.
@@ -40,7 +41,7 @@ func generate(t testing.TB, m *engine.Model, prompt string, opt option.Options) 
 
 func loadStories(t testing.TB, typ gguf.TensorType) *engine.Model {
 	t.Helper()
-	b, err := sharedfiles.Stories260K(typ)
+	b, err := llama2c.Stories260K(typ)
 	if err != nil {
 		t.Fatal(err)
 	}

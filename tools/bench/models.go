@@ -13,8 +13,8 @@ import (
 	"wisp/engine"
 	"wisp/engine/gguf"
 	"wisp/engine/option"
-	"wisp/tools/llama2c"
-	"wisp/tools/synth"
+	"wisp/internal/llama2c"
+	"wisp/internal/synth"
 )
 
 // modelSpec is one model the bench measures, in F16 and F32 files.

@@ -9,13 +9,13 @@ import (
 	"wisp/engine"
 	"wisp/engine/gguf"
 	"wisp/engine/option"
-	"wisp/internal/sharedfiles"
-	"wisp/tools/synth"
+	"wisp/internal/llama2c"
+	"wisp/internal/synth"
 )
 
 func stories(t *testing.T, typ gguf.TensorType) *engine.Model {
 	t.Helper()
-	b, err := sharedfiles.Stories260K(typ)
+	b, err := llama2c.Stories260K(typ)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,9 +11,9 @@ import (
 	"wisp/engine"
 	"wisp/engine/gguf"
 	"wisp/engine/option"
-	"wisp/tools/fp16"
+	"wisp/internal/fp16"
+	"wisp/internal/synth"
 	"wisp/tools/prune"
-	"wisp/tools/synth"
 )
 
 // widthsOf returns how many neurons and groups each block of a selection

@@ -29,8 +29,8 @@ import (
 	"wisp/engine"
 	"wisp/engine/gguf"
 	"wisp/engine/option"
+	"wisp/internal/llama2c"
 	"wisp/tools/eval"
-	"wisp/tools/llama2c"
 	"wisp/tools/prune"
 )
 

@@ -11,7 +11,7 @@ import (
 	"wisp/engine"
 	"wisp/engine/gguf"
 	"wisp/engine/option"
-	"wisp/tools/synth"
+	"wisp/internal/synth"
 )
 
 // stories15M returns a random model of the shape of TinyStories-15M, made

@@ -14,7 +14,7 @@ import (
 	"wisp/engine"
 	"wisp/engine/gguf"
 	"wisp/engine/option"
-	"wisp/tools/synth"
+	"wisp/internal/synth"
 	"wisp/wasm/abi"
 )
 

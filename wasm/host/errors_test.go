@@ -10,8 +10,8 @@ import (
 
 	"wisp/engine/gguf"
 	"wisp/engine/option"
+	"wisp/internal/synth"
 	"wisp/simd"
-	"wisp/tools/synth"
 	"wisp/wasm/abi"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	"wisp/engine/gguf"
 	"wisp/engine/option"
-	"wisp/tools/synth"
+	"wisp/internal/synth"
 	"wisp/wasm/host"
 )
 

@@ -8,7 +8,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,8 +16,9 @@ import (
 	"wisp/engine"
 	"wisp/engine/gguf"
 	"wisp/engine/option"
-	"wisp/tools/llama2c"
-	"wisp/tools/synth"
+	"wisp/internal/llama2c"
+	"wisp/internal/sharedfiles"
+	"wisp/internal/synth"
 )
 
 // The engine module, built once by TestMain, and a compilation cache shared
@@ -78,15 +78,12 @@ Lily's mom said, "Lily, let's go to the park." Lily was sad and didn't know what
 Lily was sad and didn't know what to do. She said, "I'm sorry, Lily. I didn't know what to do."
 Lily didn't want to help her mom, so she`
 
-// modelsDir holds the reference models shared by the developers' machines.
-const modelsDir = "../../../shared/models"
-
 func TestStories260K(t *testing.T) {
-	ck, err := os.ReadFile(filepath.Join(modelsDir, "stories260K.bin"))
+	ck, err := sharedfiles.Read("models/stories260K.bin")
 	if err != nil {
 		t.Skip("reference model missing:", err)
 	}
-	tok, err := os.ReadFile(filepath.Join(modelsDir, "tok512.bin"))
+	tok, err := sharedfiles.Read("models/tok512.bin")
 	if err != nil {
 		t.Skip("reference tokenizer missing:", err)
 	}

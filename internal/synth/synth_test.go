@@ -11,7 +11,7 @@ import (
 	"wisp/engine"
 	"wisp/engine/gguf"
 	"wisp/engine/option"
-	"wisp/tools/synth"
+	"wisp/internal/synth"
 )
 
 // small shapes: every architecture, grouped and multi-head attention, tied

@@ -12,8 +12,8 @@ import (
 	"sort"
 
 	"wisp/engine/gguf"
+	"wisp/internal/fp16"
 	"wisp/simd"
-	"wisp/tools/fp16"
 )
 
 // Shape is a model's architecture and dimensions.
