@@ -238,7 +238,7 @@ export class Engine {
     this.info = null;
     /** Tokens in the last prompt. */
     this.promptTokens = 0;
-    /** The token the last step sampled, or -1. */
+    /** The token the last next() sampled, or -1. */
     this.token = -1;
   }
 
@@ -428,12 +428,12 @@ export class Engine {
   }
 
   /**
-   * step samples one token and returns its text (possibly empty), whether
-   * generation has ended, and the token (-1 when the last step sampled
-   * none).
+   * next samples one token (wisp_step; engine.Session.Next in Go) and
+   * returns its text (possibly empty), whether generation has ended, and
+   * the token (-1 when it sampled none).
    * @returns {{piece: string, done: boolean, token: number}}
    */
-  step() {
+  next() {
     const st = this.status('wisp_step');
     const piece = this.string('wisp_piece_ptr', 'wisp_piece_len');
     this.token = this.call('wisp_token') | 0;
@@ -457,7 +457,7 @@ export class Engine {
     const echo = this.prompt(prompt, options);
     if (options.echo && echo) yield echo;
     for (;;) {
-      const { piece, done } = this.step();
+      const { piece, done } = this.next();
       if (piece) yield piece;
       if (done) return this.doneReason;
     }
