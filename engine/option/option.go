@@ -5,8 +5,10 @@
 // this struct; Validate is the one validation; Describe lists the options for
 // the JavaScript side, whose table (site/abi.js) is generated from it.
 //
-// Adding an option is adding a field here, with its tags, and its default
-// to site/wisp.js's DEFAULTS (a site test fails until the two agree).
+// Adding an option is adding a field here, with its tags, then make abi
+// (go test fails until site/abi.js is regenerated), its default in
+// site/wisp.js's DEFAULTS and its line in wisp.d.ts's GenerateOptions
+// (site/test/options.test.js fails until they agree with the tags).
 package option
 
 import (

@@ -1,8 +1,11 @@
-// Package abi holds the data that crosses the boundary of wisp's WebAssembly
-// module (wisp/wasm/module): its status codes and the JSON documents it
-// writes (the options it reads are wisp/engine/option.Options). The module and its hosts (wisp/wasm/host, the site's
-// JavaScript) share these definitions; the functions themselves are
-// documented in wisp/wasm/module.
+// Package abi is the one table of wisp's WebAssembly module's interface
+// (wisp/wasm/module): its version, its exports with their wasm signatures,
+// its status codes and the JSON documents it writes (the options it reads
+// are wisp/engine/option.Options). The module and the wazero host
+// (wisp/wasm/host) use these definitions, site/abi.js is generated from
+// them for the page, and tests hold the module's exports, its doc.go and
+// site/engine.js to them; the functions themselves are documented in
+// wisp/wasm/module.
 package abi
 
 // Version is the ABI version that the module's wisp_abi_version export
