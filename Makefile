@@ -32,9 +32,9 @@ site/wasm/%.wasm: simd/%.wasm
 	@mkdir -p site/wasm
 	cp $< $@
 
-# site/abi.js: the page's copy of the module's interface and of the
-# generation options (wisp/wasm/abi, wisp/engine/option), committed;
-# go test fails while it is stale.
+# site/abi.js and abi.d.ts: the page's copy of the module's interface and
+# of the generation options (wisp/wasm/abi, wisp/engine/option), committed;
+# go test fails while they are stale.
 abi:
 	$(GO) generate ./wasm/abi
 

@@ -3,12 +3,14 @@
 // default the front ends (wisp run, the page) use, and wisp run's flag for
 // it. The engine, the wasm module, its hosts and the command line all take
 // this struct; Validate is the one validation; Describe lists the options for
-// the JavaScript side, whose table (site/abi.js) is generated from it.
+// the JavaScript side, whose table (site/abi.js, abi.d.ts) is generated
+// from it.
 //
-// Adding an option is adding a field here, with its tags, then make abi
-// (go test fails until site/abi.js is regenerated), its default in
-// site/wisp.js's DEFAULTS and its line in wisp.d.ts's GenerateOptions
-// (site/test/options.test.js fails until they agree with the tags).
+// Adding an option is adding a field here, with its doc and tags, then
+// make abi (go test fails until site/abi.js and abi.d.ts, which carry its
+// kind, range, default and doc to the page, are regenerated), and its
+// default in site/wisp.js's DEFAULTS (site/test/options.test.js fails until
+// it agrees with the tag).
 package option
 
 import (

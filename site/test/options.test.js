@@ -1,7 +1,8 @@
 // options.test.js: the page's generation options against the engine's.
-// abi.js's OPTIONS is generated from wisp/engine/option.Options (make abi);
-// wisp.js's DEFAULTS and wisp.d.ts's GenerateOptions are written by hand,
-// and must name the same options with the same defaults and types.
+// abi.js's OPTIONS and abi.d.ts's EngineOptions are generated from
+// wisp/engine/option.Options (make abi); wisp.js's DEFAULTS is written by
+// hand and must name the same options with the same defaults, and
+// wisp.d.ts's GenerateOptions must add only the page's own to them.
 
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -25,13 +26,18 @@ test('DEFAULTS has every engine option, with its default', () => {
   }
 });
 
-test("wisp.d.ts's GenerateOptions has every option, with its type", async () => {
-  const dts = await readFile(path.join(site, 'wisp.d.ts'), 'utf8');
-  const body = dts.match(/export interface GenerateOptions \{([^}]*)\}/)[1];
-  const declared = Object.fromEntries([...body.matchAll(/^\s*(\w+)\?: ([^;]+);/gm)].map((m) => [m[1], m[2]]));
-  const want = { ...pageOnly };
+test("wisp.d.ts's GenerateOptions is abi.d.ts's EngineOptions and the page's own", async () => {
+  const members = (file, iface) => {
+    const body = file.match(new RegExp(`export interface ${iface}[^{]*\\{([^}]*)\\}`))[1];
+    return Object.fromEntries([...body.matchAll(/^\s*(\w+)\?: ([^;]+);/gm)].map((m) => [m[1], m[2]]));
+  };
+  const wisp = await readFile(path.join(site, 'wisp.d.ts'), 'utf8');
+  assert.match(wisp, /export interface GenerateOptions extends EngineOptions \{/);
+  assert.deepEqual(members(wisp, 'GenerateOptions'), pageOnly);
+  const abi = await readFile(path.join(site, 'abi.d.ts'), 'utf8');
+  const want = {};
   for (const o of OPTIONS) want[o.name] = o.kind === 'strings' ? 'string[]' : 'number';
-  assert.deepEqual(declared, want);
+  assert.deepEqual(members(abi, 'EngineOptions'), want);
 });
 
 test('engineOptions refuses what the engine would, with code options', () => {

@@ -2,11 +2,13 @@
 // (wisp/wasm/module): its version, its exports with their wasm signatures,
 // its status codes and the JSON documents it writes (the options it reads
 // are wisp/engine/option.Options). The module and the wazero host
-// (wisp/wasm/host) use these definitions, site/abi.js is generated from
-// them for the page, and tests hold the module's exports, its doc.go and
+// (wisp/wasm/host) use these definitions, site/abi.js and abi.d.ts are
+// generated from them for the page (internal/jsgen), and tests hold the module's exports, its doc.go and
 // site/engine.js to them; the functions themselves are documented in
 // wisp/wasm/module.
 package abi
+
+//go:generate go run ./internal/writejs ../../site
 
 // Version is the ABI version that the module's wisp_abi_version export
 // returns. It changes whenever an export changes meaning, or the JSON of

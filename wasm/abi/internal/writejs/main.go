@@ -1,21 +1,30 @@
-// Command writejs writes site/abi.js (wisp/wasm/abi.JavaScript) to the file
-// named by its argument: go generate ./wasm/abi runs it.
+// Command writejs writes site/abi.js and site/abi.d.ts (see
+// wisp/wasm/abi/internal/jsgen) into the folder named by its argument: go
+// generate ./wasm/abi runs it.
 package main
 
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
-	"wisp/wasm/abi"
+	"wisp/wasm/abi/internal/jsgen"
 )
 
 func main() {
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: writejs OUT.js")
+		fmt.Fprintln(os.Stderr, "usage: writejs SITE_DIR")
 		os.Exit(2)
 	}
-	if err := os.WriteFile(os.Args[1], abi.JavaScript(), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	dts, err := jsgen.DTS()
+	if err == nil {
+		err = os.WriteFile(filepath.Join(os.Args[1], "abi.js"), jsgen.JS(), 0o644)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(os.Args[1], "abi.d.ts"), dts, 0o644)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "writejs:", err)
 		os.Exit(1)
 	}
 }
