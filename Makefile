@@ -6,7 +6,7 @@ WAT2WASM ?= wat2wasm
 SHARED   ?= ../shared
 MODELS   ?= models
 
-.PHONY: all demo serve site test test-go test-site bench-site bench-memory bench-go corpus kjv-model prune-table quant-table kernels kernels-check bench wisp models clean oracle oracle-fixtures chatref chat-fixtures
+.PHONY: all abi demo serve site test test-go test-site bench-site bench-memory bench-go corpus kjv-model prune-table quant-table kernels kernels-check bench wisp models clean oracle oracle-fixtures chatref chat-fixtures
 
 all: wisp kernels site
 
@@ -31,6 +31,12 @@ site/wasm/wisp.wasm: $(ENGINE_SRC)
 site/wasm/%.wasm: simd/%.wasm
 	@mkdir -p site/wasm
 	cp $< $@
+
+# site/abi.js and abi.d.ts: the page's copy of the module's interface and
+# of the generation options (wisp/wasm/abi, wisp/engine/option), committed;
+# go test fails while they are stale.
+abi:
+	$(GO) generate ./wasm/abi
 
 # The browser tests: headless Chromium (Debian's, installed when missing)
 # driven by playwright-core from npm, and the same loader in Node.
@@ -134,7 +140,7 @@ bench: wisp site models site/node_modules
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./simd ./engine ./wasm/host
 
-# The llama.cpp oracle (tools/oracle/README.md): the prebuilt native
+# The llama.cpp oracle (internal/oracle/README.md): the prebuilt native
 # llama.cpp from npm, and a small C program linked against its shared
 # libraries that quantizes, dequantizes and evaluates GGUF files.
 ORACLE_DIR ?= build/oracle
@@ -151,7 +157,7 @@ $(ORACLE_LIB)/libllama.v0.5.0.so:
 	npm install --prefix $(ORACLE_DIR) --no-audit --no-fund --no-save $(ORACLE_NPM)
 	@touch $@
 
-$(ORACLE_DIR)/oracle: tools/oracle/csrc/oracle.c $(ORACLE_LIB)/libllama.v0.5.0.so
+$(ORACLE_DIR)/oracle: internal/oracle/csrc/oracle.c $(ORACLE_LIB)/libllama.v0.5.0.so
 	$(ORACLE_CC) -std=c11 -O2 -Wall -Wextra -DORACLE_LIBDIR='"$(abspath $(ORACLE_LIB))"' -o $@ $< \
 		-L$(ORACLE_LIB) -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so \
 		-Wl,-rpath,$(abspath $(ORACLE_LIB))
@@ -166,7 +172,7 @@ $(ORACLE_DIR)/llamabench: tools/bench/csrc/llamabench.c $(ORACLE_LIB)/libllama.v
 # The llama.cpp fixtures of the engine's oracle tests, remade from fixed
 # seeds: testdata/llamacpp.
 oracle-fixtures: oracle
-	$(GO) run ./tools/oracle/fixtures -oracle $(ORACLE_DIR)/oracle -out testdata/llamacpp
+	$(GO) run ./internal/oracle/fixtures -oracle $(ORACLE_DIR)/oracle -out testdata/llamacpp
 
 clean:
 	rm -rf bin site/wasm

@@ -11,7 +11,7 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/tools/synth"
+	"wisp/internal/synth"
 )
 
 // checkShape is small, with rows of a multiple of 256 so that every

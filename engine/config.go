@@ -86,13 +86,15 @@ func (c *Config) KVDim() int { return c.KVHeads * c.HeadDim }
 func (c *Config) QDim() int { return c.Heads * c.HeadDim }
 
 // Limits on hyperparameters. They are far above any model wisp targets and
-// keep a hostile file from asking for absurd allocations.
+// keep a hostile file from asking for absurd allocations; the tools that
+// write models (tools/hf, internal/synth) refuse what the engine would.
 const (
-	maxDim     = 1 << 16
-	maxLayers  = 1 << 10
-	maxHeads   = 1 << 12
-	maxVocab   = 1 << 22
-	maxContext = 1 << 22
+	MaxDim     = 1 << 16    // embedding length, a head's size, all heads' width
+	MaxHidden  = 4 * MaxDim // feed-forward length
+	MaxLayers  = 1 << 10    // blocks
+	MaxHeads   = 1 << 12    // attention heads, and key/value heads
+	MaxVocab   = 1 << 22    // tokens
+	MaxContext = 1 << 22    // positions
 )
 
 // ConfigFromGGUF reads the hyperparameters of a llama or qwen2 model.
@@ -121,9 +123,9 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 		dst *int
 		max int
 	}{
-		{"context_length", &c.ContextLen, maxContext},
-		{"embedding_length", &c.Dim, maxDim},
-		{"block_count", &c.Layers, maxLayers},
+		{"context_length", &c.ContextLen, MaxContext},
+		{"embedding_length", &c.Dim, MaxDim},
+		{"block_count", &c.Layers, MaxLayers},
 	}
 	for _, k := range ints {
 		key := arch + "." + k.key
@@ -137,15 +139,15 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 		*k.dst = int(v)
 	}
 	// The widths, each one per block, for now.
-	hidden, err := perBlock(f, arch+".feed_forward_length", c.Layers, maxDim*4)
+	hidden, err := perBlock(f, arch+".feed_forward_length", c.Layers, MaxHidden)
 	if err != nil {
 		return c, err
 	}
-	heads, err := perBlock(f, arch+".attention.head_count", c.Layers, maxHeads)
+	heads, err := perBlock(f, arch+".attention.head_count", c.Layers, MaxHeads)
 	if err != nil {
 		return c, err
 	}
-	kvHeads, err := perBlock(f, arch+".attention.head_count_kv", c.Layers, maxHeads)
+	kvHeads, err := perBlock(f, arch+".attention.head_count_kv", c.Layers, MaxHeads)
 	if errors.Is(err, gguf.ErrMissing) {
 		kvHeads, err = heads, nil // as many key/value heads as heads
 	}
@@ -186,8 +188,8 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	// The head size is attention.key_length when given (a model whose heads
 	// were pruned has Heads·HeadDim < Dim), else Dim / Heads.
 	if v, err := f.Uint(arch + ".attention.key_length"); err == nil {
-		if v == 0 || v > maxDim {
-			return c, fmt.Errorf("engine: %s.attention.key_length = %d is out of range [1, %d]", arch, v, maxDim)
+		if v == 0 || v > MaxDim {
+			return c, fmt.Errorf("engine: %s.attention.key_length = %d is out of range [1, %d]", arch, v, MaxDim)
 		}
 		c.HeadDim = int(v)
 	} else if !errors.Is(err, gguf.ErrMissing) {
@@ -204,8 +206,8 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	if c.HeadDim%2 != 0 {
 		return c, fmt.Errorf("engine: head size %d is odd; RoPE needs pairs", c.HeadDim)
 	}
-	if c.QDim() > maxDim {
-		return c, fmt.Errorf("engine: %d heads of %d values are more than %d", c.Heads, c.HeadDim, maxDim)
+	if c.QDim() > MaxDim {
+		return c, fmt.Errorf("engine: %d heads of %d values are more than %d", c.Heads, c.HeadDim, MaxDim)
 	}
 	for _, key := range []string{".rope.dimension_count", ".attention.value_length"} {
 		if v, err := f.Uint(arch + key); err == nil && v != uint64(c.HeadDim) {

@@ -43,11 +43,9 @@ type State struct {
 // the difference in a model whose blocks differ in width but keeps the
 // cache one simple array.
 func (m *Model) NewState(ctx int) (*State, error) {
-	if ctx <= 0 {
-		ctx = m.ContextLen
-	}
-	if ctx > m.ContextLen {
-		return nil, fmt.Errorf("engine: context of %d positions is longer than the model's %d", ctx, m.ContextLen)
+	ctx, err := m.Positions(ctx)
+	if err != nil {
+		return nil, err
 	}
 	c := &m.Config
 	kvd := c.KVDim()
@@ -74,6 +72,19 @@ func (m *Model) NewState(ctx int) (*State, error) {
 		att:    make([]float32, ctx),
 	}
 	return s, nil
+}
+
+// Positions returns how many positions NewState(ctx) holds: ctx, or the
+// model's context length for ctx <= 0; a context longer than the model's
+// is an error.
+func (m *Model) Positions(ctx int) (int, error) {
+	if ctx <= 0 {
+		return m.ContextLen, nil
+	}
+	if ctx > m.ContextLen {
+		return 0, fmt.Errorf("engine: context of %d positions is longer than the model's %d", ctx, m.ContextLen)
+	}
+	return ctx, nil
 }
 
 // StateBytes returns about how many bytes a State of ctx positions holds

@@ -195,8 +195,8 @@ func (l *loader) walk() {
 	emb := l.matrix("token_embd.weight", -1, c.Dim)
 	if l.err == nil {
 		m.VocabSize = emb.Rows
-		if m.VocabSize > maxVocab {
-			l.err = fmt.Errorf("engine: vocabulary of %d tokens is larger than %d", m.VocabSize, maxVocab)
+		if m.VocabSize > MaxVocab {
+			l.err = fmt.Errorf("engine: vocabulary of %d tokens is larger than %d", m.VocabSize, MaxVocab)
 			return
 		}
 		if n := m.Tokenizer.Len(); n != m.VocabSize {

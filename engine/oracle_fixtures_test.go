@@ -5,11 +5,11 @@ import (
 	"sort"
 	"testing"
 
-	"wisp/tools/oracle"
+	"wisp/internal/oracle"
 )
 
 // The tests in this file check wisp against llama.cpp through the
-// committed fixtures of testdata/llamacpp (tools/oracle/README.md): models
+// committed fixtures of testdata/llamacpp (internal/oracle/README.md): models
 // that llama.cpp quantized, with llama.cpp's own dequantization of them
 // (as digests) and its logits. They need no llama.cpp.
 
@@ -29,7 +29,7 @@ import (
 // these random models a change of 1e-5 in the norm weights alone moves the
 // logits by about 1 % of their range. So the two engines' logits differ
 // by about as much as each differs from the unquantized products: over
-// the fixtures of twelve seeds (tools/oracle/README.md) at most 1.6 % of
+// the fixtures of twelve seeds (internal/oracle/README.md) at most 1.6 % of
 // the range for the formats of blocks of 32, 2.4 % for the k-quants (whose
 // inputs llama.cpp rounds in blocks of 256) and 0.5 % for BF16 (no
 // 8-bit rounding, no discontinuity). The bounds are a little above those.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"wisp/tools/oracle"
+	"wisp/internal/oracle"
 )
 
 // TestOracleLive runs llama.cpp itself (make oracle builds it; the test is

@@ -10,8 +10,8 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
+	"wisp/internal/synth"
 	"wisp/simd"
-	"wisp/tools/synth"
 )
 
 // refQTypes maps the quantized GGUF types to their formats.

@@ -18,8 +18,8 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
+	"wisp/internal/synth"
 	"wisp/simd"
-	"wisp/tools/synth"
 )
 
 // refMatrix is a rows×cols matrix in row-major order. A quantized matrix

@@ -7,23 +7,10 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"wisp/engine/option"
 	"wisp/engine/sample"
 	"wisp/engine/tokenizer"
 )
-
-// SessionOptions configures a Session.
-type SessionOptions struct {
-	// Context is the number of positions to hold; 0 means the model's
-	// context length (which may need a lot of memory for large models).
-	Context int
-	// Sample chooses how tokens are picked; the zero value is greedy.
-	Sample sample.Options
-	// MaxTokens is how many tokens Next may generate after the prompt; 0
-	// means until the context is full.
-	MaxTokens int
-	// Stop lists strings that end generation; the text is cut before them.
-	Stop []string
-}
 
 // Why generation ended, as reported by Session.Done.
 const (
@@ -40,7 +27,7 @@ type Session struct {
 	tok     *tokenizer.Tokenizer
 	state   *State
 	sampler *sample.Sampler
-	opt     SessionOptions
+	opt     option.Options
 
 	tokens    []int     // every token evaluated or pending, prompt included
 	logits    []float32 // the logits after the last evaluated token
@@ -54,24 +41,21 @@ type Session struct {
 	maxStop int
 }
 
-// NewSession starts a session on the model.
-func (m *Model) NewSession(opt SessionOptions) (*Session, error) {
-	if opt.MaxTokens < 0 {
-		return nil, fmt.Errorf("engine: max tokens %d is negative", opt.MaxTokens)
+// NewSession starts a session on the model with the options.
+func (m *Model) NewSession(opt option.Options) (*Session, error) {
+	if err := opt.Validate(); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
 	}
 	st, err := m.NewState(opt.Context)
 	if err != nil {
 		return nil, err
 	}
-	smp, err := sample.New(opt.Sample)
+	smp, err := sample.New(opt)
 	if err != nil {
 		return nil, err
 	}
 	s := &Session{m: m, tok: m.Tokenizer, state: st, sampler: smp, opt: opt, pending: -1}
 	for _, stop := range opt.Stop {
-		if stop == "" {
-			return nil, errors.New("engine: empty stop string")
-		}
 		s.maxStop = max(s.maxStop, len(stop))
 	}
 	s.dec = s.tok.NewDecoder()
@@ -83,6 +67,9 @@ func (s *Session) Model() *Model { return s.m }
 
 // Tokens returns every token of the session so far, prompt included.
 func (s *Session) Tokens() []int { return s.tokens }
+
+// Generated returns how many tokens Next has sampled.
+func (s *Session) Generated() int { return s.generated }
 
 // Done returns why generation ended (DoneEOS, DoneStop, DoneLength or
 // DoneContext), or "" while it goes on.

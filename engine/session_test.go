@@ -9,13 +9,14 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/engine/sample"
+	"wisp/engine/option"
+	"wisp/internal/llama2c"
 	"wisp/internal/sharedfiles"
-	"wisp/tools/synth"
+	"wisp/internal/synth"
 )
 
 // generate runs a session to the end and returns the echo and the text.
-func generate(t testing.TB, m *engine.Model, prompt string, opt engine.SessionOptions) (string, string) {
+func generate(t testing.TB, m *engine.Model, prompt string, opt option.Options) (string, string) {
 	t.Helper()
 	s, err := m.NewSession(opt)
 	if err != nil {
@@ -40,7 +41,7 @@ func generate(t testing.TB, m *engine.Model, prompt string, opt engine.SessionOp
 
 func loadStories(t testing.TB, typ gguf.TensorType) *engine.Model {
 	t.Helper()
-	b, err := sharedfiles.Stories260K(typ)
+	b, err := llama2c.Stories260K(typ)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func TestStories260KKnownGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := loadStories(t, gguf.F32)
-	echo, got := generate(t, m, "", engine.SessionOptions{Context: 200, MaxTokens: 200})
+	echo, got := generate(t, m, "", option.Options{Context: 200, MaxTokens: 200})
 	if echo+got+"\n" != want {
 		t.Errorf("stories260K F32 greedy:\ngot  %q\nwant %q", echo+got+"\n", want)
 	}
@@ -74,7 +75,7 @@ func TestStories260KF16(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := loadStories(t, gguf.F16)
-	_, got := generate(t, m, "", engine.SessionOptions{Context: 200, MaxTokens: 200})
+	_, got := generate(t, m, "", option.Options{Context: 200, MaxTokens: 200})
 	n := 0
 	for n < len(got) && n < len(want) && got[n] == want[n] {
 		n++
@@ -102,7 +103,7 @@ var tiny = synth.Shape{Arch: "llama", Dim: 32, HiddenDim: 48, Layers: 2, Heads: 
 
 func TestPromptLongerThanContext(t *testing.T) {
 	m := randomModel(t, tiny, gguf.F32)
-	s, err := m.NewSession(engine.SessionOptions{Context: 8})
+	s, err := m.NewSession(option.Options{Context: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,14 +111,14 @@ func TestPromptLongerThanContext(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "context holds 8") {
 		t.Fatalf("got error %v, want one saying the context holds 8", err)
 	}
-	if _, err := m.NewSession(engine.SessionOptions{Context: 65}); err == nil {
+	if _, err := m.NewSession(option.Options{Context: 65}); err == nil {
 		t.Error("a context longer than the model's was accepted")
 	}
 }
 
 func TestContextFull(t *testing.T) {
 	m := randomModel(t, tiny, gguf.F32)
-	s, err := m.NewSession(engine.SessionOptions{Context: 10})
+	s, err := m.NewSession(option.Options{Context: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func TestContextFull(t *testing.T) {
 
 func TestInvalidUTF8Prompt(t *testing.T) {
 	m := randomModel(t, tiny, gguf.F32)
-	s, err := m.NewSession(engine.SessionOptions{})
+	s, err := m.NewSession(option.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,13 +162,13 @@ func TestInvalidUTF8Prompt(t *testing.T) {
 // the string spans several tokens, and that the text before it is intact.
 func TestStopStrings(t *testing.T) {
 	m := loadStories(t, gguf.F32)
-	_, full := generate(t, m, "", engine.SessionOptions{Context: 200, MaxTokens: 100})
+	_, full := generate(t, m, "", option.Options{Context: 200, MaxTokens: 100})
 	for _, stop := range []string{"red ball", "Lily", ".", "\n", ", \""} {
 		i := strings.Index(full, stop)
 		if i < 0 {
 			t.Fatalf("the stop string %q is not in the text", stop)
 		}
-		_, got := generate(t, m, "", engine.SessionOptions{Context: 200, MaxTokens: 100, Stop: []string{"never", stop}})
+		_, got := generate(t, m, "", option.Options{Context: 200, MaxTokens: 100, Stop: []string{"never", stop}})
 		if got != full[:i] {
 			t.Errorf("stop %q: got %q, want %q", stop, got, full[:i])
 		}
@@ -178,10 +179,10 @@ func TestStopStrings(t *testing.T) {
 // ends for the same reason, with a stop string and without.
 func TestRest(t *testing.T) {
 	m := loadStories(t, gguf.F32)
-	for _, opt := range []engine.SessionOptions{
+	for _, opt := range []option.Options{
 		{Context: 200, MaxTokens: 100},
 		{Context: 200, MaxTokens: 100, Stop: []string{"."}},
-		{Context: 40, Sample: sample.Options{Temperature: 1, Seed: 3}},
+		{Context: 40, Temperature: 1, Seed: 3},
 	} {
 		_, want := generate(t, m, "Once", opt)
 		s, err := m.NewSession(opt)
@@ -206,8 +207,8 @@ func TestRest(t *testing.T) {
 func TestSeededSampling(t *testing.T) {
 	m := loadStories(t, gguf.F32)
 	run := func(seed uint64) string {
-		_, s := generate(t, m, "Once upon a time", engine.SessionOptions{Context: 100, MaxTokens: 60,
-			Sample: sample.Options{Temperature: 1, TopP: 0.9, Seed: seed}})
+		_, s := generate(t, m, "Once upon a time", option.Options{Context: 100, MaxTokens: 60,
+			Temperature: 1, TopP: 0.9, Seed: seed})
 		return s
 	}
 	a, b, c := run(42), run(42), run(43)
@@ -223,7 +224,7 @@ func TestSeededSampling(t *testing.T) {
 // the leading space SentencePiece adds removed, as llama2.c prints it.
 func TestEchoAndSpaceAfterBOS(t *testing.T) {
 	m := loadStories(t, gguf.F32)
-	echo, _ := generate(t, m, "Once upon a time", engine.SessionOptions{Context: 20, MaxTokens: 1})
+	echo, _ := generate(t, m, "Once upon a time", option.Options{Context: 20, MaxTokens: 1})
 	if echo != "Once upon a time" {
 		t.Errorf("echo %q", echo)
 	}
@@ -245,7 +246,7 @@ func BenchmarkDecode(b *testing.B) {
 			const steps = 64
 			b.ResetTimer()
 			for range b.N {
-				s, err := m.NewSession(engine.SessionOptions{Context: steps + 2, MaxTokens: steps})
+				s, err := m.NewSession(option.Options{Context: steps + 2, MaxTokens: steps})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -293,7 +294,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	s, _ := m.NewSession(engine.SessionOptions{MaxTokens: 5})
+	s, _ := m.NewSession(option.Options{MaxTokens: 5})
 	s.Prompt("hello")
 	n := 0
 	for {

@@ -18,6 +18,9 @@ const ui = {
   error: $('error'), echo: $('echo'), continuation: $('continuation'), stats: $('stats'),
 };
 
+// The sampling settings start at the API's defaults.
+for (const k of ['temperature', 'topP', 'topK', 'maxTokens']) ui[k].value = String(wisp.DEFAULTS[k]);
+
 let model = null; // the loaded wisp.Model
 let loading = null; // AbortController of the load under way
 let generation = null; // the wisp.Generation under way
@@ -194,12 +197,13 @@ async function generate() {
   if (!model) return;
   clearError();
   const prompt = ui.prompt.value;
-  const temperature = number(ui.temperature, 1);
+  const d = wisp.DEFAULTS; // an empty or invalid field takes the API's default
+  const temperature = number(ui.temperature, d.temperature);
   const options = {
     temperature,
-    topP: number(ui.topP, 0.9),
-    topK: Math.floor(number(ui.topK, 0)),
-    maxTokens: Math.max(1, Math.floor(number(ui.maxTokens, 256))),
+    topP: number(ui.topP, d.topP),
+    topK: Math.floor(number(ui.topK, d.topK)),
+    maxTokens: Math.max(1, Math.floor(number(ui.maxTokens, d.maxTokens))),
     seed: ui.seed.value ? Math.floor(number(ui.seed, 1)) || 1 : undefined,
   };
   ui.echo.textContent = prompt;

@@ -9,15 +9,15 @@
 // the engine's memory and the table, which they fill when instantiated;
 // then the engine's _initialize runs.
 
+import { ABI_VERSION, EXPORTS, OPTIONS, Status } from './abi.js';
 import { createWASI } from './wasi.js';
 
-/** ABI_VERSION is the engine ABI this file speaks (abi.Version). */
-export const ABI_VERSION = 2;
+// The engine ABI this file speaks (abi.Version) and the status codes of its
+// exports (abi.Status*), from abi.js.
+export { ABI_VERSION, Status };
 
-/** Status codes of the engine's exports (abi.Status*). */
-export const Status = Object.freeze({ OK: 0, DONE: 1, FAILED: -1, USAGE: -2, MEMORY: -3, PANIC: -4 });
-
-const statusCodes = { [-1]: 'engine', [-2]: 'usage', [-3]: 'memory', [-4]: 'panic' };
+// The WispError code of each error status.
+const statusCodes = { [Status.FAILED]: 'engine', [Status.USAGE]: 'usage', [Status.MEMORY]: 'memory', [Status.PANIC]: 'panic' };
 
 /** The largest model a wasm32 engine can hold, with room for the rest. */
 export const MAX_MODEL_BYTES = 4 * 2 ** 30 - 64 * 2 ** 20;
@@ -242,33 +242,32 @@ class Head {
   }
 }
 
-// Sampling options the engine reads (abi.Options), with how to check them.
-const optionKinds = {
-  context: 'uint', temperature: 'float', topK: 'uint', topP: 'float', minP: 'float',
-  repeatPenalty: 'float', repeatLastN: 'uint', seed: 'uint', maxTokens: 'uint', stop: 'strings',
-};
-
 /**
- * engineOptions checks generation options and returns the engine's JSON
- * document for them (abi.Options); keys it does not know are ignored, and
- * undefined or null values take the engine's zero value.
+ * engineOptions checks generation options against OPTIONS (their kinds and
+ * ranges, as option.Options defines them) and returns the engine's JSON
+ * document for them; keys it does not know are ignored, and undefined or
+ * null values take the engine's zero value.
  * @param {object} opts
  * @returns {string}
  */
 export function engineOptions(opts = {}) {
   const out = {};
-  for (const [key, kind] of Object.entries(optionKinds)) {
-    const v = opts[key];
+  for (const { name, kind, min = -Infinity, max = Infinity } of OPTIONS) {
+    const v = opts[name];
     if (v === undefined || v === null) continue;
-    const bad = (what) => new WispError(`wisp: option ${key} must be ${what}, not ${JSON.stringify(v)}`, { code: 'options' });
+    const bad = (what) => new WispError(`wisp: option ${name} must be ${what}, not ${JSON.stringify(v)}`, { code: 'options' });
     if (kind === 'strings') {
-      if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) throw bad('an array of strings');
-      if (v.length) out[key] = v;
+      if (!Array.isArray(v) || v.some((s) => typeof s !== 'string' || s === '')) throw bad('an array of non-empty strings');
+      if (v.length) out[name] = v;
       continue;
     }
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw bad('a finite number ≥ 0');
-    if (kind === 'uint' && !Number.isSafeInteger(v)) throw bad('an integer');
-    if (v !== 0) out[key] = v;
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw bad('a finite number');
+    if (kind === 'int' && !Number.isSafeInteger(v)) throw bad('an integer');
+    if (!(v >= min && v <= max)) {
+      const range = `${min === -Infinity ? '(-∞' : `[${min}`}, ${max === Infinity ? '∞)' : `${max}]`}`;
+      throw new WispError(`wisp: option ${name} = ${v} is out of range ${range}`, { code: 'options' });
+    }
+    if (v !== 0) out[name] = v;
   }
   return JSON.stringify(out);
 }
@@ -286,6 +285,11 @@ const utf8Decoder = new TextDecoder();
 export class Engine {
   /** @param {WebAssembly.Instance} instance @param {Head} stderr */
   constructor(instance, stderr) {
+    for (const name of EXPORTS) {
+      if (typeof instance.exports[name] !== 'function') {
+        throw new WispError(`wisp: the engine module does not export ${name}: is it wisp.wasm, of this page's version?`, { code: 'engine' });
+      }
+    }
     this.exports = instance.exports;
     this.stderr = stderr;
     this.broken = null;
@@ -293,7 +297,7 @@ export class Engine {
     this.info = null;
     /** Tokens in the last prompt. */
     this.promptTokens = 0;
-    /** The token the last step sampled, or -1. */
+    /** The token the last next() sampled, or -1. */
     this.token = -1;
   }
 
@@ -492,12 +496,12 @@ export class Engine {
   }
 
   /**
-   * step samples one token and returns its text (possibly empty), whether
-   * generation has ended, and the token (-1 when the last step sampled
-   * none).
+   * next samples one token (wisp_step; engine.Session.Next in Go) and
+   * returns its text (possibly empty), whether generation has ended, and
+   * the token (-1 when it sampled none).
    * @returns {{piece: string, done: boolean, token: number}}
    */
-  step() {
+  next() {
     const st = this.status('wisp_step');
     const piece = this.string('wisp_piece_ptr', 'wisp_piece_len');
     this.token = this.call('wisp_token') | 0;
@@ -521,7 +525,7 @@ export class Engine {
     const echo = this.prompt(prompt, options);
     if (options.echo && echo) yield echo;
     for (;;) {
-      const { piece, done } = this.step();
+      const { piece, done } = this.next();
       if (piece) yield piece;
       if (done) return this.doneReason;
     }

@@ -1,5 +1,9 @@
 // Types of wisp.js, wisp's JavaScript API for web pages.
 
+import type { EngineOptions } from './abi.js';
+
+export type { EngineOptions };
+
 /** Download progress, in bytes and bytes per second. */
 export interface Progress {
   loaded: number;
@@ -61,22 +65,11 @@ export interface ModelInfo {
   loadMs: number;
 }
 
-export interface GenerateOptions {
-  /** Tokens to generate at most (default 256); 0 fills the context. */
-  maxTokens?: number;
-  /** 0 picks the most likely token (default 1). */
-  temperature?: number;
-  topP?: number;
-  topK?: number;
-  minP?: number;
-  repeatPenalty?: number;
-  repeatLastN?: number;
-  /** The sampler's seed; by default a random one (stats.seed tells which). */
-  seed?: number;
-  /** Strings that end generation; the text stops before them. */
-  stop?: string[];
-  /** Positions the session holds; 0 (default) means the model's context length. */
-  context?: number;
+/**
+ * Options of generate: the engine's (EngineOptions, generated from
+ * wisp/engine/option.Options into abi.d.ts), and the page's own.
+ */
+export interface GenerateOptions extends EngineOptions {
   /** Yield the prompt, as the model prints it, before the continuation (default false). */
   echo?: boolean;
   /** Stops the generation; the iteration then ends with stats.reason 'aborted'. */

@@ -17,8 +17,10 @@ export { WispError, simdSupported };
 
 /**
  * DEFAULTS are the generation options that model.generate uses where the
- * caller gives none; they mirror `wisp run`'s flags. seed undefined means
- * a random seed per generation (stats.seed tells which).
+ * caller gives none: option.Options' defaults, as `wisp run`'s flags have
+ * them (test/options.test.js checks them against abi.js's OPTIONS), and
+ * echo, the page's own. seed undefined means a random seed per generation
+ * (stats.seed tells which).
  */
 export const DEFAULTS = Object.freeze({
   maxTokens: 256, temperature: 1, topP: 0.9, topK: 0, minP: 0,

@@ -315,7 +315,7 @@ async function steps(id, prompt, options, stopped) {
     const end = performance.now() + SLICE_MS;
     do {
       const s0 = performance.now();
-      const step = engine.step();
+      const step = engine.next();
       const s1 = performance.now();
       if (step.token >= 0) {
         stats.decodeMs += s1 - s0;

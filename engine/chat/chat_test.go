@@ -12,6 +12,7 @@ import (
 	"wisp/engine/chat"
 	"wisp/engine/gguf"
 	"wisp/engine/tokenizer"
+	"wisp/internal/sharedfiles"
 )
 
 func content(r *chat.Rendered) []string {
@@ -119,7 +120,11 @@ func TestSegmentsEveryTemplate(t *testing.T) {
 // and, unless it is empty, the chat template src.
 func chatMLVocab(t *testing.T, src string) *gguf.File {
 	t.Helper()
-	base, err := gguf.ReadFile("../../../shared/tokenizers/ggml-vocab-gpt-2.gguf")
+	path, err := sharedfiles.Path("tokenizers/ggml-vocab-gpt-2.gguf")
+	if err != nil {
+		t.Skip(err)
+	}
+	base, err := gguf.ReadFile(path)
 	if err != nil {
 		t.Skip(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"wisp/internal/sharedfiles"
 )
 
 // raw assembles GGUF bytes by hand, valid or not.
@@ -287,13 +289,6 @@ func measure(fn func()) uint64 {
 	return after.TotalAlloc - before.TotalAlloc
 }
 
-// The vocabulary files of the shared folder, which lies beside the
-// repository (this package is two folders down in it).
-const (
-	llamaVocab = "../../../shared/tokenizers/ggml-vocab-llama-spm.gguf"
-	gpt2Vocab  = "../../../shared/tokenizers/ggml-vocab-gpt-2.gguf"
-)
-
 func TestRealFiles(t *testing.T) {
 	tests := []struct {
 		path   string
@@ -301,12 +296,17 @@ func TestRealFiles(t *testing.T) {
 		tokens int
 		merges bool
 	}{
-		{llamaVocab, "llama", 32000, false},
-		{gpt2Vocab, "gpt2", 50257, true},
+		// The vocabulary files of the shared folder beside the repository.
+		{"tokenizers/ggml-vocab-llama-spm.gguf", "llama", 32000, false},
+		{"tokenizers/ggml-vocab-gpt-2.gguf", "gpt2", 50257, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.model, func(t *testing.T) {
-			f, err := ReadFile(tc.path)
+			path, err := sharedfiles.Path(tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -349,7 +349,7 @@ func TestRealFiles(t *testing.T) {
 			}
 
 			// Every proper prefix of the file is truncated inside its metadata.
-			b, err := os.ReadFile(tc.path)
+			b, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}

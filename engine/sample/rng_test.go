@@ -1,6 +1,10 @@
 package sample
 
-import "testing"
+import (
+	"testing"
+
+	"wisp/engine/option"
+)
 
 // xorshift64star is an independent transcription of llama2.c's random_u32.
 type xorshift64star uint64
@@ -23,7 +27,7 @@ func TestRandom(t *testing.T) {
 		1:  {1206177355, 2882512552, 3117485455},
 	}
 	for seed, want := range known {
-		s, err := New(Options{Seed: seed})
+		s, err := New(option.Options{Seed: seed})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -34,7 +38,7 @@ func TestRandom(t *testing.T) {
 		}
 	}
 	for _, seed := range []uint64{1, 42, 0xdeadbeef, 1 << 63, ^uint64(0)} {
-		s, _ := New(Options{Seed: seed})
+		s, _ := New(option.Options{Seed: seed})
 		ref := xorshift64star(seed)
 		for i := range 1000 {
 			want := ref.next()

@@ -12,53 +12,13 @@ import (
 	"math"
 	"slices"
 
+	"wisp/engine/option"
 	"wisp/simd"
 )
 
-// Options configures a Sampler. The zero value samples greedily.
-type Options struct {
-	// Temperature divides the logits; 0 picks the most likely token.
-	Temperature float32
-	// TopK keeps only the K most likely tokens; 0 keeps all.
-	TopK int
-	// TopP keeps the smallest set of most likely tokens whose probabilities
-	// add up to at least P; 0 or 1 keeps all.
-	TopP float32
-	// MinP drops tokens less likely than MinP times the most likely one; 0
-	// keeps all.
-	MinP float32
-	// RepeatPenalty divides positive logits (and multiplies negative ones) of
-	// tokens seen in the last RepeatLastN tokens; 0 or 1 is no penalty.
-	RepeatPenalty float32
-	// RepeatLastN is how many recent tokens the penalty looks at; 0 means 64.
-	RepeatLastN int
-	// Seed seeds the random number generator; 0 is replaced by 1, since
-	// llama2.c's xorshift generator is stuck at 0.
-	Seed uint64
-}
-
-// Validate reports options that make no sense.
-func (o *Options) Validate() error {
-	switch {
-	case !(o.Temperature >= 0) || o.Temperature > 100:
-		return fmt.Errorf("sample: temperature %g is out of range [0, 100]", o.Temperature)
-	case o.TopK < 0:
-		return fmt.Errorf("sample: top-k %d is negative", o.TopK)
-	case !(o.TopP >= 0 && o.TopP <= 1):
-		return fmt.Errorf("sample: top-p %g is out of range [0, 1]", o.TopP)
-	case !(o.MinP >= 0 && o.MinP <= 1):
-		return fmt.Errorf("sample: min-p %g is out of range [0, 1]", o.MinP)
-	case !(o.RepeatPenalty >= 0) || o.RepeatPenalty > 100:
-		return fmt.Errorf("sample: repeat penalty %g is out of range [0, 100]", o.RepeatPenalty)
-	case o.RepeatLastN < 0:
-		return fmt.Errorf("sample: repeat-last-n %d is negative", o.RepeatLastN)
-	}
-	return nil
-}
-
 // A Sampler chooses tokens. It keeps its random state between calls.
 type Sampler struct {
-	opt   Options
+	opt   option.Options
 	rng   uint64
 	probs []candidate
 }
@@ -68,10 +28,12 @@ type candidate struct {
 	p  float32
 }
 
-// New returns a Sampler for the options, or an error if they are invalid.
-func New(opt Options) (*Sampler, error) {
+// New returns a Sampler for the sampling options of opt (Temperature,
+// TopK, TopP, MinP, RepeatPenalty, RepeatLastN and Seed; the zero value
+// samples greedily), or an error if they are invalid.
+func New(opt option.Options) (*Sampler, error) {
 	if err := opt.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sample: %w", err)
 	}
 	if opt.RepeatLastN == 0 {
 		opt.RepeatLastN = 64
@@ -84,7 +46,7 @@ func New(opt Options) (*Sampler, error) {
 }
 
 // Options returns the sampler's options.
-func (s *Sampler) Options() Options { return s.opt }
+func (s *Sampler) Options() option.Options { return s.opt }
 
 // random returns the next 32 random bits of llama2.c's xorshift64* generator.
 func (s *Sampler) random() uint32 {

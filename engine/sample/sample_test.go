@@ -4,67 +4,33 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"testing"
 
+	"wisp/engine/option"
 	"wisp/engine/sample"
 )
 
-func TestValidate(t *testing.T) {
-	nan := float32(math.NaN())
-	inf := float32(math.Inf(1))
-	tests := []struct {
-		name string
-		opt  sample.Options
-		err  string // substring of the error; "" for valid options
-	}{
-		{"zero value", sample.Options{}, ""},
-		{"llama2.c defaults", sample.Options{Temperature: 1, TopP: 0.9}, ""},
-		{"everything", sample.Options{Temperature: 0.8, TopK: 40, TopP: 0.95, MinP: 0.05, RepeatPenalty: 1.1, RepeatLastN: 128, Seed: 7}, ""},
-		{"bounds", sample.Options{Temperature: 100, TopP: 1, MinP: 1, RepeatPenalty: 100}, ""},
-		{"negative temperature", sample.Options{Temperature: -0.5}, "temperature"},
-		{"NaN temperature", sample.Options{Temperature: nan}, "temperature"},
-		{"infinite temperature", sample.Options{Temperature: inf}, "temperature"},
-		{"huge temperature", sample.Options{Temperature: 101}, "temperature"},
-		{"negative top-k", sample.Options{TopK: -1}, "top-k"},
-		{"top-p above 1", sample.Options{TopP: 1.01}, "top-p"},
-		{"negative top-p", sample.Options{TopP: -0.1}, "top-p"},
-		{"NaN top-p", sample.Options{TopP: nan}, "top-p"},
-		{"min-p above 1", sample.Options{MinP: 2}, "min-p"},
-		{"NaN min-p", sample.Options{MinP: nan}, "min-p"},
-		{"negative penalty", sample.Options{RepeatPenalty: -1}, "repeat penalty"},
-		{"NaN penalty", sample.Options{RepeatPenalty: nan}, "repeat penalty"},
-		{"negative last-n", sample.Options{RepeatLastN: -3}, "repeat-last-n"},
+// TestNewRejects checks that New refuses options out of range with
+// option.Options.Validate's error (whose cases engine/option tests).
+func TestNewRejects(t *testing.T) {
+	if _, err := sample.New(option.Options{Temperature: 100, TopP: 1, MinP: 1, RepeatPenalty: 100}); err != nil {
+		t.Errorf("New at the bounds: %v", err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.opt.Validate()
-			_, newErr := sample.New(tt.opt)
-			if tt.err == "" {
-				if err != nil || newErr != nil {
-					t.Fatalf("Validate = %v, New = %v; want no error", err, newErr)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.err) {
-				t.Errorf("Validate = %v; want an error about %s", err, tt.err)
-			}
-			if newErr == nil || !strings.HasPrefix(newErr.Error(), "sample: ") {
-				t.Errorf("New = %v; want a \"sample: \" error", newErr)
-			}
-		})
+	_, err := sample.New(option.Options{TopP: float32(math.NaN())})
+	if want := "sample: option topP = NaN is out of range [0, 1]"; err == nil || err.Error() != want {
+		t.Errorf("New = %v; want %q", err, want)
 	}
 }
 
 func TestNewDefaults(t *testing.T) {
-	s, err := sample.New(sample.Options{Seed: 3})
+	s, err := sample.New(option.Options{Seed: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := s.Options().RepeatLastN; got != 64 {
 		t.Errorf("RepeatLastN = %d; want the documented default 64", got)
 	}
-	s, _ = sample.New(sample.Options{RepeatLastN: 5})
+	s, _ = sample.New(option.Options{RepeatLastN: 5})
 	if got := s.Options().RepeatLastN; got != 5 {
 		t.Errorf("RepeatLastN = %d; want 5", got)
 	}
@@ -109,7 +75,7 @@ var distributions = []struct {
 }
 
 // draw samples n tokens from fresh copies of logits.
-func draw(t testing.TB, opt sample.Options, logits []float32, recent []int, n int) []int {
+func draw(t testing.TB, opt option.Options, logits []float32, recent []int, n int) []int {
 	t.Helper()
 	s, err := sample.New(opt)
 	if err != nil {
@@ -132,21 +98,21 @@ func draw(t testing.TB, opt sample.Options, logits []float32, recent []int, n in
 func TestArgmaxModes(t *testing.T) {
 	modes := []struct {
 		name string
-		opt  sample.Options
+		opt  option.Options
 		ties bool // whether the mode picks the first of tied maxima
 	}{
-		{"temperature 0", sample.Options{}, true},
-		{"temperature 0 with top-p", sample.Options{TopP: 0.5, TopK: 3}, true},
-		{"top-k 1", sample.Options{Temperature: 1, TopK: 1}, true},
-		{"top-k 1 hot", sample.Options{Temperature: 50, TopK: 1}, true},
-		{"top-k 1 with top-p", sample.Options{Temperature: 1.5, TopK: 1, TopP: 0.99}, true},
-		{"min-p 1", sample.Options{Temperature: 1, MinP: 1}, false},
-		{"min-p 1 hot", sample.Options{Temperature: 20, MinP: 1}, false},
-		{"tiny top-p", sample.Options{Temperature: 1, TopP: 1e-6}, true},
-		{"tiny top-p hot", sample.Options{Temperature: 30, TopP: 1e-6}, true},
+		{"temperature 0", option.Options{}, true},
+		{"temperature 0 with top-p", option.Options{TopP: 0.5, TopK: 3}, true},
+		{"top-k 1", option.Options{Temperature: 1, TopK: 1}, true},
+		{"top-k 1 hot", option.Options{Temperature: 50, TopK: 1}, true},
+		{"top-k 1 with top-p", option.Options{Temperature: 1.5, TopK: 1, TopP: 0.99}, true},
+		{"min-p 1", option.Options{Temperature: 1, MinP: 1}, false},
+		{"min-p 1 hot", option.Options{Temperature: 20, MinP: 1}, false},
+		{"tiny top-p", option.Options{Temperature: 1, TopP: 1e-6}, true},
+		{"tiny top-p hot", option.Options{Temperature: 30, TopP: 1e-6}, true},
 		// Tied maxima are equally likely at any temperature.
-		{"tiny temperature", sample.Options{Temperature: 1e-38}, false},
-		{"tiny temperature with top-k", sample.Options{Temperature: 1e-38, TopK: 3}, false},
+		{"tiny temperature", option.Options{Temperature: 1e-38}, false},
+		{"tiny temperature with top-k", option.Options{Temperature: 1e-38, TopK: 3}, false},
 	}
 	for _, m := range modes {
 		for _, d := range distributions {
@@ -173,7 +139,7 @@ func TestArgmaxModes(t *testing.T) {
 func TestUniformTinyTopP(t *testing.T) {
 	for _, topP := range []float32{1e-6, 0.1, 0.19} {
 		logits := []float32{2, 2, 2, 2, 2}
-		for i, id := range draw(t, sample.Options{Temperature: 1, TopP: topP, Seed: 9}, logits, nil, 50) {
+		for i, id := range draw(t, option.Options{Temperature: 1, TopP: topP, Seed: 9}, logits, nil, 50) {
 			if id != 0 {
 				t.Fatalf("top-p %g draw %d: token %d; want 0, the first of equals", topP, i, id)
 			}
@@ -204,7 +170,7 @@ func TestTopKSupport(t *testing.T) {
 					allowed[id] = true
 				}
 				seen := map[int]int{}
-				for i, id := range draw(t, sample.Options{Temperature: temp, TopK: k, Seed: uint64(k)}, logits, nil, 3000) {
+				for i, id := range draw(t, option.Options{Temperature: temp, TopK: k, Seed: uint64(k)}, logits, nil, 3000) {
 					if !allowed[id] {
 						t.Fatalf("draw %d: token %d (logit %g) is not among the %d largest %v", i, id, logits[id], k, order[:k])
 					}
@@ -243,20 +209,20 @@ func TestFrequencies(t *testing.T) {
 	// Softmax at temperature 1: 0.1674 0.4551 0.1015 0.0373 0.2760.
 	tests := []struct {
 		name string
-		opt  sample.Options
+		opt  option.Options
 		want []float64
 	}{
-		{"temperature 1", sample.Options{Temperature: 1}, softmax64(logits, 1, nil)},
-		{"temperature 0.5", sample.Options{Temperature: 0.5}, softmax64(logits, 0.5, nil)},
-		{"temperature 3", sample.Options{Temperature: 3}, softmax64(logits, 3, nil)},
-		{"top-k 3", sample.Options{Temperature: 1, TopK: 3}, softmax64(logits, 1, []int{1, 4, 0})},
+		{"temperature 1", option.Options{Temperature: 1}, softmax64(logits, 1, nil)},
+		{"temperature 0.5", option.Options{Temperature: 0.5}, softmax64(logits, 0.5, nil)},
+		{"temperature 3", option.Options{Temperature: 3}, softmax64(logits, 3, nil)},
+		{"top-k 3", option.Options{Temperature: 1, TopK: 3}, softmax64(logits, 1, []int{1, 4, 0})},
 		// The nucleus of 0.8: 0.4551 + 0.2760 = 0.7311, + 0.1674 passes 0.8.
-		{"top-p 0.8", sample.Options{Temperature: 1, TopP: 0.8}, softmax64(logits, 1, []int{1, 4, 0})},
-		{"top-p 0.7", sample.Options{Temperature: 1, TopP: 0.7}, softmax64(logits, 1, []int{1, 4})},
+		{"top-p 0.8", option.Options{Temperature: 1, TopP: 0.8}, softmax64(logits, 1, []int{1, 4, 0})},
+		{"top-p 0.7", option.Options{Temperature: 1, TopP: 0.7}, softmax64(logits, 1, []int{1, 4})},
 		// min-p 0.3 keeps p >= 0.1365: tokens 1, 4, 0.
-		{"min-p 0.3", sample.Options{Temperature: 1, MinP: 0.3}, softmax64(logits, 1, []int{1, 4, 0})},
-		{"top-p 1 keeps all", sample.Options{Temperature: 1, TopP: 1}, softmax64(logits, 1, nil)},
-		{"penalised", sample.Options{Temperature: 1, RepeatPenalty: 2}, softmax64([]float32{1.0, 1.0, 0.5, -0.5, 1.5}, 1, nil)},
+		{"min-p 0.3", option.Options{Temperature: 1, MinP: 0.3}, softmax64(logits, 1, []int{1, 4, 0})},
+		{"top-p 1 keeps all", option.Options{Temperature: 1, TopP: 1}, softmax64(logits, 1, nil)},
+		{"penalised", option.Options{Temperature: 1, RepeatPenalty: 2}, softmax64([]float32{1.0, 1.0, 0.5, -0.5, 1.5}, 1, nil)},
 	}
 	const n = 20000
 	for i, tt := range tests {
@@ -308,7 +274,7 @@ func TestRepetitionPenaltyLogits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := sample.New(sample.Options{RepeatPenalty: tt.penalty, RepeatLastN: tt.lastN})
+			s, err := sample.New(option.Options{RepeatPenalty: tt.penalty, RepeatLastN: tt.lastN})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -328,7 +294,7 @@ func TestRepetitionPenaltyDefaultWindow(t *testing.T) {
 	for range 64 {
 		recent = append(recent, 2)
 	}
-	s, _ := sample.New(sample.Options{RepeatPenalty: 10})
+	s, _ := sample.New(option.Options{RepeatPenalty: 10})
 	logits := []float32{5, 4, 1}
 	if got := s.Sample(logits, recent); got != 0 || logits[0] != 5 || logits[2] != 0.1 {
 		t.Errorf("greedy pick = %d (logits %v); want 0, with logits 5, 4, 0.1", got, logits)
@@ -346,7 +312,7 @@ func TestRepetitionPenaltyLowersChance(t *testing.T) {
 	const n = 5000
 	freq := func(penalty float32) int {
 		c := 0
-		for _, id := range draw(t, sample.Options{Temperature: 1, RepeatPenalty: penalty, Seed: 5}, logits, []int{2, 1, 2}, n) {
+		for _, id := range draw(t, option.Options{Temperature: 1, RepeatPenalty: penalty, Seed: 5}, logits, []int{2, 1, 2}, n) {
 			if id == 1 {
 				c++
 			}
@@ -361,13 +327,13 @@ func TestRepetitionPenaltyLowersChance(t *testing.T) {
 
 func TestSeeds(t *testing.T) {
 	logits := []float32{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8}
-	seq := func(opt sample.Options) []int { return draw(t, opt, logits, nil, 64) }
-	for _, base := range []sample.Options{
+	seq := func(opt option.Options) []int { return draw(t, opt, logits, nil, 64) }
+	for _, base := range []option.Options{
 		{Temperature: 1},
 		{Temperature: 1, TopP: 0.9},
 		{Temperature: 0.9, TopK: 5, MinP: 0.05, RepeatPenalty: 1.3},
 	} {
-		withSeed := func(s uint64) sample.Options { o := base; o.Seed = s; return o }
+		withSeed := func(s uint64) option.Options { o := base; o.Seed = s; return o }
 		if a, b := seq(withSeed(42)), seq(withSeed(42)); !slices.Equal(a, b) {
 			t.Errorf("%+v: seed 42 gave %v then %v", base, a, b)
 		}
@@ -381,7 +347,7 @@ func TestSeeds(t *testing.T) {
 }
 
 func TestFloat(t *testing.T) {
-	s, _ := sample.New(sample.Options{Seed: 123})
+	s, _ := sample.New(option.Options{Seed: 123})
 	var sum float64
 	const n = 10000
 	for range n {
@@ -401,19 +367,19 @@ func TestDegenerateLogits(t *testing.T) {
 	inf := float32(math.Inf(1))
 	tests := []struct {
 		name   string
-		opt    sample.Options
+		opt    option.Options
 		logits []float32
 		want   int // -2: any valid index
 	}{
-		{"empty greedy", sample.Options{}, nil, -1},
-		{"empty random", sample.Options{Temperature: 1}, []float32{}, -1},
-		{"empty truncated", sample.Options{Temperature: 1, TopK: 2, TopP: 0.5}, []float32{}, -1},
-		{"single", sample.Options{Temperature: 1, TopP: 0.5}, []float32{-3}, 0},
-		{"infinite logit", sample.Options{Temperature: 1}, []float32{0, inf, 1}, 1},
-		{"infinite logit truncated", sample.Options{Temperature: 1, TopK: 2}, []float32{0, 1, inf}, 2},
-		{"NaN first", sample.Options{Temperature: 1}, []float32{nan, 1, 2}, -2},
-		{"all NaN truncated", sample.Options{Temperature: 1, TopP: 0.9}, []float32{nan, nan}, -2},
-		{"all -Inf", sample.Options{Temperature: 1, MinP: 0.1}, []float32{-inf, -inf}, -2},
+		{"empty greedy", option.Options{}, nil, -1},
+		{"empty random", option.Options{Temperature: 1}, []float32{}, -1},
+		{"empty truncated", option.Options{Temperature: 1, TopK: 2, TopP: 0.5}, []float32{}, -1},
+		{"single", option.Options{Temperature: 1, TopP: 0.5}, []float32{-3}, 0},
+		{"infinite logit", option.Options{Temperature: 1}, []float32{0, inf, 1}, 1},
+		{"infinite logit truncated", option.Options{Temperature: 1, TopK: 2}, []float32{0, 1, inf}, 2},
+		{"NaN first", option.Options{Temperature: 1}, []float32{nan, 1, 2}, -2},
+		{"all NaN truncated", option.Options{Temperature: 1, TopP: 0.9}, []float32{nan, nan}, -2},
+		{"all -Inf", option.Options{Temperature: 1, MinP: 0.1}, []float32{-inf, -inf}, -2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -435,11 +401,11 @@ func TestDegenerateLogits(t *testing.T) {
 func Example() {
 	logits := []float32{0.5, 2.5, 1.0, -1.0}
 
-	greedy, _ := sample.New(sample.Options{})
+	greedy, _ := sample.New(option.Options{})
 	fmt.Println("greedy:", greedy.Sample(slices.Clone(logits), nil))
 
 	// Top-k 2 draws only tokens 1 and 2, the two most likely.
-	s, err := sample.New(sample.Options{Temperature: 0.8, TopK: 2, Seed: 42})
+	s, err := sample.New(option.Options{Temperature: 0.8, TopK: 2, Seed: 42})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -450,10 +416,10 @@ func Example() {
 	}
 	fmt.Println("top-k 2 drew 1:", seen[1], "2:", seen[2], "others:", len(seen)-2)
 
-	_, err = sample.New(sample.Options{Temperature: -1})
+	_, err = sample.New(option.Options{Temperature: -1})
 	fmt.Println(err)
 	// Output:
 	// greedy: 1
 	// top-k 2 drew 1: true 2: true others: 0
-	// sample: temperature -1 is out of range [0, 100]
+	// sample: option temperature = -1 is out of range [0, 100]
 }

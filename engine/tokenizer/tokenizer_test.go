@@ -2,12 +2,12 @@ package tokenizer
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"wisp/engine/gguf"
+	"wisp/internal/sharedfiles"
 )
 
 type scored struct {
@@ -467,7 +467,11 @@ func FuzzRoundTrip(f *testing.F) {
 	bpe := mustNew(f, bpeVocab("gpt-2", "\u0120 a", "l l", "h e"))
 	toks := []*Tokenizer{spm, bpe}
 	for _, name := range sharedFiles {
-		if gf, err := gguf.ReadFile(filepath.Join(sharedDir, name)); err == nil {
+		p, err := sharedfiles.Path("tokenizers/" + name)
+		if err != nil {
+			continue
+		}
+		if gf, err := gguf.ReadFile(p); err == nil {
 			if tok, err := FromGGUF(gf); err == nil {
 				toks = append(toks, tok)
 			}

@@ -2,18 +2,26 @@ package tokenizer
 
 import (
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"wisp/engine/gguf"
+	"wisp/internal/sharedfiles"
 )
 
-// sharedDir holds llama.cpp's vocabulary files and test vectors, in the
-// shared folder beside the repository (this package is two folders down).
-const sharedDir = "../../../shared/tokenizers"
+// sharedFile returns the path of one of llama.cpp's vocabulary files or
+// test vectors, in the shared folder beside the repository, skipping the
+// test when there is no such folder.
+func sharedFile(t testing.TB, name string) string {
+	t.Helper()
+	path, err := sharedfiles.Path("tokenizers/" + name)
+	if err != nil {
+		t.Skip(err)
+	}
+	return path
+}
 
 var loaded sync.Map // file name -> *Tokenizer
 
@@ -24,7 +32,7 @@ func loadShared(t testing.TB, name string) *Tokenizer {
 	if tok, ok := loaded.Load(name); ok {
 		return tok.(*Tokenizer)
 	}
-	path := filepath.Join(sharedDir, name)
+	path := sharedFile(t, name)
 	if _, err := os.Stat(path); err != nil {
 		t.Skipf("no %s: %v", path, err)
 	}
@@ -49,11 +57,11 @@ type vector struct {
 // test-tokenizer-0 does.
 func readVectors(t testing.TB, name string) []vector {
 	t.Helper()
-	inp, err := os.ReadFile(filepath.Join(sharedDir, name+".inp"))
+	inp, err := os.ReadFile(sharedFile(t, name+".inp"))
 	if err != nil {
 		t.Skip(err)
 	}
-	out, err := os.ReadFile(filepath.Join(sharedDir, name+".out"))
+	out, err := os.ReadFile(sharedFile(t, name+".out"))
 	if err != nil {
 		t.Skip(err)
 	}

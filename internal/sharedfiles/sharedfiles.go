@@ -1,7 +1,9 @@
 // Package sharedfiles finds the reference files that every wisp machine has
 // beside the repository, in ../shared: the stories260K model and its
 // tokenizer, the tokenizer test vectors, and the known-good text that
-// llama2.c prints for stories260K. Tests and benchmarks use it.
+// llama2.c prints for stories260K. Tests and benchmarks use it; it imports
+// nothing of wisp, so that every package's tests can
+// (wisp/internal/llama2c.Stories260K converts the model).
 package sharedfiles
 
 import (
@@ -10,9 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	"wisp/engine/gguf"
-	"wisp/tools/llama2c"
 )
 
 // Dir returns the shared folder: the first "shared" folder holding
@@ -77,19 +76,4 @@ func KnownGood() (string, error) {
 		return "", errors.New("sharedfiles: unterminated code block in the known-good section")
 	}
 	return s[:end], nil
-}
-
-// Stories260K returns stories260K converted to GGUF with matrices of the
-// given type (gguf.F32 or gguf.F16).
-func Stories260K(typ gguf.TensorType) ([]byte, error) {
-	model, err := Read("models/stories260K.bin")
-	if err != nil {
-		return nil, err
-	}
-	tok, err := Read("models/tok512.bin")
-	if err != nil {
-		return nil, err
-	}
-	b, _, err := llama2c.Convert(model, tok, llama2c.Options{Type: typ, Name: "stories260K"})
-	return b, err
 }

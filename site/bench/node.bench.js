@@ -47,7 +47,7 @@ function generate(engine, ids, maxTokens, context, capMs = Infinity) {
   let tokens = 0;
   let reason = '';
   for (;;) {
-    const step = engine.step();
+    const step = engine.next();
     if (step.token >= 0) tokens++;
     if (step.done) {
       reason = engine.doneReason;

@@ -8,7 +8,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 
-import { createEngine, engineOptions, simdSupported, WispError } from '../engine.js';
+import { createEngine, simdSupported, WispError } from '../engine.js';
 import { download, hexSHA256 } from '../download.js';
 import { ggufMetadata } from '../gguf.js';
 import { defaultModel, missing, nativeText, site } from './helpers.js';
@@ -82,13 +82,6 @@ describe('engine.js in Node', { skip }, () => {
     // The engine goes on working after an error.
     const g = engine.generate('', { temperature: 0, maxTokens: 5 });
     assert.ok([...g].join('').length > 0);
-  });
-
-  test('bad options are refused before the engine', () => {
-    assert.throws(() => engineOptions({ temperature: -1 }), { code: 'options' });
-    assert.throws(() => engineOptions({ topK: 1.5 }), { code: 'options' });
-    assert.throws(() => engineOptions({ stop: 'x' }), { code: 'options' });
-    assert.equal(engineOptions({ temperature: 0, topK: 40, stop: ['\n'], echo: true }), '{"topK":40,"stop":["\\n"]}');
   });
 
   test('a corrupt file is an error, not a crash', async () => {

@@ -16,7 +16,7 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/tools/synth"
+	"wisp/internal/synth"
 )
 
 func TestSummarize(t *testing.T) {

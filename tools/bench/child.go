@@ -10,10 +10,11 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"time"
 
-	"wisp/engine"
-	"wisp/wasm/host"
+	"wisp/engine/option"
+	"wisp/wasm/backend"
 )
 
 // childConfig is the first line a runner process of the bench itself
@@ -64,101 +65,41 @@ type generation struct {
 // capReason is the reason of a decoding stopped by its time cap.
 const capReason = "time cap"
 
-// wispRunner is wisp in one runtime: load makes a fresh instance and
-// loads the model, generate runs one greedy generation on it (its
-// decoding stopped after limit, if positive), unload frees it.
-type wispRunner interface {
-	load() error
-	generate(ids []int, maxTokens int, limit time.Duration) (generation, error)
-	unload() error
-}
-
-// nativeRunner runs the engine in this process.
-type nativeRunner struct {
-	cfg *childConfig
-	m   *engine.Model
-}
-
-func (r *nativeRunner) load() error {
-	data, err := os.ReadFile(r.cfg.Model)
-	if err != nil {
-		return err
-	}
-	r.m, err = engine.Load(data)
-	return err
-}
-
-func (r *nativeRunner) generate(ids []int, maxTokens int, limit time.Duration) (generation, error) {
-	var g generation
-	t0 := time.Now()
-	s, err := r.m.NewSession(engine.SessionOptions{Context: r.cfg.Context, MaxTokens: maxTokens})
-	if err != nil {
-		return g, err
-	}
-	if _, err := s.PromptTokens(ids); err != nil {
-		return g, err
-	}
-	t1 := time.Now()
-	for {
-		if _, err := s.Next(); err == io.EOF {
-			g.reason = s.Done()
-			break
-		} else if err != nil {
-			return g, err
-		}
-		if limit > 0 && time.Since(t1) >= limit {
-			g.reason = capReason
-			break
-		}
-	}
-	g.prompt, g.decode = t1.Sub(t0), time.Since(t1)
-	g.tokens = len(s.Tokens()) - len(ids)
-	return g, nil
-}
-
-func (r *nativeRunner) unload() error {
-	r.m = nil
-	return nil
-}
-
-// wazeroRunner runs the engine's wasm module in wazero, its compiled code
-// cached on disk as wisp run --runtime wazero caches it.
-type wazeroRunner struct {
+// wispRunner is wisp in one runtime (wisp/wasm/backend), its wasm
+// module's compiled code cached on disk as wisp run --runtime wazero
+// caches it: load makes a fresh instance and loads the model, generate
+// runs one greedy generation on it (its decoding stopped after limit, if
+// positive), unload frees it.
+type wispRunner struct {
 	cfg *childConfig
 	ctx context.Context
-	rt  *host.Runtime
-	m   *host.Model
+	m   backend.Model
 }
 
-func (r *wazeroRunner) load() error {
-	code, err := os.ReadFile(r.cfg.Wasm)
-	if err != nil {
-		return err
-	}
+func (r *wispRunner) load() error {
 	data, err := os.ReadFile(r.cfg.Model)
 	if err != nil {
 		return err
 	}
-	if r.rt, err = host.New(r.ctx, code, nil); err != nil {
-		return err
+	cfg := backend.Config{Runtime: r.cfg.Runtime}
+	if cfg.Runtime == "wazero" {
+		if cfg.Wasm, err = os.ReadFile(r.cfg.Wasm); err != nil {
+			return err
+		}
 	}
-	r.m, err = r.rt.Load(r.ctx, data)
+	r.m, err = backend.Open(r.ctx, cfg, data)
 	return err
 }
 
-func (r *wazeroRunner) generate(ids []int, maxTokens int, limit time.Duration) (generation, error) {
+func (r *wispRunner) generate(ids []int, maxTokens int, limit time.Duration) (generation, error) {
 	var g generation
 	t0 := time.Now()
-	if _, err := r.m.PromptTokens(r.ctx, ids, host.GenerateOptions{Context: r.cfg.Context, MaxTokens: maxTokens}); err != nil {
+	if _, err := r.m.PromptTokens(ids, option.Options{Context: r.cfg.Context, MaxTokens: maxTokens}); err != nil {
 		return g, err
 	}
 	t1 := time.Now()
 	for {
-		_, err := r.m.Step(r.ctx)
-		if r.m.Token() >= 0 {
-			g.tokens++
-		}
-		if err == io.EOF {
+		if _, err := r.m.Next(); err == io.EOF {
 			g.reason = r.m.Done()
 			break
 		} else if err != nil {
@@ -170,15 +111,16 @@ func (r *wazeroRunner) generate(ids []int, maxTokens int, limit time.Duration) (
 		}
 	}
 	g.prompt, g.decode = t1.Sub(t0), time.Since(t1)
+	g.tokens = r.m.Generated()
 	return g, nil
 }
 
-func (r *wazeroRunner) unload() error {
-	if r.rt == nil {
+func (r *wispRunner) unload() error {
+	if r.m == nil {
 		return nil
 	}
-	err := r.rt.Close(r.ctx)
-	r.rt, r.m = nil, nil
+	err := r.m.Close()
+	r.m = nil
 	return err
 }
 
@@ -203,15 +145,10 @@ func childMain(stdin io.Reader, stdout io.Writer) error {
 	if err := json.Unmarshal(line, &cfg); err != nil {
 		return fmt.Errorf("bench -child: configuration: %w", err)
 	}
-	var r wispRunner
-	switch cfg.Runtime {
-	case "native":
-		r = &nativeRunner{cfg: &cfg}
-	case "wazero":
-		r = &wazeroRunner{cfg: &cfg, ctx: context.Background()}
-	default:
+	if !slices.Contains(backend.Runtimes, cfg.Runtime) {
 		return fmt.Errorf("bench -child: runtime %q: choose native or wazero", cfg.Runtime)
 	}
+	r := &wispRunner{cfg: &cfg, ctx: context.Background()}
 	if err := enc.Encode(map[string]string{"go": runtime.Version()}); err != nil {
 		return err
 	}

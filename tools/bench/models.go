@@ -12,8 +12,9 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/tools/llama2c"
-	"wisp/tools/synth"
+	"wisp/engine/option"
+	"wisp/internal/llama2c"
+	"wisp/internal/synth"
 )
 
 // modelSpec is one model the bench measures, in F16 and F32 files.
@@ -196,7 +197,7 @@ func noEOSText(m *engine.Model, text string, promptTokens, decodeTokens int) (st
 		if err != nil {
 			break // the tails only get shorter
 		}
-		s, err := m.NewSession(engine.SessionOptions{Context: promptTokens + decodeTokens, MaxTokens: decodeTokens})
+		s, err := m.NewSession(option.Options{Context: promptTokens + decodeTokens, MaxTokens: decodeTokens})
 		if err != nil {
 			return "", err
 		}

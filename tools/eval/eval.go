@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"wisp/engine"
+	"wisp/engine/option"
 )
 
 // Options configures an evaluation.
@@ -219,7 +220,7 @@ func GreedyPrefix(a, b *engine.Model, prompt string, n int) (int, error) {
 		if len(ids) >= ctx {
 			return nil, fmt.Errorf("eval: the prompt is %d tokens, no room to generate in a context of %d", len(ids), m.ContextLen)
 		}
-		s, err := m.NewSession(engine.SessionOptions{Context: ctx, MaxTokens: n})
+		s, err := m.NewSession(option.Options{Context: ctx, MaxTokens: n})
 		if err != nil {
 			return nil, err
 		}
@@ -255,11 +256,11 @@ func GreedyPrefix(a, b *engine.Model, prompt string, n int) (int, error) {
 // seed plus i, each to the end-of-text token or the session's end, one per
 // line: held-out text drawn from a model itself, as make prune-table and
 // the pruning tests use it.
-func Samples(m *engine.Model, n int, opt engine.SessionOptions) (string, error) {
+func Samples(m *engine.Model, n int, opt option.Options) (string, error) {
 	var b strings.Builder
-	seed := opt.Sample.Seed
+	seed := opt.Seed
 	for i := range n {
-		opt.Sample.Seed = seed + uint64(i)
+		opt.Seed = seed + uint64(i)
 		s, err := m.NewSession(opt)
 		if err != nil {
 			return "", err

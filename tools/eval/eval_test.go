@@ -8,14 +8,14 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/engine/sample"
-	"wisp/internal/sharedfiles"
-	"wisp/tools/synth"
+	"wisp/engine/option"
+	"wisp/internal/llama2c"
+	"wisp/internal/synth"
 )
 
 func stories(t *testing.T, typ gguf.TensorType) *engine.Model {
 	t.Helper()
-	b, err := sharedfiles.Stories260K(typ)
+	b, err := llama2c.Stories260K(typ)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,8 +145,8 @@ func TestErrorsAndProgress(t *testing.T) {
 // the one seed+i gives alone, and that the texts differ.
 func TestSamples(t *testing.T) {
 	m := stories(t, gguf.F32)
-	opt := func(seed uint64) engine.SessionOptions {
-		return engine.SessionOptions{Context: 64, Sample: sample.Options{Temperature: 1, Seed: seed}}
+	opt := func(seed uint64) option.Options {
+		return option.Options{Context: 64, Temperature: 1, Seed: seed}
 	}
 	all, err := Samples(m, 3, opt(10))
 	if err != nil {

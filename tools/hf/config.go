@@ -8,6 +8,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"wisp/engine"
 )
 
 // Config is what Convert reads from a model's config.json.
@@ -29,16 +31,6 @@ type Config struct {
 
 // HeadDim is the size of one attention head.
 func (c *Config) HeadDim() int { return c.Dim / c.Heads }
-
-// Limits on hyperparameters, the engine's: far above any model wisp runs,
-// they keep every size computed from them small.
-const (
-	maxDim     = 1 << 16
-	maxLayers  = 1 << 10
-	maxHeads   = 1 << 12
-	maxVocab   = 1 << 22
-	maxContext = 1 << 22
-)
 
 // architectures maps the Hugging Face class names wisp converts to GGUF
 // architectures.
@@ -129,7 +121,7 @@ func (o jsonObject) str(key string) (string, error) {
 // null, or a list of ids as some configs give for eos_token_id).
 func (o jsonObject) tokenID(key string) int {
 	var id int64
-	if !o.has(key) || json.Unmarshal(o[key], &id) != nil || id < 0 || id >= maxVocab {
+	if !o.has(key) || json.Unmarshal(o[key], &id) != nil || id < 0 || id >= engine.MaxVocab {
 		return -1
 	}
 	return int(id)
@@ -171,12 +163,12 @@ func ParseConfig(b []byte) (*Config, error) {
 		dst *int
 		max int
 	}{
-		{"hidden_size", &c.Dim, maxDim},
-		{"intermediate_size", &c.HiddenDim, 4 * maxDim},
-		{"num_hidden_layers", &c.Layers, maxLayers},
-		{"num_attention_heads", &c.Heads, maxHeads},
-		{"vocab_size", &c.VocabSize, maxVocab},
-		{"max_position_embeddings", &c.ContextLen, maxContext},
+		{"hidden_size", &c.Dim, engine.MaxDim},
+		{"intermediate_size", &c.HiddenDim, engine.MaxHidden},
+		{"num_hidden_layers", &c.Layers, engine.MaxLayers},
+		{"num_attention_heads", &c.Heads, engine.MaxHeads},
+		{"vocab_size", &c.VocabSize, engine.MaxVocab},
+		{"max_position_embeddings", &c.ContextLen, engine.MaxContext},
 	} {
 		if *f.dst, err = o.integer(f.key, f.max); err != nil {
 			return nil, err
@@ -184,7 +176,7 @@ func ParseConfig(b []byte) (*Config, error) {
 	}
 	c.KVHeads = c.Heads
 	if o.has("num_key_value_heads") {
-		if c.KVHeads, err = o.integer("num_key_value_heads", maxHeads); err != nil {
+		if c.KVHeads, err = o.integer("num_key_value_heads", engine.MaxHeads); err != nil {
 			return nil, err
 		}
 	}
@@ -239,7 +231,7 @@ func ParseConfig(b []byte) (*Config, error) {
 		}
 	}
 	if o.has("head_dim") {
-		if hd, err := o.integer("head_dim", maxDim); err != nil || hd != c.HeadDim() {
+		if hd, err := o.integer("head_dim", engine.MaxDim); err != nil || hd != c.HeadDim() {
 			return nil, fmt.Errorf("head_dim %s is not supported: wisp needs hidden_size / num_attention_heads = %d", o["head_dim"], c.HeadDim())
 		}
 	}

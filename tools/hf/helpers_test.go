@@ -19,7 +19,7 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/tools/fp16"
+	"wisp/internal/fp16"
 	"wisp/tools/hf"
 )
 

@@ -14,7 +14,7 @@
 //     normal RoPE. Qwen2 runs with llama.cpp's NeoX RoPE, which rotates
 //     halves, and keeps its rows.
 //   - Matrices are stored as the chosen type (F32 or F16: round to nearest
-//     even, subnormal halves flushed to zero, see wisp/tools/fp16); norms
+//     even, subnormal halves flushed to zero, see wisp/internal/fp16); norms
 //     and biases stay F32.
 //
 // Every problem with the input is an error that names the file and, for
@@ -32,7 +32,7 @@ import (
 	"strings"
 
 	"wisp/engine/gguf"
-	"wisp/tools/fp16"
+	"wisp/internal/fp16"
 )
 
 // Options configures Convert.

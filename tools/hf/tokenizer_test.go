@@ -10,8 +10,8 @@ import (
 	"wisp/engine"
 	"wisp/engine/gguf"
 	"wisp/engine/tokenizer"
+	"wisp/internal/synth"
 	"wisp/tools/hf"
-	"wisp/tools/synth"
 )
 
 // tokShape is the model every tokenizer test converts along with its

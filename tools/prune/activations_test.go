@@ -6,13 +6,13 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/internal/sharedfiles"
+	"wisp/internal/llama2c"
 )
 
 // TestActivations checks the statistics against values computed here from
 // the weights alone.
 func TestActivations(t *testing.T) {
-	data, err := sharedfiles.Stories260K(gguf.F32)
+	data, err := llama2c.Stories260K(gguf.F32)
 	if err != nil {
 		t.Fatal(err)
 	}

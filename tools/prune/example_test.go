@@ -6,8 +6,8 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
+	"wisp/internal/synth"
 	"wisp/tools/prune"
-	"wisp/tools/synth"
 )
 
 func Example() {

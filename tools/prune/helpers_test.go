@@ -10,11 +10,11 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/engine/sample"
-	"wisp/internal/sharedfiles"
+	"wisp/engine/option"
+	"wisp/internal/llama2c"
+	"wisp/internal/synth"
 	"wisp/tools/eval"
 	"wisp/tools/prune"
-	"wisp/tools/synth"
 )
 
 // Small random models: llama with grouped-query attention and an untied
@@ -38,7 +38,7 @@ func synthModel(t testing.TB, s synth.Shape, typ gguf.TensorType) []byte {
 // stories returns stories260K as GGUF bytes of the type (a fresh copy).
 func stories(t testing.TB, typ gguf.TensorType) []byte {
 	t.Helper()
-	b, err := sharedfiles.Stories260K(typ)
+	b, err := llama2c.Stories260K(typ)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func near(t testing.TB, got, want []float32) float64 {
 // storyTexts are calibration and held-out stories sampled from
 // stories260K, made once for all tests.
 var storyTexts = sync.OnceValues(func() ([2]string, error) {
-	data, err := sharedfiles.Stories260K(gguf.F32)
+	data, err := llama2c.Stories260K(gguf.F32)
 	if err != nil {
 		return [2]string{}, err
 	}
@@ -191,8 +191,8 @@ var storyTexts = sync.OnceValues(func() ([2]string, error) {
 	if err != nil {
 		return [2]string{}, err
 	}
-	opt := func(seed uint64) engine.SessionOptions {
-		return engine.SessionOptions{Context: 256, Sample: sample.Options{Temperature: 1, Seed: seed}}
+	opt := func(seed uint64) option.Options {
+		return option.Options{Context: 256, Temperature: 1, Seed: seed}
 	}
 	calib, err := eval.Samples(m, 12, opt(1000))
 	if err != nil {

@@ -10,10 +10,10 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/engine/sample"
-	"wisp/tools/fp16"
+	"wisp/engine/option"
+	"wisp/internal/fp16"
+	"wisp/internal/synth"
 	"wisp/tools/prune"
-	"wisp/tools/synth"
 )
 
 // widthsOf returns how many neurons and groups each block of a selection
@@ -173,7 +173,7 @@ func toF16(t testing.TB, data []byte) []byte {
 // generate samples a few tokens from the model.
 func generate(t testing.TB, m *engine.Model) {
 	t.Helper()
-	s, err := m.NewSession(engine.SessionOptions{Context: 64, MaxTokens: 20, Sample: sample.Options{Temperature: 1, Seed: 3}})
+	s, err := m.NewSession(option.Options{Context: 64, MaxTokens: 20, Temperature: 1, Seed: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

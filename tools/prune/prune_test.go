@@ -9,9 +9,9 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
+	"wisp/internal/synth"
 	"wisp/tools/eval"
 	"wisp/tools/prune"
-	"wisp/tools/synth"
 )
 
 // models are the models the tests prune.

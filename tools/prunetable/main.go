@@ -28,9 +28,9 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/engine/sample"
+	"wisp/engine/option"
+	"wisp/internal/llama2c"
 	"wisp/tools/eval"
-	"wisp/tools/llama2c"
 	"wisp/tools/prune"
 )
 
@@ -251,13 +251,13 @@ func run(o options, stdout, stderr io.Writer) error {
 
 // storyOptions samples stories at temperature 1, from the given seed on,
 // each to the end-of-text token or the full context.
-func storyOptions(seed int) engine.SessionOptions {
-	return engine.SessionOptions{Sample: sample.Options{Temperature: 1, Seed: uint64(seed)}}
+func storyOptions(seed int) option.Options {
+	return option.Options{Temperature: 1, Seed: uint64(seed)}
 }
 
 // greedyText returns the text of up to n greedy tokens from BOS.
 func greedyText(m *engine.Model, n int) (string, error) {
-	s, err := m.NewSession(engine.SessionOptions{Context: min(m.ContextLen, n+1), MaxTokens: n})
+	s, err := m.NewSession(option.Options{Context: min(m.ContextLen, n+1), MaxTokens: n})
 	if err != nil {
 		return "", err
 	}

@@ -8,8 +8,8 @@ import (
 	"sync"
 
 	"wisp/engine/gguf"
+	"wisp/internal/fp16"
 	"wisp/simd"
-	"wisp/tools/fp16"
 )
 
 // BF16 rounds f to bfloat16 as ggml's fp32_to_bf16 does: to nearest, ties
@@ -69,7 +69,7 @@ func Storable(t gguf.TensorType) bool {
 // Encode stores v, rows of cols values, as type t (F32, F16, BF16 or a
 // quantized type, whose block length must divide cols), and measures the
 // round trip: the stats compare v with what Decode gives back. F16 rounds
-// to nearest even and flushes subnormal halves to zero (wisp/tools/fp16).
+// to nearest even and flushes subnormal halves to zero (wisp/internal/fp16).
 // Large tensors are quantized on every CPU; the bytes do not depend on
 // how many.
 func Encode(t gguf.TensorType, cols int, v []float32) ([]byte, Stats, error) {

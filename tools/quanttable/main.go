@@ -29,7 +29,7 @@ import (
 	"strings"
 
 	"wisp/engine"
-	"wisp/engine/sample"
+	"wisp/engine/option"
 	"wisp/tools/eval"
 )
 
@@ -124,7 +124,7 @@ func measure(s modelSpec, wisp, dir string, maxTokens int, log io.Writer) (resul
 		if err != nil {
 			return r, fmt.Errorf("%s: %w", s.ref, err)
 		}
-		samples, err := eval.Samples(m, count, engine.SessionOptions{Sample: sample.Options{Temperature: 1, Seed: 1}})
+		samples, err := eval.Samples(m, count, option.Options{Temperature: 1, Seed: 1})
 		if err != nil {
 			return r, err
 		}

@@ -9,10 +9,10 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/internal/sharedfiles"
-	"wisp/tools/oracle"
+	"wisp/internal/llama2c"
+	"wisp/internal/oracle"
+	"wisp/internal/synth"
 	"wisp/tools/quant"
-	"wisp/tools/synth"
 )
 
 // TestAgainstLlamaCpp quantizes one random model with wisp and with
@@ -117,7 +117,7 @@ func TestLlamaCppContinuesWispFiles(t *testing.T) {
 	if err != nil {
 		t.Skipf("llama.cpp oracle not installed (make oracle): %v", err)
 	}
-	src, err := sharedfiles.Stories260K(gguf.F32)
+	src, err := llama2c.Stories260K(gguf.F32)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,9 +9,9 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/internal/sharedfiles"
+	"wisp/internal/llama2c"
+	"wisp/internal/synth"
 	"wisp/tools/quant"
-	"wisp/tools/synth"
 )
 
 func write(t *testing.T, b *gguf.Builder) []byte {
@@ -27,7 +27,7 @@ func write(t *testing.T, b *gguf.Builder) []byte {
 // the F16 files are identical, that F16 → F32 is exact, and that the
 // results load and agree with a direct F16 conversion.
 func TestRoundTrip(t *testing.T) {
-	src, err := sharedfiles.Stories260K(gguf.F32)
+	src, err := llama2c.Stories260K(gguf.F32)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Error("F16 → F32 → F16 changed the file")
 	}
 	// The F16 file converted by llama2c directly gives the same logits.
-	direct, err := sharedfiles.Stories260K(gguf.F16)
+	direct, err := llama2c.Stories260K(gguf.F16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func testQuantized(t *testing.T, model string) {
 	var err error
 	if model == "stories260K" {
 		// dim 64: the k-quants fall back to the formats of blocks of 32.
-		src, err = sharedfiles.Stories260K(gguf.F32)
+		src, err = llama2c.Stories260K(gguf.F32)
 	} else {
 		src, err = synth.Bytes(synth.Shape{Arch: "llama", Dim: 256, HiddenDim: 512, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 512, ContextLen: 64, RopeBase: 10000}, synth.Options{Seed: 5})
 	}

@@ -9,7 +9,7 @@ import (
 	"wisp/engine"
 	"wisp/engine/gguf"
 	"wisp/engine/tokenizer"
-	"wisp/tools/synth"
+	"wisp/internal/synth"
 )
 
 // TestMatmul checks the tiled float32 product against plain float64 loops,

@@ -8,6 +8,7 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
+	"wisp/engine/option"
 	"wisp/engine/tokenizer"
 )
 
@@ -93,7 +94,7 @@ func TestTrainSmoke(t *testing.T) {
 	// The engine loads the result and generates, greedily, the tokens the
 	// training forward pass ranks first.
 	em := load(t, m, v)
-	s, err := em.NewSession(engine.SessionOptions{MaxTokens: 24})
+	s, err := em.NewSession(option.Options{MaxTokens: 24})
 	if err != nil {
 		t.Fatal(err)
 	}

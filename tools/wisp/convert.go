@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"wisp/engine/gguf"
+	"wisp/internal/llama2c"
 	"wisp/tools/hf"
-	"wisp/tools/llama2c"
 	"wisp/tools/quant"
 	"wisp/tools/retype"
 )

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"wisp/internal/llama2c"
 	"wisp/internal/sharedfiles"
-	"wisp/tools/llama2c"
 )
 
 // writeHF writes stories260K as a Hugging Face folder: F32 safetensors with

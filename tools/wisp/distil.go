@@ -12,6 +12,7 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
+	"wisp/engine/option"
 	"wisp/engine/sample"
 	"wisp/tools/train"
 )
@@ -191,7 +192,7 @@ func sampleOne(m *engine.Model, bos, ctx int, seed, i uint64) ([]int32, error) {
 	if err != nil {
 		return nil, err
 	}
-	smp, err := sample.New(sample.Options{Temperature: 1, Seed: seed*0x9e3779b97f4a7c15 + i + 1})
+	smp, err := sample.New(option.Options{Temperature: 1, Seed: seed*0x9e3779b97f4a7c15 + i + 1})
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,7 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/tools/llama2c"
+	"wisp/internal/llama2c"
 )
 
 // isGGUF reports whether b starts with GGUF's magic.

@@ -7,14 +7,8 @@ import (
 	"io"
 	"time"
 
-	"wisp/engine/sample"
+	"wisp/engine/option"
 )
-
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (s *stringList) String() string     { return fmt.Sprint(*s) }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func runCmd(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("run", "-m MODEL [-z TOKENIZER] [-p PROMPT] [flags]",
@@ -26,15 +20,8 @@ tokenizer.bin (-z), converted in memory.`, stderr)
 	tokPath := fs.String("z", "", "llama2.c tokenizer.bin, for a llama2.c checkpoint")
 	prompt := fs.String("p", "", "the prompt (default: none, start from BOS)")
 	steps := fs.Int("n", 256, "positions to run, the prompt included, as llama2.c counts them; 0 means the model's context length")
-	temp := fs.Float64("t", 1.0, "temperature; 0 picks the most likely token (greedy)")
-	topP := fs.Float64("top-p", 0.9, "nucleus sampling: keep the most likely tokens up to this total probability; 0 or 1 keeps all")
-	topK := fs.Int("top-k", 0, "keep only the K most likely tokens; 0 keeps all")
-	minP := fs.Float64("min-p", 0, "drop tokens less likely than this fraction of the most likely one")
-	repeat := fs.Float64("repeat-penalty", 1, "penalise tokens seen in the last --repeat-last-n tokens; 1 is none")
-	repeatN := fs.Int("repeat-last-n", 64, "how many recent tokens --repeat-penalty looks at")
-	seed := fs.Uint64("seed", 0, "random seed; 0 takes one from the clock")
-	var stops stringList
-	fs.Var(&stops, "stop", "end generation before this text (repeatable)")
+	var opt option.Options
+	storeOptions := option.Flags(fs, &opt) // -t, --top-p, --seed, --stop, ...
 	quiet := fs.Bool("q", false, "print no timings to stderr")
 	runtime := fs.String("runtime", "native", "where the engine runs: native, or wazero (the wasm module with its SIMD128 kernels, as in a browser)")
 	wasmPath := fs.String("wasm", "", "the engine module for --runtime wazero (default: site/wasm/wisp.wasm, else built)")
@@ -42,6 +29,7 @@ tokenizer.bin (-z), converted in memory.`, stderr)
 	if err != nil {
 		return err
 	}
+	storeOptions()
 	if *model == "" && len(pos) == 1 {
 		*model, pos = pos[0], nil
 	}
@@ -49,8 +37,11 @@ tokenizer.bin (-z), converted in memory.`, stderr)
 		fs.Usage()
 		return errUsage
 	}
-	if *seed == 0 {
-		*seed = uint64(time.Now().UnixNano())
+	if opt.Seed == 0 {
+		opt.Seed = uint64(time.Now().UnixNano())
+	}
+	if err := opt.Validate(); err != nil {
+		return flagError(err)
 	}
 
 	t0 := time.Now()
@@ -74,20 +65,10 @@ tokenizer.bin (-z), converted in memory.`, stderr)
 	if len(ids) > n {
 		return fmt.Errorf("the prompt is %d tokens but -n allows %d positions (the model's context is %d)", len(ids), n, be.ContextLen())
 	}
-	opt := genOptions{
-		Context: n,
-		Sample: sample.Options{
-			Temperature: float32(*temp), TopP: float32(*topP), TopK: *topK, MinP: float32(*minP),
-			RepeatPenalty: float32(*repeat), RepeatLastN: *repeatN, Seed: *seed,
-		},
-		// llama2.c evaluates n positions and prints the token sampled after
-		// the last of them too.
-		MaxTokens: n - len(ids) + 1,
-		Stop:      stops,
-	}
-	if err := opt.Sample.Validate(); err != nil {
-		return err
-	}
+	opt.Context = n
+	// llama2.c evaluates n positions and prints the token sampled after the
+	// last of them too.
+	opt.MaxTokens = n - len(ids) + 1
 
 	out := bufio.NewWriter(stdout)
 	write := func(s string) error {
@@ -97,7 +78,7 @@ tokenizer.bin (-z), converted in memory.`, stderr)
 		return out.Flush()
 	}
 	t1 := time.Now()
-	echo, err := be.Start(ids, opt)
+	echo, err := be.PromptTokens(ids, opt)
 	if err != nil {
 		return err
 	}
@@ -141,4 +122,13 @@ func rate(n int, d time.Duration) float64 {
 		return 0
 	}
 	return float64(n) / d.Seconds()
+}
+
+// flagError names the flag of an option out of its range.
+func flagError(err error) error {
+	var oe *option.Error
+	if errors.As(err, &oe) && oe.Spec.Flag != "" {
+		return fmt.Errorf("--%s: %w", oe.Spec.Flag, err)
+	}
+	return err
 }

@@ -5,7 +5,7 @@ import (
 	"io"
 	"strings"
 
-	"wisp/tools/synth"
+	"wisp/internal/synth"
 )
 
 func synthCmd(args []string, stdout, stderr io.Writer) error {

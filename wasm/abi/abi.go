@@ -1,12 +1,18 @@
-// Package abi holds the data that crosses the boundary of wisp's WebAssembly
-// module (wisp/wasm/module): its status codes and the JSON documents it reads
-// and writes. The module and its hosts (wisp/wasm/host, the site's
-// JavaScript) share these definitions; the functions themselves are
-// documented in wisp/wasm/module.
+// Package abi is the one table of wisp's WebAssembly module's interface
+// (wisp/wasm/module): its version, its exports with their wasm signatures,
+// its status codes and the JSON documents it writes (the options it reads
+// are wisp/engine/option.Options). The module and the wazero host
+// (wisp/wasm/host) use these definitions, site/abi.js and abi.d.ts are
+// generated from them for the page (internal/jsgen), and tests hold the module's exports, its doc.go and
+// site/engine.js to them; the functions themselves are documented in
+// wisp/wasm/module.
 package abi
 
+//go:generate go run ./internal/writejs ../../site
+
 // Version is the ABI version that the module's wisp_abi_version export
-// returns. It changes whenever an export changes meaning.
+// returns. It changes whenever an export changes meaning, or the JSON of
+// Info or of the options (wisp/engine/option.Options) changes.
 const Version = 2
 
 // Status codes returned by the module's exports. Zero and positive values
@@ -29,38 +35,60 @@ const (
 	StatusPanic = -4
 )
 
-// Options are the sampling and generation options that wisp_options reads
-// as JSON. The zero value (and the empty document) samples greedily over the
-// model's whole context until an end token. Fields mirror
-// engine.SessionOptions and sample.Options.
-type Options struct {
-	// Context is the number of positions a session holds; 0 means the
-	// model's context length.
-	Context int `json:"context,omitempty"`
-	// Temperature divides the logits; 0 picks the most likely token.
-	Temperature float32 `json:"temperature,omitempty"`
-	// TopK keeps only the K most likely tokens; 0 keeps all.
-	TopK int `json:"topK,omitempty"`
-	// TopP keeps the most likely tokens up to this total probability; 0 or
-	// 1 keeps all.
-	TopP float32 `json:"topP,omitempty"`
-	// MinP drops tokens less likely than MinP times the most likely one.
-	MinP float32 `json:"minP,omitempty"`
-	// RepeatPenalty penalises tokens seen in the last RepeatLastN tokens;
-	// 0 or 1 is none.
-	RepeatPenalty float32 `json:"repeatPenalty,omitempty"`
-	// RepeatLastN is how many recent tokens the penalty looks at; 0 means
-	// 64.
-	RepeatLastN int `json:"repeatLastN,omitempty"`
-	// Seed seeds the sampler's random numbers; 0 is the same as 1. (In
-	// JavaScript, seeds above 2^53 lose precision.)
-	Seed uint64 `json:"seed,omitempty"`
-	// MaxTokens is how many tokens wisp_step may generate after the
-	// prompt; 0 means until the context is full.
-	MaxTokens int `json:"maxTokens,omitempty"`
-	// Stop lists strings that end generation; the text is cut before them.
-	Stop []string `json:"stop,omitempty"`
+// Statuses names every status code, for site/abi.js's Status (a test
+// checks that it lists every Status constant).
+var Statuses = []struct {
+	Name string
+	Code int32
+}{
+	{"OK", StatusOK}, {"DONE", StatusDone},
+	{"FAILED", StatusFailed}, {"USAGE", StatusUsage}, {"MEMORY", StatusMemory}, {"PANIC", StatusPanic},
 }
+
+// An Export is one function of the module: its name, and the wasm types of
+// its parameters and result.
+type Export struct {
+	Name   string
+	Params []string // "i32" or "i64" each
+	Result string
+}
+
+// Exports lists the module's functions, which wisp/wasm/module's exports.go
+// defines and its doc.go documents (tests compare the three and the names
+// site/engine.js calls); the wazero host and site/abi.js take the names
+// from here.
+var Exports = []Export{
+	{"wisp_abi_version", nil, i32},
+	{"wisp_alloc", []string{i32}, i32},
+	{"wisp_free", []string{i32}, i32},
+	{"wisp_memory_limit", []string{i32}, i32},
+	{"wisp_error_status", nil, i32},
+	{"wisp_error_ptr", nil, i32},
+	{"wisp_error_len", nil, i32},
+
+	{"wisp_check", []string{i32, i32, i64}, i32},
+	{"wisp_load", []string{i32, i32}, i32},
+	{"wisp_unload", nil, i32},
+	{"wisp_info_ptr", nil, i32},
+	{"wisp_info_len", nil, i32},
+	{"wisp_vocab_size", nil, i32},
+	{"wisp_tokenize", []string{i32, i32, i32}, i32},
+	{"wisp_tokens_ptr", nil, i32},
+	{"wisp_tokens_len", nil, i32},
+
+	{"wisp_options", []string{i32, i32}, i32},
+	{"wisp_prompt", []string{i32, i32}, i32},
+	{"wisp_prompt_tokens", []string{i32, i32}, i32},
+	{"wisp_step", nil, i32},
+	{"wisp_piece_ptr", nil, i32},
+	{"wisp_piece_len", nil, i32},
+	{"wisp_token", nil, i32},
+	{"wisp_done_ptr", nil, i32},
+	{"wisp_done_len", nil, i32},
+	{"wisp_logits_ptr", nil, i32},
+}
+
+const i32, i64 = "i32", "i64"
 
 // Info describes a loaded model; wisp_info_ptr and wisp_info_len give it as
 // JSON. In a model whose blocks differ in width (pruned per layer),

@@ -10,7 +10,8 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/tools/synth"
+	"wisp/engine/option"
+	"wisp/internal/synth"
 )
 
 // stories15M returns a random model of the shape of TinyStories-15M, made
@@ -32,7 +33,7 @@ func BenchmarkDecode(b *testing.B) {
 	for i := 1; i < promptLen; i++ {
 		ids = append(ids, 300+37*i)
 	}
-	opts := GenerateOptions{Context: promptLen + steps + 1, MaxTokens: steps}
+	opts := option.Options{Context: promptLen + steps + 1, MaxTokens: steps}
 	ctx := context.Background()
 
 	// report runs the iterations and reports the rates. run evaluates the
@@ -61,7 +62,7 @@ func BenchmarkDecode(b *testing.B) {
 		report(b, func() (time.Duration, int, error) {
 			b.StopTimer()
 			t0 := time.Now()
-			s, err := m.NewSession(engine.SessionOptions{Context: opts.Context, MaxTokens: opts.MaxTokens})
+			s, err := m.NewSession(option.Options{Context: opts.Context, MaxTokens: opts.MaxTokens})
 			if err != nil {
 				return 0, 0, err
 			}
@@ -100,7 +101,7 @@ func BenchmarkDecode(b *testing.B) {
 			b.StartTimer()
 			n := 0
 			for {
-				_, err := m.Step(ctx)
+				_, err := m.Next(ctx)
 				if err == io.EOF {
 					return prefill, n, nil
 				}

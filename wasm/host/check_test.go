@@ -9,9 +9,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tetratelabs/wazero/api"
+
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/tools/synth"
+	"wisp/engine/option"
+	"wisp/internal/synth"
 	"wisp/wasm/abi"
 )
 
@@ -174,13 +177,14 @@ func TestCheckMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Prompt(ctx, "a", GenerateOptions{MaxTokens: 2}); err != nil {
+	if _, err := m.Prompt(ctx, "a", option.Options{MaxTokens: 2}); err != nil {
 		t.Errorf("Prompt: %v", err)
 	}
 }
 
-// TestExportsListed compares the exports of the module with the lists of
-// them: the ABI in doc.go, the host's, and those that site/engine.js calls.
+// TestExportsListed compares the module's exports, with their wasm
+// signatures, to abi.Exports, and abi.Exports to the ABI doc.go documents
+// and to the exports site/engine.js calls.
 func TestExportsListed(t *testing.T) {
 	ctx := context.Background()
 	r := newRuntime(t)
@@ -188,41 +192,87 @@ func TestExportsListed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var module []string
-	for name := range compiled.ExportedFunctions() {
+	table := map[string]string{}
+	for _, e := range abi.Exports {
+		table[e.Name] = "(" + strings.Join(e.Params, " ") + ") " + e.Result
+	}
+	module := map[string]string{}
+	for name, f := range compiled.ExportedFunctions() {
 		if strings.HasPrefix(name, "wisp_") {
-			module = append(module, name)
+			var params, results []string
+			for _, p := range f.ParamTypes() {
+				params = append(params, api.ValueTypeName(p))
+			}
+			for _, p := range f.ResultTypes() {
+				results = append(results, api.ValueTypeName(p))
+			}
+			module[name] = "(" + strings.Join(params, " ") + ") " + strings.Join(results, " ")
 		}
 	}
-	slices.Sort(module)
-	names := func(path string, re *regexp.Regexp) []string {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
+	compare := func(what string, got map[string]string) {
+		t.Helper()
+		for name, sig := range table {
+			if got[name] != sig {
+				t.Errorf("%s: %s is %q; abi.Exports says %q", what, name, got[name], sig)
+			}
 		}
-		var out []string
-		for _, m := range re.FindAllSubmatch(b, -1) {
-			out = append(out, string(m[1]))
+		for name := range got {
+			if _, ok := table[name]; !ok {
+				t.Errorf("%s has %s, which abi.Exports does not list", what, name)
+			}
 		}
-		slices.Sort(out)
-		return slices.Compact(out)
 	}
-	doc := names("../module/doc.go", regexp.MustCompile(`(?m)(?:^//\t|, )(wisp_\w+)\(`))
-	if !slices.Equal(doc, module) {
-		t.Errorf("doc.go lists %v\nthe module exports %v", doc, module)
+	compare("the module", module)
+	compare("doc.go", docExports(t, "../module/doc.go"))
+	b, err := os.ReadFile("../../site/engine.js")
+	if err != nil {
+		t.Fatal(err)
 	}
-	host := slices.Sorted(slices.Values(exports))
-	if !slices.Equal(host, module) {
-		t.Errorf("the host knows %v\nthe module exports %v", host, module)
-	}
-	for _, name := range names("../../site/engine.js", regexp.MustCompile(`'(wisp_\w+)'`)) {
-		if !slices.Contains(module, name) {
-			t.Errorf("site/engine.js calls %s, which the module does not export", name)
+	called := map[string]bool{}
+	for _, m := range regexp.MustCompile(`'(wisp_\w+)'`).FindAllSubmatch(b, -1) {
+		called[string(m[1])] = true
+		if _, ok := table[string(m[1])]; !ok {
+			t.Errorf("site/engine.js calls %s, which abi.Exports does not list", m[1])
 		}
 	}
 	for _, name := range []string{"wisp_check", "wisp_load"} {
-		if !slices.Contains(names("../../site/engine.js", regexp.MustCompile(`'(wisp_\w+)'`)), name) {
+		if !called[name] {
 			t.Errorf("site/engine.js does not call %s", name)
 		}
 	}
+}
+
+// docExports returns the exports that doc.go documents, as lines like
+// "wisp_check(addr, len i32, size i64) i32", with their signatures in the
+// form "(i32 i32 i64) i32".
+func docExports(t *testing.T, path string) map[string]string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	re := regexp.MustCompile(`(?m)(?:^//\t|, )(wisp_\w+)\(([^)]*)\) (i32|i64)`)
+	for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+		// Go's notation: a type follows the last of the names it types.
+		var types []string
+		pending := 0
+		for p := range strings.SplitSeq(m[2], ",") {
+			f := strings.Fields(p)
+			if len(f) == 0 {
+				continue
+			}
+			pending++
+			if len(f) == 2 {
+				for range pending {
+					types = append(types, f[1])
+				}
+				pending = 0
+			}
+		}
+		if pending > 0 {
+			t.Errorf("doc.go: %s(%s) leaves a parameter without a type", m[1], m[2])
+		}
+		out[m[1]] = "(" + strings.Join(types, " ") + ") " + m[3]
+	}
+	return out
 }

@@ -9,8 +9,9 @@ import (
 	"testing"
 
 	"wisp/engine/gguf"
+	"wisp/engine/option"
+	"wisp/internal/synth"
 	"wisp/simd"
-	"wisp/tools/synth"
 	"wisp/wasm/abi"
 )
 
@@ -74,7 +75,7 @@ func TestLoadErrors(t *testing.T) {
 	if err := m.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Prompt(ctx, "a", GenerateOptions{}); err == nil {
+	if _, err := m.Prompt(ctx, "a", option.Options{}); err == nil {
 		t.Error("Prompt on a closed model succeeded")
 	}
 	if _, err := r.Load(ctx, good); err != nil {
@@ -89,8 +90,8 @@ func TestGenerateErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Step(ctx); err == nil {
-		t.Fatal("Step before a prompt succeeded")
+	if _, err := m.Next(ctx); err == nil {
+		t.Fatal("Next before a prompt succeeded")
 	} else {
 		wantError(t, err, abi.StatusUsage, "before a prompt")
 	}
@@ -105,11 +106,11 @@ func TestGenerateErrors(t *testing.T) {
 		words  []string
 	}{
 		{"prompt-longer-than-context", func() error {
-			_, err := m.Prompt(ctx, long, GenerateOptions{Context: 16})
+			_, err := m.Prompt(ctx, long, option.Options{Context: 16})
 			return err
 		}, abi.StatusFailed, []string{"prompt", "context holds 16"}},
 		{"invalid-utf8-prompt", func() error {
-			_, err := m.Prompt(ctx, "caf\xc3", GenerateOptions{})
+			_, err := m.Prompt(ctx, "caf\xc3", option.Options{})
 			return err
 		}, abi.StatusFailed, []string{"UTF-8", "offset 3"}},
 		{"invalid-utf8-tokenize", func() error {
@@ -117,55 +118,55 @@ func TestGenerateErrors(t *testing.T) {
 			return err
 		}, abi.StatusFailed, []string{"UTF-8", "offset 0"}},
 		{"token-outside-vocabulary", func() error {
-			_, err := m.PromptTokens(ctx, []int{1, 5, 320}, GenerateOptions{})
+			_, err := m.PromptTokens(ctx, []int{1, 5, 320}, option.Options{})
 			return err
 		}, abi.StatusFailed, []string{"320", "vocabulary"}},
 		{"negative-token", func() error {
-			_, err := m.PromptTokens(ctx, []int{1, -4}, GenerateOptions{})
+			_, err := m.PromptTokens(ctx, []int{1, -4}, option.Options{})
 			return err
 		}, abi.StatusFailed, []string{"-4"}},
 		{"empty-token-prompt", func() error {
-			_, err := m.PromptTokens(ctx, nil, GenerateOptions{})
+			_, err := m.PromptTokens(ctx, nil, option.Options{})
 			return err
 		}, abi.StatusFailed, []string{"empty prompt"}},
 		{"context-longer-than-model", func() error {
-			_, err := m.Prompt(ctx, "a", GenerateOptions{Context: 100000})
+			_, err := m.Prompt(ctx, "a", option.Options{Context: 100000})
 			return err
 		}, abi.StatusFailed, []string{"100000", "256"}},
 		{"negative-temperature", func() error {
-			_, err := m.Prompt(ctx, "a", GenerateOptions{Temperature: -1})
+			_, err := m.Prompt(ctx, "a", option.Options{Temperature: -1})
 			return err
 		}, abi.StatusFailed, []string{"temperature"}},
 		{"negative-max-tokens", func() error {
-			_, err := m.Prompt(ctx, "a", GenerateOptions{MaxTokens: -1})
+			_, err := m.Prompt(ctx, "a", option.Options{MaxTokens: -1})
 			return err
 		}, abi.StatusFailed, []string{"maxTokens"}},
 		{"empty-stop", func() error {
-			_, err := m.Prompt(ctx, "a", GenerateOptions{Stop: []string{""}})
+			_, err := m.Prompt(ctx, "a", option.Options{Stop: []string{""}})
 			return err
 		}, abi.StatusFailed, []string{"stop"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantError(t, tc.do(), tc.status, tc.words...)
 			// A failed prompt leaves no session behind.
-			if _, err := m.Step(ctx); err == nil {
-				t.Error("Step after a failed prompt succeeded")
+			if _, err := m.Next(ctx); err == nil {
+				t.Error("Next after a failed prompt succeeded")
 			}
 		})
 	}
 	_, err = r.status(ctx, "wisp_prompt_tokens", 0, 1<<30)
 	wantError(t, err, abi.StatusUsage, "do not fit")
-	if _, err := m.Prompt(ctx, "the cat", GenerateOptions{MaxTokens: 3}); err != nil {
+	if _, err := m.Prompt(ctx, "the cat", option.Options{MaxTokens: 3}); err != nil {
 		t.Fatalf("Prompt after the errors: %v", err)
 	}
 	for range 3 {
-		if _, err := m.Step(ctx); err != nil {
+		if _, err := m.Next(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for range 2 { // stepping past the end keeps saying so
-		if piece, err := m.Step(ctx); err == nil || piece != "" || m.Done() != "length" {
-			t.Fatalf("Step past the end = %q, %v (%s)", piece, err, m.Done())
+		if piece, err := m.Next(ctx); err == nil || piece != "" || m.Done() != "length" {
+			t.Fatalf("Next past the end = %q, %v (%s)", piece, err, m.Done())
 		}
 	}
 }
@@ -230,9 +231,9 @@ func TestSessionTooBig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = m.Prompt(ctx, "a", GenerateOptions{})
+	_, err = m.Prompt(ctx, "a", option.Options{})
 	wantError(t, err, abi.StatusMemory, "4.00 GiB", "shorter context")
-	if _, err := m.Prompt(ctx, "a", GenerateOptions{Context: 64}); err != nil {
+	if _, err := m.Prompt(ctx, "a", option.Options{Context: 64}); err != nil {
 		t.Errorf("Prompt with a short context: %v", err)
 	}
 }

@@ -7,7 +7,8 @@ import (
 	"os"
 
 	"wisp/engine/gguf"
-	"wisp/tools/synth"
+	"wisp/engine/option"
+	"wisp/internal/synth"
 	"wisp/wasm/host"
 )
 
@@ -48,7 +49,7 @@ func Example() {
 	fmt.Printf("%s, %d layers, %d tokens, kernels %s\n", info.Architecture, info.Layers, info.VocabSize, info.Kernels)
 
 	n := 0
-	err = m.Generate(ctx, "Once upon a time", host.GenerateOptions{Temperature: 0.8, Seed: 42, MaxTokens: 20},
+	err = m.Generate(ctx, "Once upon a time", option.Options{Temperature: 0.8, Seed: 42, MaxTokens: 20},
 		func(piece string) error {
 			n++ // a real program prints the piece
 			return nil

@@ -68,18 +68,6 @@ type Runtime struct {
 	closed   bool
 }
 
-// exports lists the module's exports that the host calls.
-var exports = []string{
-	"wisp_abi_version", "wisp_memory_limit",
-	"wisp_alloc", "wisp_free",
-	"wisp_error_status", "wisp_error_ptr", "wisp_error_len",
-	"wisp_check", "wisp_load", "wisp_unload", "wisp_info_ptr", "wisp_info_len", "wisp_vocab_size",
-	"wisp_tokenize", "wisp_tokens_ptr", "wisp_tokens_len",
-	"wisp_options", "wisp_prompt", "wisp_prompt_tokens",
-	"wisp_step", "wisp_piece_ptr", "wisp_piece_len", "wisp_token",
-	"wisp_done_ptr", "wisp_done_len", "wisp_logits_ptr",
-}
-
 // New compiles and instantiates the engine module wasm (built from
 // wisp/wasm/module, see BuildModule) with WASI and, when it imports them,
 // the kernels of wisp/simd, and initialises it.
@@ -175,12 +163,12 @@ func (r *Runtime) instantiate(ctx context.Context, wasm []byte) error {
 		return &TrapError{Op: "_initialize", Err: err, Stderr: r.stderr.String()}
 	}
 	r.fns = map[string]api.Function{}
-	for _, name := range exports {
-		f := r.mod.ExportedFunction(name)
+	for _, e := range abi.Exports {
+		f := r.mod.ExportedFunction(e.Name)
 		if f == nil {
-			return fmt.Errorf("host: the engine module does not export %s: is it wisp/wasm/module?", name)
+			return fmt.Errorf("host: the engine module does not export %s: is it wisp/wasm/module?", e.Name)
 		}
-		r.fns[name] = f
+		r.fns[e.Name] = f
 	}
 	if v, err := r.call(ctx, "wisp_abi_version"); err != nil {
 		return err

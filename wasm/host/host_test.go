@@ -8,7 +8,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,9 +15,10 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/engine/sample"
-	"wisp/tools/llama2c"
-	"wisp/tools/synth"
+	"wisp/engine/option"
+	"wisp/internal/llama2c"
+	"wisp/internal/sharedfiles"
+	"wisp/internal/synth"
 )
 
 // The engine module, built once by TestMain, and a compilation cache shared
@@ -78,15 +78,12 @@ Lily's mom said, "Lily, let's go to the park." Lily was sad and didn't know what
 Lily was sad and didn't know what to do. She said, "I'm sorry, Lily. I didn't know what to do."
 Lily didn't want to help her mom, so she`
 
-// modelsDir holds the reference models shared by the developers' machines.
-const modelsDir = "../../../shared/models"
-
 func TestStories260K(t *testing.T) {
-	ck, err := os.ReadFile(filepath.Join(modelsDir, "stories260K.bin"))
+	ck, err := sharedfiles.Read("models/stories260K.bin")
 	if err != nil {
 		t.Skip("reference model missing:", err)
 	}
-	tok, err := os.ReadFile(filepath.Join(modelsDir, "tok512.bin"))
+	tok, err := sharedfiles.Read("models/tok512.bin")
 	if err != nil {
 		t.Skip("reference tokenizer missing:", err)
 	}
@@ -107,13 +104,13 @@ func TestStories260K(t *testing.T) {
 	// sampled after the last one too.
 	const n = 200
 	var text strings.Builder
-	echo, err := m.Prompt(ctx, "", GenerateOptions{Context: n, MaxTokens: n})
+	echo, err := m.Prompt(ctx, "", option.Options{Context: n, MaxTokens: n})
 	if err != nil {
 		t.Fatal(err)
 	}
 	text.WriteString(echo)
 	for {
-		piece, err := m.Step(ctx)
+		piece, err := m.Next(ctx)
 		text.WriteString(piece)
 		if err == io.EOF {
 			break
@@ -181,8 +178,8 @@ func TestLogitsMatchNative(t *testing.T) {
 			for len(ids) < promptLen {
 				ids = append(ids, 3+rng.IntN(tc.shape.Vocab-3))
 			}
-			opts := GenerateOptions{Context: promptLen + steps + 8, MaxTokens: steps}
-			sess, err := native.NewSession(engine.SessionOptions{Context: opts.Context, MaxTokens: opts.MaxTokens})
+			opts := option.Options{Context: promptLen + steps + 8, MaxTokens: steps}
+			sess, err := native.NewSession(opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -210,9 +207,9 @@ func TestLogitsMatchNative(t *testing.T) {
 			compare(0)
 			for step := 1; ; step++ {
 				wantPiece, wantErr := sess.Next()
-				piece, err := m.Step(ctx)
+				piece, err := m.Next(ctx)
 				if err != wantErr || piece != wantPiece {
-					t.Fatalf("step %d: Step() = %q, %v; native %q, %v", step, piece, err, wantPiece, wantErr)
+					t.Fatalf("step %d: Next() = %q, %v; native %q, %v", step, piece, err, wantPiece, wantErr)
 				}
 				if err == io.EOF {
 					if m.Done() != sess.Done() {
@@ -248,22 +245,16 @@ func TestGenerateMatchesNative(t *testing.T) {
 	const prompt = "the cat sat on the mat"
 	for _, tc := range []struct {
 		name string
-		opts GenerateOptions
+		opts option.Options
 	}{
-		{"greedy", GenerateOptions{Context: 96, MaxTokens: 40}},
-		{"top-p", GenerateOptions{Context: 96, Temperature: 0.9, TopP: 0.9, Seed: 42}},
-		{"top-k-min-p-penalty", GenerateOptions{Context: 128, Temperature: 1.1, TopK: 20, MinP: 0.01, RepeatPenalty: 1.3, RepeatLastN: 16, Seed: 7, MaxTokens: 60}},
-		{"stop", GenerateOptions{Context: 96, Temperature: 0.7, Seed: 3, Stop: []string{"e", "ab"}}},
+		{"greedy", option.Options{Context: 96, MaxTokens: 40}},
+		{"top-p", option.Options{Context: 96, Temperature: 0.9, TopP: 0.9, Seed: 42}},
+		{"top-k-min-p-penalty", option.Options{Context: 128, Temperature: 1.1, TopK: 20, MinP: 0.01, RepeatPenalty: 1.3, RepeatLastN: 16, Seed: 7, MaxTokens: 60}},
+		{"stop", option.Options{Context: 96, Temperature: 0.7, Seed: 3, Stop: []string{"e", "ab"}}},
 	} {
 		opts := tc.opts
 		t.Run(tc.name, func(t *testing.T) {
-			sess, err := native.NewSession(engine.SessionOptions{
-				Context: opts.Context,
-				Sample: sample.Options{Temperature: opts.Temperature, TopK: opts.TopK, TopP: opts.TopP, MinP: opts.MinP,
-					RepeatPenalty: opts.RepeatPenalty, RepeatLastN: opts.RepeatLastN, Seed: opts.Seed},
-				MaxTokens: opts.MaxTokens,
-				Stop:      opts.Stop,
-			})
+			sess, err := native.NewSession(opts)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,12 +9,9 @@ import (
 	"io"
 	"math"
 
+	"wisp/engine/option"
 	"wisp/wasm/abi"
 )
-
-// GenerateOptions are the sampling and generation options of a prompt; the
-// zero value samples greedily over the model's whole context.
-type GenerateOptions = abi.Options
 
 // Info describes a loaded model.
 type Info = abi.Info
@@ -87,12 +84,12 @@ func (m *Model) Tokenize(ctx context.Context, text string, bos bool) ([]int, err
 // Prompt starts a generation with the options: it tokenizes the text (BOS
 // first when the model asks for it), evaluates it, and returns it as the
 // model prints it.
-func (m *Model) Prompt(ctx context.Context, text string, opts GenerateOptions) (echo string, err error) {
+func (m *Model) Prompt(ctx context.Context, text string, opts option.Options) (echo string, err error) {
 	return m.prompt(ctx, opts, "wisp_prompt", []byte(text), len(text))
 }
 
 // PromptTokens is Prompt for token ids.
-func (m *Model) PromptTokens(ctx context.Context, ids []int, opts GenerateOptions) (echo string, err error) {
+func (m *Model) PromptTokens(ctx context.Context, ids []int, opts option.Options) (echo string, err error) {
 	b := make([]byte, 4*len(ids))
 	for i, id := range ids {
 		if id < math.MinInt32 || id > math.MaxInt32 {
@@ -103,7 +100,7 @@ func (m *Model) PromptTokens(ctx context.Context, ids []int, opts GenerateOption
 	return m.prompt(ctx, opts, "wisp_prompt_tokens", b, len(ids))
 }
 
-func (m *Model) prompt(ctx context.Context, opts GenerateOptions, name string, data []byte, n int) (string, error) {
+func (m *Model) prompt(ctx context.Context, opts option.Options, name string, data []byte, n int) (string, error) {
 	if err := m.lock(); err != nil {
 		return "", err
 	}
@@ -131,10 +128,10 @@ func (m *Model) prompt(ctx context.Context, opts GenerateOptions, name string, d
 	return string(echo), err
 }
 
-// Step generates one token and returns the text it completes, which may be
+// Next generates one token and returns the text it completes, which may be
 // empty. At the end it returns io.EOF, with the last of the text; Done then
 // says why.
-func (m *Model) Step(ctx context.Context) (piece string, err error) {
+func (m *Model) Next(ctx context.Context) (piece string, err error) {
 	if err := m.lock(); err != nil {
 		return "", err
 	}
@@ -164,7 +161,7 @@ func (m *Model) Step(ctx context.Context) (piece string, err error) {
 	return string(b), io.EOF
 }
 
-// Token returns the token that the last Step sampled, or -1 if it sampled
+// Token returns the token that the last Next sampled, or -1 if it sampled
 // none (generation had reached its length or the context's end).
 func (m *Model) Token() int {
 	m.r.mu.Lock()
@@ -213,12 +210,12 @@ func (m *Model) Logits(ctx context.Context) ([]float32, error) {
 // until the end, passing the text of each to emit as soon as it is
 // complete UTF-8 (the prompt's own text is not passed). It stops early if
 // ctx is done or emit returns an error, and returns that error.
-func (m *Model) Generate(ctx context.Context, prompt string, opts GenerateOptions, emit func(piece string) error) error {
+func (m *Model) Generate(ctx context.Context, prompt string, opts option.Options, emit func(piece string) error) error {
 	if _, err := m.Prompt(ctx, prompt, opts); err != nil {
 		return err
 	}
 	for {
-		piece, err := m.Step(ctx)
+		piece, err := m.Next(ctx)
 		if piece != "" {
 			if err := emit(piece); err != nil {
 				return err

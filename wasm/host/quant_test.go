@@ -2,7 +2,7 @@ package host
 
 import (
 	"wisp/engine/gguf"
-	"wisp/tools/synth"
+	"wisp/internal/synth"
 )
 
 // Models of every quantized type and BF16 join the shapes whose logits must

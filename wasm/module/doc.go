@@ -43,6 +43,10 @@
 //
 // # Exports
 //
+// wisp/wasm/abi.Exports lists them with their wasm signatures; the host
+// and the page take their names from there, and a test compares this list,
+// abi.Exports and the module's exports.
+//
 // Memory:
 //
 //	wisp_abi_version() i32               abi.Version
@@ -87,7 +91,7 @@
 //
 // Generation:
 //
-//	wisp_options(addr, len i32) i32      abi.Options as JSON, for the next prompts (len 0 resets)
+//	wisp_options(addr, len i32) i32      wisp/engine/option.Options as JSON, for the next prompts (len 0 resets)
 //	wisp_prompt(addr, len i32) i32       a new session: tokenizes the text (with BOS) and evaluates it
 //	wisp_prompt_tokens(addr, n i32) i32  the same with n little-endian int32 ids at addr
 //	wisp_step() i32                      samples one token: 0 goes on, 1 is the end

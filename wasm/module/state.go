@@ -14,7 +14,7 @@ import (
 	"unsafe"
 
 	"wisp/engine"
-	"wisp/engine/sample"
+	"wisp/engine/option"
 	"wisp/simd"
 	"wisp/wasm/abi"
 )
@@ -41,7 +41,7 @@ type state struct {
 	model *engine.Model
 	info  []byte // the model's abi.Info as JSON
 
-	opts abi.Options
+	opts option.Options
 	sess *engine.Session
 
 	limit uint64 // the bytes of memory the instance may grow to
@@ -351,13 +351,13 @@ func (s *state) tokenize(a, n uint32, bos bool) error {
 	return nil
 }
 
-// setOptions reads abi.Options as JSON from [a, a+n); n == 0 resets them.
+// setOptions reads option.Options as JSON from [a, a+n); n == 0 resets them.
 func (s *state) setOptions(a, n uint32) error {
 	_, b, err := s.find(a, n)
 	if err != nil {
 		return err
 	}
-	var o abi.Options
+	var o option.Options
 	if n > 0 {
 		d := json.NewDecoder(bytes.NewReader(b))
 		d.DisallowUnknownFields()
@@ -368,41 +368,11 @@ func (s *state) setOptions(a, n uint32) error {
 			return errors.New("wisp: options: more than one JSON value")
 		}
 	}
-	so := sessionOptions(o)
-	switch {
-	case o.Context < 0:
-		return fmt.Errorf("wisp: options: context %d is negative", o.Context)
-	case o.MaxTokens < 0:
-		return fmt.Errorf("wisp: options: maxTokens %d is negative", o.MaxTokens)
-	}
-	if err := so.Sample.Validate(); err != nil {
-		return fmt.Errorf("wisp: options: %w", err)
-	}
-	for _, stop := range o.Stop {
-		if stop == "" {
-			return errors.New("wisp: options: empty stop string")
-		}
+	if err := o.Validate(); err != nil {
+		return fmt.Errorf("wisp: %w", err)
 	}
 	s.opts = o
 	return nil
-}
-
-// sessionOptions converts the ABI's options to the engine's.
-func sessionOptions(o abi.Options) engine.SessionOptions {
-	return engine.SessionOptions{
-		Context: o.Context,
-		Sample: sample.Options{
-			Temperature:   o.Temperature,
-			TopK:          o.TopK,
-			TopP:          o.TopP,
-			MinP:          o.MinP,
-			RepeatPenalty: o.RepeatPenalty,
-			RepeatLastN:   o.RepeatLastN,
-			Seed:          o.Seed,
-		},
-		MaxTokens: o.MaxTokens,
-		Stop:      o.Stop,
-	}
 }
 
 // endSession drops the session and its outputs.
@@ -413,18 +383,15 @@ func (s *state) endSession() {
 // newSession makes a session with the options.
 func (s *state) newSession() (*engine.Session, error) {
 	m := s.model
-	ctx := s.opts.Context
-	if ctx == 0 {
-		ctx = m.ContextLen
-	}
-	if ctx > m.ContextLen {
-		return nil, fmt.Errorf("wisp: context of %d positions is longer than the model's %d", ctx, m.ContextLen)
+	ctx, err := m.Positions(s.opts.Context)
+	if err != nil {
+		return nil, err
 	}
 	runtime.GC() // return the last session's cache before making another
 	if err := s.room(fmt.Sprintf("a session of %d positions", ctx), m.StateBytes(ctx)); err != nil {
 		return nil, fmt.Errorf("%w; ask for a shorter context", err)
 	}
-	return m.NewSession(sessionOptions(s.opts))
+	return m.NewSession(s.opts)
 }
 
 // prompt starts a session on the text in [a, a+n).

@@ -7,7 +7,7 @@
 // from llama.h, and the parameter structs are opaque bytes filled by the
 // library's own *_default_params(); the only fields changed (n_ctx and
 // no_perf) are checked against this build's defaults first, as
-// tools/oracle/csrc/oracle.c does.
+// internal/oracle/csrc/oracle.c does.
 //
 //   llamabench MODEL.gguf THREADS CONTEXT MAX_TOKENS WARMUP_TOKENS RUN_WARMUP_TOKENS WARMUP_MS DECODE_CAP_MS PROMPT_IDS WARMUP_IDS
 //

@@ -10,7 +10,8 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
-	"wisp/tools/synth"
+	"wisp/engine/option"
+	"wisp/internal/synth"
 )
 
 // small shapes: every architecture, grouped and multi-head attention, tied
@@ -227,7 +228,7 @@ func TestBuildLoads(t *testing.T) {
 				if n, err := f.String("general.name"); err != nil || n != "random" {
 					t.Errorf("general.name = %q, %v; want the default \"random\"", n, err)
 				}
-				sess, err := m.NewSession(engine.SessionOptions{})
+				sess, err := m.NewSession(option.Options{})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -13,8 +13,8 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
+	"wisp/internal/llama2c"
 	"wisp/internal/sharedfiles"
-	"wisp/tools/llama2c"
 )
 
 // header is a checkpoint header; a negative vocab means an unshared

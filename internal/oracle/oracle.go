@@ -30,8 +30,8 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
+	"wisp/internal/synth"
 	"wisp/simd"
-	"wisp/tools/synth"
 )
 
 // Package names the llama.cpp build the fixtures were made with.

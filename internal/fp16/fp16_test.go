@@ -8,7 +8,7 @@ import (
 
 	"github.com/x448/float16"
 
-	"wisp/tools/fp16"
+	"wisp/internal/fp16"
 )
 
 func TestConvertValues(t *testing.T) {

@@ -19,7 +19,8 @@ import (
 	"strings"
 
 	"wisp/engine/gguf"
-	"wisp/tools/fp16"
+	"wisp/internal/fp16"
+	"wisp/internal/sharedfiles"
 )
 
 // Config is a checkpoint's header.
@@ -337,4 +338,20 @@ func Convert(model, tok []byte, opt Options) ([]byte, fp16.Stats, error) {
 		return nil, st, fmt.Errorf("llama2c: %w", err)
 	}
 	return buf.Bytes(), st, nil
+}
+
+// Stories260K returns Karpathy's stories260K from the shared folder
+// (wisp/internal/sharedfiles) converted to GGUF with matrices of the given
+// type (gguf.F32 or gguf.F16), for tests and benchmarks.
+func Stories260K(typ gguf.TensorType) ([]byte, error) {
+	model, err := sharedfiles.Read("models/stories260K.bin")
+	if err != nil {
+		return nil, err
+	}
+	tok, err := sharedfiles.Read("models/tok512.bin")
+	if err != nil {
+		return nil, err
+	}
+	b, _, err := Convert(model, tok, Options{Type: typ, Name: "stories260K"})
+	return b, err
 }

@@ -11,9 +11,10 @@ import (
 	"math/rand/v2"
 	"sort"
 
+	"wisp/engine"
 	"wisp/engine/gguf"
+	"wisp/internal/fp16"
 	"wisp/simd"
-	"wisp/tools/fp16"
 )
 
 // Shape is a model's architecture and dimensions.
@@ -96,16 +97,6 @@ func (s Shape) Params() int64 {
 	return n
 }
 
-// The engine's limits on hyperparameters (see engine.ConfigFromGGUF).
-const (
-	maxDim     = 1 << 16
-	maxHidden  = 1 << 18
-	maxLayers  = 1 << 10
-	maxHeads   = 1 << 12
-	maxVocab   = 1 << 22
-	maxContext = 1 << 22
-)
-
 // Validate reports a shape the engine cannot run.
 func (s Shape) Validate() error {
 	switch {
@@ -113,9 +104,9 @@ func (s Shape) Validate() error {
 		return fmt.Errorf("synth: architecture %q: choose llama or qwen2", s.Arch)
 	case s.Dim <= 0 || s.HiddenDim <= 0 || s.Layers <= 0 || s.Heads <= 0 || s.KVHeads <= 0 || s.ContextLen <= 0:
 		return fmt.Errorf("synth: dimensions must be positive: %+v", s)
-	case s.Dim > maxDim || s.HiddenDim > maxHidden || s.Layers > maxLayers || s.Heads > maxHeads || s.KVHeads > maxHeads || s.Vocab > maxVocab || s.ContextLen > maxContext:
+	case s.Dim > engine.MaxDim || s.HiddenDim > engine.MaxHidden || s.Layers > engine.MaxLayers || s.Heads > engine.MaxHeads || s.KVHeads > engine.MaxHeads || s.Vocab > engine.MaxVocab || s.ContextLen > engine.MaxContext:
 		return fmt.Errorf("synth: dimensions exceed the engine's limits (dim %d, hidden %d, layers %d, heads %d, vocab %d, context %d): %+v",
-			maxDim, maxHidden, maxLayers, maxHeads, maxVocab, maxContext, s)
+			engine.MaxDim, engine.MaxHidden, engine.MaxLayers, engine.MaxHeads, engine.MaxVocab, engine.MaxContext, s)
 	case !(s.RopeBase > 1 && s.RopeBase < 1e12):
 		return fmt.Errorf("synth: RoPE base %g is out of range (1, 1e12)", s.RopeBase)
 	case s.Dim%s.Heads != 0 || (s.Dim/s.Heads)%2 != 0:
@@ -129,7 +120,7 @@ func (s Shape) Validate() error {
 		name  string
 		v     []int
 		limit int
-	}{{"LayerHidden", s.LayerHidden, maxHidden}, {"LayerHeads", s.LayerHeads, maxHeads}, {"LayerKVHeads", s.LayerKVHeads, maxHeads}} {
+	}{{"LayerHidden", s.LayerHidden, engine.MaxHidden}, {"LayerHeads", s.LayerHeads, engine.MaxHeads}, {"LayerKVHeads", s.LayerKVHeads, engine.MaxHeads}} {
 		if f.v == nil {
 			continue
 		}
@@ -146,8 +137,8 @@ func (s Shape) Validate() error {
 		if s.heads(l)%s.kvHeads(l) != 0 {
 			return fmt.Errorf("synth: block %d: %d heads do not split into %d key/value groups", l, s.heads(l), s.kvHeads(l))
 		}
-		if s.heads(l)*(s.Dim/s.Heads) > maxDim {
-			return fmt.Errorf("synth: block %d: %d heads of %d values are more than %d", l, s.heads(l), s.Dim/s.Heads, maxDim)
+		if s.heads(l)*(s.Dim/s.Heads) > engine.MaxDim {
+			return fmt.Errorf("synth: block %d: %d heads of %d values are more than %d", l, s.heads(l), s.Dim/s.Heads, engine.MaxDim)
 		}
 	}
 	return nil

@@ -1,0 +1,132 @@
+// Package backend runs a model natively (wisp/engine) or as the wasm module
+// with its SIMD128 kernels in wazero (wisp/wasm/host) behind one interface
+// that uses the engine's names, so that a command picks the runtime by name
+// and drives both alike: wisp run and the benchmark's runners do. Both give
+// the same text, byte for byte, for the same model and options.
+package backend
+
+import (
+	"context"
+	"fmt"
+
+	"wisp/engine"
+	"wisp/engine/option"
+	"wisp/wasm/host"
+)
+
+// Runtimes are the names Open knows.
+var Runtimes = []string{"native", "wazero"}
+
+// A Model is a model loaded in one runtime, with at most one generation at
+// a time: each PromptTokens starts a new one. It is not meant for
+// concurrent use.
+type Model interface {
+	// ContextLen returns the positions the model was trained for.
+	ContextLen() int
+	// Tokenize encodes a prompt as a generation evaluates it: with BOS
+	// first when the model asks for it.
+	Tokenize(prompt string) ([]int, error)
+	// PromptTokens starts a generation with the options: it evaluates the
+	// tokens and returns their text as the model prints it.
+	PromptTokens(ids []int, o option.Options) (echo string, err error)
+	// Next generates one token and returns the text it completes, which
+	// may be empty. At the end it returns io.EOF, with the last of the
+	// text; Done then says why.
+	Next() (string, error)
+	// Generated returns how many tokens the generation has sampled.
+	Generated() int
+	// Done returns why generation ended (engine.DoneEOS, DoneStop,
+	// DoneLength or DoneContext), or "" while it goes on.
+	Done() string
+	// Close frees the model, and in wazero the instance that holds it.
+	Close() error
+}
+
+// Config chooses the runtime.
+type Config struct {
+	// Runtime is one of Runtimes.
+	Runtime string
+	// Wasm is the engine module (wisp/wasm/module, see host.BuildModule),
+	// which wazero needs.
+	Wasm []byte
+	// Host configures the wazero instance (nil is fine).
+	Host *host.Options
+}
+
+// Open loads the GGUF model in data into the runtime. Natively the model's
+// weights stay views into data, which must not change while the model is
+// in use; wazero copies it into the instance.
+func Open(ctx context.Context, cfg Config, data []byte) (Model, error) {
+	switch cfg.Runtime {
+	case "native":
+		m, err := engine.Load(data)
+		if err != nil {
+			return nil, err
+		}
+		return &native{m: m}, nil
+	case "wazero":
+		rt, err := host.New(ctx, cfg.Wasm, cfg.Host)
+		if err != nil {
+			return nil, err
+		}
+		m, err := rt.Load(ctx, data)
+		if err != nil {
+			rt.Close(ctx)
+			return nil, err
+		}
+		return &wazero{ctx: ctx, rt: rt, m: m}, nil
+	}
+	return nil, fmt.Errorf("runtime %q: choose native or wazero", cfg.Runtime)
+}
+
+// native runs the engine in this process.
+type native struct {
+	m *engine.Model
+	s *engine.Session
+}
+
+func (b *native) ContextLen() int                       { return b.m.ContextLen }
+func (b *native) Tokenize(prompt string) ([]int, error) { return b.m.Tokenize(prompt) }
+func (b *native) Next() (string, error)                 { return b.s.Next() }
+func (b *native) Generated() int                        { return b.s.Generated() }
+func (b *native) Done() string                          { return b.s.Done() }
+func (b *native) Close() error                          { b.m, b.s = nil, nil; return nil }
+
+func (b *native) PromptTokens(ids []int, o option.Options) (string, error) {
+	s, err := b.m.NewSession(o)
+	if err != nil {
+		return "", err
+	}
+	b.s = s
+	return s.PromptTokens(ids)
+}
+
+// wazero runs the engine's wasm module in wazero.
+type wazero struct {
+	ctx       context.Context
+	rt        *host.Runtime
+	m         *host.Model
+	generated int
+}
+
+func (b *wazero) ContextLen() int { return b.m.Info().ContextLength }
+func (b *wazero) Generated() int  { return b.generated }
+func (b *wazero) Done() string    { return b.m.Done() }
+func (b *wazero) Close() error    { return b.rt.Close(b.ctx) }
+
+func (b *wazero) Tokenize(prompt string) ([]int, error) {
+	return b.m.Tokenize(b.ctx, prompt, true)
+}
+
+func (b *wazero) PromptTokens(ids []int, o option.Options) (string, error) {
+	b.generated = 0
+	return b.m.PromptTokens(b.ctx, ids, o)
+}
+
+func (b *wazero) Next() (string, error) {
+	piece, err := b.m.Next(b.ctx)
+	if b.m.Token() >= 0 {
+		b.generated++
+	}
+	return piece, err
+}
