@@ -6,7 +6,7 @@ WAT2WASM ?= wat2wasm
 SHARED   ?= ../shared
 MODELS   ?= models
 
-.PHONY: all abi demo serve site test test-go test-site bench-site bench-memory bench-go corpus kjv-model prune-table quant-table kernels kernels-check bench wisp models clean oracle oracle-fixtures chatref chat-fixtures
+.PHONY: all abi package demo serve site test test-go test-site bench-site bench-memory bench-go corpus kjv-model prune-table quant-table kernels kernels-check bench wisp models clean oracle oracle-fixtures chatref chat-fixtures
 
 all: wisp kernels site
 
@@ -40,8 +40,13 @@ abi:
 
 # The browser tests: headless Chromium (Debian's, installed when missing)
 # driven by playwright-core from npm, and the same loader in Node.
-test-site: wisp site models site/node_modules
+test-site: wisp site models package site/node_modules
 	cd site && node --test test/
+
+# The npm package, in dist/npm (npm pack there makes the tarball): the page
+# API, the element, the Worker, the Node entry, the types and the wasm files.
+package: site
+	$(GO) run ./tools/npmpkg -site site -out dist/npm
 
 site/node_modules: site/package-lock.json
 	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser tests"; \
@@ -175,7 +180,7 @@ oracle-fixtures: oracle
 	$(GO) run ./internal/oracle/fixtures -oracle $(ORACLE_DIR)/oracle -out testdata/llamacpp
 
 clean:
-	rm -rf bin site/wasm
+	rm -rf bin site/wasm dist
 
 # Reference renderings of the chat templates (testdata/chat) by
 # @huggingface/jinja; engine/chat's tests compare with the committed

@@ -25,7 +25,9 @@ export interface LoadOptions {
   cache?: boolean;
   /** The file's expected SHA-256, in hex; a mismatch is a WispError with code 'sha256'. */
   sha256?: string;
-  /** The folder holding wisp.wasm, kernels.wasm and forward.wasm (default: wasm/ beside wisp.js). */
+  /** The folder holding worker.js and wasm/ (default: wisp.js's folder); give it when a bundle does not carry them. */
+  base?: string | URL;
+  /** The folder holding wisp.wasm, kernels.wasm and forward.wasm (default: wasm/ in base). */
   wasmBase?: string | URL;
 }
 

@@ -49,9 +49,11 @@ let nextId = 1; // ids of requests to workers, unique in the page
  * Range request: it tries four times over about ten seconds);
  * signal, an AbortSignal that aborts the load (the promise rejects with an
  * AbortError); cache (default true), whether to use Cache Storage; sha256,
- * the file's expected SHA-256 in hex; wasmBase, the URL of the folder
- * holding wisp.wasm, kernels.wasm and forward.wasm (default: wasm/ beside
- * this file).
+ * the file's expected SHA-256 in hex; base, the URL of the folder holding
+ * worker.js and wasm/ (default: this file's folder; give it where a
+ * bundle does not carry them, as esbuild's does not); wasmBase, the URL
+ * of the folder holding wisp.wasm, kernels.wasm and forward.wasm
+ * (default: wasm/ in base).
  *
  * Before downloading a file (one not in Cache Storage), it reads the
  * file's header with Range requests, and refuses a model the engine cannot
@@ -73,9 +75,10 @@ export async function load(url, options = {}) {
   const page = globalThis.document?.baseURI ?? globalThis.location?.href;
   const file = typeof Blob !== 'undefined' && url instanceof Blob ? url : null;
   const abs = file ? '' : new URL(url, page).href;
-  const wasmBase = new URL(options.wasmBase ?? './wasm/', options.wasmBase ? page : import.meta.url);
+  const base = assetBase(options.base, page);
+  const wasmBase = new URL(options.wasmBase ?? './wasm/', options.wasmBase ? page : base);
   if (!wasmBase.pathname.endsWith('/')) wasmBase.pathname += '/';
-  const client = new Client(startWorker());
+  const client = new Client(startWorker(new URL('./worker.js', base)));
   const id = nextId++;
   const onAbort = () => client.abort(id, options.signal.reason);
   options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -116,11 +119,21 @@ export const cache = Object.freeze({
   },
 });
 
-// startWorker starts worker.js as a module Worker. A page of another
-// origin (an embed) cannot start a Worker from this origin's URL directly:
-// it starts one from a blob that imports it (which needs CORS there).
-function startWorker() {
-  const url = new URL('./worker.js', import.meta.url);
+// assetBase returns the folder that holds worker.js and wasm/: base
+// (resolved against the page) when given, else this module's folder. A
+// bundle that does not carry them (esbuild's) gives base.
+function assetBase(base, page) {
+  if (base === undefined) return new URL('./', import.meta.url);
+  const u = new URL(base, page);
+  if (!u.pathname.endsWith('/')) u.pathname += '/';
+  return u;
+}
+
+// startWorker starts worker.js (at url) as a module Worker. A page of
+// another origin (an embed) cannot start a Worker from that origin's URL
+// directly: it starts one from a blob that imports it (which needs CORS
+// there).
+function startWorker(url) {
   if (globalThis.location && url.origin !== globalThis.location.origin) {
     const src = `import ${JSON.stringify(url.href)};`;
     const blob = new Blob([src], { type: 'text/javascript' });

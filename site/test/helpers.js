@@ -56,14 +56,16 @@ export async function nativeText(model, { prompt = '', positions = 200 } = {}) {
 }
 
 /**
- * serve starts `wisp serve` for site/ and a models folder, and in front of
- * it a proxy that records every request (method, path, range); it returns
- * the proxy's URL, the records, and close().
+ * serve starts `wisp serve` for site/ (or another folder of pages) and a
+ * models folder, and in front of it a proxy that records every request
+ * (method, path, range); it returns the proxy's URL, the records, and
+ * close().
  * @param {string} models
+ * @param {string} [pages]
  */
-export async function serve(models) {
+export async function serve(models, pages = site) {
   const [cmd, ...pre] = wispCommand();
-  const child = spawn(cmd, [...pre, 'serve', '--site', site, '--models', models, '--addr', '127.0.0.1:0'], {
+  const child = spawn(cmd, [...pre, 'serve', '--site', pages, '--models', models, '--addr', '127.0.0.1:0'], {
     cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: true, // its own process group: go run's child too
   });
   let stderr = '';
