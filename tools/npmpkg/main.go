@@ -148,10 +148,10 @@ found beside wisp.js, so a CDN path works too):
 or the element: import 'wisp/element', then
 <wisp-generate model="/models/default.gguf" prompt="And God said"></wisp-generate>.
 
-Bundlers that follow new URL('./…', import.meta.url) (Vite, webpack 5, Parcel)
-pick up the Worker and the wasm files. esbuild does not: copy the package's
-folder next to the bundle and say where it is,
-wisp.load(url, { base: '/wisp/' }).
+Through a bundler: the Worker (worker.js and the modules it imports) and the
+wasm files are loaded by URL from wisp.js's folder, which a bundle does not
+carry. Copy the package's folder next to the bundle and say where it is:
+wisp.load(url, { base: '/wisp/' }) (tested with esbuild).
 
 In Node:
 
