@@ -250,8 +250,10 @@ async function fetchBody(url, { fetchFn, signal, onProgress, noStore, retryDelay
 async function get(url, fetchFn, signal, noStore, from) {
   const init = {
     signal,
-    // Cache Storage keeps the file: keep the HTTP cache from holding a second copy.
-    cache: noStore ? 'no-store' : 'default',
+    // Cache Storage keeps the file: keep the HTTP cache from holding a
+    // second copy. A resumption bypasses it too: what it kept of the cut
+    // answer is not ours to validate.
+    cache: noStore || from > 0 ? 'no-store' : 'default',
   };
   if (from > 0) init.headers = { Range: `bytes=${from}-` };
   try {

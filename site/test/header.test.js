@@ -341,14 +341,17 @@ describe('the early check of a model header, in Chromium', { skip }, () => {
     assert.equal(res.text, want);
     assert.equal(res.progress.retries, 1, JSON.stringify(res.progress));
     assert.equal(res.progress.loaded, size);
+    // The header's range, the cut download, then the rest by ranges: the
+    // Worker's resumption, which Chromium's HTTP cache (holding the cut
+    // part) may serve with range requests of its own. Never the whole
+    // file again.
     const reqs = proxy.log.filter((e) => e.path === '/cut-once/models/default.gguf');
-    const [cut, resumed] = reqs.filter((e) => e.range !== 'bytes=0-65535');
-    assert.ok(cut?.cut, 'the first download was cut');
-    assert.match(resumed?.range ?? '', /^bytes=\d+-$/);
-    assert.equal(resumed.status, 206);
-    const from = Number(resumed.range.slice(6, -1));
-    assert.ok(from > 0 && from <= 600_000, `resumed from ${from}`);
-    assert.equal(resumed.bytes, size - from, 'the rest, not the whole file again');
+    assert.ok(reqs.find((e) => !e.range)?.cut, 'the first download was cut');
+    const rest = reqs.filter((e) => e.status === 206 && /^bytes=[1-9]\d*-\d*$/.test(e.range ?? ''));
+    assert.ok(rest.some((e) => e.bytes === size - Number(/^bytes=(\d+)/.exec(e.range)[1])),
+      `a range answer with the rest of the file: ${JSON.stringify(reqs)}`);
+    const served = reqs.reduce((n, e) => n + e.bytes, 0);
+    assert.ok(served < size + 600_000 + (128 << 10), `${served} bytes served for a file of ${size}`);
   });
 
   // loadFile fetches a file, hands it to wisp.load as a File (as a picker
