@@ -64,7 +64,7 @@ type Options struct {
 	Stop []string `json:"stop,omitempty" flag:"stop" usage:"end generation before this text (repeatable)"`
 }
 
-// Check reports the first option out of its range, as an *Error.
+// Validate reports the first option out of its range, as an *Error.
 func (o *Options) Validate() error {
 	v := reflect.ValueOf(o).Elem()
 	for i := range specs {
