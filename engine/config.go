@@ -43,6 +43,43 @@ type Config struct {
 	hidden, heads, kvHeads []int
 }
 
+// SetBlockWidths gives the blocks the widths of a pruned model: block l
+// has hidden[l] FFN neurons, heads[l] attention heads and kvHeads[l]
+// key/value heads. A nil slice gives every block the uniform value
+// (HiddenDim, Heads or KVHeads); HiddenDim, Heads and KVHeads become the
+// largest over the blocks. Slices shorter than Layers are an error.
+func (c *Config) SetBlockWidths(hidden, heads, kvHeads []int) error {
+	if hidden == nil && heads == nil && kvHeads == nil {
+		c.hidden, c.heads, c.kvHeads = nil, nil, nil
+		return nil
+	}
+	fill := func(v []int, def int, what string) ([]int, error) {
+		if v == nil {
+			return slices.Repeat([]int{def}, c.Layers), nil
+		}
+		if len(v) < c.Layers {
+			return nil, fmt.Errorf("engine: %d %s widths for %d blocks", len(v), what, c.Layers)
+		}
+		return slices.Clone(v[:c.Layers]), nil
+	}
+	var err error
+	var h, q, kv []int
+	if h, err = fill(hidden, c.HiddenDim, "FFN"); err != nil {
+		return err
+	}
+	if q, err = fill(heads, c.Heads, "head"); err != nil {
+		return err
+	}
+	if kv, err = fill(kvHeads, c.KVHeads, "key/value head"); err != nil {
+		return err
+	}
+	c.hidden, c.heads, c.kvHeads = h, q, kv
+	if c.Layers > 0 {
+		c.HiddenDim, c.Heads, c.KVHeads = slices.Max(h), slices.Max(q), slices.Max(kv)
+	}
+	return nil
+}
+
 // PerLayer reports whether the blocks differ in width.
 func (c *Config) PerLayer() bool { return c.hidden != nil }
 

@@ -192,7 +192,7 @@ func FromGGUF(f *gguf.File) (*Model, error) {
 // weights empty but sets VocabSize.
 func (l *loader) walk() {
 	m, c := l.m, &l.m.Config
-	emb := l.matrix("token_embd.weight", -1, c.Dim)
+	emb := l.matrix(TensorName(RoleEmbedding, -1), -1, c.Dim)
 	if l.err == nil {
 		m.VocabSize = emb.Rows
 		if m.VocabSize > MaxVocab {
@@ -206,29 +206,44 @@ func (l *loader) walk() {
 	}
 	m.Embedding = emb
 	m.Blocks = make([]Block, c.Layers)
-	for i := range m.Blocks {
-		p := fmt.Sprintf("blk.%d.", i)
-		ly := &m.Blocks[i]
-		qd, kv, hidden := c.QDimOf(i), c.KVDimOf(i), c.HiddenOf(i)
-		ly.AttnNorm = l.vector(p+"attn_norm.weight", c.Dim)
-		ly.Wq = l.matrix(p+"attn_q.weight", qd, c.Dim)
-		ly.Wk = l.matrix(p+"attn_k.weight", kv, c.Dim)
-		ly.Wv = l.matrix(p+"attn_v.weight", kv, c.Dim)
-		if c.QKVBias {
-			ly.Bq = l.vector(p+"attn_q.bias", qd)
-			ly.Bk = l.vector(p+"attn_k.bias", kv)
-			ly.Bv = l.vector(p+"attn_v.bias", kv)
+	_, hasOutput := l.f.Tensor(TensorName(RoleOutput, -1))
+	for _, s := range c.Tensors(!hasOutput)[1:] {
+		var b *Block
+		if s.Layer >= 0 {
+			b = &m.Blocks[s.Layer]
 		}
-		ly.Wo = l.matrix(p+"attn_output.weight", c.Dim, qd)
-		ly.FFNNorm = l.vector(p+"ffn_norm.weight", c.Dim)
-		ly.Gate = l.matrix(p+"ffn_gate.weight", hidden, c.Dim)
-		ly.Up = l.matrix(p+"ffn_up.weight", hidden, c.Dim)
-		ly.Down = l.matrix(p+"ffn_down.weight", c.Dim, hidden)
+		switch s.Role {
+		case RoleAttnNorm:
+			b.AttnNorm = l.vector(s.Name, s.Cols)
+		case RoleQ:
+			b.Wq = l.matrix(s.Name, s.Rows, s.Cols)
+		case RoleK:
+			b.Wk = l.matrix(s.Name, s.Rows, s.Cols)
+		case RoleV:
+			b.Wv = l.matrix(s.Name, s.Rows, s.Cols)
+		case RoleQBias:
+			b.Bq = l.vector(s.Name, s.Cols)
+		case RoleKBias:
+			b.Bk = l.vector(s.Name, s.Cols)
+		case RoleVBias:
+			b.Bv = l.vector(s.Name, s.Cols)
+		case RoleAttnOutput:
+			b.Wo = l.matrix(s.Name, s.Rows, s.Cols)
+		case RoleFFNNorm:
+			b.FFNNorm = l.vector(s.Name, s.Cols)
+		case RoleGate:
+			b.Gate = l.matrix(s.Name, s.Rows, s.Cols)
+		case RoleUp:
+			b.Up = l.matrix(s.Name, s.Rows, s.Cols)
+		case RoleDown:
+			b.Down = l.matrix(s.Name, s.Rows, s.Cols)
+		case RoleOutputNorm:
+			m.OutputNorm = l.vector(s.Name, s.Cols)
+		case RoleOutput:
+			m.Output = l.matrix(s.Name, s.Rows, s.Cols)
+		}
 	}
-	m.OutputNorm = l.vector("output_norm.weight", c.Dim)
-	if _, ok := l.f.Tensor("output.weight"); ok {
-		m.Output = l.matrix("output.weight", m.VocabSize, c.Dim)
-	} else {
+	if !hasOutput {
 		m.Output = m.Embedding
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"math"
 	"strings"
 
+	"wisp/engine"
 	"wisp/engine/gguf"
 	"wisp/internal/fp16"
 	"wisp/internal/sharedfiles"
@@ -264,7 +265,6 @@ func ToGGUF(ck *Checkpoint, v *Vocab, opt Options) (*gguf.Builder, fp16.Stats, e
 	b.Set("tokenizer.ggml.add_eos_token", false)
 	b.Set("tokenizer.ggml.add_space_prefix", true)
 
-	kvDim := c.KVHeads * (c.Dim / c.Heads)
 	var err error
 	add := func(name string, w []float32, rows, cols int, matrix bool) {
 		if err != nil {
@@ -282,22 +282,24 @@ func ToGGUF(ck *Checkpoint, v *Vocab, opt Options) (*gguf.Builder, fp16.Stats, e
 		}
 		err = b.AddTensor(name, gguf.F32, dims, gguf.F32Bytes(w))
 	}
-	add("token_embd.weight", ck.Embedding, c.VocabSize, c.Dim, true)
-	for l := range c.Layers {
-		p := fmt.Sprintf("blk.%d.", l)
-		add(p+"attn_norm.weight", ck.AttnNorm[l], 1, c.Dim, false)
-		add(p+"attn_q.weight", ck.Wq[l], c.Dim, c.Dim, true)
-		add(p+"attn_k.weight", ck.Wk[l], kvDim, c.Dim, true)
-		add(p+"attn_v.weight", ck.Wv[l], kvDim, c.Dim, true)
-		add(p+"attn_output.weight", ck.Wo[l], c.Dim, c.Dim, true)
-		add(p+"ffn_norm.weight", ck.FFNNorm[l], 1, c.Dim, false)
-		add(p+"ffn_gate.weight", ck.W1[l], c.HiddenDim, c.Dim, true)
-		add(p+"ffn_down.weight", ck.W2[l], c.Dim, c.HiddenDim, true)
-		add(p+"ffn_up.weight", ck.W3[l], c.HiddenDim, c.Dim, true)
+	// The checkpoint's arrays, by role: llama2.c's w1, w2 and w3 are the
+	// gate, down and up matrices.
+	layer := map[engine.Role][][]float32{
+		engine.RoleAttnNorm: ck.AttnNorm, engine.RoleQ: ck.Wq, engine.RoleK: ck.Wk, engine.RoleV: ck.Wv,
+		engine.RoleAttnOutput: ck.Wo, engine.RoleFFNNorm: ck.FFNNorm,
+		engine.RoleGate: ck.W1, engine.RoleDown: ck.W2, engine.RoleUp: ck.W3,
 	}
-	add("output_norm.weight", ck.FinalNorm, 1, c.Dim, false)
-	if !c.Shared {
-		add("output.weight", ck.Classifier, c.VocabSize, c.Dim, true)
+	global := map[engine.Role][]float32{
+		engine.RoleEmbedding: ck.Embedding, engine.RoleOutputNorm: ck.FinalNorm, engine.RoleOutput: ck.Classifier,
+	}
+	ec := engine.Config{Dim: c.Dim, HiddenDim: c.HiddenDim, Layers: c.Layers, Heads: c.Heads, KVHeads: c.KVHeads,
+		HeadDim: c.Dim / c.Heads, VocabSize: c.VocabSize}
+	for _, t := range ec.Tensors(c.Shared) {
+		w := global[t.Role]
+		if t.Layer >= 0 {
+			w = layer[t.Role][t.Layer]
+		}
+		add(t.Name, w, max(t.Rows, 1), t.Cols, !t.Role.Vector())
 	}
 	if err != nil {
 		return nil, st, fmt.Errorf("llama2c: %w", err)

@@ -244,28 +244,31 @@ func Build(s Shape, opt Options) (*gguf.Builder, error) {
 		}
 		err = b.AddTensor(name, gguf.F32, []uint64{uint64(n)}, gguf.F32Bytes(v))
 	}
-	matrix("token_embd.weight", s.Vocab, s.Dim)
-	for l := range s.Layers {
-		p := fmt.Sprintf("blk.%d.", l)
-		q, kv, hidden := s.heads(l)*hd, s.kvHeads(l)*hd, s.hidden(l)
-		vector(p+"attn_norm.weight", s.Dim, 1, 0.1)
-		matrix(p+"attn_q.weight", q, s.Dim)
-		matrix(p+"attn_k.weight", kv, s.Dim)
-		matrix(p+"attn_v.weight", kv, s.Dim)
-		if a == "qwen2" {
-			vector(p+"attn_q.bias", q, 0, 0.1)
-			vector(p+"attn_k.bias", kv, 0, 0.1)
-			vector(p+"attn_v.bias", kv, 0, 0.1)
-		}
-		matrix(p+"attn_output.weight", s.Dim, q)
-		vector(p+"ffn_norm.weight", s.Dim, 1, 0.1)
-		matrix(p+"ffn_gate.weight", hidden, s.Dim)
-		matrix(p+"ffn_down.weight", s.Dim, hidden)
-		matrix(p+"ffn_up.weight", hidden, s.Dim)
+	c := engine.Config{
+		Arch: a, Dim: s.Dim, HiddenDim: s.HiddenDim, Layers: s.Layers, Heads: s.Heads, KVHeads: s.KVHeads,
+		HeadDim: hd, VocabSize: s.Vocab, QKVBias: a == "qwen2",
 	}
-	vector("output_norm.weight", s.Dim, 1, 0.1)
-	if !s.Tied {
-		matrix("output.weight", s.Vocab, s.Dim)
+	if err = c.SetBlockWidths(s.LayerHidden, s.LayerHeads, s.LayerKVHeads); err != nil {
+		return nil, fmt.Errorf("synth: %w", err)
+	}
+	ts := c.Tensors(s.Tied)
+	// synth has always drawn (and written) each block's down matrix before
+	// its up matrix; the committed oracle fixtures were made from those
+	// draws, so it keeps that order.
+	for i := range ts {
+		if ts[i].Role == engine.RoleUp && ts[i+1].Role == engine.RoleDown {
+			ts[i], ts[i+1] = ts[i+1], ts[i]
+		}
+	}
+	for _, t := range ts {
+		switch {
+		case !t.Role.Vector():
+			matrix(t.Name, t.Rows, t.Cols)
+		case t.Role == engine.RoleQBias || t.Role == engine.RoleKBias || t.Role == engine.RoleVBias:
+			vector(t.Name, t.Cols, 0, 0.1)
+		default: // a norm
+			vector(t.Name, t.Cols, 1, 0.1)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("synth: %w", err)

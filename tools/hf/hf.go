@@ -31,6 +31,7 @@ import (
 	"slices"
 	"strings"
 
+	"wisp/engine"
 	"wisp/engine/gguf"
 	"wisp/internal/fp16"
 )
@@ -69,38 +70,38 @@ type weight struct {
 	typ     gguf.TensorType
 }
 
-// weights lists the tensors of a model in the order Convert writes them.
+// hfNames are the Hugging Face names of the tensors of each role, after
+// "model.layers.N." for a block's.
+var hfNames = map[engine.Role]string{
+	engine.RoleEmbedding: "model.embed_tokens.weight", engine.RoleAttnNorm: "input_layernorm.weight",
+	engine.RoleQ: "self_attn.q_proj.weight", engine.RoleK: "self_attn.k_proj.weight", engine.RoleV: "self_attn.v_proj.weight",
+	engine.RoleQBias: "self_attn.q_proj.bias", engine.RoleKBias: "self_attn.k_proj.bias", engine.RoleVBias: "self_attn.v_proj.bias",
+	engine.RoleAttnOutput: "self_attn.o_proj.weight", engine.RoleFFNNorm: "post_attention_layernorm.weight",
+	engine.RoleGate: "mlp.gate_proj.weight", engine.RoleUp: "mlp.up_proj.weight", engine.RoleDown: "mlp.down_proj.weight",
+	engine.RoleOutputNorm: "model.norm.weight", engine.RoleOutput: "lm_head.weight",
+}
+
+// weights lists the tensors of a model in the order Convert writes them,
+// engine.Config.Tensors's, with their Hugging Face names. llama's Q and K
+// rows are permuted from Hugging Face's rotary layout to llama.cpp's.
 func weights(c *Config) []*weight {
-	kv := c.KVHeads * c.HeadDim()
+	ec := engine.Config{
+		Arch: c.Arch, Dim: c.Dim, HiddenDim: c.HiddenDim, Layers: c.Layers, Heads: c.Heads, KVHeads: c.KVHeads,
+		HeadDim: c.HeadDim(), VocabSize: c.VocabSize, QKVBias: c.Arch == "qwen2",
+	}
 	var ws []*weight
-	add := func(g, h string, rows, cols, permute int) {
-		ws = append(ws, &weight{gguf: g, hf: h, rows: rows, cols: cols, permute: permute})
-	}
-	qHeads, kHeads := c.Heads, c.KVHeads
-	if c.Arch != "llama" {
-		qHeads, kHeads = 0, 0
-	}
-	add("token_embd.weight", "model.embed_tokens.weight", c.VocabSize, c.Dim, 0)
-	for l := range c.Layers {
-		g, h := fmt.Sprintf("blk.%d.", l), fmt.Sprintf("model.layers.%d.", l)
-		add(g+"attn_norm.weight", h+"input_layernorm.weight", 0, c.Dim, 0)
-		add(g+"attn_q.weight", h+"self_attn.q_proj.weight", c.Dim, c.Dim, qHeads)
-		add(g+"attn_k.weight", h+"self_attn.k_proj.weight", kv, c.Dim, kHeads)
-		add(g+"attn_v.weight", h+"self_attn.v_proj.weight", kv, c.Dim, 0)
-		if c.Arch == "qwen2" {
-			add(g+"attn_q.bias", h+"self_attn.q_proj.bias", 0, c.Dim, 0)
-			add(g+"attn_k.bias", h+"self_attn.k_proj.bias", 0, kv, 0)
-			add(g+"attn_v.bias", h+"self_attn.v_proj.bias", 0, kv, 0)
+	for _, t := range ec.Tensors(c.Tied) {
+		h := hfNames[t.Role]
+		if t.Layer >= 0 {
+			h = fmt.Sprintf("model.layers.%d.%s", t.Layer, h)
 		}
-		add(g+"attn_output.weight", h+"self_attn.o_proj.weight", c.Dim, c.Dim, 0)
-		add(g+"ffn_norm.weight", h+"post_attention_layernorm.weight", 0, c.Dim, 0)
-		add(g+"ffn_gate.weight", h+"mlp.gate_proj.weight", c.HiddenDim, c.Dim, 0)
-		add(g+"ffn_up.weight", h+"mlp.up_proj.weight", c.HiddenDim, c.Dim, 0)
-		add(g+"ffn_down.weight", h+"mlp.down_proj.weight", c.Dim, c.HiddenDim, 0)
-	}
-	add("output_norm.weight", "model.norm.weight", 0, c.Dim, 0)
-	if !c.Tied {
-		add("output.weight", "lm_head.weight", c.VocabSize, c.Dim, 0)
+		permute := 0
+		if c.Arch == "llama" && t.Role == engine.RoleQ {
+			permute = c.Heads
+		} else if c.Arch == "llama" && t.Role == engine.RoleK {
+			permute = c.KVHeads
+		}
+		ws = append(ws, &weight{gguf: t.Name, hf: h, rows: t.Rows, cols: t.Cols, permute: permute})
 	}
 	return ws
 }

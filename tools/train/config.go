@@ -3,6 +3,8 @@ package train
 import (
 	"fmt"
 	"math"
+
+	"wisp/engine"
 )
 
 // Config is the shape of a Llama-family model as the engine runs it with
@@ -90,27 +92,11 @@ func (c Config) Params() int64 {
 	return n
 }
 
-// tensor kinds, one per weight of the architecture.
-const (
-	kEmbedding = iota
-	kAttnNorm
-	kWq
-	kWk
-	kWv
-	kWo
-	kFFNNorm
-	kGate
-	kUp
-	kDown
-	kOutputNorm
-	kOutput
-)
-
 // tensorInfo places one weight in the flat parameter vector. A vector has
 // rows == 1.
 type tensorInfo struct {
 	name       string
-	kind       int
+	role       engine.Role
 	layer      int
 	rows, cols int
 	off        int
@@ -123,29 +109,16 @@ func (t tensorInfo) matrix() bool { return t.rows > 1 }
 // the GGUF file, with their GGUF names.
 func (c Config) tensors() []tensorInfo {
 	c = c.withDefaults()
+	ec := engine.Config{
+		Dim: c.Dim, HiddenDim: c.HiddenDim, Layers: c.Layers, Heads: c.Heads, KVHeads: c.KVHeads,
+		HeadDim: c.HeadDim, VocabSize: c.Vocab,
+	}
 	var ts []tensorInfo
 	off := 0
-	add := func(name string, kind, layer, rows, cols int) {
-		ts = append(ts, tensorInfo{name, kind, layer, rows, cols, off})
-		off += rows * cols
-	}
-	d, q, kv, h := c.Dim, c.Heads*c.HeadDim, c.KVHeads*c.HeadDim, c.HiddenDim
-	add("token_embd.weight", kEmbedding, -1, c.Vocab, d)
-	for l := range c.Layers {
-		p := fmt.Sprintf("blk.%d.", l)
-		add(p+"attn_norm.weight", kAttnNorm, l, 1, d)
-		add(p+"attn_q.weight", kWq, l, q, d)
-		add(p+"attn_k.weight", kWk, l, kv, d)
-		add(p+"attn_v.weight", kWv, l, kv, d)
-		add(p+"attn_output.weight", kWo, l, d, q)
-		add(p+"ffn_norm.weight", kFFNNorm, l, 1, d)
-		add(p+"ffn_gate.weight", kGate, l, h, d)
-		add(p+"ffn_up.weight", kUp, l, h, d)
-		add(p+"ffn_down.weight", kDown, l, d, h)
-	}
-	add("output_norm.weight", kOutputNorm, -1, 1, d)
-	if !c.Tied {
-		add("output.weight", kOutput, -1, c.Vocab, d)
+	for _, t := range ec.Tensors(c.Tied) {
+		rows := max(t.Rows, 1)
+		ts = append(ts, tensorInfo{t.Name, t.Role, t.Layer, rows, t.Cols, off})
+		off += rows * t.Cols
 	}
 	return ts
 }
@@ -173,30 +146,30 @@ func bind[F float](c Config, all []F) weights[F] {
 		if t.layer >= 0 {
 			ly = &w.layers[t.layer]
 		}
-		switch t.kind {
-		case kEmbedding:
+		switch t.role {
+		case engine.RoleEmbedding:
 			w.emb = v
-		case kAttnNorm:
+		case engine.RoleAttnNorm:
 			ly.attnNorm = v
-		case kWq:
+		case engine.RoleQ:
 			ly.wq = v
-		case kWk:
+		case engine.RoleK:
 			ly.wk = v
-		case kWv:
+		case engine.RoleV:
 			ly.wv = v
-		case kWo:
+		case engine.RoleAttnOutput:
 			ly.wo = v
-		case kFFNNorm:
+		case engine.RoleFFNNorm:
 			ly.ffnNorm = v
-		case kGate:
+		case engine.RoleGate:
 			ly.gate = v
-		case kUp:
+		case engine.RoleUp:
 			ly.up = v
-		case kDown:
+		case engine.RoleDown:
 			ly.down = v
-		case kOutputNorm:
+		case engine.RoleOutputNorm:
 			w.outNorm = v
-		case kOutput:
+		case engine.RoleOutput:
 			w.out = v
 		}
 	}

@@ -40,7 +40,7 @@ func New(c Config, seed uint64) (*Model, error) {
 			continue
 		}
 		std := 0.02
-		if t.kind == kWo || t.kind == kDown {
+		if t.role == engine.RoleAttnOutput || t.role == engine.RoleDown {
 			std *= resid
 		}
 		for i := range v {
