@@ -100,6 +100,43 @@ function slices(bytes) {
   }, { highWaterMark: 1 });
 }
 
+// chunks yields the bytes of a body, each chunk a view valid until the
+// next: from a byte stream (fetch's bodies in Chromium and Node) it reads
+// into one reused MiB, so that a download of a gigabyte leaves no
+// gigabyte of chunks behind for the garbage collector to find; from any
+// other stream, its chunks as they come.
+async function* chunks(body) {
+  let byob = null;
+  try {
+    byob = body.getReader({ mode: 'byob' });
+  } catch {
+    // not a byte stream
+  }
+  if (!byob) {
+    const reader = body.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        yield value;
+      }
+    } finally {
+      reader.releaseLock?.();
+    }
+  }
+  let scratch = new ArrayBuffer(1 << 20);
+  try {
+    for (;;) {
+      const { done, value } = await byob.read(new Uint8Array(scratch));
+      if (done) return;
+      yield value;
+      scratch = value.buffer; // read gave it back, moved
+    }
+  } finally {
+    byob.releaseLock?.();
+  }
+}
+
 // fileHeaders are the headers of a model kept in Cache Storage: its size
 // (when known) tells readCached and cachedModels how long it is.
 function fileHeaders(size) {
@@ -115,11 +152,8 @@ async function readCached(hit, into) {
     const size = Number(hit.headers.get('Content-Length'));
     const buf = Number.isSafeInteger(size) && size > 0 ? await into(size) : null;
     if (!buf) return new Uint8Array(await hit.arrayBuffer());
-    const reader = hit.body.getReader();
     let at = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
+    for await (const value of chunks(hit.body)) {
       if (at + value.byteLength > size) return null;
       buf.set(value, at);
       at += value.byteLength;
@@ -180,25 +214,18 @@ async function fetchBody(url, { fetchFn, signal, onProgress, noStore, retryDelay
   for (;;) {
     let cut;
     try {
-      const reader = resp.body.getReader();
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          if (loaded + value.byteLength > buf.byteLength) {
-            if (fixed) throw new WispError(`wisp: downloading ${url}: the server sent more than the ${total} bytes it said`, { code: 'http' });
-            const size = Math.max(2 * buf.byteLength, loaded + value.byteLength);
-            if (size > MAX_MODEL_BYTES) throw tooLarge(size);
-            const bigger = new Uint8Array(size);
-            bigger.set(buf.subarray(0, loaded));
-            buf = bigger;
-          }
-          buf.set(value, loaded);
-          loaded += value.byteLength;
-          report(false);
+      for await (const value of chunks(resp.body)) {
+        if (loaded + value.byteLength > buf.byteLength) {
+          if (fixed) throw new WispError(`wisp: downloading ${url}: the server sent more than the ${total} bytes it said`, { code: 'http' });
+          const size = Math.max(2 * buf.byteLength, loaded + value.byteLength);
+          if (size > MAX_MODEL_BYTES) throw tooLarge(size);
+          const bigger = new Uint8Array(size);
+          bigger.set(buf.subarray(0, loaded));
+          buf = bigger;
         }
-      } finally {
-        reader.releaseLock?.();
+        buf.set(value, loaded);
+        loaded += value.byteLength;
+        report(false);
       }
       if (!total || loaded === total) break;
       cut = new WispError(`wisp: downloading ${url}: got ${loaded} of ${total} bytes`, { code: 'http' });
@@ -332,12 +359,9 @@ export async function readBlob(blob, options = {}) {
     onProgress({ loaded, total, rate: secs > 0 ? loaded / secs : 0, cached: false, retries: 0 });
   };
   report(true);
-  const reader = blob.stream().getReader();
   try {
-    for (;;) {
+    for await (const value of chunks(blob.stream())) {
       signal?.throwIfAborted();
-      const { done, value } = await reader.read();
-      if (done) break;
       if (loaded + value.byteLength > total) throw new Error('it grew while it was read');
       bytes.set(value, loaded);
       loaded += value.byteLength;
@@ -346,8 +370,6 @@ export async function readBlob(blob, options = {}) {
   } catch (err) {
     if (signal?.aborted) throw signal.reason;
     throw new WispError(`wisp: reading ${name}: ${err.message}`, { code: 'file', cause: err });
-  } finally {
-    reader.releaseLock?.();
   }
   if (loaded !== total) throw new WispError(`wisp: reading ${name}: got ${loaded} of ${total} bytes`, { code: 'file' });
   report(true);
