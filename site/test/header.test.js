@@ -6,6 +6,7 @@
 // gigabytes (paths under /made-up/).
 
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -420,6 +421,35 @@ describe('the early check of a model header, in Chromium', { skip }, () => {
     assert.equal(chat.text, plain.text, 'the same model, with a template');
     for (const r of [plain, chat]) {
       assert.ok(r.info.memoryBytes > r.info.fileSize && r.info.memoryBytes < r.info.fileSize + (256 << 20), JSON.stringify(r.info));
+    }
+  });
+
+  test('a corrupted copy in Cache Storage is dropped and fetched again', async () => {
+    const body = await readFile(defaultModel);
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    const want = (await nativeText(defaultModel, { positions: 40 })).replace(/\n$/, '');
+    const model = new URL('models/default.gguf', url).href;
+    // corrupt replaces the cached copy: flipped bytes of the same length,
+    // or a body shorter than its Content-Length says.
+    const corrupt = (how) => page.evaluate(async ([u, h, n]) => {
+      const store = await caches.open('wisp-models-v1');
+      const bytes = new Uint8Array((await (await store.match(u)).arrayBuffer()));
+      if (h === 'flipped') bytes[bytes.length >> 1] ^= 0xff;
+      const kept = h === 'flipped' ? bytes : bytes.subarray(0, bytes.length >> 1);
+      await store.put(u, new Response(kept, { headers: { 'Content-Length': String(n) } }));
+    }, [model, how, body.length]);
+    assert.equal((await load('models/default.gguf', { sha256 })).error, undefined); // cached now
+    for (const [how, opts] of [['flipped', { sha256 }], ['cut short', {}]]) {
+      await corrupt(how);
+      const n = proxy.log.length;
+      const res = await load('models/default.gguf', opts);
+      assert.equal(res.error, undefined, `${how}: ${JSON.stringify(res.error)}`);
+      assert.equal(res.info.fromCache, false, `${how}: the bad copy was used`);
+      assert.equal(res.text, want, how);
+      assert.equal(proxy.log.slice(n).filter((e) => e.path === '/models/default.gguf' && !e.range).length, 1, `${how}: one download`);
+      const again = await load('models/default.gguf', opts);
+      assert.equal(again.info.fromCache, true, `${how}: the fresh copy was kept`);
+      assert.equal(again.text, want);
     }
   });
 
