@@ -5,6 +5,7 @@
 export declare const ABI_VERSION: number;
 export declare const Status: Readonly<Record<'OK' | 'DONE' | 'FAILED' | 'USAGE' | 'MEMORY' | 'PANIC', number>>;
 export declare const EXPORTS: readonly string[];
+export declare const SHARED_MEMORY: Readonly<{ module: string; name: string; initial: number; maximum: number }>;
 export declare const OPTIONS: readonly Readonly<{
   name: string; kind: 'int' | 'float' | 'strings'; min?: number; max?: number; default: number | string[] | null;
 }>[];

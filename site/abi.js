@@ -40,6 +40,13 @@ export const EXPORTS = Object.freeze([
 ]);
 
 /**
+ * SHARED_MEMORY is the memory that wisp-shared.wasm and kernels-shared.wasm
+ * import (abi.SharedMemory): new WebAssembly.Memory({initial, maximum,
+ * shared: true}) given as imports[module][name].
+ */
+export const SHARED_MEMORY = Object.freeze({ module: 'env', name: 'memory', initial: 256, maximum: 65536 });
+
+/**
  * OPTIONS are the generation options the engine reads as JSON
  * (wisp_options, option.Options), in order: name, kind ('int', 'float' or
  * 'strings', a list of non-empty strings), min and max where bounded, and

@@ -9,7 +9,7 @@
 // the engine's memory and the table, which they fill when instantiated;
 // then the engine's _initialize runs.
 
-import { ABI_VERSION, EXPORTS, OPTIONS, Status } from './abi.js';
+import { ABI_VERSION, EXPORTS, OPTIONS, SHARED_MEMORY, Status } from './abi.js';
 import { createWASI } from './wasi.js';
 
 // The engine ABI this file speaks (abi.Version) and the status codes of its
@@ -186,7 +186,12 @@ export class ModelBuffer {
  * (the Go runtime's fatal errors); options.memoryLimitMiB tells the
  * engine how far its memory may grow (default 4096).
  *
- * @param {{engine: any, kernels: any, forward: any,
+ * The threaded build (wisp-shared.wasm with kernels-shared.wasm) imports
+ * its memory, shared, as SHARED_MEMORY describes: options.memory gives
+ * it (a WebAssembly.Memory that other workers' kernels share), or a new
+ * one is made.
+ *
+ * @param {{engine: any, kernels: any, forward: any, memory?: WebAssembly.Memory,
  *          stderr?: (s: string) => void, memoryLimitMiB?: number}} options
  * @returns {Promise<Engine>}
  */
@@ -201,17 +206,22 @@ export async function createEngine(options) {
   const wasiNames = WebAssembly.Module.imports(engineMod)
     .filter((i) => i.module === 'wasi_snapshot_preview1').map((i) => i.name);
   const wasi = createWASI({ stderr: (s) => stderr.write(s), imports: wasiNames });
+  const sharedImport = WebAssembly.Module.imports(engineMod)
+    .some((i) => i.kind === 'memory' && i.module === SHARED_MEMORY.module && i.name === SHARED_MEMORY.name);
   let instance;
   try {
     const forward = await WebAssembly.instantiate(forwardMod, {});
+    const shared = sharedImport ? { [SHARED_MEMORY.module]: { [SHARED_MEMORY.name]: options.memory ?? sharedMemory() } } : {};
     instance = await WebAssembly.instantiate(engineMod, {
       wasi_snapshot_preview1: wasi.imports,
       simd: forward.exports,
+      ...shared,
     });
     wasi.setMemory(instance.exports.memory);
     await WebAssembly.instantiate(kernelsMod, {
       engine: { memory: instance.exports.memory },
       simd: { table: forward.exports.table },
+      ...shared,
     });
   } catch (err) {
     throw new WispError(`wisp: instantiating the engine: ${err.message}`, { code: 'engine', cause: err });
@@ -224,6 +234,16 @@ export async function createEngine(options) {
   }
   if (options.memoryLimitMiB) engine.status('wisp_memory_limit', options.memoryLimitMiB >>> 0);
   return engine;
+}
+
+/**
+ * sharedMemory makes the shared memory that the threaded build imports
+ * (SHARED_MEMORY's limits). It needs SharedArrayBuffer: in a browser, a
+ * cross-origin isolated page.
+ * @returns {WebAssembly.Memory}
+ */
+export function sharedMemory() {
+  return new WebAssembly.Memory({ initial: SHARED_MEMORY.initial, maximum: SHARED_MEMORY.maximum, shared: true });
 }
 
 // Head keeps the first KiB written to the engine's stderr since the last

@@ -8,7 +8,8 @@ import http from 'node:http';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 
-import { createEngine, simdSupported, WispError } from '../engine.js';
+import { SHARED_MEMORY } from '../abi.js';
+import { createEngine, sharedMemory, simdSupported, WispError } from '../engine.js';
 import { download, hexSHA256 } from '../download.js';
 import { ggufMetadata } from '../gguf.js';
 import { defaultModel, missing, nativeText, site } from './helpers.js';
@@ -115,6 +116,29 @@ describe('engine.js in Node', { skip }, () => {
     assert.equal(meta['general.architecture'], 'llama');
     assert.equal(ggufMetadata(new Uint8Array(8)), null);
     assert.equal(ggufMetadata(bytes.subarray(0, 100)), null);
+  });
+});
+
+describe('the threaded build in Node', { skip }, () => {
+  test('wisp-shared.wasm and kernels-shared.wasm run on a shared memory and generate what the engine does', async () => {
+    const wasm = (f) => readFile(path.join(site, 'wasm', f));
+    const [engineBytes, kernelsBytes] = await Promise.all([wasm('wisp-shared.wasm'), wasm('kernels-shared.wasm')]);
+    assert.ok(WebAssembly.validate(engineBytes) && WebAssembly.validate(kernelsBytes), 'V8 validates both');
+    for (const bytes of [engineBytes, kernelsBytes]) {
+      const imports = WebAssembly.Module.imports(new WebAssembly.Module(bytes)).filter((i) => i.kind === 'memory');
+      assert.deepEqual(imports, [{ module: SHARED_MEMORY.module, name: SHARED_MEMORY.name, kind: 'memory' }]);
+    }
+    const memory = sharedMemory();
+    const shared = await createEngine({ engine: engineBytes, kernels: kernelsBytes, forward: wasm('forward.wasm'), memory });
+    assert.equal(shared.memory, memory, 'the engine runs on the memory it was given');
+    assert.ok(shared.memory.buffer instanceof SharedArrayBuffer);
+    const own = await newEngine();
+    const bytes = await readFile(defaultModel);
+    shared.load(bytes);
+    own.load(bytes);
+    const text = (e) => [...e.generate('And God said', { temperature: 0, maxTokens: 60 })].join('');
+    assert.equal(text(shared), text(own));
+    assert.ok(memory.buffer.byteLength > bytes.byteLength, 'the memory grew to hold the model');
   });
 });
 

@@ -15,6 +15,16 @@ package abi
 // Info or of the options (wisp/engine/option.Options) changes.
 const Version = 2
 
+// SharedMemory is the memory that the threaded build of the engine
+// module (site/wasm/wisp-shared.wasm) and of its kernels
+// (kernels-shared.wasm) import, shared, instead of the engine's own: from
+// Module.Name, starting at MinPages and growing to MaxPages pages of 64
+// KiB (see wisp/wasm/sharedmem). A host creates it with these limits.
+var SharedMemory = struct {
+	Module, Name       string
+	MinPages, MaxPages uint32
+}{"env", "memory", 256, 65536}
+
 // Status codes returned by the module's exports. Zero and positive values
 // mean success; a negative value is an error whose text wisp_error_ptr and
 // wisp_error_len give.

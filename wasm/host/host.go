@@ -23,10 +23,12 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"wisp/simd"
 	"wisp/wasm/abi"
+	"wisp/wasm/sharedmem"
 )
 
 // Options configures a Runtime. The zero value (and nil) is fine.
@@ -89,7 +91,21 @@ func New(ctx context.Context, wasm []byte, opts *Options) (*Runtime, error) {
 	cfg := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(r.cache).
 		WithMemoryLimitPages(uint32(limit / pageSize))
+	// A module whose memory is an imported shared one (wisp/wasm/sharedmem)
+	// needs wazero's threads, and a module that defines that memory.
+	imp, minPages, maxPages, shared := sharedmem.Memory(wasm)
+	if shared {
+		cfg = cfg.WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesThreads)
+	}
 	r.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
+	if shared {
+		maxPages = min(maxPages, uint32(limit/pageSize))
+		mem := sharedmem.MemoryModule(minPages, maxPages)
+		if _, err := r.rt.InstantiateWithConfig(ctx, mem, wazero.NewModuleConfig().WithName(imp.Module)); err != nil {
+			r.close(ctx)
+			return nil, fmt.Errorf("host: making the shared memory the engine imports: %w", err)
+		}
+	}
 	if err := r.instantiate(ctx, wasm); err != nil {
 		r.close(ctx)
 		return nil, err

@@ -52,7 +52,17 @@ export const EXPORTS = Object.freeze([
 		fmt.Fprintf(&b, "  '%s',\n", e.Name)
 	}
 	b.WriteString(`]);
-
+`)
+	m := abi.SharedMemory
+	fmt.Fprintf(&b, `
+/**
+ * SHARED_MEMORY is the memory that wisp-shared.wasm and kernels-shared.wasm
+ * import (abi.SharedMemory): new WebAssembly.Memory({initial, maximum,
+ * shared: true}) given as imports[module][name].
+ */
+export const SHARED_MEMORY = Object.freeze({ module: '%s', name: '%s', initial: %d, maximum: %d });
+`, m.Module, m.Name, m.MinPages, m.MaxPages)
+	b.WriteString(`
 /**
  * OPTIONS are the generation options the engine reads as JSON
  * (wisp_options, option.Options), in order: name, kind ('int', 'float' or
@@ -94,6 +104,7 @@ export declare const Status: Readonly<Record<`)
 	}
 	b.WriteString(`, number>>;
 export declare const EXPORTS: readonly string[];
+export declare const SHARED_MEMORY: Readonly<{ module: string; name: string; initial: number; maximum: number }>;
 export declare const OPTIONS: readonly Readonly<{
   name: string; kind: 'int' | 'float' | 'strings'; min?: number; max?: number; default: number | string[] | null;
 }>[];
