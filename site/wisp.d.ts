@@ -19,7 +19,7 @@ export interface LoadOptions {
   cache?: boolean;
   /** The file's expected SHA-256, in hex; a mismatch is a WispError with code 'sha256'. */
   sha256?: string;
-  /** The folder holding wisp.wasm, kernels.wasm and forward.wasm (default: wasm/ beside wisp.js). */
+  /** The folder holding wisp.wasm, kernels.wasm, forward.wasm and relaxed.wasm (default: wasm/ beside wisp.js). */
   wasmBase?: string | URL;
 }
 
@@ -43,7 +43,13 @@ export interface ModelInfo {
   flushed: number;
   bos: number;
   eos: number;
+  /**
+   * The kernel set that runs: 'wasm-simd128+relaxed' where the browser has
+   * WebAssembly relaxed SIMD (relaxed.wasm's quantized matrix-vector
+   * products), else 'wasm-simd128', and kernelsReason says why.
+   */
   kernels: string;
+  kernelsReason?: string;
   /** Whether the file is marked as random weights (wisp synth). */
   random: boolean;
   description: string;

@@ -42,8 +42,8 @@ let nextId = 1; // ids of requests to workers, unique in the page
  * signal, an AbortSignal that aborts the load (the promise rejects with an
  * AbortError); cache (default true), whether to use Cache Storage; sha256,
  * the file's expected SHA-256 in hex; wasmBase, the URL of the folder
- * holding wisp.wasm, kernels.wasm and forward.wasm (default: wasm/ beside
- * this file).
+ * holding wisp.wasm, kernels.wasm, forward.wasm and relaxed.wasm (default:
+ * wasm/ beside this file).
  *
  * Before downloading a file (one not in Cache Storage), it reads the
  * file's header with Range requests, and refuses a model the engine cannot
@@ -170,7 +170,9 @@ export class Model {
     /**
      * What the model is: architecture, name, params, fileSize,
      * contextLength, vocabSize, dim, hiddenDim, layers, heads, kvHeads,
-     * headDim, f16, flushed, bos, eos, kernels (abi.Info), and random
+     * headDim, f16, flushed, bos, eos (abi.Info); kernels, the kernel set
+     * that runs ('wasm-simd128+relaxed' where the browser has relaxed
+     * SIMD, else 'wasm-simd128' and kernelsReason says why); random
      * (weights marked random by `wisp synth`), description, url,
      * fromCache, loadMs.
      */
