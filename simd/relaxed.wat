@@ -47,6 +47,23 @@
 ;; per pass ($mv), the rows%4 last rows in one more pass that repeats the
 ;; last row, $sink between rows (see kernels.wat's header), the four rows'
 ;; i32x4 sums transposed and added into one i32x4 before they are scaled.
+;; Q4_K's scale and min unpacking is kernels.wat's $mv_q4_k_pass's, line for
+;; line. Without $sink, Chromium 156's code is 3-4 % smaller (the stores)
+;; and no faster within the noise; Node 20's V8 spills four to twenty times
+;; as much in the Q4_K and Q6_K passes.
+;;
+;; # Speed (Chromium 156, Zen 5, one thread, machine shared and noisy)
+;;
+;; V8 lowers the dot to one vpdpbusd where the CPU has AVX-VNNI (this one
+;; does), else to pmaddubsw, pmaddwd and paddd. GB/s of weights, median of
+;; interleaved samples (site/bench/relaxed.bench.js), kernels.wasm ->
+;; relaxed.wasm: Q5_0 8.0 -> 11.9 (1536x576) and 5.5 -> 7.6 (49152x576),
+;; Q4_0 9-13 -> 12-18, Q4_K 11.4 -> 13.5, Q6_K 8.9 -> 13.5 (576x1536), Q8_0
+;; 15-20 -> 17-23 (0.6-1.2x: its baseline already has the cheap i16 dots of
+;; sign-extended bytes, and the x split costs what the dots save). Q5_0's
+;; fifth bits (a swizzle, an and, a compare, an and and an or per 16
+;; weights) are now most of its work, and Q5_0 most of a Q4_K_M file's
+;; time (44 % of a SmolLM2-135M decode, Q8_0 13 %, Q6_K 13 %, Q4_K 6 %).
 (module
   (import "engine" "memory" (memory 0))
   (import "simd" "table" (table 14 funcref))
