@@ -78,6 +78,13 @@ function weightTypes(info) {
   return `${matrices.join(', ') || (info.f16 ? 'F16' : 'F32')} weights`;
 }
 
+// kernelText names the kernel set that runs, and why the baseline where
+// relaxed SIMD is missing.
+function kernelText(info) {
+  if (info.kernels === 'wasm-simd128+relaxed') return 'relaxed-SIMD kernels';
+  return `SIMD128 kernels${info.kernelsReason ? ` (${info.kernelsReason})` : ''}`;
+}
+
 function describe(info) {
   const name = info.name || info.fileName || decodeURIComponent(new URL(info.url).pathname.split('/').pop());
   const parts = [
@@ -85,6 +92,7 @@ function describe(info) {
     weightTypes(info),
     `${info.architecture}, ${info.layers} layers, context ${info.contextLength}`,
     `${mb(info.fileSize)} MB ${info.fromCache ? 'from this browser\'s cache' : info.url ? 'downloaded' : 'from this computer'}`,
+    kernelText(info),
   ];
   const kind = info.random
     ? 'Random weights: a test model of the right shape, it writes gibberish.'

@@ -191,16 +191,23 @@ export class ModelBuffer {
  * it (a WebAssembly.Memory that other workers' kernels share), or a new
  * one is made.
  *
- * @param {{engine: any, kernels: any, forward: any, memory?: WebAssembly.Memory,
+ * options.relaxed is relaxed.wasm, the relaxed-SIMD passes of the
+ * quantized matrix-vector products (optional): where this JavaScript
+ * engine validates it and its known-answer check passes, it replaces
+ * kernels.wasm's matmul_q (and hands it what it does not speed up);
+ * anywhere else the baseline kernels run, and engine.kernels says why.
+ *
+ * @param {{engine: any, kernels: any, forward: any, relaxed?: any, memory?: WebAssembly.Memory,
  *          stderr?: (s: string) => void, memoryLimitMiB?: number}} options
  * @returns {Promise<Engine>}
  */
 export async function createEngine(options) {
   if (!simdSupported()) throw noSIMDError();
-  const [engineMod, kernelsMod, forwardMod] = await Promise.all([
+  const [engineMod, kernelsMod, forwardMod, relaxed] = await Promise.all([
     compile(options.engine, 'wisp.wasm'),
     compile(options.kernels, 'kernels.wasm'),
     compile(options.forward, 'forward.wasm'),
+    compileRelaxed(options.relaxed),
   ]);
   const stderr = new Head(options.stderr);
   const wasiNames = WebAssembly.Module.imports(engineMod)
@@ -209,6 +216,7 @@ export async function createEngine(options) {
   const sharedImport = WebAssembly.Module.imports(engineMod)
     .some((i) => i.kind === 'memory' && i.module === SHARED_MEMORY.module && i.name === SHARED_MEMORY.name);
   let instance;
+  let kernelSet;
   try {
     const forward = await WebAssembly.instantiate(forwardMod, {});
     const shared = sharedImport ? { [SHARED_MEMORY.module]: { [SHARED_MEMORY.name]: options.memory ?? sharedMemory() } } : {};
@@ -218,15 +226,17 @@ export async function createEngine(options) {
       ...shared,
     });
     wasi.setMemory(instance.exports.memory);
-    await WebAssembly.instantiate(kernelsMod, {
+    const kernels = await WebAssembly.instantiate(kernelsMod, {
       engine: { memory: instance.exports.memory },
       simd: { table: forward.exports.table },
       ...shared,
     });
+    kernelSet = await installRelaxed(relaxed, instance.exports.memory, forward.exports.table, kernels);
   } catch (err) {
     throw new WispError(`wisp: instantiating the engine: ${err.message}`, { code: 'engine', cause: err });
   }
   const engine = new Engine(instance, stderr);
+  engine.kernels = kernelSet;
   engine.call('_initialize');
   const version = engine.call('wisp_abi_version');
   if (version !== ABI_VERSION) {
@@ -244,6 +254,61 @@ export async function createEngine(options) {
  */
 export function sharedMemory() {
   return new WebAssembly.Memory({ initial: SHARED_MEMORY.initial, maximum: SHARED_MEMORY.maximum, shared: true });
+}
+
+/**
+ * KernelSet says which kernels an engine runs: name is 'wasm-simd128+relaxed'
+ * when relaxed.wasm's passes run the quantized matrix-vector products and
+ * 'wasm-simd128' when only the baseline kernels run; then reason says why
+ * (no relaxed.wasm given, the JavaScript engine lacks relaxed SIMD, its
+ * check failed).
+ * @typedef {{name: string, relaxed: boolean, reason?: string}} KernelSet
+ */
+
+/** MATMUL_Q is matmul_q's entry in forward.wasm's table (its ABI). */
+const MATMUL_Q = 13;
+
+/**
+ * compileRelaxed compiles relaxed.wasm, given as compile takes it (or
+ * nothing), where WebAssembly.validate accepts it. It never throws: it
+ * returns {module} or {reason} for the baseline.
+ */
+async function compileRelaxed(source) {
+  try {
+    source = await source;
+    if (source == null) return { reason: 'no relaxed.wasm was given' };
+    if (source instanceof WebAssembly.Module) return { module: source };
+    if (typeof Response !== 'undefined' && source instanceof Response) {
+      if (!source.ok) return { reason: `fetching relaxed.wasm: HTTP ${source.status}` };
+      source = await source.arrayBuffer();
+    }
+    if (!WebAssembly.validate(source)) return { reason: 'this JavaScript engine lacks WebAssembly relaxed SIMD' };
+    return { module: await WebAssembly.compile(source) };
+  } catch (err) {
+    return { reason: `relaxed.wasm: ${err.message}` };
+  }
+}
+
+/**
+ * installRelaxed instantiates relaxed.wasm after kernels.wasm, which
+ * points table entry MATMUL_Q at relaxed.wasm's matmul_q, and runs its
+ * known-answer check; if that fails, the entry goes back to kernels.wasm's.
+ * It returns the KernelSet that runs.
+ */
+async function installRelaxed(relaxed, memory, table, kernels) {
+  const baseline = (reason) => ({ name: 'wasm-simd128', relaxed: false, reason });
+  if (!relaxed.module) return baseline(relaxed.reason);
+  try {
+    const r = await WebAssembly.instantiate(relaxed.module, {
+      engine: { memory }, simd: { table }, kernels: { matmul_q: kernels.exports.matmul_q },
+    });
+    if (r.exports.check() === 1) return { name: 'wasm-simd128+relaxed', relaxed: true };
+    table.set(MATMUL_Q, kernels.exports.matmul_q);
+    return baseline('this JavaScript engine\'s relaxed dot product fails relaxed.wasm\'s check');
+  } catch (err) {
+    table.set(MATMUL_Q, kernels.exports.matmul_q);
+    return baseline(`instantiating relaxed.wasm: ${err.message}`);
+  }
 }
 
 // Head keeps the first KiB written to the engine's stderr since the last

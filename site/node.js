@@ -34,7 +34,7 @@ export { download } from './download.js';
 export async function load(model, options = {}) {
   const wasm = (name) => readFile(new URL(`./wasm/${name}`, import.meta.url));
   const engine = await createEngine({
-    engine: wasm('wisp.wasm'), kernels: wasm('kernels.wasm'), forward: wasm('forward.wasm'),
+    engine: wasm('wisp.wasm'), kernels: wasm('kernels.wasm'), forward: wasm('forward.wasm'), relaxed: wasm('relaxed.wasm'),
     stderr: options.stderr, memoryLimitMiB: options.memoryLimitMiB,
   });
   if (model instanceof Uint8Array) {

@@ -27,7 +27,7 @@ export interface LoadOptions {
   sha256?: string;
   /** The folder holding worker.js and wasm/ (default: wisp.js's folder); give it when a bundle does not carry them. */
   base?: string | URL;
-  /** The folder holding wisp.wasm, kernels.wasm and forward.wasm (default: wasm/ in base). */
+  /** The folder holding wisp.wasm, kernels.wasm, forward.wasm and relaxed.wasm (default: wasm/ in base). */
   wasmBase?: string | URL;
 }
 
@@ -51,7 +51,13 @@ export interface ModelInfo {
   flushed: number;
   bos: number;
   eos: number;
+  /**
+   * The kernel set that runs: 'wasm-simd128+relaxed' where the browser has
+   * WebAssembly relaxed SIMD (relaxed.wasm's quantized matrix-vector
+   * products), else 'wasm-simd128', and kernelsReason says why.
+   */
   kernels: string;
+  kernelsReason?: string;
   /** Whether the file is marked as random weights (wisp synth). */
   random: boolean;
   description: string;

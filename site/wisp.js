@@ -52,8 +52,8 @@ let nextId = 1; // ids of requests to workers, unique in the page
  * the file's expected SHA-256 in hex; base, the URL of the folder holding
  * worker.js and wasm/ (default: this file's folder; give it where a
  * bundle does not carry them, as esbuild's does not); wasmBase, the URL
- * of the folder holding wisp.wasm, kernels.wasm and forward.wasm
- * (default: wasm/ in base).
+ * of the folder holding wisp.wasm, kernels.wasm, forward.wasm and
+ * relaxed.wasm (default: wasm/ in base).
  *
  * Before downloading a file (one not in Cache Storage), it reads the
  * file's header with Range requests, and refuses a model the engine cannot
@@ -212,7 +212,9 @@ export class Model {
     /**
      * What the model is: architecture, name, params, fileSize,
      * contextLength, vocabSize, dim, hiddenDim, layers, heads, kvHeads,
-     * headDim, f16, flushed, bos, eos, kernels (abi.Info), and random
+     * headDim, f16, flushed, bos, eos (abi.Info); kernels, the kernel set
+     * that runs ('wasm-simd128+relaxed' where the browser has relaxed
+     * SIMD, else 'wasm-simd128' and kernelsReason says why); random
      * (weights marked random by `wisp synth`), description, chatTemplate
      * (the GGUF's tokenizer.chat_template, or ''), memoryBytes (the
      * engine's memory once loaded: the file, the session, the runtime), url (''

@@ -71,6 +71,9 @@ async function load({ id, url, file, wasmBase, cache, sha256 }) {
     engine: fetch(new URL('wisp.wasm', base)),
     kernels: fetch(new URL('kernels.wasm', base)),
     forward: fetch(new URL('forward.wasm', base)),
+    // Where the browser lacks relaxed SIMD, or the file is missing, the
+    // baseline kernels run and info.kernelsReason says why.
+    relaxed: fetch(new URL('relaxed.wasm', base)),
     stderr: (s) => console.error(s),
   });
   starting.catch(() => {}); // reported below, after the download's own errors
@@ -116,6 +119,10 @@ async function load({ id, url, file, wasmBase, cache, sha256 }) {
   engine = eng;
   const text = (key) => (typeof meta[key] === 'string' ? meta[key] : '');
   const extra = {
+    // Which kernels run here (createEngine's KernelSet), not the engine's
+    // own name for its kernel imports.
+    kernels: eng.kernels.name,
+    ...(eng.kernels.reason ? { kernelsReason: eng.kernels.reason } : {}),
     random: meta['wisp.random'] === true,
     description: text('general.description'),
     chatTemplate: text('tokenizer.chat_template'),
