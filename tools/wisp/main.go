@@ -4,6 +4,7 @@
 // Usage:
 //
 //	wisp run -m MODEL [-z TOKENIZER] [-p PROMPT] [-n STEPS] [-t TEMP] ...
+//	wisp chat -m MODEL [--system TEXT] [-n MAX_TOKENS] [--ctx N] ...
 //	wisp tokenize -m MODEL_OR_VOCAB.gguf [--bos] -- TEXT
 //	wisp convert -o OUT.gguf [--type f32|f16] MODEL [-z TOKENIZER]
 //	wisp prune -m MODEL -o OUT.gguf --calib TEXT [--params RATIO] ...
@@ -34,6 +35,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "generate text from a model", runCmd},
+		{"chat", "hold a conversation with a model in the terminal", chatCmd},
 		{"tokenize", "print the token ids of a text", tokenizeCmd},
 		{"convert", "convert a Hugging Face folder, a llama2.c checkpoint or a GGUF file to GGUF (F32, F16, BF16 or quantized)", convertCmd},
 		{"prune", "remove whole FFN neurons, attention heads and layers, by importance on calibration text", pruneCmd},
