@@ -12,7 +12,7 @@
 //	wisp distil --teacher MODEL [--student MODEL] --train TEXT -o OUT.gguf
 //	wisp eval -m MODEL --text FILE [--ref REFERENCE] [--json]
 //	wisp synth -o OUT.gguf --shape NAME [--type f32|f16]
-//	wisp serve [--addr 127.0.0.1:8080] [--site site] [--models models]
+//	wisp serve [--addr 127.0.0.1:8080] [--site site] [--models models] [--model MODEL]
 //
 // Run "wisp COMMAND --help" for the flags of each command.
 package main
