@@ -216,6 +216,8 @@ export interface CompletionUsage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** The prompt's tokens kept in the model's cache from the last generation, not evaluated again. */
+  prompt_tokens_details: { cached_tokens: number };
 }
 
 /** 'stop' (an end token or a stop string), 'length' (max_tokens or the context), 'abort'. */

@@ -382,7 +382,9 @@ const finishReasons = { eos: 'stop', stop: 'stop', length: 'length', context: 'l
  * 'chat.completion.chunk' objects: the first has choices[0].delta.role,
  * the next the text in choices[0].delta.content, the last an empty delta,
  * choices[0].finish_reason ('stop', 'length' or 'abort') and usage
- * ({prompt_tokens, completion_tokens, total_tokens}). Defaults are
+ * ({prompt_tokens, completion_tokens, total_tokens, prompt_tokens_details:
+ * {cached_tokens}}, the last counting the prompt's tokens the model's
+ * cache kept from the last generation). Defaults are
  * OpenAI's: temperature 1, top_p 1, no limit on max_tokens but the
  * context. Options wisp has beyond those can be given too (top_k, min_p,
  * repeat_penalty, context, overflow). A second argument's signal aborts.
@@ -418,7 +420,10 @@ export function openai(model) {
     const id = `chatcmpl-${crypto.getRandomValues(new Uint32Array(2)).join('')}`;
     const created = Math.floor(Date.now() / 1000);
     const name = model.info?.name || 'wisp';
-    const usage = (s) => ({ prompt_tokens: s.promptTokens ?? 0, completion_tokens: s.tokens ?? 0, total_tokens: (s.promptTokens ?? 0) + (s.tokens ?? 0) });
+    const usage = (s) => ({
+      prompt_tokens: s.promptTokens ?? 0, completion_tokens: s.tokens ?? 0, total_tokens: (s.promptTokens ?? 0) + (s.tokens ?? 0),
+      prompt_tokens_details: { cached_tokens: s.reusedTokens ?? 0 }, // kept from the last generation's cache
+    });
     const finish = (s) => finishReasons[s.reason] ?? 'stop';
     if (!params.stream) {
       let content = '';
