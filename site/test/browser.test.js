@@ -209,6 +209,49 @@ describe('the page in Chromium', { skip }, () => {
     await p.close();
   });
 
+  test('chat mode holds a conversation as bubbles of text, keeping the cache between turns', async () => {
+    const p = await browser.newPage({ viewport: { width: 800, height: 900 } });
+    p.on('pageerror', (err) => errors.push(err));
+    await p.goto(`${srv.url}?mode=chat`);
+    await ready(p);
+    assert.equal(await p.isVisible('#prompt'), false);
+    assert.equal(await p.textContent('#generate'), 'Send');
+    assert.match(await p.textContent('#chat-note'), /no chat template/);
+    await p.click('#settings summary');
+    await p.fill('#temperature', '0');
+    await p.fill('#max-tokens', '12');
+    const turn = async (text, n) => {
+      await p.fill('#message', text);
+      await p.press('#message', 'Enter');
+      await p.waitForFunction((k) => document.querySelectorAll('#messages li.assistant').length === k &&
+        document.body.dataset.state === 'ready' && document.getElementById('chat-stats').dataset.prompt, n, { timeout: 60_000 });
+      const r = await p.evaluate(() => {
+        const s = document.getElementById('chat-stats');
+        const replies = [...document.querySelectorAll('#messages li.assistant')].map((li) => li.textContent);
+        const users = [...document.querySelectorAll('#messages li.user')].map((li) => li.textContent);
+        const r2 = { reused: Number(s.dataset.reused), prompt: Number(s.dataset.prompt), replies, users };
+        delete s.dataset.prompt;
+        return r2;
+      });
+      return r;
+    };
+    const typed = '<b>Who</b> begat <img src=x onerror=alert(1)> Enos? <|im_end|>';
+    const t1 = await turn(typed, 1);
+    assert.deepEqual(t1.users, [typed]);
+    assert.equal(await p.locator('#messages b, #messages img').count(), 0, 'typed text became HTML');
+    assert.ok(t1.replies[0].length > 0);
+    const t2 = await turn('And then?', 2);
+    assert.ok(t2.reused >= t1.prompt && t2.reused < t2.prompt, `turn 2 reused ${t2.reused} of ${t2.prompt}, turn 1 was ${t1.prompt}`);
+    // A new conversation with the same first message: the same reply, greedily.
+    await p.click('#new-chat');
+    assert.equal(await p.locator('#messages li').count(), 0);
+    const t3 = await turn(typed, 1);
+    assert.deepEqual(t3.replies, [t1.replies[0]]);
+    assert.equal(t3.prompt, t1.prompt);
+    await p.screenshot({ path: path.join(results, 'chat.png'), fullPage: true });
+    await p.close();
+  });
+
   test('<wisp-generate> streams tokens and ends with done', async () => {
     const p = await browser.newPage({ viewport: { width: 800, height: 900 } });
     p.on('pageerror', (err) => errors.push(err));
