@@ -180,8 +180,9 @@ func (s *Session) Reprompt(ids []int, opt option.Options) (echo string, err erro
 		return "", err
 	}
 	// The cache holds the first Pos tokens; a sampled token still pending
-	// is not among them.
-	have := s.tokens[:s.state.Pos()]
+	// is not among them. (After a failed PromptTokens the cache may hold
+	// positions past the tokens, which are not kept.)
+	have := s.tokens[:min(len(s.tokens), s.state.Pos())]
 	keep := 0
 	for keep < len(have) && keep < len(ids) && have[keep] == ids[keep] {
 		keep++
