@@ -64,7 +64,7 @@ describe('the openai package against wisp serve --model', { skip: missing() !== 
     assert.ok(cached >= usage.prompt_tokens && cached < next.usage.prompt_tokens, `cached ${cached}, prompts ${usage.prompt_tokens} then ${next.usage.prompt_tokens}`);
   });
 
-  test('bad requests are the SDK\'s errors, and the server goes on', async () => {
+  test('bad requests are the SDK\'s errors, and the server goes on; text completions too', async () => {
     await assert.rejects(
       client.chat.completions.create({ ...params, messages: [{ role: 'wizard', content: 'hi' }] }),
       (err) => err instanceof OpenAI.BadRequestError && err.status === 400 && /role "wizard"/.test(err.message));
@@ -73,6 +73,15 @@ describe('the openai package against wisp serve --model', { skip: missing() !== 
       (err) => err instanceof OpenAI.BadRequestError && /max_tokens = 1000000000/.test(err.message) && err.param === 'max_tokens');
     const ok = await client.chat.completions.create({ ...params, messages: [{ role: 'user', content: 'hi' }] });
     assert.ok(ok.usage.completion_tokens > 0);
+    const text = await client.completions.create({ model: 'chat', prompt: 'the cat sat', max_tokens: 8, seed: 1 });
+    assert.equal(text.object, 'text_completion');
+    assert.equal(typeof text.choices[0].text, 'string');
+    assert.ok(text.usage.completion_tokens > 0 && text.usage.completion_tokens <= 8);
+    let streamed = '';
+    for await (const chunk of await client.completions.create({ model: 'chat', prompt: 'the cat sat', max_tokens: 8, seed: 1, stream: true })) {
+      streamed += chunk.choices[0]?.text ?? '';
+    }
+    assert.equal(streamed, text.choices[0].text);
     const list = await client.models.list();
     assert.deepEqual(list.data.map((m) => m.id), ['chat']);
   });

@@ -1,6 +1,6 @@
-// Package chatapi serves a model through OpenAI's chat API: POST
-// /v1/chat/completions (with Server-Sent Events when the request streams)
-// and GET /v1/models, for "wisp serve --model". Requests take turns on the
+// Package chatapi serves a model through OpenAI's API: POST
+// /v1/chat/completions and POST /v1/completions (with Server-Sent Events
+// when the request streams) and GET /v1/models, for "wisp serve --model". Requests take turns on the
 // one model, whose session keeps the key/value cache of what a request
 // shares with the last (a conversation's next turn evaluates only its new
 // tokens; usage.prompt_tokens_details.cached_tokens says how many were
@@ -139,9 +139,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, &apiError{status: http.StatusMethodNotAllowed, Msg: "POST a JSON request to /v1/chat/completions", Type: "invalid_request_error"})
 			return
 		}
-		h.completions(w, r)
+		h.completions(w, r, false)
+	case "/v1/completions":
+		if r.Method != http.MethodPost {
+			hd.Set("Allow", "POST")
+			writeError(w, &apiError{status: http.StatusMethodNotAllowed, Msg: "POST a JSON request to /v1/completions", Type: "invalid_request_error"})
+			return
+		}
+		h.completions(w, r, true)
 	default:
-		writeError(w, &apiError{status: http.StatusNotFound, Msg: fmt.Sprintf("no %s %s: this server has POST /v1/chat/completions and GET /v1/models", r.Method, r.URL.Path), Type: "invalid_request_error"})
+		writeError(w, &apiError{status: http.StatusNotFound, Msg: fmt.Sprintf("no %s %s: this server has POST /v1/chat/completions, POST /v1/completions and GET /v1/models", r.Method, r.URL.Path), Type: "invalid_request_error"})
 	}
 }
 
@@ -149,6 +156,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type request struct {
 	Model               string          `json:"model"`
 	Messages            []message       `json:"messages"`
+	Prompt              json.RawMessage `json:"prompt"` // of /v1/completions
+	Echo                bool            `json:"echo"`   // of /v1/completions
 	Stream              bool            `json:"stream"`
 	StreamOptions       *struct{}       `json:"stream_options"`
 	MaxTokens           *int            `json:"max_tokens"`
@@ -170,8 +179,10 @@ type message struct {
 	Content json.RawMessage `json:"content"`
 }
 
-// parse reads and checks a request.
-func (h *Handler) parse(w http.ResponseWriter, r *http.Request) (*request, []chat.Message, option.Options, *apiError) {
+// parse reads and checks a request: of /v1/completions (its prompt in
+// the message of a "prompt" role) when legacy, else of
+// /v1/chat/completions.
+func (h *Handler) parse(w http.ResponseWriter, r *http.Request, legacy bool) (*request, []chat.Message, option.Options, *apiError) {
 	var opt option.Options
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opt.MaxBody))
 	if err != nil {
@@ -189,7 +200,17 @@ func (h *Handler) parse(w http.ResponseWriter, r *http.Request) (*request, []cha
 	if d.More() {
 		return nil, nil, opt, badRequest("", "invalid_json", "the request holds more than one JSON value")
 	}
-	if len(req.Messages) == 0 {
+	var prompt string
+	if legacy {
+		var many []string
+		if json.Unmarshal(req.Prompt, &prompt) != nil {
+			if json.Unmarshal(req.Prompt, &many) != nil || len(many) != 1 {
+				return nil, nil, opt, badRequest("prompt", "", "prompt must be a string (or an array of one string)")
+			}
+			prompt = many[0]
+		}
+		req.Messages = nil
+	} else if len(req.Messages) == 0 {
 		return nil, nil, opt, badRequest("messages", "", "messages is missing or empty: give at least one {role, content}")
 	}
 	msgs := make([]chat.Message, len(req.Messages))
@@ -203,7 +224,13 @@ func (h *Handler) parse(w http.ResponseWriter, r *http.Request) (*request, []cha
 	if req.N != nil && *req.N != 1 {
 		return nil, nil, opt, badRequest("n", "", "n = %d: this server makes one choice per request", *req.N)
 	}
+	if legacy {
+		msgs = []chat.Message{{Role: "prompt", Content: prompt}}
+	}
 	max := 0
+	if legacy {
+		max = 16 // OpenAI's default for completions
+	}
 	param := "max_tokens"
 	if req.MaxTokens != nil {
 		max = *req.MaxTokens
@@ -318,8 +345,8 @@ type usage struct {
 	} `json:"prompt_tokens_details"`
 }
 
-func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
-	req, msgs, opt, aerr := h.parse(w, r)
+func (h *Handler) completions(w http.ResponseWriter, r *http.Request, legacy bool) {
+	req, msgs, opt, aerr := h.parse(w, r, legacy)
 	if aerr != nil {
 		writeError(w, aerr)
 		return
@@ -332,22 +359,54 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() { <-h.run }()
 	be := h.opt.Model
-	ids, _, err := be.Chat(msgs, true, req.Overflow, opt)
+	var ids []int
+	var err error
+	param := "messages"
+	if legacy {
+		param = "prompt"
+		if ids, err = be.Tokenize(msgs[0].Content); err == nil && len(ids) == 0 {
+			err = errors.New("the prompt is empty and the model adds no BOS token")
+		} else if err == nil && len(ids) > h.ctx-1 {
+			err = fmt.Errorf("the prompt is %d tokens but the context of %d positions has room for %d beside the reply", len(ids), h.ctx, h.ctx-1)
+		}
+	} else {
+		ids, _, err = be.Chat(msgs, true, req.Overflow, opt)
+	}
 	if err != nil {
 		code := ""
 		if strings.Contains(err.Error(), "tokens but the context") {
 			code = "context_length_exceeded"
 		}
-		writeError(w, badRequest("messages", code, "%v", err))
+		writeError(w, badRequest(param, code, "%v", err))
 		return
 	}
-	if _, err := be.PromptTokens(ids, opt); err != nil {
+	echo, err := be.PromptTokens(ids, opt)
+	if err != nil {
 		writeError(w, &apiError{status: http.StatusInternalServerError, Msg: err.Error(), Type: "server_error"})
 		return
 	}
+	if !legacy || !req.Echo {
+		echo = ""
+	}
 	var u usage
 	u.Prompt, u.Details.Cached = len(ids), be.Reused()
-	id := "chatcmpl-" + randomHex()
+	id, kind, chunkKind := "chatcmpl-"+randomHex(), "chat.completion", "chat.completion.chunk"
+	if legacy {
+		id, kind, chunkKind = "cmpl-"+randomHex(), "text_completion", "text_completion"
+	}
+	// text and delta are a choice's text, as each API has it.
+	text := func(t string) map[string]any {
+		if legacy {
+			return map[string]any{"text": t}
+		}
+		return map[string]any{"message": map[string]any{"role": "assistant", "content": t}}
+	}
+	delta := func(t string) map[string]any {
+		if legacy {
+			return map[string]any{"text": t}
+		}
+		return map[string]any{"delta": map[string]any{"content": t}}
+	}
 	created := time.Now().Unix()
 	choice := func(m map[string]any) map[string]any {
 		m["index"], m["logprobs"] = 0, nil
@@ -357,14 +416,15 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 		return map[string]any{"id": id, "object": kind, "created": created, "model": h.opt.Name, "choices": []any{c}}
 	}
 	if !req.Stream {
-		var text strings.Builder
+		var out strings.Builder
+		out.WriteString(echo)
 		for {
 			if err := ctx.Err(); err != nil {
 				writeError(w, &apiError{status: http.StatusServiceUnavailable, Msg: "the request took too long: " + err.Error(), Type: "server_error"})
 				return
 			}
 			piece, err := be.Next()
-			text.WriteString(piece)
+			out.WriteString(piece)
 			if errors.Is(err, io.EOF) {
 				break
 			}
@@ -375,10 +435,9 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 		}
 		u.Completion = be.Generated()
 		u.Total = u.Prompt + u.Completion
-		resp := object("chat.completion", choice(map[string]any{
-			"message":       map[string]any{"role": "assistant", "content": text.String()},
-			"finish_reason": finishReasons[be.Done()],
-		}))
+		c := text(out.String())
+		c["finish_reason"] = finishReasons[be.Done()]
+		resp := object(kind, choice(c))
 		resp["usage"] = u
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(resp)
@@ -402,7 +461,11 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	}
-	if send(object("chat.completion.chunk", choice(map[string]any{"delta": map[string]any{"role": "assistant", "content": ""}, "finish_reason": nil}))) != nil {
+	first := map[string]any{"delta": map[string]any{"role": "assistant", "content": echo}, "finish_reason": nil}
+	if legacy {
+		first = map[string]any{"text": echo, "finish_reason": nil}
+	}
+	if (!legacy || echo != "") && send(object(chunkKind, choice(first))) != nil {
 		return
 	}
 	for {
@@ -414,7 +477,9 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 		}
 		piece, err := be.Next()
 		if piece != "" {
-			if send(object("chat.completion.chunk", choice(map[string]any{"delta": map[string]any{"content": piece}, "finish_reason": nil}))) != nil {
+			c := delta(piece)
+			c["finish_reason"] = nil
+			if send(object(chunkKind, choice(c))) != nil {
 				return
 			}
 		}
@@ -428,7 +493,11 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 	}
 	u.Completion = be.Generated()
 	u.Total = u.Prompt + u.Completion
-	last := object("chat.completion.chunk", choice(map[string]any{"delta": map[string]any{}, "finish_reason": finishReasons[be.Done()]}))
+	end := map[string]any{"delta": map[string]any{}, "finish_reason": finishReasons[be.Done()]}
+	if legacy {
+		end = map[string]any{"text": "", "finish_reason": finishReasons[be.Done()]}
+	}
+	last := object(chunkKind, choice(end))
 	last["usage"] = u
 	if send(last) != nil {
 		return

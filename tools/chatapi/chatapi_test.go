@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"wisp/engine/gguf"
+	"wisp/engine/option"
 	"wisp/internal/synth"
 	"wisp/wasm/backend"
 )
@@ -61,6 +62,7 @@ type completion struct {
 			Role    string `json:"role"`
 			Content string `json:"content"`
 		} `json:"message"`
+		Text  *string `json:"text"`
 		Delta struct {
 			Role    *string `json:"role"`
 			Content *string `json:"content"`
@@ -85,7 +87,12 @@ type completion struct {
 
 func post(t *testing.T, url, body string) (int, completion) {
 	t.Helper()
-	resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	return postTo(t, url+"/v1/chat/completions", body)
+}
+
+func postTo(t *testing.T, url, body string) (int, completion) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +107,12 @@ func post(t *testing.T, url, body string) (int, completion) {
 // stream posts a streaming request and returns its chunks.
 func stream(t *testing.T, url, body string) []completion {
 	t.Helper()
-	resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	return streamFrom(t, url+"/v1/chat/completions", body)
+}
+
+func streamFrom(t *testing.T, url, body string) []completion {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,5 +307,65 @@ func TestBusyAndDisconnect(t *testing.T) {
 			t.Fatalf("after a disconnect: %d %+v", code, c.Error)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTextCompletion: POST /v1/completions continues a prompt as a
+// backend does, streamed or not, with the echo when asked.
+func TestTextCompletion(t *testing.T) {
+	be := open(t)
+	_, srv := server(t, Options{Context: 300})
+	body := `{"prompt": "the cat sat", "max_tokens": 10, "temperature": 0.7, "seed": 2}`
+	code, c := postTo(t, srv.URL+"/v1/completions", body)
+	if code != 200 || c.Object != "text_completion" || !strings.HasPrefix(c.ID, "cmpl-") || len(c.Choices) != 1 || c.Choices[0].Text == nil || c.Choices[0].FinishReason == nil {
+		t.Fatalf("%d %+v", code, c)
+	}
+	if c.Usage == nil || c.Usage.Completion == 0 || c.Usage.Completion > 10 {
+		t.Errorf("usage %+v", c.Usage)
+	}
+	// What the backend prints for the prompt with the same options.
+	ids, err := be.Tokenize("the cat sat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo, err := be.PromptTokens(ids, option.Options{Context: 300, MaxTokens: 10, Temperature: 0.7, TopP: 1, Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	for {
+		piece, err := be.Next()
+		want.WriteString(piece)
+		if err != nil {
+			break
+		}
+	}
+	if *c.Choices[0].Text != want.String() {
+		t.Errorf("text %q, the backend %q", *c.Choices[0].Text, want.String())
+	}
+	_, e := postTo(t, srv.URL+"/v1/completions", strings.Replace(body, `"max_tokens"`, `"echo": true, "max_tokens"`, 1))
+	if *e.Choices[0].Text != echo+want.String() {
+		t.Errorf("with echo %q, want %q", *e.Choices[0].Text, echo+want.String())
+	}
+	var streamed strings.Builder
+	chunks := streamFrom(t, srv.URL+"/v1/completions", strings.Replace(body, `"max_tokens"`, `"stream": true, "max_tokens"`, 1))
+	for _, k := range chunks {
+		if k.Object != "text_completion" || k.Choices[0].Text == nil {
+			t.Fatalf("chunk %+v", k)
+		}
+		streamed.WriteString(*k.Choices[0].Text)
+	}
+	if last := chunks[len(chunks)-1]; last.Usage == nil || last.Choices[0].FinishReason == nil || streamed.String() != want.String() {
+		t.Errorf("streamed %q, last chunk %+v", streamed.String(), last)
+	}
+	for _, bad := range []struct{ body, want string }{
+		{`{"prompt": 5}`, "prompt must be a string"},
+		{`{"prompt": ["a", "b"]}`, "prompt must be a string"},
+		{`{"prompt": "` + strings.Repeat("word ", 400) + `"}`, "context of 300 positions"},
+	} {
+		code, c := postTo(t, srv.URL+"/v1/completions", bad.body)
+		if code != 400 || c.Error == nil || !strings.Contains(c.Error.Message, bad.want) {
+			t.Errorf("%.40s: %d %+v", bad.body, code, c.Error)
+		}
 	}
 }

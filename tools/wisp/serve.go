@@ -22,15 +22,15 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 HTTP on loopback, with the right content types, ETags, Range requests and gzip.
 /api/models lists the models with their sizes and SHA-256.
 
-With --model, it also runs that model natively behind OpenAI's chat API:
-POST /v1/chat/completions (Server-Sent Events when "stream" is true) and
-GET /v1/models. Requests take turns; the model keeps the cache of what a
+With --model, it also runs that model natively behind OpenAI's API:
+POST /v1/chat/completions and POST /v1/completions (Server-Sent Events when
+"stream" is true) and GET /v1/models. Requests take turns; the model keeps the cache of what a
 request shares with the last, so a conversation's next turn evaluates only its
 new tokens.`, stderr)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on (port 0 picks a free one)")
 	site := fs.String("site", "site", "folder of the page")
 	models := fs.String("models", "models", "folder of .gguf models")
-	model := fs.String("model", "", "a GGUF model to serve at /v1/chat/completions (OpenAI-compatible)")
+	model := fs.String("model", "", "a GGUF model to serve at /v1/chat/completions and /v1/completions (OpenAI-compatible)")
 	ctxFlag := fs.Int("ctx", 0, "with --model: positions of the session; 0 means the model's context length")
 	queue := fs.Int("queue", 8, "with --model: requests that may wait while one runs; more get 429")
 	timeout := fs.Duration("timeout", 5*time.Minute, "with --model: the longest a request may take, its wait included")
