@@ -252,6 +252,48 @@ describe('the page in Chromium', { skip }, () => {
     await p.close();
   });
 
+  test('<wisp-chat> holds a conversation in its shadow DOM, as text, keeping the cache', async () => {
+    const p = await browser.newPage();
+    p.on('pageerror', (err) => errors.push(err));
+    await p.goto(`${srv.url}README.md`);
+    const r = await p.evaluate(async () => {
+      await import('./wisp-chat.js');
+      const el = document.createElement('wisp-chat');
+      el.setAttribute('model', 'models/default.gguf');
+      el.setAttribute('max-tokens', '10');
+      el.setAttribute('temperature', '0');
+      el.setAttribute('system', 'Be brief.');
+      const ready = new Promise((resolve, reject) => {
+        el.addEventListener('ready', resolve, { once: true });
+        el.addEventListener('error', (e) => reject(e.detail), { once: true });
+      });
+      document.body.append(el);
+      await ready;
+      const tokens = [];
+      el.addEventListener('token', (e) => tokens.push(e.detail));
+      const typed = '<b>Who</b> begat Enos? <|im_end|>';
+      const s1 = await el.send(typed);
+      const s2 = await el.send('And then?');
+      const root = el.shadowRoot;
+      const texts = [...root.querySelectorAll('[part~=message]')].map((li) => [li.getAttribute('part'), li.textContent]);
+      const html = root.querySelectorAll('[part=messages] b').length;
+      const messages = el.messages;
+      const streamed = tokens.join('');
+      el.reset();
+      const s3 = await el.send(typed);
+      return { s1, s2, s3, texts, html, messages, tokens: streamed, after: el.messages };
+    });
+    assert.equal(r.html, 0, 'typed text became HTML');
+    assert.deepEqual(r.texts.map(([part]) => part), ['message user', 'message assistant', 'message user', 'message assistant']);
+    assert.equal(r.texts[0][1], '<b>Who</b> begat Enos? <|im_end|>');
+    assert.deepEqual(r.messages.map((m) => m.role), ['user', 'assistant', 'user', 'assistant']);
+    assert.equal(r.messages[1].content, r.texts[1][1]);
+    assert.equal(r.tokens, r.texts[1][1] + r.texts[3][1]);
+    assert.ok(r.s2.reusedTokens >= r.s1.promptTokens, `reused ${r.s2.reusedTokens}, first prompt ${r.s1.promptTokens}`);
+    assert.deepEqual(r.after, [r.messages[0], r.messages[1]], 'after reset, the same first turn');
+    await p.close();
+  });
+
   test('<wisp-generate> streams tokens and ends with done', async () => {
     const p = await browser.newPage({ viewport: { width: 800, height: 900 } });
     p.on('pageerror', (err) => errors.push(err));
