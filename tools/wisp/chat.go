@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
 	"time"
+
+	"golang.org/x/term"
 
 	"wisp/engine/chat"
 	"wisp/engine/option"
@@ -15,6 +18,65 @@ import (
 
 func chatCmd(args []string, stdout, stderr io.Writer) error {
 	return chatSession(args, os.Stdin, stdout, stderr)
+}
+
+// lineReader reads the user's lines.
+type lineReader interface {
+	// ReadLine shows the prompt and returns the next line, or io.EOF.
+	ReadLine() (string, error)
+}
+
+// plainLines reads lines from a pipe or a file, writing the prompt first.
+type plainLines struct {
+	sc    *bufio.Scanner
+	write func(string) error
+}
+
+func (p *plainLines) ReadLine() (string, error) {
+	if err := p.write("> "); err != nil {
+		return "", err
+	}
+	if !p.sc.Scan() {
+		if err := p.sc.Err(); err != nil {
+			return "", err
+		}
+		p.write("\n")
+		return "", io.EOF
+	}
+	return p.sc.Text(), nil
+}
+
+// termLines reads lines from a terminal with line editing and history
+// (golang.org/x/term): the terminal is raw only while a line is read, so
+// that replies print as usual and Ctrl-C interrupts them.
+type termLines struct {
+	fd int
+	t  *term.Terminal
+}
+
+func (l *termLines) ReadLine() (string, error) {
+	old, err := term.MakeRaw(l.fd)
+	if err != nil {
+		return "", err
+	}
+	defer term.Restore(l.fd, old)
+	return l.t.ReadLine()
+}
+
+// newLineReader edits lines where in and out are one terminal, and reads
+// plain lines elsewhere.
+func newLineReader(in io.Reader, out io.Writer, write func(string) error) lineReader {
+	fi, ok1 := in.(*os.File)
+	fo, ok2 := out.(*os.File)
+	if ok1 && ok2 && term.IsTerminal(int(fi.Fd())) && term.IsTerminal(int(fo.Fd())) {
+		return &termLines{fd: int(fi.Fd()), t: term.NewTerminal(struct {
+			io.Reader
+			io.Writer
+		}{fi, fo}, "> ")}
+	}
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	return &plainLines{sc: sc, write: write}
 }
 
 // chatSession is wisp chat reading the user's lines from in.
@@ -25,8 +87,9 @@ user message, and the reply streams back. The conversation is rendered with the
 model's chat template (its GGUF's tokenizer.chat_template, or ChatML for a
 model without one), and the model keeps its key/value cache between turns, so
 each turn evaluates only its new tokens. /reset starts the conversation over
-(keeping the system prompt), /exit (or the end of input) ends it. Statistics
-go to stderr.`, stderr)
+(keeping the system prompt), /exit (or the end of input, Ctrl-D) ends it.
+In a terminal, lines can be edited and Up recalls earlier ones; Ctrl-C stops
+a reply. Statistics go to stderr.`, stderr)
 	model := fs.String("m", "", "the model: a GGUF file")
 	system := fs.String("system", "", "the system prompt (default: none)")
 	maxTokens := fs.Int("n", 256, "tokens per reply at most; 0: until the context is full")
@@ -82,19 +145,18 @@ go to stderr.`, stderr)
 	if !*quiet {
 		fmt.Fprintln(stderr, "/reset starts over, /exit ends.")
 	}
-	lines := bufio.NewScanner(in)
-	lines.Buffer(make([]byte, 64<<10), 1<<20)
+	lines := newLineReader(in, stdout, write)
+	interrupt := make(chan os.Signal, 1)
+	defer signal.Stop(interrupt)
 	for {
-		if err := write("> "); err != nil {
+		text, err := lines.ReadLine()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
 			return err
 		}
-		if !lines.Scan() {
-			if err := lines.Err(); err != nil {
-				return err
-			}
-			return write("\n")
-		}
-		line := strings.TrimSpace(lines.Text())
+		line := strings.TrimSpace(text)
 		switch line {
 		case "":
 			continue
@@ -131,7 +193,18 @@ go to stderr.`, stderr)
 		prefill := time.Since(t0)
 		t1 := time.Now()
 		var reply strings.Builder
+		// Ctrl-C stops a reply, not the conversation.
+		signal.Notify(interrupt, os.Interrupt)
+		stopped := false
 		for {
+			select {
+			case <-interrupt:
+				stopped = true
+			default:
+			}
+			if stopped {
+				break
+			}
 			piece, err := be.Next()
 			reply.WriteString(piece)
 			if werr := write(piece); werr != nil {
@@ -144,13 +217,21 @@ go to stderr.`, stderr)
 				return err
 			}
 		}
+		signal.Stop(interrupt)
+		for len(interrupt) > 0 {
+			<-interrupt
+		}
 		if err := write("\n"); err != nil {
 			return err
 		}
 		msgs = append(msgs, chat.Message{Role: "assistant", Content: reply.String()})
 		if !*quiet {
 			reused := be.Reused()
-			fmt.Fprintf(stderr, "[prompt %d tokens, %d reused, %d evaluated in %.0f ms; reply %d tokens, %.1f tok/s, %s", len(ids), reused, len(ids)-reused, ms(prefill), be.Generated(), rate(be.Generated(), time.Since(t1)), be.Done())
+			done := be.Done()
+			if stopped {
+				done = "stopped"
+			}
+			fmt.Fprintf(stderr, "[prompt %d tokens, %d reused, %d evaluated in %.0f ms; reply %d tokens, %.1f tok/s, %s", len(ids), reused, len(ids)-reused, ms(prefill), be.Generated(), rate(be.Generated(), time.Since(t1)), done)
 			if dropped > 0 {
 				fmt.Fprintf(stderr, "; %d oldest messages dropped", dropped)
 			}
