@@ -283,20 +283,50 @@ func TestBusyAndDisconnect(t *testing.T) {
 	}
 	<-h.run
 
+	// A model slow enough that the client leaves long before the reply's end.
+	slowData, err := synth.Bytes(synth.Shapes()["stories15M"], synth.Options{Type: gguf.F16, Seed: 1, ChatML: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, err := backend.Open(context.Background(), backend.Config{Runtime: "native"}, slowData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	h, srv = server(t, Options{Model: slow, Context: 256})
 	ctx, cancel := context.WithCancel(context.Background())
-	body := `{"messages":[{"role":"user","content":"hi"}],"stream":true,"max_tokens":400,"temperature":1,"seed":1}`
+	body := `{"messages":[{"role":"user","content":"hi"}],"stream":true,"max_tokens":240,"temperature":0}`
 	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/chat/completions", strings.NewReader(body))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := bufio.NewReader(resp.Body)
-	if _, err := r.ReadString('\n'); err != nil {
-		t.Fatal(err)
+	for chunks := 0; chunks < 4; { // the role, then three pieces of text
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "data: ") {
+			chunks++
+		}
 	}
 	cancel()
 	io.Copy(io.Discard, r)
 	resp.Body.Close()
+	// The generation stops: the model is free before the reply's end.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if len(h.run) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the model is still busy after the client left")
+		}
+	}
+	t.Logf("the reply stopped after %d tokens", slow.Generated())
+	if n := slow.Generated(); slow.Done() != "" || n < 3 || n >= 240 {
+		t.Errorf("after the client left mid-stream the reply went on: %d tokens, done %q", n, slow.Done())
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		code, c := post(t, srv.URL, turn1)
