@@ -327,6 +327,13 @@ func TestBusyAndDisconnect(t *testing.T) {
 	if n := slow.Generated(); slow.Done() != "" || n < 3 || n >= 240 {
 		t.Errorf("after the client left mid-stream the reply went on: %d tokens, done %q", n, slow.Done())
 	}
+	// A request that takes longer than the timeout gets a JSON error, and
+	// frees the model.
+	_, quick := server(t, Options{Model: slow, Context: 256, Timeout: 30 * time.Millisecond})
+	code, c = post(t, quick.URL, `{"messages":[{"role":"user","content":"hi"}],"max_tokens":240,"temperature":0}`)
+	if code != 503 || c.Error == nil || !strings.Contains(c.Error.Message, "took too long") {
+		t.Errorf("past the timeout: %d %+v", code, c.Error)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		code, c := post(t, srv.URL, turn1)
