@@ -34,6 +34,8 @@ type Session struct {
 	pending   int       // a sampled token not yet evaluated, or -1
 	generated int
 	done      string
+	reused    int // positions of the last prompt whose cache was kept
+	evaluated int // tokens the last prompt evaluated
 
 	dec     *tokenizer.Decoder
 	strip   bool   // strip a leading space from the next text (it follows BOS)
@@ -70,6 +72,17 @@ func (s *Session) Tokens() []int { return s.tokens }
 
 // Generated returns how many tokens Next has sampled.
 func (s *Session) Generated() int { return s.generated }
+
+// Reused returns how many tokens of the last prompt were already in the
+// cache and were not evaluated again: for PromptTokens, the positions the
+// session held before; for Reprompt, the common prefix kept.
+func (s *Session) Reused() int { return s.reused }
+
+// Evaluated returns how many tokens the last prompt evaluated.
+func (s *Session) Evaluated() int { return s.evaluated }
+
+// Context returns the positions the session holds.
+func (s *Session) Context() int { return s.state.Context() }
 
 // Done returns why generation ended (DoneEOS, DoneStop, DoneLength or
 // DoneContext), or "" while it goes on.
@@ -118,6 +131,7 @@ func (s *Session) PromptTokens(ids []int) (echo string, err error) {
 			return "", fmt.Errorf("engine: prompt token %d is outside the vocabulary of %d", id, s.m.VocabSize)
 		}
 	}
+	s.reused, s.evaluated = s.state.Pos(), len(ids)
 	s.logits, err = s.state.Forward(ids)
 	if err != nil {
 		return "", err
@@ -127,6 +141,76 @@ func (s *Session) PromptTokens(ids []int) (echo string, err error) {
 		b.WriteString(s.text(id))
 	}
 	s.tokens = append(s.tokens, ids...)
+	return b.String(), nil
+}
+
+// Reprompt starts a new generation on the session, as a new session with
+// the options would start on the prompt ids, but keeps the key/value cache
+// of the longest common prefix of the tokens the session has evaluated and
+// ids: it evaluates only the rest, and at least the last token, whose
+// logits the first sample needs. The sampler, the decoder, the stop
+// strings and the counters start again from opt; Reused and Evaluated say
+// how many tokens were kept and evaluated. The text, the logits and the
+// echo (all of ids, as PromptTokens returns it) are those of a new session,
+// bit for bit. opt must ask for the session's context (Context).
+func (s *Session) Reprompt(ids []int, opt option.Options) (echo string, err error) {
+	if err := opt.Validate(); err != nil {
+		return "", fmt.Errorf("engine: %w", err)
+	}
+	ctx, err := s.m.Positions(opt.Context)
+	if err != nil {
+		return "", err
+	}
+	if ctx != s.state.Context() {
+		return "", fmt.Errorf("engine: Reprompt with a context of %d positions on a session of %d; start a new session", ctx, s.state.Context())
+	}
+	if len(ids) == 0 {
+		return "", errors.New("engine: empty prompt: a model needs at least one token (BOS) to start from")
+	}
+	if len(ids) > ctx {
+		return "", fmt.Errorf("engine: the prompt is %d tokens but the context holds %d; shorten the prompt or raise the context", len(ids), ctx)
+	}
+	for _, id := range ids {
+		if id < 0 || id >= s.m.VocabSize {
+			return "", fmt.Errorf("engine: prompt token %d is outside the vocabulary of %d", id, s.m.VocabSize)
+		}
+	}
+	smp, err := sample.New(opt)
+	if err != nil {
+		return "", err
+	}
+	// The cache holds the first Pos tokens; a sampled token still pending
+	// is not among them. (After a failed PromptTokens the cache may hold
+	// positions past the tokens, which are not kept.)
+	have := s.tokens[:min(len(s.tokens), s.state.Pos())]
+	keep := 0
+	for keep < len(have) && keep < len(ids) && have[keep] == ids[keep] {
+		keep++
+	}
+	keep = min(keep, len(ids)-1)
+	if err := s.state.Truncate(keep); err != nil {
+		return "", err
+	}
+	s.tokens = append(s.tokens[:0], ids[:keep]...)
+	s.opt, s.sampler = opt, smp
+	s.maxStop = 0
+	for _, stop := range opt.Stop {
+		s.maxStop = max(s.maxStop, len(stop))
+	}
+	s.logits, s.pending, s.generated, s.done = nil, -1, 0, ""
+	s.dec, s.strip, s.held = s.tok.NewDecoder(), false, ""
+	s.reused, s.evaluated = keep, len(ids)-keep
+	if s.logits, err = s.state.Forward(ids[keep:]); err != nil {
+		s.logits = nil
+		s.state.Truncate(0)
+		s.tokens = s.tokens[:0]
+		return "", err
+	}
+	s.tokens = append(s.tokens, ids[keep:]...)
+	var b strings.Builder
+	for _, id := range ids {
+		b.WriteString(s.text(id))
+	}
 	return b.String(), nil
 }
 

@@ -4,7 +4,7 @@
 // wisp/engine/option define it, for engine.js.
 
 /** ABI_VERSION is the ABI the engine module speaks (abi.Version). */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 /** Status codes of the engine's exports (abi.Status*). */
 export const Status = Object.freeze({ OK: 0, DONE: 1, FAILED: -1, USAGE: -2, MEMORY: -3, PANIC: -4 });
@@ -37,6 +37,12 @@ export const EXPORTS = Object.freeze([
   'wisp_done_ptr',
   'wisp_done_len',
   'wisp_logits_ptr',
+  'wisp_detokenize',
+  'wisp_text_ptr',
+  'wisp_text_len',
+  'wisp_chat',
+  'wisp_reused',
+  'wisp_reset',
 ]);
 
 /**

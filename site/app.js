@@ -6,6 +6,10 @@
 // generating or error (tests wait on it). ?model=URL picks a model that is
 // not in the list; a GGUF file dropped on the page or chosen with the file
 // picker loads from this computer, with no upload.
+//
+// In chat mode (the Chat radio button, or ?mode=chat) the page holds a
+// conversation: model.chat renders it with the model's chat template and
+// keeps the cache between turns; messages show as bubbles, as text.
 
 import * as wisp from './wisp.js';
 
@@ -16,6 +20,9 @@ const ui = {
   temperature: $('temperature'), topP: $('top-p'), topK: $('top-k'),
   maxTokens: $('max-tokens'), seed: $('seed'), generate: $('generate'), stop: $('stop'),
   error: $('error'), echo: $('echo'), continuation: $('continuation'), stats: $('stats'),
+  textMode: $('text-mode'), chatMode: $('chat-mode'), outputPanel: $('output-panel'), system: $('system'),
+  messages: $('messages'), message: $('message'), chatStats: $('chat-stats'), chatNote: $('chat-note'),
+  newChat: $('new-chat'),
 };
 
 // The sampling settings start at the API's defaults.
@@ -24,6 +31,8 @@ for (const k of ['temperature', 'topP', 'topK', 'maxTokens']) ui[k].value = Stri
 let model = null; // the loaded wisp.Model
 let loading = null; // AbortController of the load under way
 let generation = null; // the wisp.Generation under way
+let mode = 'text'; // 'text' or 'chat'
+let conversation = []; // the chat's messages after the system prompt: {role, content, el}
 const hashes = new Map(); // model URL → SHA-256 from /api/models
 
 /** setState records the page's state for styles and tests, and sets the buttons. */
@@ -33,6 +42,7 @@ function setState(state) {
   ui.stop.disabled = state !== 'generating';
   ui.select.disabled = state === 'generating';
   ui.file.disabled = state === 'generating';
+  ui.newChat.disabled = state === 'generating';
   // Screen readers read the text once it is complete, not every piece.
   $('output').setAttribute('aria-busy', String(state === 'generating'));
 }
@@ -170,6 +180,9 @@ async function loadModel(source) {
     const { name, text } = describe(m.info);
     ui.info.replaceChildren(Object.assign(document.createElement('strong'), { textContent: name }), ` — ${text}`);
     document.body.dataset.source = m.info.fromCache ? 'cache' : 'network';
+    newConversation();
+    ui.chatNote.hidden = !!m.info.chatTemplate;
+    ui.chatNote.textContent = m.info.chatTemplate ? '' : 'This model has no chat template: the conversation is written in ChatML, which a base model such as this one merely continues.';
     ui.download.hidden = true;
     setState('ready');
   } catch (err) {
@@ -180,6 +193,89 @@ async function loadModel(source) {
     setState('error');
   } finally {
     if (loading === ctl) loading = null;
+  }
+}
+
+/** setMode shows the text or the chat controls. */
+function setMode(m) {
+  mode = m === 'chat' ? 'chat' : 'text';
+  for (const r of document.querySelectorAll('input[name=mode]')) r.checked = r.value === mode;
+  ui.textMode.hidden = mode !== 'text';
+  ui.outputPanel.hidden = mode !== 'text';
+  ui.chatMode.hidden = mode !== 'chat';
+  ui.newChat.hidden = mode !== 'chat';
+  ui.generate.textContent = mode === 'chat' ? 'Send' : 'Generate';
+  document.body.dataset.mode = mode;
+}
+
+/** bubble adds a message to the conversation's list, as text. */
+function bubble(role, text) {
+  const li = document.createElement('li');
+  li.className = `bubble ${role}`;
+  li.textContent = text; // never HTML
+  ui.messages.append(li);
+  li.scrollIntoView?.({ block: 'nearest' });
+  return li;
+}
+
+function newConversation() {
+  conversation = [];
+  ui.messages.replaceChildren();
+  ui.chatStats.textContent = '';
+}
+
+function showChatStats(s, final, greedy) {
+  const parts = [`${s.tokens} token${s.tokens === 1 ? '' : 's'}`];
+  if (s.tokensPerSecond) parts.push(`${s.tokensPerSecond.toFixed(1)} tokens/s`);
+  if (final) {
+    parts.push(`conversation ${s.promptTokens} tokens, ${s.reusedTokens} of them already in the cache`);
+    if (s.droppedMessages) parts.push(`${s.droppedMessages} oldest message${s.droppedMessages === 1 ? '' : 's'} left out to fit the context`);
+    const why = { length: 'max tokens reached', context: 'the context is full', aborted: 'stopped' }[s.reason];
+    if (why) parts.push(why);
+    if (!greedy) parts.push(`seed ${s.seed}`);
+    ui.chatStats.dataset.reused = String(s.reusedTokens);
+    ui.chatStats.dataset.prompt = String(s.promptTokens);
+  }
+  ui.chatStats.textContent = parts.join(' · ');
+}
+
+/** send sends the message box's text and streams the reply into a bubble. */
+async function send() {
+  const text = ui.message.value;
+  if (!model || !text.trim()) return;
+  clearError();
+  const options = readOptions();
+  const system = ui.system.value.trim();
+  const user = { role: 'user', content: text, el: bubble('user', text) };
+  conversation.push(user);
+  ui.message.value = '';
+  const reply = bubble('assistant', '');
+  const node = document.createTextNode('');
+  reply.append(node);
+  const messages = [...(system ? [{ role: 'system', content: system }] : []), ...conversation.map(({ role, content }) => ({ role, content }))];
+  ui.chatStats.textContent = 'Reading the conversation…';
+  setState('generating');
+  // A conversation that outgrows the context loses its oldest turns.
+  const gen = model.chat(messages, { ...options, overflow: 'drop-oldest' });
+  generation = gen;
+  try {
+    for await (const piece of gen) {
+      node.appendData(piece); // as text: model output is never HTML
+      showChatStats(gen.stats, false);
+    }
+    const stats = await gen.result;
+    for (const m of conversation.splice(0, stats.droppedMessages)) m.el.classList.add('dropped');
+    conversation.push({ role: 'assistant', content: gen.text, el: reply });
+    showChatStats(stats, true, options.temperature === 0);
+    setState('ready');
+  } catch (err) {
+    conversation.pop();
+    user.el.classList.add('failed');
+    reply.remove();
+    showError(err, false);
+    setState(model ? 'ready' : 'error');
+  } finally {
+    if (generation === gen) generation = null;
   }
 }
 
@@ -201,19 +297,25 @@ function showStats(s, final, greedy) {
   ui.stats.textContent = parts.join(' · ');
 }
 
-async function generate() {
-  if (!model) return;
-  clearError();
-  const prompt = ui.prompt.value;
+/** readOptions reads the sampling settings. */
+function readOptions() {
   const d = wisp.DEFAULTS; // an empty or invalid field takes the API's default
-  const temperature = number(ui.temperature, d.temperature);
-  const options = {
-    temperature,
+  return {
+    temperature: number(ui.temperature, d.temperature),
     topP: number(ui.topP, d.topP),
     topK: Math.floor(number(ui.topK, d.topK)),
     maxTokens: Math.max(1, Math.floor(number(ui.maxTokens, d.maxTokens))),
     seed: ui.seed.value ? Math.floor(number(ui.seed, 1)) || 1 : undefined,
   };
+}
+
+async function generate() {
+  if (mode === 'chat') return send();
+  if (!model) return;
+  clearError();
+  const prompt = ui.prompt.value;
+  const options = readOptions();
+  const { temperature } = options;
   ui.echo.textContent = prompt;
   const text = document.createTextNode('');
   ui.continuation.replaceChildren(text);
@@ -242,6 +344,15 @@ async function main() {
   ui.prompt.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && !ui.generate.disabled) generate();
   });
+  ui.message.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      if (!ui.generate.disabled) send();
+    }
+  });
+  ui.newChat.addEventListener('click', newConversation);
+  for (const r of document.querySelectorAll('input[name=mode]')) r.addEventListener('change', () => setMode(r.value));
+  setMode(new URLSearchParams(location.search).get('mode'));
   ui.select.addEventListener('change', loadSelected);
   ui.file.addEventListener('change', () => { if (ui.file.files[0]) loadModel(ui.file.files[0]); });
   // A GGUF dropped anywhere on the page loads as if picked.

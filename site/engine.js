@@ -357,6 +357,29 @@ export function engineOptions(opts = {}) {
   return JSON.stringify(out);
 }
 
+/**
+ * chatRequest checks a conversation and returns the engine's JSON document
+ * for it (abi.ChatRequest): messages of a role and a string content (other
+ * fields are ignored), the generation prompt, the overflow policy.
+ * @param {{role: string, content: string}[]} messages
+ * @param {boolean} addGenerationPrompt
+ * @param {string} [overflow] 'error' (default) or 'drop-oldest'
+ * @returns {string}
+ */
+export function chatRequest(messages, addGenerationPrompt = true, overflow) {
+  if (!Array.isArray(messages)) throw new WispError('wisp: messages must be an array of {role, content}', { code: 'options' });
+  const msgs = messages.map((m, i) => {
+    if (!m || typeof m.role !== 'string' || typeof m.content !== 'string') {
+      throw new WispError(`wisp: message ${i} must have a string role and a string content, not ${JSON.stringify(m)}`, { code: 'options' });
+    }
+    return { role: m.role, content: m.content };
+  });
+  if (overflow !== undefined && overflow !== 'error' && overflow !== 'drop-oldest') {
+    throw new WispError(`wisp: overflow must be 'error' or 'drop-oldest', not ${JSON.stringify(overflow)}`, { code: 'options' });
+  }
+  return JSON.stringify({ messages: msgs, addGenerationPrompt: !!addGenerationPrompt, ...(overflow ? { overflow } : {}) });
+}
+
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
 
@@ -382,6 +405,10 @@ export class Engine {
     this.info = null;
     /** Tokens in the last prompt. */
     this.promptTokens = 0;
+    /** Tokens of the last prompt that the session's cache already held (not evaluated again). */
+    this.reusedTokens = 0;
+    /** Messages the last chatTokens dropped to fit the context. */
+    this.droppedMessages = 0;
     /** The token the last next() sampled, or -1. */
     this.token = -1;
   }
@@ -552,11 +579,7 @@ export class Engine {
     const data = utf8.encode(text);
     return this.with(data, (addr) => {
       this.status('wisp_tokenize', addr, data.byteLength, bos ? 1 : 0);
-      const p = this.call('wisp_tokens_ptr') >>> 0;
-      const n = this.call('wisp_tokens_len') >>> 0;
-      const ids = new Int32Array(n);
-      if (n) new Uint8Array(ids.buffer).set(this.bytes(p, 4 * n));
-      return ids;
+      return this.#tokens();
     });
   }
 
@@ -570,14 +593,89 @@ export class Engine {
    * @returns {string}
    */
   prompt(prompt, options = {}) {
-    const js = utf8.encode(engineOptions(options));
-    this.with(js, (addr) => this.status('wisp_options', addr, js.byteLength));
+    this.setOptions(options);
     const ids = typeof prompt === 'string' ? this.tokenize(prompt, true) : Int32Array.from(prompt);
     this.token = -1;
     this.promptTokens = ids.length;
+    this.reusedTokens = 0;
     const raw = new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength);
     this.with(raw, (addr) => this.status('wisp_prompt_tokens', addr, ids.length));
+    this.reusedTokens = this.call('wisp_reused') | 0;
     return this.string('wisp_piece_ptr', 'wisp_piece_len');
+  }
+
+  /**
+   * setOptions sets the generation options of the next prompts and chats
+   * (wisp_options; see engineOptions).
+   * @param {object} [options]
+   */
+  setOptions(options = {}) {
+    const js = utf8.encode(engineOptions(options));
+    this.with(js, (addr) => this.status('wisp_options', addr, js.byteLength));
+  }
+
+  /**
+   * chatTokens renders a conversation with the model's chat template
+   * (ChatML for a model without one) into prompt tokens (wisp_chat): the
+   * template's text with control tokens recognised, the messages' as
+   * plain text. It fits the conversation in the context of the options
+   * last set, keeping room for the reply (maxTokens, at most half the
+   * context): overflow 'error' (the default) throws an error that says
+   * the numbers, 'drop-oldest' drops the oldest turns after the system
+   * prompt (droppedMessages says how many).
+   * @param {{role: string, content: string}[]} messages
+   * @param {{addGenerationPrompt?: boolean, overflow?: string}} [options]
+   * @returns {Int32Array}
+   */
+  chatTokens(messages, { addGenerationPrompt = true, overflow } = {}) {
+    const js = utf8.encode(chatRequest(messages, addGenerationPrompt, overflow));
+    return this.with(js, (addr) => {
+      this.droppedMessages = this.status('wisp_chat', addr, js.byteLength);
+      return this.#tokens();
+    });
+  }
+
+  /**
+   * chat renders the conversation (chatTokens, with options.overflow),
+   * evaluates it on the session, which keeps the cache of what it shares
+   * with the last prompt (reusedTokens says how much), and yields the
+   * reply piece by piece, as generate does; it returns why it ended.
+   * @param {{role: string, content: string}[]} messages
+   * @param {object} [options]
+   * @returns {Generator<string, string>}
+   */
+  * chat(messages, options = {}) {
+    this.setOptions(options);
+    const ids = this.chatTokens(messages, options);
+    return yield* this.generate(ids, { ...options, echo: false });
+  }
+
+  /**
+   * detokenize decodes token ids into text (control tokens print nothing;
+   * bytes that are not UTF-8 become U+FFFD).
+   * @param {Int32Array | number[]} ids
+   * @returns {string}
+   */
+  detokenize(ids) {
+    const a = Int32Array.from(ids);
+    const raw = new Uint8Array(a.buffer);
+    this.with(raw, (addr) => this.status('wisp_detokenize', addr, a.length));
+    return this.string('wisp_text_ptr', 'wisp_text_len');
+  }
+
+  /** reset drops the session and its cache: the next prompt evaluates every token. */
+  reset() {
+    this.status('wisp_reset');
+    this.reusedTokens = 0;
+  }
+
+  // #tokens reads the ids that wisp_tokens_ptr and wisp_tokens_len give.
+  #tokens() {
+    const p = this.call('wisp_tokens_ptr') >>> 0;
+    const n = this.call('wisp_tokens_len') >>> 0;
+    const ids = new Int32Array(n);
+    if (n) new Uint8Array(ids.buffer).set(this.bytes(p, 4 * n));
+    return ids;
   }
 
   /**

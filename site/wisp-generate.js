@@ -11,7 +11,8 @@
 // changes; generate() and stop() do it by hand. Events: 'token' (detail:
 // the text piece), 'done' (detail: the stats, see wisp.js), 'error'
 // (detail: the error). Parts: status, progress, output, prompt, text.
-// Elements with the same model URL share one loaded model.
+// Elements with the same model URL share one loaded model (modelFor; the
+// <wisp-chat> element of wisp-chat.js shares it too).
 
 import * as wisp from './wisp.js';
 
@@ -36,7 +37,7 @@ const template = `
  * @param {string} url
  * @param {(p: object) => void} onProgress
  */
-function modelFor(url, onProgress) {
+export function modelFor(url, onProgress) {
   const abs = new URL(url, document.baseURI).href;
   let p = models.get(abs);
   if (!p) {

@@ -85,7 +85,14 @@ export interface GenerateOptions extends EngineOptions {
 }
 
 export interface Stats {
+  /** Tokens in the prompt (the rendered conversation, for chat). */
   promptTokens: number;
+  /** Tokens of the prompt the model's cache already held from the last generation, not evaluated again. */
+  reusedTokens: number;
+  /** Tokens of the prompt evaluated: promptTokens − reusedTokens. */
+  evaluatedTokens: number;
+  /** Messages a chat with overflow 'drop-oldest' left out to fit the context. */
+  droppedMessages: number;
   promptMs: number;
   promptTokensPerSecond: number;
   /** Tokens sampled so far. */
@@ -112,10 +119,42 @@ export interface Generation extends AsyncIterable<string> {
   stop(): void;
 }
 
+/** One message of a conversation. */
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant' | 'tool';
+  content: string;
+}
+
+/** Options of chat: generate's but echo, and what an overlong conversation gets. */
+export interface ChatOptions extends Omit<GenerateOptions, 'echo'> {
+  /**
+   * A conversation that, with room for the reply (maxTokens, at most half
+   * the context), does not fit in the context: 'error' (default) throws an
+   * error that says the numbers; 'drop-oldest' leaves out the oldest turns
+   * after the system prompt.
+   */
+  overflow?: 'error' | 'drop-oldest';
+}
+
 export interface Model {
   readonly info: Readonly<ModelInfo>;
-  /** Starts generating; one generation runs at a time, the next waits. */
+  /**
+   * Starts generating; one generation runs at a time, the next waits. The
+   * key/value cache of the prompt's common prefix with the last one is kept.
+   */
   generate(prompt: string, options?: GenerateOptions): Generation;
+  /**
+   * Renders the conversation with the model's chat template (ChatML for a
+   * model without one) and streams the reply. Text in messages never
+   * becomes control tokens. A next turn evaluates only its new tokens.
+   */
+  chat(messages: ChatMessage[], options?: ChatOptions): Generation;
+  /** The token ids of text (BOS first when the model asks for it, unless bos is false). */
+  tokenize(text: string, options?: { bos?: boolean }): Promise<number[]>;
+  /** The text of token ids (control tokens print nothing). */
+  detokenize(ids: ArrayLike<number>): Promise<string>;
+  /** Drops the key/value cache kept between generations. */
+  reset(): Promise<void>;
   /** Ends the model's Worker and frees its memory. */
   unload(): void;
 }
@@ -156,3 +195,76 @@ export function simdSupported(): boolean;
 
 /** Throws a WispError with code 'no-simd' and a message for the visitor when wisp cannot run here. */
 export function checkSupport(): void;
+
+/** The parameters of openai(model).chat.completions.create, as OpenAI's API names them. */
+export interface ChatCompletionCreateParams {
+  messages: { role: string; content: string | { type: string; text?: string }[] }[];
+  stream?: boolean;
+  /** Default: until the context is full. */
+  max_tokens?: number;
+  max_completion_tokens?: number;
+  /** Default 1. */
+  temperature?: number;
+  /** Default 1. */
+  top_p?: number;
+  stop?: string | string[] | null;
+  seed?: number | null;
+  /** Only 1. */
+  n?: number;
+  /** wisp's own: */
+  top_k?: number;
+  min_p?: number;
+  repeat_penalty?: number;
+  context?: number;
+  overflow?: 'error' | 'drop-oldest';
+  model?: string;
+}
+
+export interface CompletionUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  /** The prompt's tokens kept in the model's cache from the last generation, not evaluated again. */
+  prompt_tokens_details: { cached_tokens: number };
+}
+
+/** 'stop' (an end token or a stop string), 'length' (max_tokens or the context), 'abort'. */
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  choices: { index: 0; message: { role: 'assistant'; content: string }; logprobs: null; finish_reason: FinishReason }[];
+  usage: CompletionUsage;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; logprobs: null; finish_reason: FinishReason | null }[];
+  /** On the last chunk. */
+  usage?: CompletionUsage;
+}
+
+export interface ChatCompletionStream extends AsyncIterable<ChatCompletionChunk> {
+  /** Stops the generation: the last chunk has finish_reason 'abort'. */
+  abort(): void;
+}
+
+/** The OpenAI client's chat API, on a wisp model. */
+export interface OpenAICompatible {
+  chat: {
+    completions: {
+      create(params: ChatCompletionCreateParams & { stream: true }, options?: { signal?: AbortSignal }): Promise<ChatCompletionStream>;
+      create(params: ChatCompletionCreateParams & { stream?: false | null }, options?: { signal?: AbortSignal }): Promise<ChatCompletion>;
+      create(params: ChatCompletionCreateParams, options?: { signal?: AbortSignal }): Promise<ChatCompletion | ChatCompletionStream>;
+    };
+  };
+}
+
+/** Wraps a model in the OpenAI client's chat.completions.create. */
+export function openai(model: Model): OpenAICompatible;

@@ -27,6 +27,15 @@ export const DEFAULTS = Object.freeze({
   repeatPenalty: 1, repeatLastN: 64, seed: undefined, stop: [], context: 0, echo: false,
 });
 
+// withDefaults returns the options of a generation: DEFAULTS, then the
+// caller's, and a random seed when none is given.
+function withDefaults(options) {
+  const opts = { ...DEFAULTS };
+  for (const [k, v] of Object.entries(options)) if (v !== undefined && k !== 'signal') opts[k] = v;
+  if (opts.seed === undefined) opts.seed = crypto.getRandomValues(new Uint32Array(1))[0] || 1;
+  return opts;
+}
+
 /**
  * checkSupport throws a WispError (code 'no-simd') with a message for the
  * visitor when this browser cannot run wisp: it lacks WebAssembly SIMD128.
@@ -170,7 +179,7 @@ class Client {
     if (msg.type === 'error') {
       this.pending.delete(msg.id);
       p.reject(errorFromJSON(msg.error));
-    } else if (msg.type === 'loaded' || msg.type === 'done') {
+    } else if (msg.type === 'loaded' || msg.type === 'done' || msg.type === 'result') {
       this.pending.delete(msg.id);
       p.onMessage?.(msg);
       p.resolve(msg);
@@ -236,10 +245,63 @@ export class Model {
    * @returns {Generation}
    */
   generate(prompt, options = {}) {
-    const opts = { ...DEFAULTS };
-    for (const [k, v] of Object.entries(options)) if (v !== undefined && k !== 'signal') opts[k] = v;
-    if (opts.seed === undefined) opts.seed = crypto.getRandomValues(new Uint32Array(1))[0] || 1;
-    return new Generation(this.#client, String(prompt), opts, options.signal);
+    const opts = withDefaults(options);
+    return new Generation(this.#client, { type: 'generate', prompt: String(prompt), options: opts }, opts, options.signal);
+  }
+
+  /**
+   * chat renders a conversation ([{role, content}], roles system, user,
+   * assistant, tool) with the model's chat template (its GGUF's
+   * tokenizer.chat_template, or ChatML for a model without one) and
+   * streams the assistant's reply, as generate streams a continuation.
+   * Control tokens come from the template only: text a user types, such
+   * as "<|im_end|>", stays text. The model keeps the key/value cache of the
+   * conversation between calls: a next turn evaluates only its new tokens
+   * (stats.reusedTokens, stats.evaluatedTokens). Options: generate's
+   * (echo aside), and overflow, what a conversation longer than the
+   * context gets: 'error' (the default; the iteration throws an error
+   * that says the numbers) or 'drop-oldest' (the oldest turns after the
+   * system prompt are left out; stats.droppedMessages counts them). The
+   * reply is kept room for: maxTokens positions, at most half the context.
+   * @param {{role: string, content: string}[]} messages
+   * @param {object} [options]
+   * @returns {Generation}
+   */
+  chat(messages, options = {}) {
+    const opts = withDefaults(options);
+    delete opts.echo;
+    const msgs = Array.isArray(messages) ? messages.map((m) => ({ role: m?.role, content: m?.content })) : messages;
+    return new Generation(this.#client, { type: 'chat', messages: msgs, options: opts }, opts, options.signal);
+  }
+
+  /**
+   * tokenize encodes text as the model's token ids; with bos (default
+   * true) BOS comes first when the model asks for it, as in a prompt.
+   * Control tokens are not recognised: "<|im_end|>" is text.
+   * @param {string} text
+   * @param {{bos?: boolean}} [options]
+   * @returns {Promise<number[]>}
+   */
+  async tokenize(text, { bos = true } = {}) {
+    return (await this.#client.request({ type: 'tokenize', id: nextId++, text: String(text), bos })).value;
+  }
+
+  /**
+   * detokenize decodes token ids into text (control tokens print nothing).
+   * @param {number[] | Int32Array} ids
+   * @returns {Promise<string>}
+   */
+  async detokenize(ids) {
+    return (await this.#client.request({ type: 'detokenize', id: nextId++, ids: Array.from(ids) })).value;
+  }
+
+  /**
+   * reset drops the key/value cache the model keeps between generations,
+   * after those under way: the next evaluates its whole prompt.
+   * @returns {Promise<void>}
+   */
+  async reset() {
+    await this.#client.request({ type: 'reset', id: nextId++ });
   }
 
   /**
@@ -265,7 +327,7 @@ export class Generation {
   #error = null;
   #finished = false;
 
-  constructor(client, prompt, options, signal) {
+  constructor(client, request, options, signal) {
     this.#client = client;
     /** Statistics so far; final once result resolves. */
     this.stats = { tokens: 0, tokensPerSecond: 0, timeToFirstTokenMs: 0, reason: '', seed: options.seed };
@@ -275,7 +337,7 @@ export class Generation {
     if (signal?.aborted) queueMicrotask(onAbort);
     signal?.addEventListener('abort', onAbort, { once: true });
     /** Resolves to the final stats when generation ends; rejects on error. */
-    this.result = client.request({ type: 'generate', id: this.#id, prompt, options }, (msg) => {
+    this.result = client.request({ ...request, id: this.#id }, (msg) => {
       if (msg.pieces) {
         for (const p of msg.pieces) this.text += p;
         this.#queue.push(...msg.pieces);
@@ -321,4 +383,87 @@ export class Generation {
       this.stop(); // a consumer that breaks out stops the generation
     }
   }
+}
+
+// The OpenAI finish_reason of each way a generation ends.
+const finishReasons = { eos: 'stop', stop: 'stop', length: 'length', context: 'length', aborted: 'abort' };
+
+/**
+ * openai wraps a model in the shape of the OpenAI client's chat API, so
+ * that code written for it (or for WebLLM) runs on wisp with one line
+ * changed: openai(model).chat.completions.create({messages, stream,
+ * max_tokens, temperature, top_p, stop, seed}) resolves to a
+ * 'chat.completion' object, or with stream: true to an async iterable of
+ * 'chat.completion.chunk' objects: the first has choices[0].delta.role,
+ * the next the text in choices[0].delta.content, the last an empty delta,
+ * choices[0].finish_reason ('stop', 'length' or 'abort') and usage
+ * ({prompt_tokens, completion_tokens, total_tokens, prompt_tokens_details:
+ * {cached_tokens}}, the last counting the prompt's tokens the model's
+ * cache kept from the last generation). Defaults are
+ * OpenAI's: temperature 1, top_p 1, no limit on max_tokens but the
+ * context. Options wisp has beyond those can be given too (top_k, min_p,
+ * repeat_penalty, context, overflow). A second argument's signal aborts.
+ * @param {Model} model
+ */
+export function openai(model) {
+  const create = async (params = {}, { signal } = {}) => {
+    if (!params || !Array.isArray(params.messages)) {
+      throw new WispError('wisp: chat.completions.create needs messages, an array of {role, content}', { code: 'options' });
+    }
+    const n = params.n ?? 1;
+    if (n !== 1) throw new WispError(`wisp: n = ${n}: wisp makes one choice per request`, { code: 'options' });
+    const stop = params.stop == null ? [] : Array.isArray(params.stop) ? params.stop : [params.stop];
+    const options = {
+      maxTokens: params.max_tokens ?? params.max_completion_tokens ?? 0,
+      temperature: params.temperature ?? 1,
+      topP: params.top_p ?? 1,
+      topK: params.top_k,
+      minP: params.min_p,
+      repeatPenalty: params.repeat_penalty,
+      context: params.context,
+      overflow: params.overflow,
+      seed: params.seed ?? undefined,
+      stop,
+      signal,
+    };
+    // content may also be a list of text parts, as the API allows.
+    const messages = params.messages.map((m) => ({
+      role: m?.role,
+      content: Array.isArray(m?.content) ? m.content.filter((p) => p?.type === 'text').map((p) => p.text).join('') : m?.content ?? '',
+    }));
+    const gen = model.chat(messages, options);
+    const id = `chatcmpl-${crypto.getRandomValues(new Uint32Array(2)).join('')}`;
+    const created = Math.floor(Date.now() / 1000);
+    const name = model.info?.name || 'wisp';
+    const usage = (s) => ({
+      prompt_tokens: s.promptTokens ?? 0, completion_tokens: s.tokens ?? 0, total_tokens: (s.promptTokens ?? 0) + (s.tokens ?? 0),
+      prompt_tokens_details: { cached_tokens: s.reusedTokens ?? 0 }, // kept from the last generation's cache
+    });
+    const finish = (s) => finishReasons[s.reason] ?? 'stop';
+    if (!params.stream) {
+      let content = '';
+      for await (const piece of gen) content += piece;
+      const stats = await gen.result;
+      return {
+        id, object: 'chat.completion', created, model: name,
+        choices: [{ index: 0, message: { role: 'assistant', content }, logprobs: null, finish_reason: finish(stats) }],
+        usage: usage(stats),
+      };
+    }
+    const chunk = (delta, finishReason, extra) => ({
+      id, object: 'chat.completion.chunk', created, model: name,
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }], ...extra,
+    });
+    return {
+      async* [Symbol.asyncIterator]() {
+        yield chunk({ role: 'assistant', content: '' }, null);
+        for await (const piece of gen) yield chunk({ content: piece }, null);
+        const stats = await gen.result;
+        yield chunk({}, finish(stats), { usage: usage(stats) });
+      },
+      /** Stops the generation: the stream ends with finish_reason 'abort'. */
+      abort: () => gen.stop(),
+    };
+  };
+  return Object.freeze({ chat: Object.freeze({ completions: Object.freeze({ create }) }) });
 }

@@ -9,6 +9,16 @@
 //	    → {type: 'loaded', id, info, fromCache, loadMs}
 //	{type: 'generate', id, prompt, options}
 //	    → {type: 'pieces', id, pieces, stats} ... → {type: 'done', id, stats}
+//	{type: 'chat', id, messages, options}   the same for a conversation,
+//	                      rendered with the model's chat template
+//	{type: 'tokenize', id, text, bos}  → {type: 'result', id, value: ids}
+//	{type: 'detokenize', id, ids}      → {type: 'result', id, value: text}
+//	{type: 'reset', id}   drops the session's cache, after the generations
+//	                      under way → {type: 'result', id}
+//
+// Generations run one after another on one session, which keeps the
+// key/value cache of what a prompt shares with the last one: stats say
+// how many of the prompt's tokens were reused and how many evaluated.
 //	{type: 'abort', id}   aborts a load, or stops a generation (it then ends
 //	                      with stats.reason 'aborted')
 //
@@ -45,7 +55,12 @@ self.onmessage = (e) => {
   const msg = e.data;
   switch (msg.type) {
     case 'load': answer(msg, () => load(msg)); break;
-    case 'generate': answer(msg, () => generate(msg)); break;
+    case 'generate': case 'chat': answer(msg, () => generate(msg)); break;
+    case 'tokenize': answer(msg, () => result(msg, () => Array.from(loaded().tokenize(String(msg.text), msg.bos !== false))));
+      break;
+    case 'detokenize': answer(msg, () => result(msg, () => loaded().detokenize(msg.ids))); break;
+    case 'reset': answer(msg, () => { const run = busy.then(() => result(msg, () => loaded().reset())); busy = run.catch(() => {}); return run; });
+      break;
     case 'abort': jobs.get(msg.id)?.abort(); break;
   }
 };
@@ -59,6 +74,17 @@ async function answer(msg, run) {
   } finally {
     jobs.delete(msg.id);
   }
+}
+
+// loaded returns the engine, or throws when no model is loaded.
+function loaded() {
+  if (!engine) throw new WispError('wisp: no model is loaded', { code: 'usage' });
+  return engine;
+}
+
+// result answers a request with the value f returns.
+function result({ id }, f) {
+  self.postMessage({ type: 'result', id, value: f() });
 }
 
 async function load({ id, url, file, wasmBase, cache, sha256 }) {
@@ -285,10 +311,10 @@ class Prefix {
   }
 }
 
-async function generate({ id, prompt, options }) {
+async function generate({ id, prompt, messages, options }) {
   let stopped = false;
   jobs.set(id, { abort: () => { stopped = true; } });
-  const run = busy.then(() => steps(id, prompt, options, () => stopped));
+  const run = busy.then(() => steps(id, messages ? { messages } : prompt, options, () => stopped));
   busy = run.catch(() => {});
   await run;
 }
@@ -299,7 +325,7 @@ async function steps(id, prompt, options, stopped) {
   if (!engine) throw new WispError('wisp: no model is loaded', { code: 'usage' });
   const t0 = performance.now();
   const stats = {
-    promptTokens: 0, promptMs: 0, tokens: 0, decodeMs: 0,
+    promptTokens: 0, reusedTokens: 0, evaluatedTokens: 0, droppedMessages: 0, promptMs: 0, tokens: 0, decodeMs: 0,
     timeToFirstTokenMs: 0, tokensPerSecond: 0, promptTokensPerSecond: 0,
     reason: '', seed: options.seed,
   };
@@ -308,10 +334,21 @@ async function steps(id, prompt, options, stopped) {
     self.postMessage({ type: 'done', id, stats });
     return;
   }
-  const echo = engine.prompt(prompt, options);
+  let echo;
+  if (prompt.messages) {
+    engine.setOptions(options);
+    const ids = engine.chatTokens(prompt.messages, { overflow: options.overflow });
+    stats.droppedMessages = engine.droppedMessages;
+    engine.prompt(ids, options);
+    echo = '';
+  } else {
+    echo = engine.prompt(prompt, options);
+  }
   stats.promptTokens = engine.promptTokens;
+  stats.reusedTokens = engine.reusedTokens;
+  stats.evaluatedTokens = engine.promptTokens - engine.reusedTokens;
   stats.promptMs = performance.now() - t0;
-  stats.promptTokensPerSecond = rate(stats.promptTokens, stats.promptMs);
+  stats.promptTokensPerSecond = rate(stats.evaluatedTokens, stats.promptMs);
   let pieces = options.echo && echo ? [echo] : [];
   let done = false;
   while (!done) {

@@ -12,6 +12,7 @@ import (
 	"sort"
 
 	"wisp/engine"
+	"wisp/engine/chat"
 	"wisp/engine/gguf"
 	"wisp/internal/fp16"
 	"wisp/simd"
@@ -152,6 +153,11 @@ type Options struct {
 	Type gguf.TensorType
 	Seed uint64
 	Name string // general.name; default "random"
+	// ChatML makes the last two tokens of the vocabulary ChatML's markers,
+	// "<|im_start|>" and "<|im_end|>", as control tokens (the second is
+	// EOS), and writes the ChatML chat template (chat.ChatML), as
+	// SmolLM2's and Qwen2's files have them: for tests of chat.
+	ChatML bool
 }
 
 // Build returns a GGUF builder holding a random model of the shape, with a
@@ -162,6 +168,9 @@ func Build(s Shape, opt Options) (*gguf.Builder, error) {
 	}
 	if _, quant := quantTypes[opt.Type]; !quant && opt.Type != gguf.F32 && opt.Type != gguf.F16 && opt.Type != gguf.BF16 {
 		return nil, fmt.Errorf("synth: tensor type %v: choose F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K", opt.Type)
+	}
+	if opt.ChatML && s.Vocab < 261 {
+		return nil, fmt.Errorf("synth: a ChatML vocabulary needs at least 261 tokens, not %d", s.Vocab)
 	}
 	if opt.Name == "" {
 		opt.Name = "random"
@@ -196,7 +205,7 @@ func Build(s Shape, opt Options) (*gguf.Builder, error) {
 	}
 	b.Set(a+".attention.layer_norm_rms_epsilon", float32(1e-5))
 	b.Set(a+".rope.freq_base", s.RopeBase)
-	setVocab(b, s.Vocab)
+	setVocab(b, s.Vocab, opt.ChatML)
 
 	hd := s.Dim / s.Heads
 	var err error
@@ -358,7 +367,7 @@ func Bytes(s Shape, opt Options) ([]byte, error) {
 // setVocab stores a SentencePiece-style vocabulary of n tokens: <unk>,
 // <s>, </s>, the 256 byte tokens, then printable characters and made-up
 // words, each word with a lower score the longer it is.
-func setVocab(b *gguf.Builder, n int) {
+func setVocab(b *gguf.Builder, n int, chatML bool) {
 	tokens := make([]string, 0, n)
 	types := make([]int32, 0, n)
 	scores := make([]float32, 0, n)
@@ -401,13 +410,20 @@ func setVocab(b *gguf.Builder, n int) {
 			add(t, 1, -float32(len(tokens)))
 		}
 	}
+	eos := uint32(2)
+	if chatML {
+		tokens[n-2], types[n-2] = "<|im_start|>", 3
+		tokens[n-1], types[n-1] = "<|im_end|>", 3
+		eos = uint32(n - 1)
+		b.Set(chat.KeyTemplate, chat.ChatML)
+	}
 	b.Set("tokenizer.ggml.model", "llama")
 	b.Set("tokenizer.ggml.tokens", tokens)
 	b.Set("tokenizer.ggml.scores", scores)
 	b.Set("tokenizer.ggml.token_type", types)
 	b.Set("tokenizer.ggml.unknown_token_id", uint32(0))
 	b.Set("tokenizer.ggml.bos_token_id", uint32(1))
-	b.Set("tokenizer.ggml.eos_token_id", uint32(2))
+	b.Set("tokenizer.ggml.eos_token_id", eos)
 	b.Set("tokenizer.ggml.add_bos_token", true)
 	b.Set("tokenizer.ggml.add_space_prefix", true)
 }

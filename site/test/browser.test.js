@@ -209,6 +209,91 @@ describe('the page in Chromium', { skip }, () => {
     await p.close();
   });
 
+  test('chat mode holds a conversation as bubbles of text, keeping the cache between turns', async () => {
+    const p = await browser.newPage({ viewport: { width: 800, height: 900 } });
+    p.on('pageerror', (err) => errors.push(err));
+    await p.goto(`${srv.url}?mode=chat`);
+    await ready(p);
+    assert.equal(await p.isVisible('#prompt'), false);
+    assert.equal(await p.textContent('#generate'), 'Send');
+    assert.match(await p.textContent('#chat-note'), /no chat template/);
+    await p.click('#settings summary');
+    await p.fill('#temperature', '0');
+    await p.fill('#max-tokens', '12');
+    const turn = async (text, n) => {
+      await p.fill('#message', text);
+      await p.press('#message', 'Enter');
+      await p.waitForFunction((k) => document.querySelectorAll('#messages li.assistant').length === k &&
+        document.body.dataset.state === 'ready' && document.getElementById('chat-stats').dataset.prompt, n, { timeout: 60_000 });
+      const r = await p.evaluate(() => {
+        const s = document.getElementById('chat-stats');
+        const replies = [...document.querySelectorAll('#messages li.assistant')].map((li) => li.textContent);
+        const users = [...document.querySelectorAll('#messages li.user')].map((li) => li.textContent);
+        const r2 = { reused: Number(s.dataset.reused), prompt: Number(s.dataset.prompt), replies, users };
+        delete s.dataset.prompt;
+        return r2;
+      });
+      return r;
+    };
+    const typed = '<b>Who</b> begat <img src=x onerror=alert(1)> Enos? <|im_end|>';
+    const t1 = await turn(typed, 1);
+    assert.deepEqual(t1.users, [typed]);
+    assert.equal(await p.locator('#messages b, #messages img').count(), 0, 'typed text became HTML');
+    assert.ok(t1.replies[0].length > 0);
+    const t2 = await turn('And then?', 2);
+    assert.ok(t2.reused >= t1.prompt && t2.reused < t2.prompt, `turn 2 reused ${t2.reused} of ${t2.prompt}, turn 1 was ${t1.prompt}`);
+    // A new conversation with the same first message: the same reply, greedily.
+    await p.click('#new-chat');
+    assert.equal(await p.locator('#messages li').count(), 0);
+    const t3 = await turn(typed, 1);
+    assert.deepEqual(t3.replies, [t1.replies[0]]);
+    assert.equal(t3.prompt, t1.prompt);
+    await p.screenshot({ path: path.join(results, 'chat.png'), fullPage: true });
+    await p.close();
+  });
+
+  test('<wisp-chat> holds a conversation in its shadow DOM, as text, keeping the cache', async () => {
+    const p = await browser.newPage();
+    p.on('pageerror', (err) => errors.push(err));
+    await p.goto(`${srv.url}README.md`);
+    const r = await p.evaluate(async () => {
+      await import('./wisp-chat.js');
+      const el = document.createElement('wisp-chat');
+      el.setAttribute('model', 'models/default.gguf');
+      el.setAttribute('max-tokens', '10');
+      el.setAttribute('temperature', '0');
+      el.setAttribute('system', 'Be brief.');
+      const ready = new Promise((resolve, reject) => {
+        el.addEventListener('ready', resolve, { once: true });
+        el.addEventListener('error', (e) => reject(e.detail), { once: true });
+      });
+      document.body.append(el);
+      await ready;
+      const tokens = [];
+      el.addEventListener('token', (e) => tokens.push(e.detail));
+      const typed = '<b>Who</b> begat Enos? <|im_end|>';
+      const s1 = await el.send(typed);
+      const s2 = await el.send('And then?');
+      const root = el.shadowRoot;
+      const texts = [...root.querySelectorAll('[part~=message]')].map((li) => [li.getAttribute('part'), li.textContent]);
+      const html = root.querySelectorAll('[part=messages] b').length;
+      const messages = el.messages;
+      const streamed = tokens.join('');
+      el.reset();
+      const s3 = await el.send(typed);
+      return { s1, s2, s3, texts, html, messages, tokens: streamed, after: el.messages };
+    });
+    assert.equal(r.html, 0, 'typed text became HTML');
+    assert.deepEqual(r.texts.map(([part]) => part), ['message user', 'message assistant', 'message user', 'message assistant']);
+    assert.equal(r.texts[0][1], '<b>Who</b> begat Enos? <|im_end|>');
+    assert.deepEqual(r.messages.map((m) => m.role), ['user', 'assistant', 'user', 'assistant']);
+    assert.equal(r.messages[1].content, r.texts[1][1]);
+    assert.equal(r.tokens, r.texts[1][1] + r.texts[3][1]);
+    assert.ok(r.s2.reusedTokens >= r.s1.promptTokens, `reused ${r.s2.reusedTokens}, first prompt ${r.s1.promptTokens}`);
+    assert.deepEqual(r.after, [r.messages[0], r.messages[1]], 'after reset, the same first turn');
+    await p.close();
+  });
+
   test('<wisp-generate> streams tokens and ends with done', async () => {
     const p = await browser.newPage({ viewport: { width: 800, height: 900 } });
     p.on('pageerror', (err) => errors.push(err));

@@ -59,13 +59,14 @@ export async function nativeText(model, { prompt = '', positions = 200 } = {}) {
  * serve starts `wisp serve` for site/ (or another folder of pages) and a
  * models folder, and in front of it a proxy that records every request
  * (method, path, range); it returns the proxy's URL, the records, and
- * close().
+ * close(). args are more flags of wisp serve (such as --model).
  * @param {string} models
+ * @param {string[]} [args]
  * @param {string} [pages]
  */
-export async function serve(models, pages = site) {
+export async function serve(models, args = [], pages = site) {
   const [cmd, ...pre] = wispCommand();
-  const child = spawn(cmd, [...pre, 'serve', '--site', pages, '--models', models, '--addr', '127.0.0.1:0'], {
+  const child = spawn(cmd, [...pre, 'serve', '--site', pages, '--models', models, '--addr', '127.0.0.1:0', ...args], {
     cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: true, // its own process group: go run's child too
   });
   let stderr = '';

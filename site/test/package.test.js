@@ -40,7 +40,7 @@ describe('the npm package', { skip }, () => {
     await mkdir(path.join(dir, 'models'));
     await copyFile(defaultModel, path.join(dir, 'models', 'default.gguf'));
     want = (await nativeText(defaultModel, { positions: 40 })).replace(/\n$/, '');
-    [srv, browser] = await Promise.all([serve(path.join(dir, 'models'), app), launch()]);
+    [srv, browser] = await Promise.all([serve(path.join(dir, 'models'), [], app), launch()]);
   });
 
   after(async () => {
@@ -71,7 +71,7 @@ describe('the npm package', { skip }, () => {
 
   test('it holds the modules, the types and the wasm files, and nothing of the repository', async () => {
     const files = (await readdir(path.join(dir, 'app', 'node_modules', 'wisp'), { recursive: true })).sort();
-    for (const f of ['package.json', 'README.md', 'wisp.js', 'wisp.d.ts', 'worker.js', 'node.js', 'wisp-generate.js', 'engine.js',
+    for (const f of ['package.json', 'README.md', 'wisp.js', 'wisp.d.ts', 'worker.js', 'node.js', 'wisp-generate.js', 'wisp-chat.js', 'engine.js',
       path.join('wasm', 'wisp.wasm'), path.join('wasm', 'kernels.wasm'), path.join('wasm', 'forward.wasm')]) {
       assert.ok(files.includes(f), `${f} is not in the package: ${files}`);
     }

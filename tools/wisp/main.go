@@ -4,6 +4,7 @@
 // Usage:
 //
 //	wisp run -m MODEL [-z TOKENIZER] [-p PROMPT] [-n STEPS] [-t TEMP] ...
+//	wisp chat -m MODEL [--system TEXT] [-n MAX_TOKENS] [--ctx N] ...
 //	wisp tokenize -m MODEL_OR_VOCAB.gguf [--bos] -- TEXT
 //	wisp convert -o OUT.gguf [--type f32|f16] MODEL [-z TOKENIZER]
 //	wisp prune -m MODEL -o OUT.gguf --calib TEXT [--params RATIO] ...
@@ -11,7 +12,7 @@
 //	wisp distil --teacher MODEL [--student MODEL] --train TEXT -o OUT.gguf
 //	wisp eval -m MODEL --text FILE [--ref REFERENCE] [--json]
 //	wisp synth -o OUT.gguf --shape NAME [--type f32|f16]
-//	wisp serve [--addr 127.0.0.1:8080] [--site site] [--models models]
+//	wisp serve [--addr 127.0.0.1:8080] [--site site] [--models models] [--model MODEL]
 //
 // Run "wisp COMMAND --help" for the flags of each command.
 package main
@@ -34,6 +35,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "generate text from a model", runCmd},
+		{"chat", "hold a conversation with a model in the terminal", chatCmd},
 		{"tokenize", "print the token ids of a text", tokenizeCmd},
 		{"convert", "convert a Hugging Face folder, a llama2.c checkpoint or a GGUF file to GGUF (F32, F16, BF16 or quantized)", convertCmd},
 		{"prune", "remove whole FFN neurons, attention heads and layers, by importance on calibration text", pruneCmd},

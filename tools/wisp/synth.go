@@ -26,6 +26,7 @@ Shapes: `+strings.Join(synth.ShapeNames(), ", ")+`.`, stderr)
 	kvHeads := fs.Int("kv-heads", 0, "key/value heads (default: as many as heads)")
 	vocab := fs.Int("vocab", 0, "vocabulary size (at least 259)")
 	ctx := fs.Int("ctx", 512, "context length")
+	chatML := fs.Bool("chatml", false, "make the last two tokens ChatML's <|im_start|> and <|im_end|> (EOS) and write the ChatML chat template")
 	untied := fs.Bool("untied", false, "store a separate output matrix instead of reusing the embedding")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -59,7 +60,7 @@ Shapes: `+strings.Join(synth.ShapeNames(), ", ")+`.`, stderr)
 	if *shapeName != "" {
 		name = "random-" + *shapeName
 	}
-	b, err := synth.Build(s, synth.Options{Type: tt, Seed: *seed, Name: name})
+	b, err := synth.Build(s, synth.Options{Type: tt, Seed: *seed, Name: name, ChatML: *chatML})
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ package abi
 // Version is the ABI version that the module's wisp_abi_version export
 // returns. It changes whenever an export changes meaning, or the JSON of
 // Info or of the options (wisp/engine/option.Options) changes.
-const Version = 2
+const Version = 3
 
 // SharedMemory is the memory that the threaded build of the engine
 // module (site/wasm/wisp-shared.wasm) and of its kernels
@@ -96,9 +96,35 @@ var Exports = []Export{
 	{"wisp_done_ptr", nil, i32},
 	{"wisp_done_len", nil, i32},
 	{"wisp_logits_ptr", nil, i32},
+
+	{"wisp_detokenize", []string{i32, i32}, i32},
+	{"wisp_text_ptr", nil, i32},
+	{"wisp_text_len", nil, i32},
+	{"wisp_chat", []string{i32, i32}, i32},
+	{"wisp_reused", nil, i32},
+	{"wisp_reset", nil, i32},
 }
 
 const i32, i64 = "i32", "i64"
+
+// ChatRequest is what wisp_chat reads as JSON: a conversation to render
+// with the model's chat template into prompt tokens.
+type ChatRequest struct {
+	Messages []Message `json:"messages"`
+	// AddGenerationPrompt ends the prompt with the start of the
+	// assistant's reply.
+	AddGenerationPrompt bool `json:"addGenerationPrompt,omitempty"`
+	// Overflow says what a conversation that does not fit in the context
+	// gets: "error" (the default, "" too) or "drop-oldest" (see
+	// wisp/engine/chat.OverflowDropOldest).
+	Overflow string `json:"overflow,omitempty"`
+}
+
+// Message is one message of a ChatRequest.
+type Message struct {
+	Role    string `json:"role"` // "system", "user", "assistant" or "tool"
+	Content string `json:"content"`
+}
 
 // Info describes a loaded model; wisp_info_ptr and wisp_info_len give it as
 // JSON. In a model whose blocks differ in width (pruned per layer),

@@ -10,7 +10,9 @@ import (
 	"fmt"
 
 	"wisp/engine"
+	"wisp/engine/chat"
 	"wisp/engine/option"
+	"wisp/wasm/abi"
 	"wisp/wasm/host"
 )
 
@@ -18,8 +20,9 @@ import (
 var Runtimes = []string{"native", "wazero"}
 
 // A Model is a model loaded in one runtime, with at most one generation at
-// a time: each PromptTokens starts a new one. It is not meant for
-// concurrent use.
+// a time: each PromptTokens starts a new one, on a session that keeps the
+// cache of what the new prompt shares with the tokens it has evaluated
+// (engine.Session.Reprompt). It is not meant for concurrent use.
 type Model interface {
 	// ContextLen returns the positions the model was trained for.
 	ContextLen() int
@@ -27,8 +30,18 @@ type Model interface {
 	// first when the model asks for it.
 	Tokenize(prompt string) ([]int, error)
 	// PromptTokens starts a generation with the options: it evaluates the
-	// tokens and returns their text as the model prints it.
+	// tokens, but those at the start that the session's cache already
+	// holds, and returns their text as the model prints it.
 	PromptTokens(ids []int, o option.Options) (echo string, err error)
+	// Chat renders a conversation with the model's chat template (ChatML
+	// for a model without one) into prompt tokens that fit the context o
+	// asks for, as overflow says (chat.OverflowError or
+	// chat.OverflowDropOldest); dropped counts the messages left out.
+	Chat(messages []chat.Message, addGenerationPrompt bool, overflow string, o option.Options) (ids []int, dropped int, err error)
+	// Reused returns how many tokens of the last prompt the cache held.
+	Reused() int
+	// Reset drops the session and its cache.
+	Reset() error
 	// Next generates one token and returns the text it completes, which
 	// may be empty. At the end it returns io.EOF, with the last of the
 	// text; Done then says why.
@@ -81,8 +94,9 @@ func Open(ctx context.Context, cfg Config, data []byte) (Model, error) {
 
 // native runs the engine in this process.
 type native struct {
-	m *engine.Model
-	s *engine.Session
+	m  *engine.Model
+	s  *engine.Session
+	fm *chat.Formatter
 }
 
 func (b *native) ContextLen() int                       { return b.m.ContextLen }
@@ -93,6 +107,15 @@ func (b *native) Done() string                          { return b.s.Done() }
 func (b *native) Close() error                          { b.m, b.s = nil, nil; return nil }
 
 func (b *native) PromptTokens(ids []int, o option.Options) (string, error) {
+	if b.s != nil {
+		if ctx, err := b.m.Positions(o.Context); err == nil && ctx == b.s.Context() {
+			echo, err := b.s.Reprompt(ids, o)
+			if err != nil {
+				b.s = nil
+			}
+			return echo, err
+		}
+	}
 	s, err := b.m.NewSession(o)
 	if err != nil {
 		return "", err
@@ -100,6 +123,38 @@ func (b *native) PromptTokens(ids []int, o option.Options) (string, error) {
 	b.s = s
 	return s.PromptTokens(ids)
 }
+
+func (b *native) Chat(messages []chat.Message, addGen bool, overflow string, o option.Options) ([]int, int, error) {
+	if b.fm == nil {
+		fm, err := chat.FromGGUF(b.m.File, b.m.Tokenizer)
+		if err != nil {
+			return nil, 0, err
+		}
+		b.fm = fm
+	}
+	if err := o.Validate(); err != nil {
+		return nil, 0, fmt.Errorf("engine: %w", err)
+	}
+	ctx, err := b.m.Positions(o.Context)
+	if err != nil {
+		return nil, 0, err
+	}
+	return b.fm.Prompt(b.m.Tokenizer, messages, chat.PromptOptions{
+		AddGenerationPrompt: addGen,
+		Context:             ctx,
+		Reserve:             chat.Reserve(ctx, o.MaxTokens),
+		Overflow:            overflow,
+	})
+}
+
+func (b *native) Reused() int {
+	if b.s == nil {
+		return 0
+	}
+	return b.s.Reused()
+}
+
+func (b *native) Reset() error { b.s = nil; return nil }
 
 // wazero runs the engine's wasm module in wazero.
 type wazero struct {
@@ -122,6 +177,21 @@ func (b *wazero) PromptTokens(ids []int, o option.Options) (string, error) {
 	b.generated = 0
 	return b.m.PromptTokens(b.ctx, ids, o)
 }
+
+func (b *wazero) Chat(messages []chat.Message, addGen bool, overflow string, o option.Options) ([]int, int, error) {
+	req := abi.ChatRequest{AddGenerationPrompt: addGen, Overflow: overflow, Messages: make([]abi.Message, len(messages))}
+	for i, m := range messages {
+		req.Messages[i] = abi.Message{Role: m.Role, Content: m.Content}
+	}
+	return b.m.Chat(b.ctx, req, o)
+}
+
+func (b *wazero) Reused() int {
+	n, _ := b.m.Reused(b.ctx)
+	return n
+}
+
+func (b *wazero) Reset() error { return b.m.Reset(b.ctx) }
 
 func (b *wazero) Next() (string, error) {
 	piece, err := b.m.Next(b.ctx)

@@ -229,3 +229,69 @@ func (m *Model) Generate(ctx context.Context, prompt string, opts option.Options
 		}
 	}
 }
+
+// Chat renders the conversation with the model's chat template (ChatML for
+// a model without one) into prompt tokens, fitting it in the context that
+// opts ask for as req.Overflow says (wisp_chat); dropped counts the
+// messages left out. Pass the tokens to PromptTokens with the same opts.
+func (m *Model) Chat(ctx context.Context, req abi.ChatRequest, opts option.Options) (ids []int, dropped int, err error) {
+	if err := m.lock(); err != nil {
+		return nil, 0, err
+	}
+	defer m.r.mu.Unlock()
+	js, err := json.Marshal(opts)
+	if err != nil {
+		return nil, 0, fmt.Errorf("host: options: %w", err)
+	}
+	err = m.r.with(ctx, js, func(addr uint32) error {
+		_, err := m.r.status(ctx, "wisp_options", uint64(addr), uint64(len(js)))
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("host: chat request: %w", err)
+	}
+	var raw []byte
+	err = m.r.with(ctx, body, func(addr uint32) error {
+		st, err := m.r.status(ctx, "wisp_chat", uint64(addr), uint64(len(body)))
+		if err != nil {
+			return err
+		}
+		dropped = int(st)
+		raw, err = m.r.read(ctx, "wisp_tokens_ptr", "wisp_tokens_len", 4)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	ids = make([]int, len(raw)/4)
+	for i := range ids {
+		ids[i] = int(int32(binary.LittleEndian.Uint32(raw[4*i:])))
+	}
+	return ids, dropped, nil
+}
+
+// Reused returns how many tokens of the last prompt were already in the
+// session's cache, and were not evaluated again.
+func (m *Model) Reused(ctx context.Context) (int, error) {
+	if err := m.lock(); err != nil {
+		return 0, err
+	}
+	defer m.r.mu.Unlock()
+	n, err := m.r.call(ctx, "wisp_reused")
+	return int(int32(uint32(n))), err
+}
+
+// Reset drops the session and its cache: the next prompt evaluates all
+// its tokens.
+func (m *Model) Reset(ctx context.Context) error {
+	if err := m.lock(); err != nil {
+		return err
+	}
+	defer m.r.mu.Unlock()
+	_, err := m.r.status(ctx, "wisp_reset")
+	return err
+}

@@ -69,6 +69,8 @@
 //	wisp_tokenize(addr, len, bos i32) i32      encodes UTF-8 text; with bos != 0 it adds BOS
 //	                                     when the model asks for it, as a prompt does
 //	wisp_tokens_ptr() i32, wisp_tokens_len() i32   the ids, as little-endian int32s (len counts ids)
+//	wisp_detokenize(addr, n i32) i32     decodes n little-endian int32 ids (control tokens print nothing)
+//	wisp_text_ptr() i32, wisp_text_len() i32       the text of the last wisp_detokenize
 //
 // wisp_check lets a host refuse a model before it fetches the whole file:
 // with the header in hand (64 KiB is enough for most; a large vocabulary
@@ -92,7 +94,7 @@
 // Generation:
 //
 //	wisp_options(addr, len i32) i32      wisp/engine/option.Options as JSON, for the next prompts (len 0 resets)
-//	wisp_prompt(addr, len i32) i32       a new session: tokenizes the text (with BOS) and evaluates it
+//	wisp_prompt(addr, len i32) i32       a new generation: tokenizes the text (with BOS) and evaluates it
 //	wisp_prompt_tokens(addr, n i32) i32  the same with n little-endian int32 ids at addr
 //	wisp_step() i32                      samples one token: 0 goes on, 1 is the end
 //	wisp_piece_ptr() i32, wisp_piece_len() i32   the text of the last prompt (its echo) or step
@@ -101,6 +103,35 @@
 //	                                     "length", "context" ("" while it goes on)
 //	wisp_logits_ptr() i32                the vocab_size float32 logits the last token was
 //	                                     (or the next will be) sampled from; 0 before a prompt
+//	wisp_reused() i32                    how many tokens of the last prompt were already in the cache
+//	wisp_reset() i32                     drops the session and its cache
+//
+// Chat:
+//
+//	wisp_chat(addr, len i32) i32         renders the abi.ChatRequest (JSON) in [addr, addr+len) with
+//	                                     the model's chat template into prompt tokens, read through
+//	                                     wisp_tokens_ptr and wisp_tokens_len; returns how many of its
+//	                                     messages it dropped (N >= 0) to fit the context
+//
+// The session outlives a generation: a prompt whose options ask for the
+// session's context keeps the key/value cache of the longest common prefix
+// of the tokens the session has evaluated and its own, and evaluates only
+// the rest (at least its last token); its sampler, stop strings and
+// counters start again (wisp/engine.Session.Reprompt). The echo, the
+// logits and the text are those of a new session, bit for bit. A prompt
+// that asks for another context, or fails, starts from a new session.
+//
+// wisp_chat renders with the GGUF's tokenizer.chat_template, or ChatML for
+// a model without one (wisp/engine/chat.ChatML), and tokenizes the
+// template's text with control tokens recognised and the messages' text
+// as plain text: a user who types "<|im_end|>" gets those characters, never
+// the control token. BOS comes first when the model asks for one and the
+// template wrote none. Roles are system, user, assistant and tool. The
+// conversation must leave room in the context of the options (wisp_options
+// first) for the reply: MaxTokens positions, at most half the context
+// (wisp/engine/chat.Reserve). When it does not, overflow "error" (the
+// default) fails with the numbers, and "drop-oldest" drops the oldest turns
+// after the leading system messages until it fits.
 //
 // The echo is the prompt as the model prints it (BOS hidden, the space after
 // it stripped). A step's piece may be empty (an incomplete UTF-8 sequence,

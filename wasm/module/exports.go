@@ -129,6 +129,35 @@ func wispLogitsPtr() uint32 {
 	return uint32(uintptr(unsafe.Pointer(&l[0])))
 }
 
+//go:wasmexport wisp_detokenize
+func wispDetokenize(addr, n uint32) int32 {
+	return inst.run("wisp_detokenize", func() (int32, error) { return ok(inst.detokenize(addr, n)) })
+}
+
+//go:wasmexport wisp_text_ptr
+func wispTextPtr() uint32 { return strPtr(inst.detok) }
+
+//go:wasmexport wisp_text_len
+func wispTextLen() uint32 { return uint32(len(inst.detok)) }
+
+//go:wasmexport wisp_chat
+func wispChat(addr, n uint32) int32 {
+	return inst.run("wisp_chat", func() (int32, error) { return inst.chat(addr, n) })
+}
+
+//go:wasmexport wisp_reused
+func wispReused() int32 {
+	if inst.sess == nil {
+		return 0
+	}
+	return int32(inst.sess.Reused())
+}
+
+//go:wasmexport wisp_reset
+func wispReset() int32 {
+	return inst.run("wisp_reset", func() (int32, error) { inst.endSession(); return ok(nil) })
+}
+
 // strPtr returns the address of a string's bytes, or 0 when it is empty.
 func strPtr(s string) uint32 {
 	if s == "" {

@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"wisp/engine"
+	"wisp/engine/chat"
 	"wisp/engine/option"
 	"wisp/simd"
 	"wisp/wasm/abi"
@@ -41,8 +42,9 @@ type state struct {
 	model *engine.Model
 	info  []byte // the model's abi.Info as JSON
 
-	opts option.Options
-	sess *engine.Session
+	opts   option.Options
+	sess   *engine.Session
+	format *chat.Formatter // the model's chat template, parsed at the first wisp_chat
 
 	limit uint64 // the bytes of memory the instance may grow to
 
@@ -51,6 +53,7 @@ type state struct {
 	piece     string
 	token     int32
 	tokens    []int32
+	detok     string // the text of wisp_detokenize
 }
 
 func newState() *state {
@@ -322,7 +325,7 @@ func modelInfo(m *engine.Model, fileSize int) abi.Info {
 // unload drops the model and everything that depends on it.
 func (s *state) unload() {
 	s.endSession()
-	s.model, s.buf, s.info, s.tokens = nil, nil, nil, nil
+	s.model, s.buf, s.info, s.tokens, s.format = nil, nil, nil, nil, nil
 	runtime.GC() // make the model's memory reusable at once
 }
 
@@ -394,9 +397,9 @@ func (s *state) newSession() (*engine.Session, error) {
 	return m.NewSession(s.opts)
 }
 
-// prompt starts a session on the text in [a, a+n).
+// prompt starts a generation on the text in [a, a+n).
 func (s *state) prompt(a, n uint32) error {
-	s.endSession()
+	s.piece, s.token = "", -1
 	if err := s.needModel("wisp_prompt"); err != nil {
 		return err
 	}
@@ -411,28 +414,74 @@ func (s *state) prompt(a, n uint32) error {
 	return s.promptIDs(ids)
 }
 
-// promptTokens starts a session on the n int32 ids at a.
+// promptTokens starts a generation on the n int32 ids at a.
 func (s *state) promptTokens(a, n uint32) error {
-	s.endSession()
+	s.piece, s.token = "", -1
 	if err := s.needModel("wisp_prompt_tokens"); err != nil {
 		return err
 	}
+	ids, err := s.ids("wisp_prompt_tokens", a, n)
+	if err != nil {
+		return err
+	}
+	return s.promptIDs(ids)
+}
+
+// ids reads n little-endian int32 ids at a.
+func (s *state) ids(name string, a, n uint32) ([]int, error) {
 	if n > math.MaxUint32/4 {
-		return usage("wisp: wisp_prompt_tokens of %d ids do not fit in memory", n)
+		return nil, usage("wisp: %s of %d ids do not fit in memory", name, n)
 	}
 	_, b, err := s.find(a, 4*n)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ids := make([]int, n)
 	for i := range ids {
 		ids[i] = int(int32(binary.LittleEndian.Uint32(b[4*i:])))
 	}
-	return s.promptIDs(ids)
+	return ids, nil
 }
 
-// promptIDs starts a session on the tokens.
+// detokenize decodes the n int32 ids at a into text (tokenizer.Decode:
+// control tokens print nothing, invalid UTF-8 becomes U+FFFD).
+func (s *state) detokenize(a, n uint32) error {
+	s.detok = ""
+	if err := s.needModel("wisp_detokenize"); err != nil {
+		return err
+	}
+	ids, err := s.ids("wisp_detokenize", a, n)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if id < 0 || id >= s.model.VocabSize {
+			return fmt.Errorf("wisp: token %d is outside the vocabulary of %d", id, s.model.VocabSize)
+		}
+	}
+	s.detok = s.model.Tokenizer.Decode(ids)
+	return nil
+}
+
+// promptIDs starts a generation on the tokens: on the session, which
+// keeps the cache of what it shares with them (engine.Session.Reprompt),
+// when it has the context the options ask for, else on a new one. A
+// generation that fails to start leaves no session to step.
 func (s *state) promptIDs(ids []int) error {
+	if s.sess != nil {
+		if ctx, err := s.model.Positions(s.opts.Context); err != nil || ctx != s.sess.Context() {
+			s.endSession()
+		}
+	}
+	if s.sess != nil {
+		echo, err := s.sess.Reprompt(ids, s.opts)
+		if err != nil {
+			s.endSession()
+			return err
+		}
+		s.piece = echo
+		return nil
+	}
 	sess, err := s.newSession()
 	if err != nil {
 		return err
@@ -443,6 +492,57 @@ func (s *state) promptIDs(ids []int) error {
 	}
 	s.sess, s.piece = sess, echo
 	return nil
+}
+
+// chat renders the conversation of the abi.ChatRequest in [a, a+n) with
+// the model's chat template (or ChatML, for a model without one) into
+// prompt tokens, which wisp_tokens_ptr and wisp_tokens_len give; it fits
+// the conversation in the context the options ask for, keeping room for
+// MaxTokens (chat.Reserve), and returns how many messages it dropped.
+func (s *state) chat(a, n uint32) (int32, error) {
+	s.tokens = s.tokens[:0]
+	if err := s.needModel("wisp_chat"); err != nil {
+		return 0, err
+	}
+	_, b, err := s.find(a, n)
+	if err != nil {
+		return 0, err
+	}
+	var req abi.ChatRequest
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&req); err != nil {
+		return 0, fmt.Errorf("wisp: chat request: %w", err)
+	}
+	if d.More() {
+		return 0, errors.New("wisp: chat request: more than one JSON value")
+	}
+	if s.format == nil {
+		if s.format, err = chat.FromGGUF(s.model.File, s.model.Tokenizer); err != nil {
+			return 0, err
+		}
+	}
+	ctx, err := s.model.Positions(s.opts.Context)
+	if err != nil {
+		return 0, err
+	}
+	msgs := make([]chat.Message, len(req.Messages))
+	for i, m := range req.Messages {
+		msgs[i] = chat.Message{Role: m.Role, Content: m.Content}
+	}
+	ids, dropped, err := s.format.Prompt(s.model.Tokenizer, msgs, chat.PromptOptions{
+		AddGenerationPrompt: req.AddGenerationPrompt,
+		Context:             ctx,
+		Reserve:             chat.Reserve(ctx, s.opts.MaxTokens),
+		Overflow:            req.Overflow,
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		s.tokens = append(s.tokens, int32(id))
+	}
+	return int32(dropped), nil
 }
 
 // step generates one token.
