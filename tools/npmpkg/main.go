@@ -26,9 +26,9 @@ import (
 // Version is the package's version.
 const Version = "0.1.0"
 
-// entries are the modules a user reaches: the page API, the element, the
+// entries are the modules a user reaches: the page API, the elements, the
 // Node entry, and the Worker that the page API starts by URL.
-var entries = []string{"wisp.js", "wisp-generate.js", "node.js", "worker.js", "wisp.d.ts"}
+var entries = []string{"wisp.js", "wisp-generate.js", "wisp-chat.js", "node.js", "worker.js", "wisp.d.ts"}
 
 // relative matches a relative module specifier in an import or export
 // statement, or a module that a new URL(…, import.meta.url) names.
@@ -113,13 +113,14 @@ func Manifest(files []string) ([]byte, error) {
 		"exports": map[string]any{
 			".":              map[string]string{"types": "./wisp.d.ts", "default": "./wisp.js"},
 			"./element":      "./wisp-generate.js",
+			"./chat-element": "./wisp-chat.js",
 			"./engine":       "./engine.js",
 			"./node":         "./node.js",
 			"./worker.js":    "./worker.js",
 			"./wasm/*":       "./wasm/*",
 			"./package.json": "./package.json",
 		},
-		"sideEffects": []string{"./wisp-generate.js"},
+		"sideEffects": []string{"./wisp-generate.js", "./wisp-chat.js"},
 		"files":       append(slices.Clone(files), "README.md"),
 		"keywords":    []string{"llm", "gguf", "webassembly", "wasm", "simd", "language-model", "browser"},
 		"engines":     map[string]string{"node": ">=20"},
@@ -145,8 +146,9 @@ found beside wisp.js, so a CDN path works too):
       for await (const piece of model.generate('And God said', { maxTokens: 50 })) document.body.append(piece);
     </script>
 
-or the element: import 'wisp/element', then
-<wisp-generate model="/models/default.gguf" prompt="And God said"></wisp-generate>.
+or the elements: import 'wisp/element', then
+<wisp-generate model="/models/default.gguf" prompt="And God said"></wisp-generate>;
+import 'wisp/chat-element' for <wisp-chat>.
 
 Through a bundler: the Worker (worker.js and the modules it imports) and the
 wasm files are loaded by URL from wisp.js's folder, which a bundle does not

@@ -27,6 +27,7 @@ func TestFilesFollowsImports(t *testing.T) {
 	dir := writeSite(t, map[string]string{
 		"wisp.js":          "import { a } from './engine.js';\nexport { b } from './download.js';\nconst w = new URL('./worker.js', import.meta.url);",
 		"wisp-generate.js": "import * as wisp from './wisp.js';",
+		"wisp-chat.js":     "import * as wisp from './wisp.js';",
 		"node.js":          "import { readFile } from 'node:fs/promises';\nimport { createEngine } from './engine.js';",
 		"worker.js":        "import { x } from './engine.js';\nimport { g } from './gguf.js';",
 		"engine.js":        "import { ABI_VERSION } from './abi.js';",
@@ -44,7 +45,7 @@ func TestFilesFollowsImports(t *testing.T) {
 	}
 	want := []string{"abi.d.ts", "abi.js", "download.js", "engine.js", "gguf.js", "node.js",
 		"wasm/forward.wasm", "wasm/kernels.wasm", "wasm/relaxed.wasm", "wasm/wisp.wasm",
-		"wisp-generate.js", "wisp.d.ts", "wisp.js", "worker.js"}
+		"wisp-chat.js", "wisp-generate.js", "wisp.d.ts", "wisp.js", "worker.js"}
 	if !slices.Equal(got, want) {
 		t.Errorf("Files = %q\nwant    %q", got, want)
 	}
@@ -52,7 +53,7 @@ func TestFilesFollowsImports(t *testing.T) {
 
 func TestFilesErrors(t *testing.T) {
 	base := map[string]string{
-		"wisp.js": "", "wisp-generate.js": "", "node.js": "", "worker.js": "", "wisp.d.ts": "",
+		"wisp.js": "", "wisp-generate.js": "", "wisp-chat.js": "", "node.js": "", "worker.js": "", "wisp.d.ts": "",
 		"wasm/wisp.wasm": "", "wasm/kernels.wasm": "", "wasm/forward.wasm": "",
 	}
 	for _, tc := range []struct {
