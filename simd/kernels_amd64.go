@@ -28,6 +28,12 @@ func dot8F16S(w *uint16, offs *[8]int, x *float32, n int, out *[8]float32)
 func f16Small(x *float32, n int) bool
 
 //go:noescape
+func tileF32(w *float32, woffs *[3]int, x *float32, xoffs *[4]int, n int, out *[12]float32)
+
+//go:noescape
+func widen8F16(dst *float32, src *uint16, n int)
+
+//go:noescape
 func dot4F32(a *float32, b *float32, stride int, n int, out *[4]float32)
 
 // Kernels reports which implementation the API runs: "go", "amd64-avx2"
@@ -48,11 +54,52 @@ func matMulF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
 		matVecF16(out, w, x, rows, cols)
 		return
 	}
-	// Widen each row once and use it for every vector, four at a time.
-	row := make([]float32, cols)
-	for r := range rows {
-		goWidenF16(row, w[r*cols:(r+1)*cols])
-		dotRows(out[r:], rows, row, x, cols, n)
+	// Widen three rows at a time once and use them for every vector, in
+	// tiles of three rows by four vectors.
+	buf := make([]float32, 3*cols)
+	for r0 := 0; r0 < rows; r0 += 3 {
+		nr := min(3, rows-r0)
+		for k := range nr {
+			widenRow(buf[k*cols:(k+1)*cols], w[(r0+k)*cols:(r0+k+1)*cols])
+		}
+		tileRows(out, rows, r0, nr, buf, x, cols, n)
+	}
+}
+
+// widenRow widens a row of halves, eight at a time in assembly.
+func widenRow(dst []float32, src []uint16) {
+	c8 := len(dst) &^ 7
+	if c8 > 0 {
+		widen8F16(&dst[0], &src[0], c8)
+	}
+	for i := c8; i < len(dst); i++ {
+		dst[i] = F16(src[i])
+	}
+}
+
+// tileRows sets out[t*rows+r0+k] = dot(w[k*cols:(k+1)*cols], x[t]) for
+// the nr <= 3 rows of w and the n vectors x[t] of cols >= 8 values, in
+// tiles of three rows by four vectors (tileF32); a tile short of rows or
+// vectors repeats its last one and drops the repeats' sums.
+func tileRows(out []float32, rows, r0, nr int, w, x []float32, cols, n int) {
+	c8 := cols &^ 7
+	var woffs [3]int
+	for k := range woffs {
+		woffs[k] = min(k, nr-1) * cols * 4
+	}
+	var xoffs [4]int
+	var s [12]float32
+	for t := 0; t < n; t += 4 {
+		nt := min(4, n-t)
+		for j := range xoffs {
+			xoffs[j] = (t + min(j, nt-1)) * cols * 4
+		}
+		tileF32(&w[0], &woffs, &x[0], &xoffs, c8, &s)
+		for k := range nr {
+			for j := range nt {
+				out[(t+j)*rows+r0+k] = tailF32(s[4*k+j], w[k*cols:(k+1)*cols], x[(t+j)*cols:(t+j+1)*cols], c8)
+			}
+		}
 	}
 }
 
@@ -115,27 +162,15 @@ func tailF32(t float32, a, b []float32, from int) float32 {
 	return t
 }
 
-// dotRows sets out[t*rows] = dot(row, x[t]) for n vectors x[t] of cols
-// values, four vectors per pass.
-func dotRows(out []float32, rows int, row, x []float32, cols, n int) {
-	c8 := cols &^ 7
-	var s [4]float32
-	t := 0
-	for ; t+4 <= n; t += 4 {
-		dot4F32(&row[0], &x[t*cols], cols, c8, &s)
-		for k := range 4 {
-			out[(t+k)*rows] = tailF32(s[k], row, x[(t+k)*cols:(t+k+1)*cols], c8)
-		}
-	}
-	for ; t < n; t++ {
-		dot4F32(&row[0], &x[t*cols], 0, c8, &s)
-		out[t*rows] = tailF32(s[0], row, x[t*cols:(t+1)*cols], c8)
-	}
-}
-
 func matMulF32(out []float32, w []float32, x []float32, rows, cols, n int) {
 	if !avx2 || cols < 8 {
 		goMatMulF32(out, w, x, rows, cols, n)
+		return
+	}
+	if n > 1 {
+		for r0 := 0; r0 < rows; r0 += 3 {
+			tileRows(out, rows, r0, min(3, rows-r0), w[r0*cols:], x, cols, n)
+		}
 		return
 	}
 	c8 := cols &^ 7

@@ -720,6 +720,137 @@ done32:
 	RET
 
 
+// ---------------------------------------------------------------------
+// Matrix-matrix products (several vectors): a tile of three rows by four
+// vectors per pass, twelve canonical sums in Y0-Y11, one YMM accumulator
+// each. Every row's eight columns are loaded once (Y12-Y14) and multiplied
+// by each vector's eight columns straight from memory into Y15, so that each
+// load of w serves four vectors and each load of x three rows. Twelve
+// independent sums keep both adders busy where four (dot4F32) waited on the
+// latency of VADDPS. Measured on the 2-core EPYC (BenchmarkPrefillF16,
+// cpu-GFLOP/s, two interleaved runs each, 1536x576 and 576x1536 by 32, 64
+// and 128 vectors): F32 weights, dot4F32 by one row and four vectors 30-38
+// -> this tile 46-65; F16, widened a row at a time in Go for dot4F32 28-47
+// -> widened three rows at a time by widen8F16 for this tile 49-68.
+
+// TILEROW(XP, A0, A1, A2) adds the products of the vector at XP with the
+// three rows (Y12-Y14) to A0, A1 and A2.
+#define TILEROW(XP, A0, A1, A2) \
+	VMULPS (XP)(AX*4), Y12, Y15 \
+	VADDPS Y15, A0, A0 \
+	VMULPS (XP)(AX*4), Y13, Y15 \
+	VADDPS Y15, A1, A1 \
+	VMULPS (XP)(AX*4), Y14, Y15 \
+	VADDPS Y15, A2, A2
+
+// func tileF32(w *float32, woffs *[3]int, x *float32, xoffs *[4]int, n int, out *[12]float32)
+// out[4*r+t] = the eight-lane sum of w'[i]·x'[i] for i < n (a multiple of
+// 8), w' the row at w+woffs[r] and x' the vector at x+xoffs[t] (bytes).
+TEXT ·tileF32(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), AX
+	MOVQ woffs+8(FP), BX
+	MOVQ 0(BX), DI
+	ADDQ AX, DI
+	MOVQ 8(BX), R8
+	ADDQ AX, R8
+	MOVQ 16(BX), R9
+	ADDQ AX, R9
+	MOVQ x+16(FP), AX
+	MOVQ xoffs+24(FP), BX
+	MOVQ 0(BX), SI
+	ADDQ AX, SI
+	MOVQ 8(BX), R10
+	ADDQ AX, R10
+	MOVQ 16(BX), R11
+	ADDQ AX, R11
+	MOVQ 24(BX), R12
+	ADDQ AX, R12
+	MOVQ n+32(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	XORQ AX, AX
+
+tileloop:
+	CMPQ AX, CX
+	JGE tiledone
+	VMOVUPS (DI)(AX*4), Y12
+	VMOVUPS (R8)(AX*4), Y13
+	VMOVUPS (R9)(AX*4), Y14
+	TILEROW(SI, Y0, Y4, Y8)
+	TILEROW(R10, Y1, Y5, Y9)
+	TILEROW(R11, Y2, Y6, Y10)
+	TILEROW(R12, Y3, Y7, Y11)
+	ADDQ $8, AX
+	JMP tileloop
+
+tiledone:
+	MOVQ out+40(FP), DX
+	REDUCE8(Y0, X0, X15)
+	VMOVSS X0, 0(DX)
+	REDUCE8(Y1, X1, X15)
+	VMOVSS X1, 4(DX)
+	REDUCE8(Y2, X2, X15)
+	VMOVSS X2, 8(DX)
+	REDUCE8(Y3, X3, X15)
+	VMOVSS X3, 12(DX)
+	REDUCE8(Y4, X4, X15)
+	VMOVSS X4, 16(DX)
+	REDUCE8(Y5, X5, X15)
+	VMOVSS X5, 20(DX)
+	REDUCE8(Y6, X6, X15)
+	VMOVSS X6, 24(DX)
+	REDUCE8(Y7, X7, X15)
+	VMOVSS X7, 28(DX)
+	REDUCE8(Y8, X8, X15)
+	VMOVSS X8, 32(DX)
+	REDUCE8(Y9, X9, X15)
+	VMOVSS X9, 36(DX)
+	REDUCE8(Y10, X10, X15)
+	VMOVSS X10, 40(DX)
+	REDUCE8(Y11, X11, X15)
+	VMOVSS X11, 44(DX)
+	VZEROUPPER
+	RET
+
+// func widen8F16(dst *float32, src *uint16, n int)
+// dst[i] = F16(src[i]) for i < n (a multiple of 8), by F16's integer trick.
+TEXT ·widen8F16(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVL $0x8fffffff, AX
+	MOVQ AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL $0x77800000, AX
+	MOVQ AX, X15
+	VPBROADCASTD X15, Y15
+	XORQ AX, AX
+
+widenloop:
+	CMPQ AX, CX
+	JGE widendone
+	VPMOVSXWD (SI)(AX*2), Y0
+	VPSLLD $13, Y0, Y0
+	VPAND Y14, Y0, Y0
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, (DI)(AX*4)
+	ADDQ $8, AX
+	JMP widenloop
+
+widendone:
+	VZEROUPPER
+	RET
+
 // func mvQ8_0(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
 TEXT ·mvQ8_0(SB), NOSPLIT, $0-56
 	BCASTD(0x00010001, Y1)

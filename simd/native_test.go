@@ -44,8 +44,8 @@ func TestAPIMatchesGoKernels(t *testing.T) {
 		}
 	}
 	for _, cols := range []int{1, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65, 288, 4095} {
-		for _, rows := range []int{1, 2, 3, 4, 5, 7, 9} {
-			for _, n := range []int{1, 2, 3, 4, 5, 9} {
+		for _, rows := range []int{1, 2, 3, 4, 5, 6, 7, 9, 13} {
+			for _, n := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 33} {
 				for _, off := range []int{0, 1, 3} {
 					w16 := randF16(rows*cols + off)[off:]
 					w32 := randF32(rows*cols + off)[off:]
@@ -64,6 +64,64 @@ func TestAPIMatchesGoKernels(t *testing.T) {
 			a, b := randF32(cols + off)[off:], randF32(cols + off)[off:]
 			if got, want := Dot(a, b), goDot(a, b); math.Float32bits(got) != math.Float32bits(want) {
 				t.Fatalf("Dot over %d at offset %d: %v, Go kernel %v", cols, off, got, want)
+			}
+		}
+	}
+}
+
+// TestMatMulHostile multiplies several vectors holding hostile values
+// (infinities, NaNs, values whose products overflow or fall below the
+// normal range, signed zeros) by matrices of halves of every finite value,
+// subnormals included, and requires the API to equal the Go kernels, NaN
+// matching any NaN (the order of an operation's operands may pick another
+// NaN's payload).
+func TestMatMulHostile(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	hostile := []float32{float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 3e38, -3e38, 1e-40, -1e-45, float32(math.Copysign(0, -1)), 0, 65536, 0x1.fffffep15}
+	for _, cols := range []int{8, 9, 17, 64, 100, 577} {
+		for _, rows := range []int{1, 3, 4, 7, 10} {
+			for _, n := range []int{2, 3, 4, 5, 9, 17} {
+				for _, off := range []int{0, 1} {
+					w16 := make([]uint16, rows*cols+off)[off:]
+					w32 := make([]float32, rows*cols+off)[off:]
+					for i := range w16 {
+						for {
+							h := uint16(rng.Uint32())
+							if h&0x7c00 != 0x7c00 {
+								w16[i] = h
+								break
+							}
+						}
+						w32[i] = F16(w16[i]) * float32(math.Pow(2, float64(rng.IntN(200)-100)))
+					}
+					x := make([]float32, n*cols+off)[off:]
+					for i := range x {
+						if rng.IntN(8) == 0 {
+							x[i] = hostile[rng.IntN(len(hostile))]
+						} else {
+							x[i] = float32(rng.NormFloat64())
+						}
+					}
+					got, want := make([]float32, n*rows), make([]float32, n*rows)
+					check := func(what string) {
+						t.Helper()
+						for i := range want {
+							g, w := got[i], want[i]
+							if g != g && w != w {
+								continue
+							}
+							if math.Float32bits(g) != math.Float32bits(w) {
+								t.Fatalf("%s %d×%d, %d vectors, offset %d: element %d = %v, Go kernel %v", what, rows, cols, n, off, i, g, w)
+							}
+						}
+					}
+					MatMulF16(got, w16, x, rows, cols, n)
+					goMatMulF16(want, w16, x, rows, cols, n)
+					check("MatMulF16")
+					MatMulF32(got, w32, x, rows, cols, n)
+					goMatMulF32(want, w32, x, rows, cols, n)
+					check("MatMulF32")
+				}
 			}
 		}
 	}
