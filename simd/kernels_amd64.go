@@ -31,6 +31,9 @@ func f16Small(x *float32, n int) bool
 func tileF32(w *float32, woffs *[3]int, x *float32, xoffs *[4]int, n int, out *[12]float32)
 
 //go:noescape
+func axpy8(y *float32, a float32, x *float32, n int)
+
+//go:noescape
 func widen8F16(dst *float32, src *uint16, n int)
 
 //go:noescape
@@ -202,7 +205,15 @@ func dot(a, b []float32) float32 {
 	return tailF32(s[0], a, b, c8)
 }
 
-func axpy(y []float32, a float32, x []float32) { goAxpy(y, a, x) }
+func axpy(y []float32, a float32, x []float32) {
+	c8 := len(y) &^ 7
+	if !avx2 || c8 == 0 {
+		goAxpy(y, a, x)
+		return
+	}
+	axpy8(&y[0], a, &x[0], c8)
+	goAxpy(y[c8:], a, x[c8:])
+}
 func add(dst, src []float32)                   { goAdd(dst, src) }
 func rmsNorm(out, x, w []float32, eps float32) { goRMSNorm(out, x, w, eps) }
 func softmax(x []float32)                      { goSoftmax(x) }

@@ -822,6 +822,29 @@ tiledone:
 	VZEROUPPER
 	RET
 
+// func axpy8(y *float32, a float32, x *float32, n int)
+// y[i] = y[i] + a·x[i] for i < n (a multiple of 8), the product rounded
+// before the sum (VMULPS, then VADDPS).
+TEXT ·axpy8(SB), NOSPLIT, $0-32
+	MOVQ y+0(FP), DI
+	VBROADCASTSS a+8(FP), Y15
+	MOVQ x+16(FP), SI
+	MOVQ n+24(FP), CX
+	XORQ AX, AX
+
+axpyloop:
+	CMPQ AX, CX
+	JGE axpydone
+	VMULPS (SI)(AX*4), Y15, Y0
+	VADDPS (DI)(AX*4), Y0, Y0
+	VMOVUPS Y0, (DI)(AX*4)
+	ADDQ $8, AX
+	JMP axpyloop
+
+axpydone:
+	VZEROUPPER
+	RET
+
 // func widen8F16(dst *float32, src *uint16, n int)
 // dst[i] = F16(src[i]) for i < n (a multiple of 8), by F16's integer trick.
 TEXT ·widen8F16(SB), NOSPLIT, $0-24

@@ -65,6 +65,12 @@ func TestAPIMatchesGoKernels(t *testing.T) {
 			if got, want := Dot(a, b), goDot(a, b); math.Float32bits(got) != math.Float32bits(want) {
 				t.Fatalf("Dot over %d at offset %d: %v, Go kernel %v", cols, off, got, want)
 			}
+			y := randF32(cols + off)[off:]
+			want := append([]float32(nil), y...)
+			s := float32(rng.NormFloat64())
+			Axpy(y, s, a)
+			goAxpy(want, s, a)
+			same("Axpy", y, want)
 		}
 	}
 }
