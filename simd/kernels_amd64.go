@@ -98,6 +98,15 @@ func tileRows(out []float32, rows, r0, nr int, w, x []float32, cols, n int) {
 			xoffs[j] = (t + min(j, nt-1)) * cols * 4
 		}
 		tileF32(&w[0], &woffs, &x[0], &xoffs, c8, &s)
+		if c8 == cols {
+			for j := range nt {
+				o := out[(t+j)*rows+r0 : (t+j)*rows+r0+nr]
+				for k := range o {
+					o[k] = s[4*k+j]
+				}
+			}
+			continue
+		}
 		for k := range nr {
 			for j := range nt {
 				out[(t+j)*rows+r0+k] = tailF32(s[4*k+j], w[k*cols:(k+1)*cols], x[(t+j)*cols:(t+j+1)*cols], c8)
