@@ -235,7 +235,22 @@ func flushF16(w []uint16) int              { return goFlushF16(w) }
 
 // The quantized kernels and bfloat16 run the Go definitions here for now.
 func matMulBF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
-	goMatMulBF16(out, w, x, rows, cols, n)
+	if !avx2 || cols < 8 || n == 1 {
+		goMatMulBF16(out, w, x, rows, cols, n)
+		return
+	}
+	// As matMulF16: three rows widened (exactly) at a time, then tiles.
+	buf := make([]float32, 3*cols)
+	for r0 := 0; r0 < rows; r0 += 3 {
+		nr := min(3, rows-r0)
+		for k := range nr {
+			row := buf[k*cols : (k+1)*cols]
+			for c, h := range w[(r0+k)*cols : (r0+k+1)*cols] {
+				row[c] = BF16(h)
+			}
+		}
+		tileRows(out, rows, r0, nr, buf, x, cols, n)
+	}
 }
 
 // quantQ8 quantizes the blocks of x in order while they are finite and
@@ -272,6 +287,12 @@ func quantizeQ8(dst *Q8, x []float32) {
 
 //go:noescape
 func mvQ8_0(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
+
+// mm2Q8_0 is mvQ8_0 for two vectors: the second's blocks 8·xs8 bytes
+// further in x and xs8 bytes further in d, its results in out1.
+//
+//go:noescape
+func mm2Q8_0(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32, xs8 int, out1 *[8]float32)
 
 //go:noescape
 func mvQ4_K(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
@@ -342,7 +363,15 @@ func matMulQ(out []float32, q QType, w []byte, x *Q8, rows, cols, n int) {
 	panel := max(1, (128<<10)/(8*rb))
 	for r0 := 0; r0 < passes || r0 == 0; r0 += panel {
 		r1 := min(r0+panel, passes)
-		for t := range n {
+		t := 0
+		if q == Q8_0 {
+			// Two vectors per pass, sharing each row's loads and scales.
+			for ; t+2 <= n; t += 2 {
+				b := t * cols / 32
+				mvQ8_0x2(out[t*rows:(t+2)*rows], w, rb, &x.Q[t*cols], &x.D[b], nb, rows, cols, r0, r1)
+			}
+		}
+		for ; t < n; t++ {
 			b := t * cols / 32
 			mvQ(q, out[t*rows:(t+1)*rows], w, rb, &x.Q[t*cols], &x.D[b], &x.S[b], nb, rows, r0, r1)
 		}
@@ -373,6 +402,32 @@ func mvQ(q QType, out []float32, w []byte, rb int, xq *int8, xd, xs *float32, nb
 		}
 		mv(q, &w[0], &offs, xq, xd, xs, nb, &s)
 		copy(out[8*p:rows], s[:l])
+	}
+}
+
+// mvQ8_0x2 is mvQ for Q8_0 and two vectors of cols values (mm2Q8_0), the
+// second right after the first in x and in out.
+func mvQ8_0x2(out []float32, w []byte, rb int, xq *int8, xd *float32, nb, rows, cols, r0, r1 int) {
+	var offs [8]int
+	var s0, s1 [8]float32
+	p := rows / 8
+	o0, o1 := out[:rows], out[rows:2*rows]
+	for r := r0; r < r1; r++ {
+		for j := range offs {
+			offs[j] = (j*p + r) * rb
+		}
+		mm2Q8_0(&w[0], &offs, xq, xd, xd, nb, &s0, cols/8, &s1)
+		for j := range s0 {
+			o0[j*p+r], o1[j*p+r] = s0[j], s1[j]
+		}
+	}
+	if l := rows - 8*p; l > 0 && r0 == 0 {
+		for j := range offs {
+			offs[j] = (8*p + min(j, l-1)) * rb
+		}
+		mm2Q8_0(&w[0], &offs, xq, xd, xd, nb, &s0, cols/8, &s1)
+		copy(o0[8*p:rows], s0[:l])
+		copy(o1[8*p:rows], s1[:l])
 	}
 }
 

@@ -895,6 +895,86 @@ q8_0loop:
 	JNZ q8_0loop
 	QDONE
 
+// ROW2Q8_0(R, DA, DB) is ROWQ8_0 for two vectors (Y0 and Y11) sharing the
+// load of the row's block and its absolute values.
+#define ROW2Q8_0(R, DA, DB) \
+	VMOVDQU 2(R)(AX*1), Y8 \
+	VPSIGNB Y8, Y0, Y9 \
+	VPSIGNB Y8, Y11, Y12 \
+	VPSIGNB Y8, Y8, Y8 \
+	VPMADDUBSW Y9, Y8, Y9 \
+	VPMADDUBSW Y12, Y8, Y12 \
+	VPMADDWD Y1, Y9, DA \
+	VPMADDWD Y1, Y12, DB
+
+// TREE2 is TREED for ROW2Q8_0: the first vector's sums end in Y4 (through
+// Y4..Y7), the second's in Y2 (through Y2, Y3, Y10, Y13).
+#define TREE2 \
+	ROW2Q8_0(SI, Y4, Y2) \
+	ROW2Q8_0(DI, Y5, Y3) \
+	VPHADDD Y5, Y4, Y4 \
+	VPHADDD Y3, Y2, Y2 \
+	ROW2Q8_0(R8, Y5, Y3) \
+	ROW2Q8_0(R9, Y6, Y10) \
+	VPHADDD Y6, Y5, Y5 \
+	VPHADDD Y10, Y3, Y3 \
+	VPHADDD Y5, Y4, Y4 \
+	VPHADDD Y3, Y2, Y2 \
+	ROW2Q8_0(R10, Y5, Y3) \
+	ROW2Q8_0(R11, Y6, Y10) \
+	VPHADDD Y6, Y5, Y5 \
+	VPHADDD Y10, Y3, Y3 \
+	ROW2Q8_0(R12, Y6, Y10) \
+	ROW2Q8_0(R13, Y7, Y13) \
+	VPHADDD Y7, Y6, Y6 \
+	VPHADDD Y13, Y10, Y10 \
+	VPHADDD Y6, Y5, Y5 \
+	VPHADDD Y10, Y3, Y3 \
+	VPERM2I128 $0x20, Y5, Y4, Y6 \
+	VPERM2I128 $0x31, Y5, Y4, Y7 \
+	VPADDD Y7, Y6, Y4 \
+	VPERM2I128 $0x20, Y3, Y2, Y10 \
+	VPERM2I128 $0x31, Y3, Y2, Y13 \
+	VPADDD Y13, Y10, Y2
+
+// func mm2Q8_0(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32, xs8 int, out1 *[8]float32)
+// is mvQ8_0 for two vectors at once: the first's Q8 blocks at x and d, the
+// second's at x+8·xs8 and d+xs8 (bytes), its results in out1. Each row's
+// block is loaded once, its signs and absolute values computed once, and
+// its scale gathered and widened once for both vectors; every lane keeps
+// quant.go's float steps for each vector (Y15 the first's sums, Y14 the
+// second's).
+TEXT ·mm2Q8_0(SB), NOSPLIT, $0-72
+	BCASTD(0x00010001, Y1)
+	QARGS
+	MOVQ xs8+56(FP), DX
+	VXORPS Y14, Y14, Y14
+
+q8_0m2loop:
+	VMOVDQU (BX), Y0
+	VMOVDQU (BX)(DX*8), Y11
+	TREE2
+	GATHER4(0, Y10, X10, X13)
+	HALFLO(Y10, Y10, QC_F16MASK, QC_P112)
+	VBROADCASTSS (CX), Y5
+	VMULPS Y5, Y10, Y5
+	VCVTDQ2PS Y4, Y4
+	VMULPS Y4, Y5, Y5
+	VADDPS Y5, Y15, Y15
+	VBROADCASTSS (CX)(DX*1), Y6
+	VMULPS Y6, Y10, Y6
+	VCVTDQ2PS Y2, Y2
+	VMULPS Y2, Y6, Y6
+	VADDPS Y6, Y14, Y14
+	ADDQ $34, AX
+	ADDQ $32, BX
+	ADDQ $4, CX
+	DECQ R14
+	JNZ q8_0m2loop
+	MOVQ out1+64(FP), BX
+	VMOVUPS Y14, (BX)
+	QDONE
+
 // func mvQ4_K(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
 TEXT ·mvQ4_K(SB), NOSPLIT, $0-56
 	VMOVDQU QC_0F, Y1

@@ -57,6 +57,9 @@ func TestAPIMatchesGoKernels(t *testing.T) {
 					MatMulF32(got, w32, x, rows, cols, n)
 					goMatMulF32(want, w32, x, rows, cols, n)
 					same("MatMulF32", got, want)
+					MatMulBF16(got, w16, x, rows, cols, n)
+					goMatMulBF16(want, w16, x, rows, cols, n)
+					same("MatMulBF16", got, want)
 				}
 			}
 		}
@@ -127,6 +130,9 @@ func TestMatMulHostile(t *testing.T) {
 					MatMulF32(got, w32, x, rows, cols, n)
 					goMatMulF32(want, w32, x, rows, cols, n)
 					check("MatMulF32")
+					MatMulBF16(got, w16, x, rows, cols, n)
+					goMatMulBF16(want, w16, x, rows, cols, n)
+					check("MatMulBF16")
 				}
 			}
 		}
