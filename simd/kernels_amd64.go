@@ -31,6 +31,9 @@ func f16Small(x *float32, n int) bool
 func tileF32(w *float32, woffs *[3]int, x *float32, xoffs *[4]int, n int, out *[12]float32)
 
 //go:noescape
+func silu8(a, b *float32, n int)
+
+//go:noescape
 func axpy8(y *float32, a float32, x *float32, n int)
 
 //go:noescape
@@ -226,7 +229,15 @@ func axpy(y []float32, a float32, x []float32) {
 func add(dst, src []float32)                   { goAdd(dst, src) }
 func rmsNorm(out, x, w []float32, eps float32) { goRMSNorm(out, x, w, eps) }
 func softmax(x []float32)                      { goSoftmax(x) }
-func siluMul(a, b []float32)                   { goSiLUMul(a, b) }
+func siluMul(a, b []float32) {
+	c8 := len(a) &^ 7
+	if !avx2 || c8 == 0 {
+		goSiLUMul(a, b)
+		return
+	}
+	silu8(&a[0], &b[0], c8)
+	goSiLUMul(a[c8:], b[c8:])
+}
 func rope(x []float32, cos, sin []float32, headDim int, neox bool) {
 	goRope(x, cos, sin, headDim, neox)
 }

@@ -1211,3 +1211,133 @@ qdone:
 	VZEROUPPER
 	RET
 
+// ---------------------------------------------------------------------
+// SiLUMul with Exp's polynomial (simd.go), eight values per step, every
+// operation of Exp a separate instruction in Exp's order: the clamp by
+// VMAXPS and VMINPS with x as the operand returned for NaN, k by
+// VROUNDPS to nearest even, 2^k built from its bits. SiLU's division is
+// VDIVPS (IEEE, as Go's float32 division).
+
+DATA expc<>+0(SB)/8, $0xc2ae0000c2ae0000 // +0: M87
+DATA expc<>+8(SB)/8, $0xc2ae0000c2ae0000
+DATA expc<>+16(SB)/8, $0xc2ae0000c2ae0000
+DATA expc<>+24(SB)/8, $0xc2ae0000c2ae0000
+DATA expc<>+32(SB)/8, $0x42b0000042b00000 // +32: P88
+DATA expc<>+40(SB)/8, $0x42b0000042b00000
+DATA expc<>+48(SB)/8, $0x42b0000042b00000
+DATA expc<>+56(SB)/8, $0x42b0000042b00000
+DATA expc<>+64(SB)/8, $0x3fb8aa3b3fb8aa3b // +64: LOG2E
+DATA expc<>+72(SB)/8, $0x3fb8aa3b3fb8aa3b
+DATA expc<>+80(SB)/8, $0x3fb8aa3b3fb8aa3b
+DATA expc<>+88(SB)/8, $0x3fb8aa3b3fb8aa3b
+DATA expc<>+96(SB)/8, $0x3f3172003f317200 // +96: LN2HI
+DATA expc<>+104(SB)/8, $0x3f3172003f317200
+DATA expc<>+112(SB)/8, $0x3f3172003f317200
+DATA expc<>+120(SB)/8, $0x3f3172003f317200
+DATA expc<>+128(SB)/8, $0x35bfbe8e35bfbe8e // +128: LN2LO
+DATA expc<>+136(SB)/8, $0x35bfbe8e35bfbe8e
+DATA expc<>+144(SB)/8, $0x35bfbe8e35bfbe8e
+DATA expc<>+152(SB)/8, $0x35bfbe8e35bfbe8e
+DATA expc<>+160(SB)/8, $0x3ab60b613ab60b61 // +160: C6
+DATA expc<>+168(SB)/8, $0x3ab60b613ab60b61
+DATA expc<>+176(SB)/8, $0x3ab60b613ab60b61
+DATA expc<>+184(SB)/8, $0x3ab60b613ab60b61
+DATA expc<>+192(SB)/8, $0x3c0888893c088889 // +192: C5
+DATA expc<>+200(SB)/8, $0x3c0888893c088889
+DATA expc<>+208(SB)/8, $0x3c0888893c088889
+DATA expc<>+216(SB)/8, $0x3c0888893c088889
+DATA expc<>+224(SB)/8, $0x3d2aaaab3d2aaaab // +224: C4
+DATA expc<>+232(SB)/8, $0x3d2aaaab3d2aaaab
+DATA expc<>+240(SB)/8, $0x3d2aaaab3d2aaaab
+DATA expc<>+248(SB)/8, $0x3d2aaaab3d2aaaab
+DATA expc<>+256(SB)/8, $0x3e2aaaab3e2aaaab // +256: C3
+DATA expc<>+264(SB)/8, $0x3e2aaaab3e2aaaab
+DATA expc<>+272(SB)/8, $0x3e2aaaab3e2aaaab
+DATA expc<>+280(SB)/8, $0x3e2aaaab3e2aaaab
+DATA expc<>+288(SB)/8, $0x3f0000003f000000 // +288: C2
+DATA expc<>+296(SB)/8, $0x3f0000003f000000
+DATA expc<>+304(SB)/8, $0x3f0000003f000000
+DATA expc<>+312(SB)/8, $0x3f0000003f000000
+DATA expc<>+320(SB)/8, $0x3f8000003f800000 // +320: ONE
+DATA expc<>+328(SB)/8, $0x3f8000003f800000
+DATA expc<>+336(SB)/8, $0x3f8000003f800000
+DATA expc<>+344(SB)/8, $0x3f8000003f800000
+DATA expc<>+352(SB)/8, $0x0000007f0000007f // +352: I127
+DATA expc<>+360(SB)/8, $0x0000007f0000007f
+DATA expc<>+368(SB)/8, $0x0000007f0000007f
+DATA expc<>+376(SB)/8, $0x0000007f0000007f
+DATA expc<>+384(SB)/8, $0x8000000080000000 // +384: SIGN
+DATA expc<>+392(SB)/8, $0x8000000080000000
+DATA expc<>+400(SB)/8, $0x8000000080000000
+DATA expc<>+408(SB)/8, $0x8000000080000000
+GLOBL expc<>(SB), RODATA|NOPTR, $416
+
+#define EC_M87 expc<>+0(SB)
+#define EC_P88 expc<>+32(SB)
+#define EC_LOG2E expc<>+64(SB)
+#define EC_LN2HI expc<>+96(SB)
+#define EC_LN2LO expc<>+128(SB)
+#define EC_C6 expc<>+160(SB)
+#define EC_C5 expc<>+192(SB)
+#define EC_C4 expc<>+224(SB)
+#define EC_C3 expc<>+256(SB)
+#define EC_C2 expc<>+288(SB)
+#define EC_ONE expc<>+320(SB)
+#define EC_I127 expc<>+352(SB)
+#define EC_SIGN expc<>+384(SB)
+
+// EXP8(X, K, P) replaces the eight values of X by Exp of them; K and P are
+// scratch, Y14 and Y13 hold -87 and 88.
+#define EXP8(X, K, P) \
+	VMAXPS X, Y14, X \
+	VMINPS X, Y13, X \
+	VMULPS EC_LOG2E, X, K \
+	VROUNDPS $0, K, K \
+	VMULPS EC_LN2HI, K, P \
+	VSUBPS P, X, X \
+	VMULPS EC_LN2LO, K, P \
+	VSUBPS P, X, X \
+	VMOVUPS EC_C6, P \
+	VMULPS X, P, P \
+	VADDPS EC_C5, P, P \
+	VMULPS X, P, P \
+	VADDPS EC_C4, P, P \
+	VMULPS X, P, P \
+	VADDPS EC_C3, P, P \
+	VMULPS X, P, P \
+	VADDPS EC_C2, P, P \
+	VMULPS X, P, P \
+	VADDPS EC_ONE, P, P \
+	VMULPS X, P, P \
+	VADDPS EC_ONE, P, P \
+	VCVTTPS2DQ K, K \
+	VPADDD EC_I127, K, K \
+	VPSLLD $23, K, K \
+	VMULPS K, P, X
+
+// func silu8(a, b *float32, n int)
+// a[i] = (a[i] / (1 + Exp(-a[i]))) · b[i] for i < n (a multiple of 8).
+TEXT ·silu8(SB), NOSPLIT, $0-24
+	MOVQ a+0(FP), DI
+	MOVQ b+8(FP), SI
+	MOVQ n+16(FP), CX
+	VMOVUPS EC_M87, Y14
+	VMOVUPS EC_P88, Y13
+	XORQ AX, AX
+
+siluloop:
+	CMPQ AX, CX
+	JGE siludone
+	VMOVUPS (DI)(AX*4), Y0
+	VXORPS EC_SIGN, Y0, Y1
+	EXP8(Y1, Y2, Y3)
+	VADDPS EC_ONE, Y1, Y1
+	VDIVPS Y1, Y0, Y1
+	VMULPS (SI)(AX*4), Y1, Y1
+	VMOVUPS Y1, (DI)(AX*4)
+	ADDQ $8, AX
+	JMP siluloop
+
+siludone:
+	VZEROUPPER
+	RET
