@@ -847,6 +847,11 @@ axpydone:
 
 // func widen8F16(dst *float32, src *uint16, n int)
 // dst[i] = F16(src[i]) for i < n (a multiple of 8), by F16's integer trick.
+// It reads the matrix from memory for the tiles, three rows at a time, and
+// asks for the line 4 KiB ahead at every step: without it the widening
+// took a fifth of F16 prefill on the SmolLM2-135M shape, waiting on
+// memory between tiles; with it that prefill ran 1.15-1.35x as fast
+// (cpu-tok/s, interleaved; 2 KiB and 8 KiB ahead measured the same).
 TEXT ·widen8F16(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
@@ -862,6 +867,7 @@ TEXT ·widen8F16(SB), NOSPLIT, $0-24
 widenloop:
 	CMPQ AX, CX
 	JGE widendone
+	PREFETCHT0 4096(SI)(AX*2)
 	VPMOVSXWD (SI)(AX*2), Y0
 	VPSLLD $13, Y0, Y0
 	VPAND Y14, Y0, Y0
