@@ -949,7 +949,15 @@ q8_0loop:
 // block is loaded once, its signs and absolute values computed once, and
 // its scale gathered and widened once for both vectors; every lane keeps
 // quant.go's float steps for each vector (Y15 the first's sums, Y14 the
-// second's).
+// second's). BenchmarkPrefillQ (32 vectors, 576x576, 1536x576, 576x1536,
+// 49152x576, cpu-GFLOP/s, two interleaved runs): one vector per pass
+// 67-86 -> two 72-107. Two vectors take all sixteen YMM registers; the
+// rest of the work (the products, the sums' tree, the float steps) is per
+// row and vector whatever the tile, which is what keeps the quantized
+// prefill at about half llama.cpp's: the canonical order needs each
+// 32-weight block's whole integer sum (a horizontal reduction) before its
+// float steps, where llama.cpp scales lanes of partial sums with FMA and
+// reduces once per row (and scales K-quants once per super-block).
 TEXT ·mm2Q8_0(SB), NOSPLIT, $0-72
 	BCASTD(0x00010001, Y1)
 	QARGS
