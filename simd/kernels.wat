@@ -24,11 +24,12 @@
 ;;  - The engine (kernels_wasm.go) multiplies several vectors by halves as
 ;;    widen_f16 of ~128 KiB of rows at a time (exact) then matmul_f32, not
 ;;    through $mm_f16_t4. Measured in Chromium 156 on the 2-core EPYC
-;;    (GFLOP/s, 32 vectors, 1536x576 and 576x1536, medians of 3-4
-;;    interleaved samples, busy machine): $mm_f16_t4 ~23-25; the one-row
-;;    four-vector f32 pass ~22-30 against $mm_f32_t22 ~27-37; widen_f16
-;;    plus $mm_f32_t22 ~30-47 (chunks of 32 KiB ~42, 128 KiB ~47, 512 KiB
-;;    ~39). The one-row pass reads each vector for one row only, from the
+;;    (GFLOP/s, 1536x576 and 576x1536, 32, 64 and 128 vectors, three
+;;    interleaved samples each, other work on the machine): $mm_f16_t4
+;;    13-28 (medians 21-25); widen_f16 plus $mm_f32_t22 31-51 (medians
+;;    41-47); float32 weights, the one-row four-vector pass 23-34 against
+;;    $mm_f32_t22 28-49. Chunks of 32 KiB ~42, 128 KiB ~47, 512 KiB ~39.
+;;    A step of sixteen columns in $mm_f32_t22 measured no different. The one-row pass reads each vector for one row only, from the
 ;;    L2 cache once x outgrows L1 (32 vectors of 576 are 72 KiB), and pays
 ;;    a widening (four operations) per four products of a half; the tile
 ;;    reads each load of a vector for two rows. Tiles of three (2x3 or
