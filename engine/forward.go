@@ -20,7 +20,7 @@ type State struct {
 	ctx    int // capacity of the cache in positions
 	pos    int // positions filled so far
 	freqs  []float64
-	keys   []float32 // [layer][position][KVDimOf(layer)], each layer KVDim·ctx apart
+	keys   []float32 // [layer][KV head][position][HeadDim], each layer KVDim·ctx apart
 	values []float32
 
 	// Scratch, each for up to MaxBatch tokens.
@@ -29,7 +29,7 @@ type State struct {
 	k, v     []float32 // [t][KVDim]
 	hb, hb2  []float32 // [t][HiddenDim]
 	cos, sin []float32 // [t][HeadDim/2]
-	att      []float32 // [ctx]
+	att      []float32 // [group][ctx]: the scores of a KV head's query heads
 	logits   []float32 // [MaxBatch][VocabSize] or [VocabSize]
 	in       input     // the input of the matrix products being computed
 	q8       simd.Q8   // that input in 8-bit blocks, for quantized weights
@@ -69,7 +69,7 @@ func (m *Model) NewState(ctx int) (*State, error) {
 		hb2:    make([]float32, MaxBatch*c.HiddenDim),
 		cos:    make([]float32, MaxBatch*c.HeadDim/2),
 		sin:    make([]float32, MaxBatch*c.HeadDim/2),
-		att:    make([]float32, ctx),
+		att:    make([]float32, maxGroup(c)*ctx),
 	}
 	return s, nil
 }
@@ -102,7 +102,16 @@ func (m *Model) StateBytes(ctx int) uint64 {
 	scratch := 4 * b * uint64(2*c.Dim+2*c.QDim()+2*c.KVDim()+2*c.HiddenDim+c.HeadDim+c.VocabSize)
 	widest := uint64(max(c.Dim, c.QDim(), c.HiddenDim))
 	q8 := b * (widest + widest/32*12) // int8 values; d, s and the sum per 32
-	return kv + scratch + q8 + 4*uint64(ctx) + 8*uint64(c.HeadDim)
+	return kv + scratch + q8 + 4*uint64(maxGroup(c))*uint64(ctx) + 8*uint64(c.HeadDim)
+}
+
+// maxGroup returns the most query heads that share a KV head in any block.
+func maxGroup(c *Config) int {
+	g := 1
+	for l := range c.Layers {
+		g = max(g, c.HeadsOf(l)/c.KVHeadsOf(l))
+	}
+	return g
 }
 
 // Pos returns the number of positions evaluated so far.
@@ -214,25 +223,36 @@ func (s *State) forward(tokens []int, all bool) ([]float32, error) {
 			simd.Rope(qt, cos, sin, hd, c.RopeNeox)
 			simd.Rope(kt, cos, sin, hd, c.RopeNeox)
 			p := s.pos + t
-			copy(layerKeys[p*kvd:(p+1)*kvd], kt)
-			copy(layerValues[p*kvd:(p+1)*kvd], vt)
+			for g := range kvd / hd {
+				at := (g*s.ctx + p) * hd
+				copy(layerKeys[at:at+hd], kt[g*hd:(g+1)*hd])
+				copy(layerValues[at:at+hd], vt[g*hd:(g+1)*hd])
+			}
 		}
 
-		// Each head attends to every position up to its own.
+		// Each head attends to every position up to its own. The query
+		// heads of a KV head are adjacent vectors of q and its keys the
+		// rows of a matrix, so that one product gives every score of a
+		// position's group of heads (each a canonical dot product, as Dot).
 		for t := range n {
 			p := s.pos + t
-			for h := range heads {
-				qh := q[t*qd+h*hd : t*qd+(h+1)*hd]
-				off := (h / group) * hd
-				att := s.att[:p+1]
-				for i := range att {
-					att[i] = simd.Dot(qh, layerKeys[i*kvd+off:i*kvd+off+hd]) * scale
-				}
-				simd.Softmax(att)
-				out := xb2[t*qd+h*hd : t*qd+(h+1)*hd]
-				clear(out)
-				for i, a := range att {
-					simd.Axpy(out, a, layerValues[i*kvd+off:i*kvd+off+hd])
+			for g := range heads / group {
+				keys := layerKeys[g*s.ctx*hd : (g*s.ctx+p+1)*hd]
+				values := layerValues[g*s.ctx*hd : (g*s.ctx+p+1)*hd]
+				scores := s.att[:group*(p+1)]
+				simd.MatMulF32(scores, keys, q[t*qd+g*group*hd:t*qd+(g+1)*group*hd], p+1, hd, group)
+				for j := range group {
+					att := scores[j*(p+1) : (j+1)*(p+1)]
+					for i := range att {
+						att[i] *= scale
+					}
+					simd.Softmax(att)
+					h := g*group + j
+					out := xb2[t*qd+h*hd : t*qd+(h+1)*hd]
+					clear(out)
+					for i, a := range att {
+						simd.Axpy(out, a, values[i*hd:(i+1)*hd])
+					}
 				}
 			}
 		}

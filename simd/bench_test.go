@@ -150,22 +150,38 @@ func BenchmarkMatVecF16(b *testing.B) {
 	}
 }
 
+// BenchmarkPrefillF16 multiplies n = 32, 64 and 128 vectors by the
+// SmolLM2-135M feed-forward shapes (1536×576 and 576×1536), F16 and F32
+// weights, natively (go: the API, AVX2 on amd64) and in wazero.
 func BenchmarkPrefillF16(b *testing.B) {
-	const rows, cols, n = 768, 768, 16
 	r := rand.New(rand.NewPCG(2, 2))
-	w := benchF16(r, rows*cols)
-	x := randRange(r, n*cols, -2, 2)
-	out := make([]float32, n*rows)
-	name := fmt.Sprintf("%dx%dx%d", rows, cols, n)
-	b.Run(name+"/go", func(b *testing.B) {
-		measure(b, rows, cols, n, func(iters int) {
-			for range iters {
-				MatMulF16(out, w, x, rows, cols, n)
-			}
-		})
-	})
-	m := newWasmMatMulF16(b, w, x, rows, cols, n)
-	b.Run(name+"/wasm-simd128", func(b *testing.B) {
-		measure(b, rows, cols, n, func(iters int) { m.run(b, iters) })
-	})
+	for _, sh := range []struct{ rows, cols int }{{1536, 576}, {576, 1536}} {
+		for _, n := range []int{32, 64, 128} {
+			rows, cols := sh.rows, sh.cols
+			w := benchF16(r, rows*cols)
+			w32 := make([]float32, rows*cols)
+			WidenF16(w32, w)
+			x := randRange(r, n*cols, -2, 2)
+			out := make([]float32, n*rows)
+			name := fmt.Sprintf("%dx%dx%d", rows, cols, n)
+			b.Run(name+"/f16/go", func(b *testing.B) {
+				measure(b, rows, cols, n, func(iters int) {
+					for range iters {
+						MatMulF16(out, w, x, rows, cols, n)
+					}
+				})
+			})
+			b.Run(name+"/f32/go", func(b *testing.B) {
+				measure(b, rows, cols, n, func(iters int) {
+					for range iters {
+						MatMulF32(out, w32, x, rows, cols, n)
+					}
+				})
+			})
+			m := newWasmMatMulF16(b, w, x, rows, cols, n)
+			b.Run(name+"/f16/wasm-simd128", func(b *testing.B) {
+				measure(b, rows, cols, n, func(iters int) { m.run(b, iters) })
+			})
+		}
+	}
 }

@@ -16,9 +16,25 @@
 ;; for the two compilers they meet, wazero's and V8's:
 ;;
 ;;  - A matrix-vector product computes four rows per pass, sharing each
-;;    load of x; a product with several vectors computes one row and four
-;;    vectors per pass, sharing each widened weight. Either way a pass keeps
-;;    eight accumulators, two (the canonical lanes 0-3 and 4-7) per sum.
+;;    load of x; a product with several vectors of halves (or bfloat16s, or
+;;    quantized blocks) computes one row and four vectors per pass, sharing
+;;    each widened weight; one of float32 weights ($mm_f32_t22) computes
+;;    tiles of two rows by two vectors. Every pass keeps eight
+;;    accumulators, two (the canonical lanes 0-3 and 4-7) per sum.
+;;  - The engine (kernels_wasm.go) multiplies several vectors by halves as
+;;    widen_f16 of ~128 KiB of rows at a time (exact) then matmul_f32, not
+;;    through $mm_f16_t4. Measured in Chromium 156 on the 2-core EPYC
+;;    (GFLOP/s, 1536x576 and 576x1536, 32, 64 and 128 vectors, three
+;;    interleaved samples each, other work on the machine): $mm_f16_t4
+;;    13-28 (medians 21-25); widen_f16 plus $mm_f32_t22 31-51 (medians
+;;    41-47); float32 weights, the one-row four-vector pass 23-34 against
+;;    $mm_f32_t22 28-49. Chunks of 32 KiB ~42, 128 KiB ~47, 512 KiB ~39.
+;;    A step of sixteen columns in $mm_f32_t22 measured no different. The one-row pass reads each vector for one row only, from the
+;;    L2 cache once x outgrows L1 (32 vectors of 576 are 72 KiB), and pays
+;;    a widening (four operations) per four products of a half; the tile
+;;    reads each load of a vector for two rows. Tiles of three (2x3 or
+;;    3x2) need twelve accumulators and four more registers, more than the
+;;    fifteen XMM registers V8 allocates on x64.
 ;;  - A half is widened by v128.load16x4_s (one instruction with its load),
 ;;    i32x4.dot_i16x8_s with 8192 (the shift by 13, as one multiply: an
 ;;    i32x4.shl costs wazero four instructions), the mask, and for one vector
@@ -748,25 +764,15 @@
     (local.get $s))
 
 
-  ;; $matmul_f32 is $matmul_f16 for float32 weights.
+  ;; $matmul_f32: one vector goes through $mv_f32 (four rows per pass),
+  ;; several through $mm_f32_t22 (tiles of two rows by two vectors).
   (func $matmul_f32 (param $out i32) (param $w i32) (param $x i32)
                     (param $rows i32) (param $cols i32) (param $n i32)
-    (local $g i32) (local $t i32)
-    (local.set $g (i32.shr_u (local.get $n) (i32.const 2)))
-    (if (local.get $g)
-      (then (call $mm_f32_t4 (local.get $out) (local.get $w) (local.get $x)
-                             (local.get $rows) (local.get $cols) (local.get $g))))
-    (local.set $t (i32.shl (local.get $g) (i32.const 2)))
-    (block $done
-      (loop $tok
-        (br_if $done (i32.ge_u (local.get $t) (local.get $n)))
-        (call $mv_f32
-          (i32.add (local.get $out) (i32.shl (i32.mul (local.get $t) (local.get $rows)) (i32.const 2)))
-          (local.get $w)
-          (i32.add (local.get $x) (i32.shl (i32.mul (local.get $t) (local.get $cols)) (i32.const 2)))
-          (local.get $rows) (local.get $cols))
-        (local.set $t (i32.add (local.get $t) (i32.const 1)))
-        (br $tok))))
+    (if (i32.ge_u (local.get $n) (i32.const 2))
+      (then (call $mm_f32_t22 (local.get $out) (local.get $w) (local.get $x)
+                              (local.get $rows) (local.get $cols) (local.get $n)))
+      (else (call $mv_f32 (local.get $out) (local.get $w) (local.get $x)
+                          (local.get $rows) (local.get $cols)))))
 
   ;; $mv_f32 is $mv_f16_plain for float32 weights.
   (func $mv_f32 (param $out i32) (param $w i32) (param $x i32)
@@ -904,132 +910,97 @@
     (local.get $s))
 
 
-  ;; $mm_f32_t4 is $mm_f16_t4 for float32 weights.
-  (func $mm_f32_t4 (param $out i32) (param $w i32) (param $x i32)
-                   (param $rows i32) (param $cols i32) (param $g i32)
-    (local $rb i32) (local $xb4 i32) (local $ob i32) (local $row i32) (local $wend i32)
-    (local $q i32) (local $qend i32) (local $o i32) (local $s v128)
+  ;; $mm_f32_t22 multiplies n >= 2 vectors in tiles of two rows by two
+  ;; vectors (see the header): for each pair of rows, every pair of vectors.
+  ;; A tile short of a row or a vector repeats the last one, which stores
+  ;; the same sum twice.
+  (func $mm_f32_t22 (param $out i32) (param $w i32) (param $x i32)
+                    (param $rows i32) (param $cols i32) (param $n i32)
+    (local $rb i32) (local $ob i32) (local $r i32) (local $r1 i32) (local $t i32) (local $t1 i32)
+    (local $p0 i32) (local $p1 i32) (local $o0 i32) (local $o1 i32) (local $s v128)
     (local.set $rb (i32.shl (local.get $cols) (i32.const 2)))
-    (local.set $xb4 (i32.shl (local.get $cols) (i32.const 4)))
     (local.set $ob (i32.shl (local.get $rows) (i32.const 2)))
-    (local.set $qend (i32.add (local.get $x) (i32.mul (local.get $g) (local.get $xb4))))
-    (local.set $row (local.get $w))
-    (local.set $wend (i32.add (local.get $w) (i32.mul (local.get $rows) (local.get $rb))))
-    (local.set $o (local.get $out))
-    (loop $rows1
-      (local.set $q (local.get $x))
-      (loop $groups
-        (local.set $s (call $mm_f32_t4_pass (local.get $row) (local.get $q) (local.get $cols)))
-        ;; out[(4k+i)*rows + r] = s[i].
-        (f32.store (local.get $o) (f32x4.extract_lane 0 (local.get $s)))
-        (f32.store (i32.add (local.get $o) (local.get $ob)) (f32x4.extract_lane 1 (local.get $s)))
-        (f32.store (i32.add (local.get $o) (i32.shl (local.get $ob) (i32.const 1)))
-          (f32x4.extract_lane 2 (local.get $s)))
-        (f32.store (i32.add (i32.add (local.get $o) (local.get $ob)) (i32.shl (local.get $ob) (i32.const 1)))
-          (f32x4.extract_lane 3 (local.get $s)))
-        (local.set $o (i32.add (local.get $o) (i32.shl (local.get $ob) (i32.const 2))))
-        (local.set $q (i32.add (local.get $q) (local.get $xb4)))
-        (br_if $groups (i32.lt_u (local.get $q) (local.get $qend))))
-      ;; Back to vector 0, one row on.
-      (local.set $o (i32.add (i32.sub (local.get $o) (i32.mul (local.get $g) (i32.shl (local.get $ob) (i32.const 2))))
-                             (i32.const 4)))
-      (local.set $row (i32.add (local.get $row) (local.get $rb)))
-      (br_if $rows1 (i32.lt_u (local.get $row) (local.get $wend)))))
+    (loop $rowpairs
+      (local.set $r1 (select (i32.add (local.get $r) (i32.const 1)) (local.get $r)
+        (i32.lt_u (i32.add (local.get $r) (i32.const 1)) (local.get $rows))))
+      (local.set $p0 (i32.add (local.get $w) (i32.mul (local.get $r) (local.get $rb))))
+      (local.set $p1 (i32.add (local.get $w) (i32.mul (local.get $r1) (local.get $rb))))
+      (local.set $t (i32.const 0))
+      (loop $vecpairs
+        (local.set $t1 (select (i32.add (local.get $t) (i32.const 1)) (local.get $t)
+          (i32.lt_u (i32.add (local.get $t) (i32.const 1)) (local.get $n))))
+        (local.set $s (call $mm_f32_t22_pass (local.get $p0) (local.get $p1)
+          (i32.add (local.get $x) (i32.mul (local.get $t) (local.get $rb)))
+          (i32.add (local.get $x) (i32.mul (local.get $t1) (local.get $rb)))
+          (local.get $cols)))
+        ;; s = [row r · vector t, row r1 · t, r · t1, r1 · t1].
+        (local.set $o0 (i32.add (local.get $out) (i32.mul (local.get $t) (local.get $ob))))
+        (local.set $o1 (i32.add (local.get $out) (i32.mul (local.get $t1) (local.get $ob))))
+        (f32.store (i32.add (local.get $o0) (i32.shl (local.get $r) (i32.const 2))) (f32x4.extract_lane 0 (local.get $s)))
+        (f32.store (i32.add (local.get $o0) (i32.shl (local.get $r1) (i32.const 2))) (f32x4.extract_lane 1 (local.get $s)))
+        (f32.store (i32.add (local.get $o1) (i32.shl (local.get $r) (i32.const 2))) (f32x4.extract_lane 2 (local.get $s)))
+        (f32.store (i32.add (local.get $o1) (i32.shl (local.get $r1) (i32.const 2))) (f32x4.extract_lane 3 (local.get $s)))
+        (local.set $t (i32.add (local.get $t) (i32.const 2)))
+        (br_if $vecpairs (i32.lt_u (local.get $t) (local.get $n))))
+      (local.set $r (i32.add (local.get $r) (i32.const 2)))
+      (br_if $rowpairs (i32.lt_u (local.get $r) (local.get $rows)))))
 
-  ;; $mm_f32_t4_pass returns the products of the row at pw with the four
-  ;; vectors at q0, q0+4·cols, q0+8·cols and q0+12·cols. Every widened weight
-  ;; vector serves the four vectors, each keeping its two canonical
-  ;; accumulators.
-  (func $mm_f32_t4_pass (param $pw i32) (param $q0 i32) (param $cols i32) (result v128)
-    (local $q1 i32) (local $q2 i32) (local $q3 i32) (local $xb i32)
-    (local $wew i32) (local $we8 i32) (local $we i32)
-    (local $wl v128) (local $wh v128) (local $s v128)
-    (local $a0 v128) (local $b0 v128) (local $a1 v128) (local $b1 v128)
-    (local $a2 v128) (local $b2 v128) (local $a3 v128) (local $b3 v128)
-    (local.set $xb (i32.shl (local.get $cols) (i32.const 2)))
-    (local.set $q1 (i32.add (local.get $q0) (local.get $xb)))
-    (local.set $q2 (i32.add (local.get $q1) (local.get $xb)))
-    (local.set $q3 (i32.add (local.get $q2) (local.get $xb)))
-    (local.set $wew (i32.add (local.get $pw)
-      (i32.shl (i32.and (local.get $cols) (i32.const -16)) (i32.const 2))))
-    (local.set $we8 (i32.add (local.get $pw)
+  ;; $mm_f32_t22_pass returns [w0·x0, w1·x0, w0·x1, w1·x1] for the rows at
+  ;; p0, p1 and the vectors at q0, q1, each a canonical sum of its own two
+  ;; accumulators (aRT the lanes 0-3, bRT the lanes 4-7). Eight columns per
+  ;; step: each load of a row serves two vectors and each load of a vector
+  ;; two rows, twelve registers live.
+  (func $mm_f32_t22_pass (param $p0 i32) (param $p1 i32) (param $q0 i32) (param $q1 i32)
+                         (param $cols i32) (result v128)
+    (local $pe8 i32) (local $pe i32)
+    (local $w0 v128) (local $w1 v128) (local $xv v128) (local $s v128)
+    (local $a00 v128) (local $a10 v128) (local $a01 v128) (local $a11 v128)
+    (local $b00 v128) (local $b10 v128) (local $b01 v128) (local $b11 v128)
+    (local.set $pe8 (i32.add (local.get $p0)
       (i32.shl (i32.and (local.get $cols) (i32.const -8)) (i32.const 2))))
-    (local.set $we (i32.add (local.get $pw) (i32.shl (local.get $cols) (i32.const 2))))
-    ;; Sixteen columns per step (see $mv_f16_plain_pass).
-    (if (i32.lt_u (local.get $pw) (local.get $wew))
-      (then
-        (loop $wide
-          (drop (i32.load8_u offset=63 (local.get $pw)))
-          (drop (i32.load8_u offset=63 (local.get $q0)))
-          (drop (i32.load8_u offset=63 (local.get $q1)))
-          (drop (i32.load8_u offset=63 (local.get $q2)))
-          (drop (i32.load8_u offset=63 (local.get $q3)))
-          (local.set $wh (v128.load offset=16 (local.get $pw)))
-          (local.set $wl (v128.load offset=0 (local.get $pw)))
-          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=0 (local.get $q0)) (local.get $wl))))
-          (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=16 (local.get $q0)) (local.get $wh))))
-          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=0 (local.get $q1)) (local.get $wl))))
-          (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=16 (local.get $q1)) (local.get $wh))))
-          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=0 (local.get $q2)) (local.get $wl))))
-          (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=16 (local.get $q2)) (local.get $wh))))
-          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=0 (local.get $q3)) (local.get $wl))))
-          (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=16 (local.get $q3)) (local.get $wh))))
-          (local.set $wh (v128.load offset=48 (local.get $pw)))
-          (local.set $wl (v128.load offset=32 (local.get $pw)))
-          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=32 (local.get $q0)) (local.get $wl))))
-          (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=48 (local.get $q0)) (local.get $wh))))
-          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=32 (local.get $q1)) (local.get $wl))))
-          (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=48 (local.get $q1)) (local.get $wh))))
-          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=32 (local.get $q2)) (local.get $wl))))
-          (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=48 (local.get $q2)) (local.get $wh))))
-          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=32 (local.get $q3)) (local.get $wl))))
-          (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=48 (local.get $q3)) (local.get $wh))))
-          (local.set $pw (i32.add (local.get $pw) (i32.const 64)))
-          (local.set $q0 (i32.add (local.get $q0) (i32.const 64)))
-          (local.set $q1 (i32.add (local.get $q1) (i32.const 64)))
-          (local.set $q2 (i32.add (local.get $q2) (i32.const 64)))
-          (local.set $q3 (i32.add (local.get $q3) (i32.const 64)))
-          (br_if $wide (i32.lt_u (local.get $pw) (local.get $wew))))))
-    ;; Eight columns per step.
-    (if (i32.lt_u (local.get $pw) (local.get $we8))
+    (local.set $pe (i32.add (local.get $p0) (i32.shl (local.get $cols) (i32.const 2))))
+    (if (i32.lt_u (local.get $p0) (local.get $pe8))
       (then
         (loop $cols8
-          (local.set $wh (v128.load offset=16 (local.get $pw)))
-          (local.set $wl (v128.load offset=0 (local.get $pw)))
-          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=0 (local.get $q0)) (local.get $wl))))
-          (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (v128.load offset=16 (local.get $q0)) (local.get $wh))))
-          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=0 (local.get $q1)) (local.get $wl))))
-          (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (v128.load offset=16 (local.get $q1)) (local.get $wh))))
-          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=0 (local.get $q2)) (local.get $wl))))
-          (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (v128.load offset=16 (local.get $q2)) (local.get $wh))))
-          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=0 (local.get $q3)) (local.get $wl))))
-          (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (v128.load offset=16 (local.get $q3)) (local.get $wh))))
-          (local.set $pw (i32.add (local.get $pw) (i32.const 32)))
+          (local.set $w0 (v128.load offset=0 (local.get $p0)))
+          (local.set $w1 (v128.load offset=0 (local.get $p1)))
+          (local.set $xv (v128.load offset=0 (local.get $q0)))
+          (local.set $a00 (f32x4.add (local.get $a00) (f32x4.mul (local.get $xv) (local.get $w0))))
+          (local.set $a10 (f32x4.add (local.get $a10) (f32x4.mul (local.get $xv) (local.get $w1))))
+          (local.set $xv (v128.load offset=0 (local.get $q1)))
+          (local.set $a01 (f32x4.add (local.get $a01) (f32x4.mul (local.get $xv) (local.get $w0))))
+          (local.set $a11 (f32x4.add (local.get $a11) (f32x4.mul (local.get $xv) (local.get $w1))))
+          (local.set $w0 (v128.load offset=16 (local.get $p0)))
+          (local.set $w1 (v128.load offset=16 (local.get $p1)))
+          (local.set $xv (v128.load offset=16 (local.get $q0)))
+          (local.set $b00 (f32x4.add (local.get $b00) (f32x4.mul (local.get $xv) (local.get $w0))))
+          (local.set $b10 (f32x4.add (local.get $b10) (f32x4.mul (local.get $xv) (local.get $w1))))
+          (local.set $xv (v128.load offset=16 (local.get $q1)))
+          (local.set $b01 (f32x4.add (local.get $b01) (f32x4.mul (local.get $xv) (local.get $w0))))
+          (local.set $b11 (f32x4.add (local.get $b11) (f32x4.mul (local.get $xv) (local.get $w1))))
+          (local.set $p0 (i32.add (local.get $p0) (i32.const 32)))
+          (local.set $p1 (i32.add (local.get $p1) (i32.const 32)))
           (local.set $q0 (i32.add (local.get $q0) (i32.const 32)))
           (local.set $q1 (i32.add (local.get $q1) (i32.const 32)))
-          (local.set $q2 (i32.add (local.get $q2) (i32.const 32)))
-          (local.set $q3 (i32.add (local.get $q3) (i32.const 32)))
-          (br_if $cols8 (i32.lt_u (local.get $pw) (local.get $we8))))))
-    (local.set $s (call $hsum8x4 (local.get $a0) (local.get $b0) (local.get $a1) (local.get $b1)
-                                 (local.get $a2) (local.get $b2) (local.get $a3) (local.get $b3)))
-    ;; The last cols%8 columns, one at a time, the four vectors side by side.
+          (br_if $cols8 (i32.lt_u (local.get $p0) (local.get $pe8))))))
+    (local.set $s (call $hsum8x4 (local.get $a00) (local.get $b00) (local.get $a10) (local.get $b10)
+                                 (local.get $a01) (local.get $b01) (local.get $a11) (local.get $b11)))
+    ;; The last cols%8 columns, one at a time, the four sums side by side.
     (block $done
       (loop $tail
-        (br_if $done (i32.ge_u (local.get $pw) (local.get $we)))
+        (br_if $done (i32.ge_u (local.get $p0) (local.get $pe)))
+        (local.set $w0 (f32x4.replace_lane 1 (v128.load32_splat (local.get $p0)) (f32.load (local.get $p1))))
         (local.set $s (f32x4.add (local.get $s) (f32x4.mul
-          (v128.load32_splat (local.get $pw))
-          (f32x4.replace_lane 3 (f32x4.replace_lane 2 (f32x4.replace_lane 1
-            (v128.load32_zero (local.get $q0))
-            (f32.load (local.get $q1)))
-            (f32.load (local.get $q2)))
-            (f32.load (local.get $q3))))))
-        (local.set $pw (i32.add (local.get $pw) (i32.const 4)))
+          (i8x16.shuffle 0 1 2 3 4 5 6 7 0 1 2 3 4 5 6 7 (local.get $w0) (local.get $w0))
+          (i8x16.shuffle 0 1 2 3 0 1 2 3 16 17 18 19 16 17 18 19
+            (v128.load32_splat (local.get $q0)) (v128.load32_splat (local.get $q1))))))
+        (local.set $p0 (i32.add (local.get $p0) (i32.const 4)))
+        (local.set $p1 (i32.add (local.get $p1) (i32.const 4)))
         (local.set $q0 (i32.add (local.get $q0) (i32.const 4)))
         (local.set $q1 (i32.add (local.get $q1) (i32.const 4)))
-        (local.set $q2 (i32.add (local.get $q2) (i32.const 4)))
-        (local.set $q3 (i32.add (local.get $q3) (i32.const 4)))
         (br $tail)))
     (local.get $s))
+
 
 
   ;; ------------------------------------------------------------------

@@ -28,6 +28,18 @@ func dot8F16S(w *uint16, offs *[8]int, x *float32, n int, out *[8]float32)
 func f16Small(x *float32, n int) bool
 
 //go:noescape
+func tileF32(w *float32, woffs *[3]int, x *float32, xoffs *[4]int, n int, out *[12]float32)
+
+//go:noescape
+func silu8(a, b *float32, n int)
+
+//go:noescape
+func axpy8(y *float32, a float32, x *float32, n int)
+
+//go:noescape
+func widen8F16(dst *float32, src *uint16, n int)
+
+//go:noescape
 func dot4F32(a *float32, b *float32, stride int, n int, out *[4]float32)
 
 // Kernels reports which implementation the API runs: "go", "amd64-avx2"
@@ -48,11 +60,61 @@ func matMulF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
 		matVecF16(out, w, x, rows, cols)
 		return
 	}
-	// Widen each row once and use it for every vector, four at a time.
-	row := make([]float32, cols)
-	for r := range rows {
-		goWidenF16(row, w[r*cols:(r+1)*cols])
-		dotRows(out[r:], rows, row, x, cols, n)
+	// Widen three rows at a time once and use them for every vector, in
+	// tiles of three rows by four vectors.
+	buf := make([]float32, 3*cols)
+	for r0 := 0; r0 < rows; r0 += 3 {
+		nr := min(3, rows-r0)
+		for k := range nr {
+			widenRow(buf[k*cols:(k+1)*cols], w[(r0+k)*cols:(r0+k+1)*cols])
+		}
+		tileRows(out, rows, r0, nr, buf, x, cols, n)
+	}
+}
+
+// widenRow widens a row of halves, eight at a time in assembly.
+func widenRow(dst []float32, src []uint16) {
+	c8 := len(dst) &^ 7
+	if c8 > 0 {
+		widen8F16(&dst[0], &src[0], c8)
+	}
+	for i := c8; i < len(dst); i++ {
+		dst[i] = F16(src[i])
+	}
+}
+
+// tileRows sets out[t*rows+r0+k] = dot(w[k*cols:(k+1)*cols], x[t]) for
+// the nr <= 3 rows of w and the n vectors x[t] of cols >= 8 values, in
+// tiles of three rows by four vectors (tileF32); a tile short of rows or
+// vectors repeats its last one and drops the repeats' sums.
+func tileRows(out []float32, rows, r0, nr int, w, x []float32, cols, n int) {
+	c8 := cols &^ 7
+	var woffs [3]int
+	for k := range woffs {
+		woffs[k] = min(k, nr-1) * cols * 4
+	}
+	var xoffs [4]int
+	var s [12]float32
+	for t := 0; t < n; t += 4 {
+		nt := min(4, n-t)
+		for j := range xoffs {
+			xoffs[j] = (t + min(j, nt-1)) * cols * 4
+		}
+		tileF32(&w[0], &woffs, &x[0], &xoffs, c8, &s)
+		if c8 == cols {
+			for j := range nt {
+				o := out[(t+j)*rows+r0 : (t+j)*rows+r0+nr]
+				for k := range o {
+					o[k] = s[4*k+j]
+				}
+			}
+			continue
+		}
+		for k := range nr {
+			for j := range nt {
+				out[(t+j)*rows+r0+k] = tailF32(s[4*k+j], w[k*cols:(k+1)*cols], x[(t+j)*cols:(t+j+1)*cols], c8)
+			}
+		}
 	}
 }
 
@@ -115,27 +177,15 @@ func tailF32(t float32, a, b []float32, from int) float32 {
 	return t
 }
 
-// dotRows sets out[t*rows] = dot(row, x[t]) for n vectors x[t] of cols
-// values, four vectors per pass.
-func dotRows(out []float32, rows int, row, x []float32, cols, n int) {
-	c8 := cols &^ 7
-	var s [4]float32
-	t := 0
-	for ; t+4 <= n; t += 4 {
-		dot4F32(&row[0], &x[t*cols], cols, c8, &s)
-		for k := range 4 {
-			out[(t+k)*rows] = tailF32(s[k], row, x[(t+k)*cols:(t+k+1)*cols], c8)
-		}
-	}
-	for ; t < n; t++ {
-		dot4F32(&row[0], &x[t*cols], 0, c8, &s)
-		out[t*rows] = tailF32(s[0], row, x[t*cols:(t+1)*cols], c8)
-	}
-}
-
 func matMulF32(out []float32, w []float32, x []float32, rows, cols, n int) {
 	if !avx2 || cols < 8 {
 		goMatMulF32(out, w, x, rows, cols, n)
+		return
+	}
+	if n > 1 {
+		for r0 := 0; r0 < rows; r0 += 3 {
+			tileRows(out, rows, r0, min(3, rows-r0), w[r0*cols:], x, cols, n)
+		}
 		return
 	}
 	c8 := cols &^ 7
@@ -167,11 +217,27 @@ func dot(a, b []float32) float32 {
 	return tailF32(s[0], a, b, c8)
 }
 
-func axpy(y []float32, a float32, x []float32) { goAxpy(y, a, x) }
+func axpy(y []float32, a float32, x []float32) {
+	c8 := len(y) &^ 7
+	if !avx2 || c8 == 0 {
+		goAxpy(y, a, x)
+		return
+	}
+	axpy8(&y[0], a, &x[0], c8)
+	goAxpy(y[c8:], a, x[c8:])
+}
 func add(dst, src []float32)                   { goAdd(dst, src) }
 func rmsNorm(out, x, w []float32, eps float32) { goRMSNorm(out, x, w, eps) }
 func softmax(x []float32)                      { goSoftmax(x) }
-func siluMul(a, b []float32)                   { goSiLUMul(a, b) }
+func siluMul(a, b []float32) {
+	c8 := len(a) &^ 7
+	if !avx2 || c8 == 0 {
+		goSiLUMul(a, b)
+		return
+	}
+	silu8(&a[0], &b[0], c8)
+	goSiLUMul(a[c8:], b[c8:])
+}
 func rope(x []float32, cos, sin []float32, headDim int, neox bool) {
 	goRope(x, cos, sin, headDim, neox)
 }
@@ -180,7 +246,22 @@ func flushF16(w []uint16) int              { return goFlushF16(w) }
 
 // The quantized kernels and bfloat16 run the Go definitions here for now.
 func matMulBF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
-	goMatMulBF16(out, w, x, rows, cols, n)
+	if !avx2 || cols < 8 || n == 1 {
+		goMatMulBF16(out, w, x, rows, cols, n)
+		return
+	}
+	// As matMulF16: three rows widened (exactly) at a time, then tiles.
+	buf := make([]float32, 3*cols)
+	for r0 := 0; r0 < rows; r0 += 3 {
+		nr := min(3, rows-r0)
+		for k := range nr {
+			row := buf[k*cols : (k+1)*cols]
+			for c, h := range w[(r0+k)*cols : (r0+k+1)*cols] {
+				row[c] = BF16(h)
+			}
+		}
+		tileRows(out, rows, r0, nr, buf, x, cols, n)
+	}
 }
 
 // quantQ8 quantizes the blocks of x in order while they are finite and
@@ -217,6 +298,12 @@ func quantizeQ8(dst *Q8, x []float32) {
 
 //go:noescape
 func mvQ8_0(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
+
+// mm2Q8_0 is mvQ8_0 for two vectors: the second's blocks 8·xs8 bytes
+// further in x and xs8 bytes further in d, its results in out1.
+//
+//go:noescape
+func mm2Q8_0(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32, xs8 int, out1 *[8]float32)
 
 //go:noescape
 func mvQ4_K(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
@@ -287,7 +374,15 @@ func matMulQ(out []float32, q QType, w []byte, x *Q8, rows, cols, n int) {
 	panel := max(1, (128<<10)/(8*rb))
 	for r0 := 0; r0 < passes || r0 == 0; r0 += panel {
 		r1 := min(r0+panel, passes)
-		for t := range n {
+		t := 0
+		if q == Q8_0 {
+			// Two vectors per pass, sharing each row's loads and scales.
+			for ; t+2 <= n; t += 2 {
+				b := t * cols / 32
+				mvQ8_0x2(out[t*rows:(t+2)*rows], w, rb, &x.Q[t*cols], &x.D[b], nb, rows, cols, r0, r1)
+			}
+		}
+		for ; t < n; t++ {
 			b := t * cols / 32
 			mvQ(q, out[t*rows:(t+1)*rows], w, rb, &x.Q[t*cols], &x.D[b], &x.S[b], nb, rows, r0, r1)
 		}
@@ -318,6 +413,32 @@ func mvQ(q QType, out []float32, w []byte, rb int, xq *int8, xd, xs *float32, nb
 		}
 		mv(q, &w[0], &offs, xq, xd, xs, nb, &s)
 		copy(out[8*p:rows], s[:l])
+	}
+}
+
+// mvQ8_0x2 is mvQ for Q8_0 and two vectors of cols values (mm2Q8_0), the
+// second right after the first in x and in out.
+func mvQ8_0x2(out []float32, w []byte, rb int, xq *int8, xd *float32, nb, rows, cols, r0, r1 int) {
+	var offs [8]int
+	var s0, s1 [8]float32
+	p := rows / 8
+	o0, o1 := out[:rows], out[rows:2*rows]
+	for r := r0; r < r1; r++ {
+		for j := range offs {
+			offs[j] = (j*p + r) * rb
+		}
+		mm2Q8_0(&w[0], &offs, xq, xd, xd, nb, &s0, cols/8, &s1)
+		for j := range s0 {
+			o0[j*p+r], o1[j*p+r] = s0[j], s1[j]
+		}
+	}
+	if l := rows - 8*p; l > 0 && r0 == 0 {
+		for j := range offs {
+			offs[j] = (8*p + min(j, l-1)) * rb
+		}
+		mm2Q8_0(&w[0], &offs, xq, xd, xd, nb, &s0, cols/8, &s1)
+		copy(o0[8*p:rows], s0[:l])
+		copy(o1[8*p:rows], s1[:l])
 	}
 }
 

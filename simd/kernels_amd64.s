@@ -720,6 +720,166 @@ done32:
 	RET
 
 
+// ---------------------------------------------------------------------
+// Matrix-matrix products (several vectors): a tile of three rows by four
+// vectors per pass, twelve canonical sums in Y0-Y11, one YMM accumulator
+// each. Every row's eight columns are loaded once (Y12-Y14) and multiplied
+// by each vector's eight columns straight from memory into Y15, so that each
+// load of w serves four vectors and each load of x three rows. Twelve
+// independent sums keep both adders busy where four (dot4F32) waited on the
+// latency of VADDPS. Measured on the 2-core EPYC (BenchmarkPrefillF16,
+// cpu-GFLOP/s, two interleaved runs each, 1536x576 and 576x1536 by 32, 64
+// and 128 vectors): F32 weights, dot4F32 by one row and four vectors 30-38
+// -> this tile 46-65; F16, widened a row at a time in Go for dot4F32 28-47
+// -> widened three rows at a time by widen8F16 for this tile 49-68.
+
+// TILEROW(XP, A0, A1, A2) adds the products of the vector at XP with the
+// three rows (Y12-Y14) to A0, A1 and A2.
+#define TILEROW(XP, A0, A1, A2) \
+	VMULPS (XP)(AX*4), Y12, Y15 \
+	VADDPS Y15, A0, A0 \
+	VMULPS (XP)(AX*4), Y13, Y15 \
+	VADDPS Y15, A1, A1 \
+	VMULPS (XP)(AX*4), Y14, Y15 \
+	VADDPS Y15, A2, A2
+
+// func tileF32(w *float32, woffs *[3]int, x *float32, xoffs *[4]int, n int, out *[12]float32)
+// out[4*r+t] = the eight-lane sum of w'[i]·x'[i] for i < n (a multiple of
+// 8), w' the row at w+woffs[r] and x' the vector at x+xoffs[t] (bytes).
+TEXT ·tileF32(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), AX
+	MOVQ woffs+8(FP), BX
+	MOVQ 0(BX), DI
+	ADDQ AX, DI
+	MOVQ 8(BX), R8
+	ADDQ AX, R8
+	MOVQ 16(BX), R9
+	ADDQ AX, R9
+	MOVQ x+16(FP), AX
+	MOVQ xoffs+24(FP), BX
+	MOVQ 0(BX), SI
+	ADDQ AX, SI
+	MOVQ 8(BX), R10
+	ADDQ AX, R10
+	MOVQ 16(BX), R11
+	ADDQ AX, R11
+	MOVQ 24(BX), R12
+	ADDQ AX, R12
+	MOVQ n+32(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	XORQ AX, AX
+
+tileloop:
+	CMPQ AX, CX
+	JGE tiledone
+	VMOVUPS (DI)(AX*4), Y12
+	VMOVUPS (R8)(AX*4), Y13
+	VMOVUPS (R9)(AX*4), Y14
+	TILEROW(SI, Y0, Y4, Y8)
+	TILEROW(R10, Y1, Y5, Y9)
+	TILEROW(R11, Y2, Y6, Y10)
+	TILEROW(R12, Y3, Y7, Y11)
+	ADDQ $8, AX
+	JMP tileloop
+
+tiledone:
+	MOVQ out+40(FP), DX
+	REDUCE8(Y0, X0, X15)
+	VMOVSS X0, 0(DX)
+	REDUCE8(Y1, X1, X15)
+	VMOVSS X1, 4(DX)
+	REDUCE8(Y2, X2, X15)
+	VMOVSS X2, 8(DX)
+	REDUCE8(Y3, X3, X15)
+	VMOVSS X3, 12(DX)
+	REDUCE8(Y4, X4, X15)
+	VMOVSS X4, 16(DX)
+	REDUCE8(Y5, X5, X15)
+	VMOVSS X5, 20(DX)
+	REDUCE8(Y6, X6, X15)
+	VMOVSS X6, 24(DX)
+	REDUCE8(Y7, X7, X15)
+	VMOVSS X7, 28(DX)
+	REDUCE8(Y8, X8, X15)
+	VMOVSS X8, 32(DX)
+	REDUCE8(Y9, X9, X15)
+	VMOVSS X9, 36(DX)
+	REDUCE8(Y10, X10, X15)
+	VMOVSS X10, 40(DX)
+	REDUCE8(Y11, X11, X15)
+	VMOVSS X11, 44(DX)
+	VZEROUPPER
+	RET
+
+// func axpy8(y *float32, a float32, x *float32, n int)
+// y[i] = y[i] + a·x[i] for i < n (a multiple of 8), the product rounded
+// before the sum (VMULPS, then VADDPS).
+TEXT ·axpy8(SB), NOSPLIT, $0-32
+	MOVQ y+0(FP), DI
+	VBROADCASTSS a+8(FP), Y15
+	MOVQ x+16(FP), SI
+	MOVQ n+24(FP), CX
+	XORQ AX, AX
+
+axpyloop:
+	CMPQ AX, CX
+	JGE axpydone
+	VMULPS (SI)(AX*4), Y15, Y0
+	VADDPS (DI)(AX*4), Y0, Y0
+	VMOVUPS Y0, (DI)(AX*4)
+	ADDQ $8, AX
+	JMP axpyloop
+
+axpydone:
+	VZEROUPPER
+	RET
+
+// func widen8F16(dst *float32, src *uint16, n int)
+// dst[i] = F16(src[i]) for i < n (a multiple of 8), by F16's integer trick.
+// It reads the matrix from memory for the tiles, three rows at a time, and
+// asks for the line 4 KiB ahead at every step: without it the widening
+// took a fifth of F16 prefill on the SmolLM2-135M shape, waiting on
+// memory between tiles; with it that prefill ran 1.15-1.35x as fast
+// (cpu-tok/s, interleaved; 2 KiB and 8 KiB ahead measured the same).
+TEXT ·widen8F16(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVL $0x8fffffff, AX
+	MOVQ AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL $0x77800000, AX
+	MOVQ AX, X15
+	VPBROADCASTD X15, Y15
+	XORQ AX, AX
+
+widenloop:
+	CMPQ AX, CX
+	JGE widendone
+	PREFETCHT0 4096(SI)(AX*2)
+	VPMOVSXWD (SI)(AX*2), Y0
+	VPSLLD $13, Y0, Y0
+	VPAND Y14, Y0, Y0
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, (DI)(AX*4)
+	ADDQ $8, AX
+	JMP widenloop
+
+widendone:
+	VZEROUPPER
+	RET
+
 // func mvQ8_0(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
 TEXT ·mvQ8_0(SB), NOSPLIT, $0-56
 	BCASTD(0x00010001, Y1)
@@ -739,6 +899,94 @@ q8_0loop:
 	ADDQ $4, DX
 	DECQ R14
 	JNZ q8_0loop
+	QDONE
+
+// ROW2Q8_0(R, DA, DB) is ROWQ8_0 for two vectors (Y0 and Y11) sharing the
+// load of the row's block and its absolute values.
+#define ROW2Q8_0(R, DA, DB) \
+	VMOVDQU 2(R)(AX*1), Y8 \
+	VPSIGNB Y8, Y0, Y9 \
+	VPSIGNB Y8, Y11, Y12 \
+	VPSIGNB Y8, Y8, Y8 \
+	VPMADDUBSW Y9, Y8, Y9 \
+	VPMADDUBSW Y12, Y8, Y12 \
+	VPMADDWD Y1, Y9, DA \
+	VPMADDWD Y1, Y12, DB
+
+// TREE2 is TREED for ROW2Q8_0: the first vector's sums end in Y4 (through
+// Y4..Y7), the second's in Y2 (through Y2, Y3, Y10, Y13).
+#define TREE2 \
+	ROW2Q8_0(SI, Y4, Y2) \
+	ROW2Q8_0(DI, Y5, Y3) \
+	VPHADDD Y5, Y4, Y4 \
+	VPHADDD Y3, Y2, Y2 \
+	ROW2Q8_0(R8, Y5, Y3) \
+	ROW2Q8_0(R9, Y6, Y10) \
+	VPHADDD Y6, Y5, Y5 \
+	VPHADDD Y10, Y3, Y3 \
+	VPHADDD Y5, Y4, Y4 \
+	VPHADDD Y3, Y2, Y2 \
+	ROW2Q8_0(R10, Y5, Y3) \
+	ROW2Q8_0(R11, Y6, Y10) \
+	VPHADDD Y6, Y5, Y5 \
+	VPHADDD Y10, Y3, Y3 \
+	ROW2Q8_0(R12, Y6, Y10) \
+	ROW2Q8_0(R13, Y7, Y13) \
+	VPHADDD Y7, Y6, Y6 \
+	VPHADDD Y13, Y10, Y10 \
+	VPHADDD Y6, Y5, Y5 \
+	VPHADDD Y10, Y3, Y3 \
+	VPERM2I128 $0x20, Y5, Y4, Y6 \
+	VPERM2I128 $0x31, Y5, Y4, Y7 \
+	VPADDD Y7, Y6, Y4 \
+	VPERM2I128 $0x20, Y3, Y2, Y10 \
+	VPERM2I128 $0x31, Y3, Y2, Y13 \
+	VPADDD Y13, Y10, Y2
+
+// func mm2Q8_0(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32, xs8 int, out1 *[8]float32)
+// is mvQ8_0 for two vectors at once: the first's Q8 blocks at x and d, the
+// second's at x+8·xs8 and d+xs8 (bytes), its results in out1. Each row's
+// block is loaded once, its signs and absolute values computed once, and
+// its scale gathered and widened once for both vectors; every lane keeps
+// quant.go's float steps for each vector (Y15 the first's sums, Y14 the
+// second's). BenchmarkPrefillQ (32 vectors, 576x576, 1536x576, 576x1536,
+// 49152x576, cpu-GFLOP/s, two interleaved runs): one vector per pass
+// 67-86 -> two 72-107. Two vectors take all sixteen YMM registers; the
+// rest of the work (the products, the sums' tree, the float steps) is per
+// row and vector whatever the tile, which is what keeps the quantized
+// prefill at about half llama.cpp's: the canonical order needs each
+// 32-weight block's whole integer sum (a horizontal reduction) before its
+// float steps, where llama.cpp scales lanes of partial sums with FMA and
+// reduces once per row (and scales K-quants once per super-block).
+TEXT ·mm2Q8_0(SB), NOSPLIT, $0-72
+	BCASTD(0x00010001, Y1)
+	QARGS
+	MOVQ xs8+56(FP), DX
+	VXORPS Y14, Y14, Y14
+
+q8_0m2loop:
+	VMOVDQU (BX), Y0
+	VMOVDQU (BX)(DX*8), Y11
+	TREE2
+	GATHER4(0, Y10, X10, X13)
+	HALFLO(Y10, Y10, QC_F16MASK, QC_P112)
+	VBROADCASTSS (CX), Y5
+	VMULPS Y5, Y10, Y5
+	VCVTDQ2PS Y4, Y4
+	VMULPS Y4, Y5, Y5
+	VADDPS Y5, Y15, Y15
+	VBROADCASTSS (CX)(DX*1), Y6
+	VMULPS Y6, Y10, Y6
+	VCVTDQ2PS Y2, Y2
+	VMULPS Y2, Y6, Y6
+	VADDPS Y6, Y14, Y14
+	ADDQ $34, AX
+	ADDQ $32, BX
+	ADDQ $4, CX
+	DECQ R14
+	JNZ q8_0m2loop
+	MOVQ out1+64(FP), BX
+	VMOVUPS Y14, (BX)
 	QDONE
 
 // func mvQ4_K(w *byte, offs *[8]int, x *int8, d, s *float32, nb int, out *[8]float32)
@@ -977,3 +1225,133 @@ qdone:
 	VZEROUPPER
 	RET
 
+// ---------------------------------------------------------------------
+// SiLUMul with Exp's polynomial (simd.go), eight values per step, every
+// operation of Exp a separate instruction in Exp's order: the clamp by
+// VMAXPS and VMINPS with x as the operand returned for NaN, k by
+// VROUNDPS to nearest even, 2^k built from its bits. SiLU's division is
+// VDIVPS (IEEE, as Go's float32 division).
+
+DATA expc<>+0(SB)/8, $0xc2ae0000c2ae0000 // +0: M87
+DATA expc<>+8(SB)/8, $0xc2ae0000c2ae0000
+DATA expc<>+16(SB)/8, $0xc2ae0000c2ae0000
+DATA expc<>+24(SB)/8, $0xc2ae0000c2ae0000
+DATA expc<>+32(SB)/8, $0x42b0000042b00000 // +32: P88
+DATA expc<>+40(SB)/8, $0x42b0000042b00000
+DATA expc<>+48(SB)/8, $0x42b0000042b00000
+DATA expc<>+56(SB)/8, $0x42b0000042b00000
+DATA expc<>+64(SB)/8, $0x3fb8aa3b3fb8aa3b // +64: LOG2E
+DATA expc<>+72(SB)/8, $0x3fb8aa3b3fb8aa3b
+DATA expc<>+80(SB)/8, $0x3fb8aa3b3fb8aa3b
+DATA expc<>+88(SB)/8, $0x3fb8aa3b3fb8aa3b
+DATA expc<>+96(SB)/8, $0x3f3172003f317200 // +96: LN2HI
+DATA expc<>+104(SB)/8, $0x3f3172003f317200
+DATA expc<>+112(SB)/8, $0x3f3172003f317200
+DATA expc<>+120(SB)/8, $0x3f3172003f317200
+DATA expc<>+128(SB)/8, $0x35bfbe8e35bfbe8e // +128: LN2LO
+DATA expc<>+136(SB)/8, $0x35bfbe8e35bfbe8e
+DATA expc<>+144(SB)/8, $0x35bfbe8e35bfbe8e
+DATA expc<>+152(SB)/8, $0x35bfbe8e35bfbe8e
+DATA expc<>+160(SB)/8, $0x3ab60b613ab60b61 // +160: C6
+DATA expc<>+168(SB)/8, $0x3ab60b613ab60b61
+DATA expc<>+176(SB)/8, $0x3ab60b613ab60b61
+DATA expc<>+184(SB)/8, $0x3ab60b613ab60b61
+DATA expc<>+192(SB)/8, $0x3c0888893c088889 // +192: C5
+DATA expc<>+200(SB)/8, $0x3c0888893c088889
+DATA expc<>+208(SB)/8, $0x3c0888893c088889
+DATA expc<>+216(SB)/8, $0x3c0888893c088889
+DATA expc<>+224(SB)/8, $0x3d2aaaab3d2aaaab // +224: C4
+DATA expc<>+232(SB)/8, $0x3d2aaaab3d2aaaab
+DATA expc<>+240(SB)/8, $0x3d2aaaab3d2aaaab
+DATA expc<>+248(SB)/8, $0x3d2aaaab3d2aaaab
+DATA expc<>+256(SB)/8, $0x3e2aaaab3e2aaaab // +256: C3
+DATA expc<>+264(SB)/8, $0x3e2aaaab3e2aaaab
+DATA expc<>+272(SB)/8, $0x3e2aaaab3e2aaaab
+DATA expc<>+280(SB)/8, $0x3e2aaaab3e2aaaab
+DATA expc<>+288(SB)/8, $0x3f0000003f000000 // +288: C2
+DATA expc<>+296(SB)/8, $0x3f0000003f000000
+DATA expc<>+304(SB)/8, $0x3f0000003f000000
+DATA expc<>+312(SB)/8, $0x3f0000003f000000
+DATA expc<>+320(SB)/8, $0x3f8000003f800000 // +320: ONE
+DATA expc<>+328(SB)/8, $0x3f8000003f800000
+DATA expc<>+336(SB)/8, $0x3f8000003f800000
+DATA expc<>+344(SB)/8, $0x3f8000003f800000
+DATA expc<>+352(SB)/8, $0x0000007f0000007f // +352: I127
+DATA expc<>+360(SB)/8, $0x0000007f0000007f
+DATA expc<>+368(SB)/8, $0x0000007f0000007f
+DATA expc<>+376(SB)/8, $0x0000007f0000007f
+DATA expc<>+384(SB)/8, $0x8000000080000000 // +384: SIGN
+DATA expc<>+392(SB)/8, $0x8000000080000000
+DATA expc<>+400(SB)/8, $0x8000000080000000
+DATA expc<>+408(SB)/8, $0x8000000080000000
+GLOBL expc<>(SB), RODATA|NOPTR, $416
+
+#define EC_M87 expc<>+0(SB)
+#define EC_P88 expc<>+32(SB)
+#define EC_LOG2E expc<>+64(SB)
+#define EC_LN2HI expc<>+96(SB)
+#define EC_LN2LO expc<>+128(SB)
+#define EC_C6 expc<>+160(SB)
+#define EC_C5 expc<>+192(SB)
+#define EC_C4 expc<>+224(SB)
+#define EC_C3 expc<>+256(SB)
+#define EC_C2 expc<>+288(SB)
+#define EC_ONE expc<>+320(SB)
+#define EC_I127 expc<>+352(SB)
+#define EC_SIGN expc<>+384(SB)
+
+// EXP8(X, K, P) replaces the eight values of X by Exp of them; K and P are
+// scratch, Y14 and Y13 hold -87 and 88.
+#define EXP8(X, K, P) \
+	VMAXPS X, Y14, X \
+	VMINPS X, Y13, X \
+	VMULPS EC_LOG2E, X, K \
+	VROUNDPS $0, K, K \
+	VMULPS EC_LN2HI, K, P \
+	VSUBPS P, X, X \
+	VMULPS EC_LN2LO, K, P \
+	VSUBPS P, X, X \
+	VMOVUPS EC_C6, P \
+	VMULPS X, P, P \
+	VADDPS EC_C5, P, P \
+	VMULPS X, P, P \
+	VADDPS EC_C4, P, P \
+	VMULPS X, P, P \
+	VADDPS EC_C3, P, P \
+	VMULPS X, P, P \
+	VADDPS EC_C2, P, P \
+	VMULPS X, P, P \
+	VADDPS EC_ONE, P, P \
+	VMULPS X, P, P \
+	VADDPS EC_ONE, P, P \
+	VCVTTPS2DQ K, K \
+	VPADDD EC_I127, K, K \
+	VPSLLD $23, K, K \
+	VMULPS K, P, X
+
+// func silu8(a, b *float32, n int)
+// a[i] = (a[i] / (1 + Exp(-a[i]))) · b[i] for i < n (a multiple of 8).
+TEXT ·silu8(SB), NOSPLIT, $0-24
+	MOVQ a+0(FP), DI
+	MOVQ b+8(FP), SI
+	MOVQ n+16(FP), CX
+	VMOVUPS EC_M87, Y14
+	VMOVUPS EC_P88, Y13
+	XORQ AX, AX
+
+siluloop:
+	CMPQ AX, CX
+	JGE siludone
+	VMOVUPS (DI)(AX*4), Y0
+	VXORPS EC_SIGN, Y0, Y1
+	EXP8(Y1, Y2, Y3)
+	VADDPS EC_ONE, Y1, Y1
+	VDIVPS Y1, Y0, Y1
+	VMULPS (SI)(AX*4), Y1, Y1
+	VMOVUPS Y1, (DI)(AX*4)
+	ADDQ $8, AX
+	JMP siluloop
+
+siludone:
+	VZEROUPPER
+	RET

@@ -60,7 +60,7 @@ func TestNativeMatMulQ(t *testing.T) {
 		for _, rows := range []int{1, 3, 4, 5, 7, 8, 9, 17, 33} {
 			for _, nb := range []int{1, 3, 7} {
 				cols := nb * q.BlockLen()
-				for _, n := range []int{1, 2, 3, 5, 8} {
+				for _, n := range []int{1, 2, 3, 4, 5, 8, 9, 17, 33} {
 					seed++
 					sane := seed%3 != 0
 					w := quantWeights(r, q, rows, cols, sane, false)

@@ -44,8 +44,8 @@ func TestAPIMatchesGoKernels(t *testing.T) {
 		}
 	}
 	for _, cols := range []int{1, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65, 288, 4095} {
-		for _, rows := range []int{1, 2, 3, 4, 5, 7, 9} {
-			for _, n := range []int{1, 2, 3, 4, 5, 9} {
+		for _, rows := range []int{1, 2, 3, 4, 5, 6, 7, 9, 13} {
+			for _, n := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 33} {
 				for _, off := range []int{0, 1, 3} {
 					w16 := randF16(rows*cols + off)[off:]
 					w32 := randF32(rows*cols + off)[off:]
@@ -57,6 +57,9 @@ func TestAPIMatchesGoKernels(t *testing.T) {
 					MatMulF32(got, w32, x, rows, cols, n)
 					goMatMulF32(want, w32, x, rows, cols, n)
 					same("MatMulF32", got, want)
+					MatMulBF16(got, w16, x, rows, cols, n)
+					goMatMulBF16(want, w16, x, rows, cols, n)
+					same("MatMulBF16", got, want)
 				}
 			}
 		}
@@ -64,6 +67,73 @@ func TestAPIMatchesGoKernels(t *testing.T) {
 			a, b := randF32(cols + off)[off:], randF32(cols + off)[off:]
 			if got, want := Dot(a, b), goDot(a, b); math.Float32bits(got) != math.Float32bits(want) {
 				t.Fatalf("Dot over %d at offset %d: %v, Go kernel %v", cols, off, got, want)
+			}
+			y := randF32(cols + off)[off:]
+			want := append([]float32(nil), y...)
+			s := float32(rng.NormFloat64())
+			Axpy(y, s, a)
+			goAxpy(want, s, a)
+			same("Axpy", y, want)
+		}
+	}
+}
+
+// TestMatMulHostile multiplies several vectors holding hostile values
+// (infinities, NaNs, values whose products overflow or fall below the
+// normal range, signed zeros) by matrices of halves of every finite value,
+// subnormals included, and requires the API to equal the Go kernels, NaN
+// matching any NaN (the order of an operation's operands may pick another
+// NaN's payload).
+func TestMatMulHostile(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	hostile := []float32{float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 3e38, -3e38, 1e-40, -1e-45, float32(math.Copysign(0, -1)), 0, 65536, 0x1.fffffep15}
+	for _, cols := range []int{8, 9, 17, 64, 100, 577} {
+		for _, rows := range []int{1, 3, 4, 7, 10} {
+			for _, n := range []int{2, 3, 4, 5, 9, 17} {
+				for _, off := range []int{0, 1} {
+					w16 := make([]uint16, rows*cols+off)[off:]
+					w32 := make([]float32, rows*cols+off)[off:]
+					for i := range w16 {
+						for {
+							h := uint16(rng.Uint32())
+							if h&0x7c00 != 0x7c00 {
+								w16[i] = h
+								break
+							}
+						}
+						w32[i] = F16(w16[i]) * float32(math.Pow(2, float64(rng.IntN(200)-100)))
+					}
+					x := make([]float32, n*cols+off)[off:]
+					for i := range x {
+						if rng.IntN(8) == 0 {
+							x[i] = hostile[rng.IntN(len(hostile))]
+						} else {
+							x[i] = float32(rng.NormFloat64())
+						}
+					}
+					got, want := make([]float32, n*rows), make([]float32, n*rows)
+					check := func(what string) {
+						t.Helper()
+						for i := range want {
+							g, w := got[i], want[i]
+							if g != g && w != w {
+								continue
+							}
+							if math.Float32bits(g) != math.Float32bits(w) {
+								t.Fatalf("%s %d×%d, %d vectors, offset %d: element %d = %v, Go kernel %v", what, rows, cols, n, off, i, g, w)
+							}
+						}
+					}
+					MatMulF16(got, w16, x, rows, cols, n)
+					goMatMulF16(want, w16, x, rows, cols, n)
+					check("MatMulF16")
+					MatMulF32(got, w32, x, rows, cols, n)
+					goMatMulF32(want, w32, x, rows, cols, n)
+					check("MatMulF32")
+					MatMulBF16(got, w16, x, rows, cols, n)
+					goMatMulBF16(want, w16, x, rows, cols, n)
+					check("MatMulBF16")
+				}
 			}
 		}
 	}
@@ -190,4 +260,69 @@ func xorWords(w []uint64) uint64 {
 		w = w[8:]
 	}
 	return a0 ^ a1 ^ a2 ^ a3 ^ a4 ^ a5 ^ a6 ^ a7
+}
+
+// TestSiLUMulMatchesGo requires SiLUMul (AVX2 on amd64, with Exp's
+// polynomial) to equal the Go kernel bit for bit over every length to 40,
+// unaligned slices and values across Exp's whole range and past its
+// clamps, infinities, NaNs (any NaN matching any), subnormals and zeros.
+func TestSiLUMulMatchesGo(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	special := []float32{0, float32(math.Copysign(0, -1)), 1e-40, -1e-40, 87, -87, 88, -88, 88.5, -87.5, 100, -100, 3e38, -3e38,
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 0.5, -0.5, 1, -1}
+	for n := 1; n <= 40; n++ {
+		for off := range 3 {
+			for rep := range 20 {
+				a := make([]float32, n+off)[off:]
+				b := make([]float32, n+off)[off:]
+				for i := range a {
+					switch rng.IntN(4) {
+					case 0:
+						a[i] = special[rng.IntN(len(special))]
+					case 1:
+						a[i] = float32(rng.Float64()*200 - 100)
+					default:
+						a[i] = float32(rng.NormFloat64() * math.Pow(10, float64(rng.IntN(5)-2)))
+					}
+					b[i] = float32(rng.NormFloat64())
+					if rep == 0 && i%5 == 0 {
+						b[i] = special[rng.IntN(len(special))]
+					}
+				}
+				want := append([]float32(nil), a...)
+				goSiLUMul(want, b)
+				a0 := append([]float32(nil), a...)
+				SiLUMul(a, b)
+				for i := range want {
+					g, w := a[i], want[i]
+					if g != g && w != w {
+						continue
+					}
+					if math.Float32bits(g) != math.Float32bits(w) {
+						t.Fatalf("n=%d off=%d: element %d of SiLU(%v)·%v = %v (%#x), Go kernel %v (%#x)", n, off, i, a0[i], b[i], g, math.Float32bits(g), w, math.Float32bits(w))
+					}
+				}
+			}
+		}
+	}
+	// Every float32 exponent, both signs.
+	var a, b, want []float32
+	for e := range 256 {
+		for _, m := range []uint32{0, 1, 0x400000, 0x7fffff, 0x123457} {
+			for _, sg := range []uint32{0, 0x80000000} {
+				a = append(a, math.Float32frombits(sg|uint32(e)<<23|m))
+				b = append(b, 1)
+			}
+		}
+	}
+	want = append(want, a...)
+	goSiLUMul(want, b)
+	a0 := append([]float32(nil), a...)
+	SiLUMul(a, b)
+	for i := range want {
+		g, w := a[i], want[i]
+		if !(g != g && w != w) && math.Float32bits(g) != math.Float32bits(w) {
+			t.Fatalf("SiLU(%v (%#x)) = %v (%#x), Go kernel %v (%#x)", a0[i], math.Float32bits(a0[i]), g, math.Float32bits(g), w, math.Float32bits(w))
+		}
+	}
 }

@@ -274,7 +274,7 @@ func TestWasmMatMul(t *testing.T) {
 	k := newWasmKernels(t, 64)
 	r := rand.New(rand.NewPCG(1, 2))
 	for rows := 1; rows <= 9; rows++ {
-		for n := 1; n <= 9; n++ {
+		for _, n := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 33} {
 			for ci, cols := range mmCols {
 				k.reset()
 				sw, sx, so := (rows+ci)%8, (n+ci)%4, (rows+n)%4
