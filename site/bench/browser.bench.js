@@ -219,6 +219,7 @@ async function openWisp({ url, prompt, warmupTokens, context, warmMs, maxWarmMs 
   const loadMs = performance.now() - t0;
   globalThis.benchJob = { model, loadMs };
   const warm = await globalThis.settle(async () => {
+    await model.reset(); // the whole prompt each time, as a first visit evaluates it
     const gen = model.generate(prompt, { temperature: 0, maxTokens: warmupTokens, context });
     for await (const _ of gen);
     return (await gen.result).tokensPerSecond;
@@ -230,6 +231,9 @@ async function openWisp({ url, prompt, warmupTokens, context, warmMs, maxWarmMs 
 // with the rates its Worker measured.
 async function runWisp({ prompt, maxTokens, context, decodeCapMs }) {
   const { model, loadMs } = globalThis.benchJob;
+  // The model keeps its cache between generations: without a reset the
+  // warm-up's would serve all but the last token of the prompt.
+  await model.reset();
   const gen = model.generate(prompt, { temperature: 0, maxTokens, context });
   let first = 0;
   let capped = false;
@@ -244,7 +248,7 @@ async function runWisp({ prompt, maxTokens, context, decodeCapMs }) {
   const s = await gen.result;
   return {
     loadMs, prefill: s.promptTokensPerSecond, decode: s.tokensPerSecond,
-    promptTokens: s.promptTokens, tokens: s.tokens, reason: capped ? 'time cap' : s.reason, threads: 1,
+    promptTokens: s.evaluatedTokens, tokens: s.tokens, reason: capped ? 'time cap' : s.reason, threads: 1,
   };
 }
 

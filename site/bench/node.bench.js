@@ -116,6 +116,9 @@ class Runner {
     const { cfg } = this;
     const { engine, loadMs } = await this.load();
     generate(engine, cfg.warmupIds, cfg.runWarmupTokens, cfg.context);
+    // The engine keeps its cache between prompts, and the warm-up's prompt
+    // begins the measured one: without a reset it would evaluate only the rest.
+    engine.reset();
     const g = generate(engine, cfg.promptIds, cfg.maxTokens, cfg.context, cfg.decodeCapMs);
     this.done(engine);
     return {

@@ -182,6 +182,12 @@ func childMain(stdin io.Reader, stdout io.Writer) error {
 		if !measure {
 			return s, nil
 		}
+		// A session keeps its cache between prompts, and the warm-up's
+		// prompt begins the measured one: without a reset the run would
+		// evaluate only the rest.
+		if err := r.m.Reset(); err != nil {
+			return s, err
+		}
 		g, err := r.generate(cfg.PromptIDs, cfg.MaxTokens, time.Duration(cfg.DecodeCapMs*1e6))
 		if err != nil {
 			return s, err
