@@ -11,6 +11,7 @@ import (
 	"wisp/engine"
 	"wisp/engine/gguf"
 	"wisp/engine/option"
+	"wisp/internal/cputime"
 	"wisp/internal/llama2c"
 	"wisp/internal/sharedfiles"
 	"wisp/internal/synth"
@@ -290,14 +291,14 @@ func BenchmarkPrefill(b *testing.B) {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			b.ResetTimer()
-			c0, ok := threadCPUTime()
+			c0, ok := cputime.Thread()
 			for range b.N {
 				st.Reset()
 				if _, err := st.Forward(prompt); err != nil {
 					b.Fatal(err)
 				}
 			}
-			c1, _ := threadCPUTime()
+			c1, _ := cputime.Thread()
 			b.ReportMetric(float64(b.N*len(prompt))/b.Elapsed().Seconds(), "tok/s")
 			if ok && c1 > c0 {
 				// Over the thread's CPU time, which a busy machine disturbs less.

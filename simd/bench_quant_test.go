@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/tetratelabs/wazero/api"
+
+	"wisp/internal/cputime"
 )
 
 // The benchmarks of the quantized and bfloat16 products run kernels.wasm in
@@ -177,11 +179,11 @@ func (p *benchProblem) runWazero(b *testing.B) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	b.ResetTimer()
-	c0, ok := threadCPUTime()
+	c0, ok := cputime.Thread()
 	for range b.N {
 		call()
 	}
-	c1, _ := threadCPUTime()
+	c1, _ := cputime.Thread()
 	b.StopTimer()
 	cpu := 0.0
 	if ok && c1 > c0 {
@@ -372,11 +374,11 @@ func (p *benchProblem) runGo(b *testing.B, r *rand.Rand) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	b.ResetTimer()
-	c0, ok := threadCPUTime()
+	c0, ok := cputime.Thread()
 	for range b.N {
 		f()
 	}
-	c1, _ := threadCPUTime()
+	c1, _ := cputime.Thread()
 	b.StopTimer()
 	cpu := 0.0
 	if ok && c1 > c0 {

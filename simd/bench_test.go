@@ -13,6 +13,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"wisp/internal/cputime"
 )
 
 // The benchmarks report GFLOP/s, counting 2·rows·cols flops per vector,
@@ -31,9 +33,9 @@ func measure(b *testing.B, rows, cols, n int, f func(iters int)) {
 	defer runtime.UnlockOSThread()
 	flops := 2 * float64(rows) * float64(cols) * float64(n) * float64(b.N)
 	b.ResetTimer()
-	c0, ok := threadCPUTime()
+	c0, ok := cputime.Thread()
 	f(b.N)
-	c1, _ := threadCPUTime()
+	c1, _ := cputime.Thread()
 	b.StopTimer()
 	b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 	if ok && c1 > c0 {
