@@ -66,7 +66,7 @@ export async function download(url, options = {}) {
   }
 
   const bytes = await fetchBody(url, {
-    fetchFn, signal, onProgress, noStore: !!store, retryDelays: options.retryDelays ?? RETRY_DELAYS_MS, into,
+    fetchFn, signal, onProgress, retryDelays: options.retryDelays ?? RETRY_DELAYS_MS, into,
   });
   if (want) {
     const got = await hexSHA256(bytes);
@@ -177,7 +177,7 @@ export const RETRY_DELAYS_MS = Object.freeze([250, 1000, 3000, 6000]);
 // request, once per delay in retryDelays; progress then counts the
 // resumptions in retries. An answer to the range that is not the rest of
 // the same file (a 200, another size or ETag) starts the file again.
-async function fetchBody(url, { fetchFn, signal, onProgress, noStore, retryDelays, into }) {
+async function fetchBody(url, { fetchFn, signal, onProgress, retryDelays, into }) {
   const start = performance.now();
   let last = -Infinity;
   let loaded = 0;
@@ -191,7 +191,7 @@ async function fetchBody(url, { fetchFn, signal, onProgress, noStore, retryDelay
     onProgress({ loaded, total, rate: secs > 0 ? loaded / secs : 0, cached: false, retries });
   };
 
-  let resp = await get(url, fetchFn, signal, noStore, 0);
+  let resp = await get(url, fetchFn, signal, 0);
   if (!resp.ok) throw httpError(url, resp);
   total = contentLength(resp);
   if (total > MAX_MODEL_BYTES) throw tooLarge(total);
@@ -244,7 +244,7 @@ async function fetchBody(url, { fetchFn, signal, onProgress, noStore, retryDelay
       report(true); // before the wait: the page can say it resumes
       await sleep(retryDelays[retries - 1], signal);
       try {
-        resp = await get(url, fetchFn, signal, noStore, loaded);
+        resp = await get(url, fetchFn, signal, loaded);
       } catch (err) {
         if (!(err instanceof WispError)) throw err; // aborted
         cut = err; // still unreachable: try again
@@ -254,7 +254,7 @@ async function fetchBody(url, { fetchFn, signal, onProgress, noStore, retryDelay
       if (resp.status === 200 || resp.status === 206 || resp.status === 416) {
         // Not the rest of the same file: start again.
         await resp.body?.cancel().catch(() => {});
-        resp = await get(url, fetchFn, signal, noStore, 0);
+        resp = await get(url, fetchFn, signal, 0);
         if (!resp.ok) throw httpError(url, resp);
         const size = contentLength(resp);
         if (size > MAX_MODEL_BYTES) throw tooLarge(size);
@@ -274,13 +274,14 @@ async function fetchBody(url, { fetchFn, signal, onProgress, noStore, retryDelay
 
 // get fetches url, from byte from on when from > 0. A network error is a
 // WispError with code 'http'; an abort, the signal's reason.
-async function get(url, fetchFn, signal, noStore, from) {
+async function get(url, fetchFn, signal, from) {
   const init = {
     signal,
-    // Cache Storage keeps the file: keep the HTTP cache from holding a
-    // second copy. A resumption bypasses it too: what it kept of the cut
-    // answer is not ours to validate.
-    cache: noStore || from > 0 ? 'no-store' : 'default',
+    // Cache Storage is the one cache of models: the HTTP cache would hold
+    // a second copy, or, with cache: false, one the page asked not to
+    // keep; and a part of a cut answer that it kept would answer a
+    // resumption with ranges of its own.
+    cache: 'no-store',
   };
   if (from > 0) init.headers = { Range: `bytes=${from}-` };
   try {
