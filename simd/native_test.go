@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"wisp/internal/readsum"
 )
 
 // TestAPIMatchesGoKernels requires the functions of the API (on amd64 the
@@ -233,7 +235,7 @@ func BenchmarkDecodeF16(b *testing.B) {
 			MatMulF16(out, m.w, x, m.rows, m.cols, 1)
 		}
 		t1 := time.Now()
-		readSink ^= xorWords(block)
+		readSink ^= readsum.Xor(block)
 		tm, tr = tm+t1.Sub(t0), tr+time.Since(t1)
 	}
 	mgbs := float64(total) * float64(b.N) / tm.Seconds() / 1e9
@@ -245,22 +247,6 @@ func BenchmarkDecodeF16(b *testing.B) {
 }
 
 var readSink uint64
-
-func xorWords(w []uint64) uint64 {
-	var a0, a1, a2, a3, a4, a5, a6, a7 uint64
-	for len(w) >= 8 {
-		a0 ^= w[0]
-		a1 ^= w[1]
-		a2 ^= w[2]
-		a3 ^= w[3]
-		a4 ^= w[4]
-		a5 ^= w[5]
-		a6 ^= w[6]
-		a7 ^= w[7]
-		w = w[8:]
-	}
-	return a0 ^ a1 ^ a2 ^ a3 ^ a4 ^ a5 ^ a6 ^ a7
-}
 
 // TestSiLUMulMatchesGo requires SiLUMul (AVX2 on amd64, with Exp's
 // polynomial) to equal the Go kernel bit for bit over every length to 40,

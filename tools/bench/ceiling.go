@@ -12,6 +12,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
+	"wisp/internal/readsum"
 	"wisp/simd"
 )
 
@@ -100,24 +101,6 @@ func timed(f func(), minMs float64) (int, time.Duration) {
 	}
 }
 
-// xorSum folds words with eight independent accumulators: native Go's
-// fastest plain read.
-func xorSum(w []uint64) uint64 {
-	var a0, a1, a2, a3, a4, a5, a6, a7 uint64
-	for len(w) >= 8 {
-		a0 ^= w[0]
-		a1 ^= w[1]
-		a2 ^= w[2]
-		a3 ^= w[3]
-		a4 ^= w[4]
-		a5 ^= w[5]
-		a6 ^= w[6]
-		a7 ^= w[7]
-		w = w[8:]
-	}
-	return a0 ^ a1 ^ a2 ^ a3 ^ a4 ^ a5 ^ a6 ^ a7
-}
-
 // randomHalves returns n normal halves of magnitude 2^-8 to 2^0, both
 // signs: the kind of weights a flushed model holds.
 func randomHalves(r *rand.Rand, n int) []uint16 {
@@ -150,7 +133,7 @@ func nativeCeiling(spec ceilingSpec) ceilingAnswer {
 			w[i] = uint64(i) * 0x9e3779b97f4a7c15
 		}
 		for range spec.Samples {
-			reps, d := timed(func() { sink ^= xorSum(w) }, spec.MinMs)
+			reps, d := timed(func() { sink ^= readsum.Xor(w) }, spec.MinMs)
 			a.Read[fmt.Sprint(n)] = append(a.Read[fmt.Sprint(n)], float64(n)*float64(reps)/d.Seconds()/1e9)
 		}
 	}
