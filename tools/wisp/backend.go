@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,14 @@ import (
 	"wisp/wasm/backend"
 	"wisp/wasm/host"
 )
+
+// runtimeFlags adds the flags that choose where the engine runs, --runtime
+// and --wasm, whose values openBackend takes.
+func runtimeFlags(fs *flag.FlagSet) (runtime, wasmPath *string) {
+	runtime = fs.String("runtime", "native", "where the engine runs: native, or wazero (the wasm module with its SIMD128 kernels, as in a browser)")
+	wasmPath = fs.String("wasm", "", "the engine module for --runtime wazero (default: site/wasm/wisp.wasm, else built)")
+	return runtime, wasmPath
+}
 
 // openBackend loads the model in the named runtime (wisp/wasm/backend).
 // wasmPath is the engine module for wazero; when empty,

@@ -98,8 +98,7 @@ a reply. Statistics go to stderr.`, stderr)
 	var opt option.Options
 	storeOptions := option.Flags(fs, &opt)
 	quiet := fs.Bool("q", false, "print no statistics to stderr")
-	runtime := fs.String("runtime", "native", "where the engine runs: native, or wazero (the wasm module with its SIMD128 kernels)")
-	wasmPath := fs.String("wasm", "", "the engine module for --runtime wazero (default: site/wasm/wisp.wasm, else built)")
+	runtime, wasmPath := runtimeFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err

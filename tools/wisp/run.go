@@ -23,8 +23,7 @@ tokenizer.bin (-z), converted in memory.`, stderr)
 	var opt option.Options
 	storeOptions := option.Flags(fs, &opt) // -t, --top-p, --seed, --stop, ...
 	quiet := fs.Bool("q", false, "print no timings to stderr")
-	runtime := fs.String("runtime", "native", "where the engine runs: native, or wazero (the wasm module with its SIMD128 kernels, as in a browser)")
-	wasmPath := fs.String("wasm", "", "the engine module for --runtime wazero (default: site/wasm/wisp.wasm, else built)")
+	runtime, wasmPath := runtimeFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
