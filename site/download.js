@@ -411,6 +411,17 @@ export async function forgetModel(url) {
   return store ? store.delete(url) : false;
 }
 
+/**
+ * isCached reports whether Cache Storage holds a copy of url (false where
+ * storage is disabled or missing).
+ * @param {string} url
+ * @returns {Promise<boolean>}
+ */
+export async function isCached(url) {
+  const store = await openCache();
+  return !!(store && (await store.match(url).catch(() => undefined)));
+}
+
 // openCache opens CACHE_NAME, or returns null where storage is disabled
 // (private modes, an opaque origin) or missing (Node).
 async function openCache() {

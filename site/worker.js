@@ -27,7 +27,7 @@
 // which a wasm instance's memory otherwise never gives back.
 
 import { createEngine, errorToJSON, HEADER_BYTES, WispError } from './engine.js';
-import { CACHE_NAME, download, readBlob } from './download.js';
+import { download, isCached, readBlob } from './download.js';
 import { ggufMetadata } from './gguf.js';
 
 /**
@@ -127,7 +127,7 @@ async function load({ id, url, file, wasmBase, cache, sha256 }) {
       await checkHeader(new BlobPrefix(file), starting, ctl.signal);
       got = await readBlob(file, { sha256, signal: ctl.signal, onProgress, into });
     } else {
-      if (!(cache && (await inCache(url)))) await checkHeader(new Prefix(url, ctl.signal), starting, ctl.signal);
+      if (!(cache && (await isCached(url)))) await checkHeader(new Prefix(url, ctl.signal), starting, ctl.signal);
       got = await download(url, { cache, sha256, signal: ctl.signal, onProgress, into });
     }
   } catch (err) {
@@ -158,15 +158,6 @@ async function load({ id, url, file, wasmBase, cache, sha256 }) {
     type: 'loaded', id, info: { ...info, ...extra }, fromCache: got.fromCache,
     loadMs: performance.now() - t0,
   });
-}
-
-// inCache reports whether Cache Storage holds a copy of url.
-async function inCache(url) {
-  try {
-    return !!(globalThis.caches && (await (await caches.open(CACHE_NAME)).match(url)));
-  } catch {
-    return false; // storage disabled: the download goes without too
-  }
 }
 
 // checkHeader reads the start of a file (src: a Prefix of one on the
