@@ -331,6 +331,13 @@ describe('the early check of a model header, in Chromium', { skip }, () => {
     const second = await load('models/default.gguf');
     assert.equal(second.info.fromCache, true);
     assert.equal(second.text, want);
+    // The kept copy is the file, byte for byte (it is written a MiB at a
+    // time from views of the engine's memory).
+    const kept = await page.evaluate(async (u) => {
+      const buf = await (await (await caches.open('wisp-models-v1')).match(u)).arrayBuffer();
+      return [...new Uint8Array(await crypto.subtle.digest('SHA-256', buf))].map((b) => b.toString(16).padStart(2, '0')).join('');
+    }, new URL('models/default.gguf', url).href);
+    assert.equal(kept, createHash('sha256').update(await readFile(defaultModel)).digest('hex'), 'the copy in Cache Storage');
     assert.deepEqual(proxy.log.slice(n).filter((e) => e.path.includes('.gguf')), [], 'a cached model needs no Range request');
   });
 
