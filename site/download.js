@@ -85,7 +85,7 @@ export async function download(url, options = {}) {
 // its own pace, not from a whole second copy (new Response(bytes) copies
 // all of it at once). Each MiB is a view of bytes, which nothing writes
 // until download returns; only views of a SharedArrayBuffer (the threaded
-// engine's memory), which a Response may not hold, are copies. Copies, even
+// engine's memory), which Blink's body readers may refuse, are copies. Copies, even
 // a MiB at a time, stayed garbage until the collector ran: in Chromium a
 // download kept this way peaked at 1.35-1.38x the file, with views at
 // 1.14-1.17x (make bench-memory, a 258 MiB file).
