@@ -68,12 +68,7 @@ export async function download(url, options = {}) {
   const bytes = await fetchBody(url, {
     fetchFn, signal, onProgress, retryDelays: options.retryDelays ?? RETRY_DELAYS_MS, into,
   });
-  if (want) {
-    const got = await hexSHA256(bytes);
-    if (got !== want) {
-      throw new WispError(`wisp: ${url} is corrupt: its SHA-256 is ${got}, expected ${want}`, { code: 'sha256' });
-    }
-  }
+  if (want) await checkSHA256(bytes, want, url);
   if (store) {
     // A full disk or a quota only costs the next visit a download.
     await store.put(url, new Response(slices(bytes), { headers: fileHeaders(bytes.byteLength) })).catch(() => {});
@@ -183,18 +178,10 @@ export const RETRY_DELAYS_MS = Object.freeze([250, 1000, 3000, 6000]);
 // resumptions in retries. An answer to the range that is not the rest of
 // the same file (a 200, another size or ETag) starts the file again.
 async function fetchBody(url, { fetchFn, signal, onProgress, retryDelays, into }) {
-  const start = performance.now();
-  let last = -Infinity;
   let loaded = 0;
   let total = 0;
   let retries = 0;
-  const report = (force) => {
-    const now = performance.now();
-    if (!onProgress || (!force && now - last < 50)) return;
-    last = now;
-    const secs = (now - start) / 1000;
-    onProgress({ loaded, total, rate: secs > 0 ? loaded / secs : 0, cached: false, retries });
-  };
+  const report = reporter(onProgress, () => ({ loaded, total, retries }));
 
   let resp = await get(url, fetchFn, signal, 0);
   if (!resp.ok) throw httpError(url, resp);
@@ -277,6 +264,31 @@ async function fetchBody(url, { fetchFn, signal, onProgress, retryDelays, into }
   return loaded === buf.byteLength ? buf : buf.slice(0, loaded);
 }
 
+// reporter returns report(force), which gives onProgress the state that
+// state() returns, with the rate since the reporter was made and cached
+// false, at most every 50 ms unless forced.
+function reporter(onProgress, state) {
+  const start = performance.now();
+  let last = -Infinity;
+  return (force) => {
+    const now = performance.now();
+    if (!onProgress || (!force && now - last < 50)) return;
+    last = now;
+    const secs = (now - start) / 1000;
+    const p = state();
+    onProgress({ ...p, rate: secs > 0 ? p.loaded / secs : 0, cached: false });
+  };
+}
+
+// checkSHA256 throws a WispError with code 'sha256' unless the SHA-256 of
+// bytes is want (lower-case hex); name says whose bytes they are.
+async function checkSHA256(bytes, want, name) {
+  const got = await hexSHA256(bytes);
+  if (got !== want) {
+    throw new WispError(`wisp: ${name} is corrupt: its SHA-256 is ${got}, expected ${want}`, { code: 'sha256' });
+  }
+}
+
 // get fetches url, from byte from on when from > 0. A network error is a
 // WispError with code 'http'; an abort, the signal's reason.
 async function get(url, fetchFn, signal, from) {
@@ -354,16 +366,8 @@ export async function readBlob(blob, options = {}) {
   } catch (err) {
     throw tooLarge(total, err);
   }
-  const start = performance.now();
-  let last = -Infinity;
   let loaded = 0;
-  const report = (force) => {
-    const now = performance.now();
-    if (!onProgress || (!force && now - last < 50)) return;
-    last = now;
-    const secs = (now - start) / 1000;
-    onProgress({ loaded, total, rate: secs > 0 ? loaded / secs : 0, cached: false, retries: 0 });
-  };
+  const report = reporter(onProgress, () => ({ loaded, total, retries: 0 }));
   report(true);
   try {
     for await (const value of chunks(blob.stream())) {
@@ -379,12 +383,7 @@ export async function readBlob(blob, options = {}) {
   }
   if (loaded !== total) throw new WispError(`wisp: reading ${name}: got ${loaded} of ${total} bytes`, { code: 'file' });
   report(true);
-  if (sha256) {
-    const got = await hexSHA256(bytes);
-    if (got !== sha256.toLowerCase()) {
-      throw new WispError(`wisp: ${name} is corrupt: its SHA-256 is ${got}, expected ${sha256.toLowerCase()}`, { code: 'sha256' });
-    }
-  }
+  if (sha256) await checkSHA256(bytes, sha256.toLowerCase(), name);
   return { bytes, fromCache: false };
 }
 
