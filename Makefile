@@ -175,16 +175,16 @@ $(ORACLE_LIB)/libllama.v0.5.0.so:
 	@touch $@
 
 $(ORACLE_DIR)/oracle: internal/oracle/csrc/oracle.c $(ORACLE_LIB)/libllama.v0.5.0.so
-	$(ORACLE_CC) -std=c11 -O2 -Wall -Wextra -DORACLE_LIBDIR='"$(abspath $(ORACLE_LIB))"' -o $@ $< \
+	$(ORACLE_CC) -std=c11 -O2 -Wall -Wextra -DORACLE_LIBDIR='"$(realpath $(ORACLE_LIB))"' -o $@ $< \
 		-L$(ORACLE_LIB) -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so \
-		-Wl,-rpath,$(abspath $(ORACLE_LIB))
+		-Wl,-rpath,$(realpath $(ORACLE_LIB))
 
 # Native llama.cpp as a runner of make bench (tools/bench/csrc/llamabench.c),
 # linked against the oracle's prebuilt libraries.
 $(ORACLE_DIR)/llamabench: tools/bench/csrc/llamabench.c $(ORACLE_LIB)/libllama.v0.5.0.so
-	$(ORACLE_CC) -std=c11 -O2 -Wall -Wextra -DORACLE_LIBDIR='"$(abspath $(ORACLE_LIB))"' -o $@ $< \
+	$(ORACLE_CC) -std=c11 -O2 -Wall -Wextra -DORACLE_LIBDIR='"$(realpath $(ORACLE_LIB))"' -o $@ $< \
 		-L$(ORACLE_LIB) -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so \
-		-Wl,-rpath,$(abspath $(ORACLE_LIB))
+		-Wl,-rpath,$(realpath $(ORACLE_LIB))
 
 # The llama.cpp fixtures of the engine's oracle tests, remade from fixed
 # seeds: testdata/llamacpp.
