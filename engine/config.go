@@ -254,6 +254,54 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	return c, nil
 }
 
+// SetGGUF sets the keys of b that ConfigFromGGUF reads back as c:
+// general.architecture and, under the architecture's name, vocab_size
+// (when known), context_length, embedding_length, block_count,
+// feed_forward_length, attention.head_count and attention.head_count_kv
+// (one number, or an array of one per block when the blocks differ),
+// attention.key_length and attention.value_length (when some block's
+// heads are not Dim wide), attention.layer_norm_rms_epsilon,
+// rope.freq_base and rope.dimension_count. Every tool that writes a model
+// sets them here, so that the writers and the reader cannot disagree.
+func (c *Config) SetGGUF(b *gguf.Builder) {
+	a := c.Arch + "."
+	b.Set("general.architecture", c.Arch)
+	if c.VocabSize > 0 {
+		b.Set(a+"vocab_size", uint32(c.VocabSize))
+	}
+	b.Set(a+"context_length", uint32(c.ContextLen))
+	b.Set(a+"embedding_length", uint32(c.Dim))
+	b.Set(a+"block_count", uint32(c.Layers))
+	narrow := false
+	for _, w := range []struct {
+		key string
+		of  func(l int) int
+	}{{"feed_forward_length", c.HiddenOf}, {"attention.head_count", c.HeadsOf}, {"attention.head_count_kv", c.KVHeadsOf}} {
+		v := make([]uint32, c.Layers)
+		for l := range v {
+			v[l] = uint32(w.of(l))
+		}
+		switch {
+		case len(v) == 0:
+			b.Set(a+w.key, uint32(0))
+		case slices.Min(v) != slices.Max(v):
+			b.Set(a+w.key, v)
+		default:
+			b.Set(a+w.key, v[0])
+		}
+	}
+	for l := range c.Layers {
+		narrow = narrow || c.HeadsOf(l)*c.HeadDim != c.Dim
+	}
+	if narrow {
+		b.Set(a+"attention.key_length", uint32(c.HeadDim))
+		b.Set(a+"attention.value_length", uint32(c.HeadDim))
+	}
+	b.Set(a+"attention.layer_norm_rms_epsilon", c.NormEps)
+	b.Set(a+"rope.freq_base", float32(c.RopeBase))
+	b.Set(a+"rope.dimension_count", uint32(c.HeadDim))
+}
+
 // perBlock reads key, an integer or an array of one per block, as the
 // value of each of the blocks, checking every value is in [1, limit]. It
 // returns an error wrapping gguf.ErrMissing if the key is absent. The

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"bytes"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -212,4 +213,58 @@ func FuzzConfig(f *testing.F) {
 			t.Fatalf("largest widths %d, %d, %d; the config says %d, %d, %d", hidden, heads, kv, c.HiddenDim, c.Heads, c.KVHeads)
 		}
 	})
+}
+
+// TestConfigSetGGUF checks that ConfigFromGGUF reads back what SetGGUF
+// writes, for uniform models of both architectures, blocks of different
+// widths and heads narrower than the embedding.
+func TestConfigSetGGUF(t *testing.T) {
+	base := engine.Config{Arch: "llama", Dim: 32, HiddenDim: 48, Layers: 3, Heads: 4, KVHeads: 2, HeadDim: 8,
+		VocabSize: 100, ContextLen: 64, NormEps: 1e-6, RopeBase: 500000}
+	qwen := base
+	qwen.Arch, qwen.RopeNeox, qwen.QKVBias = "qwen2", true, true
+	narrow := base
+	narrow.Heads, narrow.KVHeads = 2, 1 // 2 heads of 8: 16 < Dim
+	tests := []struct {
+		name                  string
+		c                     engine.Config
+		hidden, heads, groups []int
+	}{
+		{name: "llama", c: base},
+		{name: "qwen2", c: qwen},
+		{name: "narrow heads", c: narrow},
+		{name: "per block", c: base, hidden: []int{48, 16, 32}, heads: []int{4, 2, 4}, groups: []int{2, 1, 2}},
+		{name: "per block FFN only", c: base, hidden: []int{8, 48, 48}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := tt.c
+			if err := want.SetBlockWidths(tt.hidden, tt.heads, tt.groups); err != nil {
+				t.Fatal(err)
+			}
+			b := gguf.NewBuilder()
+			want.SetGGUF(b)
+			var buf bytes.Buffer
+			if _, err := b.WriteTo(&buf); err != nil {
+				t.Fatal(err)
+			}
+			got, err := parseConfig(t, buf.Bytes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got.VocabSize = want.VocabSize // from the embedding's rows, not a key
+			if got.PerLayer() != want.PerLayer() {
+				t.Fatalf("PerLayer %v, want %v", got.PerLayer(), want.PerLayer())
+			}
+			for l := range want.Layers {
+				if got.HiddenOf(l) != want.HiddenOf(l) || got.HeadsOf(l) != want.HeadsOf(l) || got.KVHeadsOf(l) != want.KVHeadsOf(l) {
+					t.Errorf("block %d: widths %d/%d/%d, want %d/%d/%d", l, got.HiddenOf(l), got.HeadsOf(l), got.KVHeadsOf(l),
+						want.HiddenOf(l), want.HeadsOf(l), want.KVHeadsOf(l))
+				}
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("read back\n%+v\nwant\n%+v", got, want)
+			}
+		})
+	}
 }

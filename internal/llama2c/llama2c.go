@@ -219,7 +219,9 @@ func ToGGUF(ck *Checkpoint, v *Vocab, opt Options) (*gguf.Builder, fp16.Stats, e
 	}
 	c := ck.Config
 	b := gguf.NewBuilder()
-	b.Set("general.architecture", "llama")
+	ec := engine.Config{Arch: "llama", Dim: c.Dim, HiddenDim: c.HiddenDim, Layers: c.Layers, Heads: c.Heads, KVHeads: c.KVHeads,
+		HeadDim: c.Dim / c.Heads, VocabSize: c.VocabSize, ContextLen: c.SeqLen, NormEps: 1e-5, RopeBase: 10000}
+	ec.SetGGUF(b)
 	if opt.Name != "" {
 		b.Set("general.name", opt.Name)
 	}
@@ -228,15 +230,6 @@ func ToGGUF(ck *Checkpoint, v *Vocab, opt Options) (*gguf.Builder, fp16.Stats, e
 		fileType = 1
 	}
 	b.Set("general.file_type", fileType)
-	b.Set("llama.context_length", uint32(c.SeqLen))
-	b.Set("llama.embedding_length", uint32(c.Dim))
-	b.Set("llama.feed_forward_length", uint32(c.HiddenDim))
-	b.Set("llama.block_count", uint32(c.Layers))
-	b.Set("llama.attention.head_count", uint32(c.Heads))
-	b.Set("llama.attention.head_count_kv", uint32(c.KVHeads))
-	b.Set("llama.rope.dimension_count", uint32(c.Dim/c.Heads))
-	b.Set("llama.attention.layer_norm_rms_epsilon", float32(1e-5))
-	b.Set("llama.rope.freq_base", float32(10000))
 
 	tokens := make([]string, len(v.Tokens))
 	types := make([]int32, len(v.Tokens))
@@ -292,8 +285,6 @@ func ToGGUF(ck *Checkpoint, v *Vocab, opt Options) (*gguf.Builder, fp16.Stats, e
 	global := map[engine.Role][]float32{
 		engine.RoleEmbedding: ck.Embedding, engine.RoleOutputNorm: ck.FinalNorm, engine.RoleOutput: ck.Classifier,
 	}
-	ec := engine.Config{Dim: c.Dim, HiddenDim: c.HiddenDim, Layers: c.Layers, Heads: c.Heads, KVHeads: c.KVHeads,
-		HeadDim: c.Dim / c.Heads, VocabSize: c.VocabSize}
 	for _, t := range ec.Tensors(c.Shared) {
 		w := global[t.Role]
 		if t.Layer >= 0 {

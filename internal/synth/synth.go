@@ -178,36 +178,20 @@ func Build(s Shape, opt Options) (*gguf.Builder, error) {
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x5eed))
 	b := gguf.NewBuilder()
 	a := s.Arch
-	b.Set("general.architecture", a)
+	hd := s.Dim / s.Heads
+	c := engine.Config{
+		Arch: a, Dim: s.Dim, HiddenDim: s.HiddenDim, Layers: s.Layers, Heads: s.Heads, KVHeads: s.KVHeads,
+		HeadDim: hd, VocabSize: s.Vocab, ContextLen: s.ContextLen, NormEps: 1e-5, RopeBase: float64(s.RopeBase),
+		RopeNeox: a == "qwen2", QKVBias: a == "qwen2",
+	}
+	if err := c.SetBlockWidths(s.LayerHidden, s.LayerHeads, s.LayerKVHeads); err != nil {
+		return nil, fmt.Errorf("synth: %w", err)
+	}
+	c.SetGGUF(b)
 	b.Set("general.name", opt.Name)
 	b.Set("wisp.random", true)
-	b.Set(a+".context_length", uint32(s.ContextLen))
-	b.Set(a+".embedding_length", uint32(s.Dim))
-	b.Set(a+".block_count", uint32(s.Layers))
-	for _, k := range []struct {
-		key string
-		v   []int
-		def int
-	}{{".feed_forward_length", s.LayerHidden, s.HiddenDim}, {".attention.head_count", s.LayerHeads, s.Heads}, {".attention.head_count_kv", s.LayerKVHeads, s.KVHeads}} {
-		if k.v == nil {
-			b.Set(a+k.key, uint32(k.def))
-			continue
-		}
-		arr := make([]uint32, len(k.v))
-		for i, x := range k.v {
-			arr[i] = uint32(x)
-		}
-		b.Set(a+k.key, arr)
-	}
-	if s.perLayer() {
-		b.Set(a+".attention.key_length", uint32(s.Dim/s.Heads))
-		b.Set(a+".attention.value_length", uint32(s.Dim/s.Heads))
-	}
-	b.Set(a+".attention.layer_norm_rms_epsilon", float32(1e-5))
-	b.Set(a+".rope.freq_base", s.RopeBase)
 	setVocab(b, s.Vocab, opt.ChatML)
 
-	hd := s.Dim / s.Heads
 	var err error
 	matrix := func(name string, rows, cols int) {
 		if err != nil {
@@ -252,13 +236,6 @@ func Build(s Shape, opt Options) (*gguf.Builder, error) {
 			v[i] = float32(mean + spread*rng.NormFloat64())
 		}
 		err = b.AddTensor(name, gguf.F32, []uint64{uint64(n)}, gguf.F32Bytes(v))
-	}
-	c := engine.Config{
-		Arch: a, Dim: s.Dim, HiddenDim: s.HiddenDim, Layers: s.Layers, Heads: s.Heads, KVHeads: s.KVHeads,
-		HeadDim: hd, VocabSize: s.Vocab, QKVBias: a == "qwen2",
-	}
-	if err = c.SetBlockWidths(s.LayerHidden, s.LayerHeads, s.LayerKVHeads); err != nil {
-		return nil, fmt.Errorf("synth: %w", err)
 	}
 	ts := c.Tensors(s.Tied)
 	// synth has always drawn (and written) each block's down matrix before

@@ -32,6 +32,16 @@ type Config struct {
 // HeadDim is the size of one attention head.
 func (c *Config) HeadDim() int { return c.Dim / c.Heads }
 
+// engine returns the engine's description of the model, whose SetGGUF
+// writes its hyperparameters and whose Tensors lists its weights.
+func (c *Config) engine() engine.Config {
+	return engine.Config{
+		Arch: c.Arch, Dim: c.Dim, HiddenDim: c.HiddenDim, Layers: c.Layers, Heads: c.Heads, KVHeads: c.KVHeads,
+		HeadDim: c.HeadDim(), VocabSize: c.VocabSize, ContextLen: c.ContextLen, NormEps: float32(c.NormEps),
+		RopeBase: c.RopeTheta, RopeNeox: c.Arch == "qwen2", QKVBias: c.Arch == "qwen2",
+	}
+}
+
 // architectures maps the Hugging Face class names wisp converts to GGUF
 // architectures.
 var architectures = map[string]string{

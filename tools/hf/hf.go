@@ -85,10 +85,7 @@ var hfNames = map[engine.Role]string{
 // engine.Config.Tensors's, with their Hugging Face names. llama's Q and K
 // rows are permuted from Hugging Face's rotary layout to llama.cpp's.
 func weights(c *Config) []*weight {
-	ec := engine.Config{
-		Arch: c.Arch, Dim: c.Dim, HiddenDim: c.HiddenDim, Layers: c.Layers, Heads: c.Heads, KVHeads: c.KVHeads,
-		HeadDim: c.HeadDim(), VocabSize: c.VocabSize, QKVBias: c.Arch == "qwen2",
-	}
+	ec := c.engine()
 	var ws []*weight
 	for _, t := range ec.Tensors(c.Tied) {
 		h := hfNames[t.Role]
@@ -183,8 +180,8 @@ func Convert(dir string, opt Options) (*gguf.Builder, Report, error) {
 	}
 
 	g := gguf.NewBuilder()
-	a := cfg.Arch
-	g.Set("general.architecture", a)
+	ec := cfg.engine()
+	ec.SetGGUF(g)
 	if opt.Name != "" {
 		g.Set("general.name", opt.Name)
 	}
@@ -193,20 +190,6 @@ func Convert(dir string, opt Options) (*gguf.Builder, Report, error) {
 		fileType = 1
 	}
 	g.Set("general.file_type", fileType)
-	if a == "llama" {
-		g.Set(a+".vocab_size", uint32(cfg.VocabSize))
-	}
-	g.Set(a+".context_length", uint32(cfg.ContextLen))
-	g.Set(a+".embedding_length", uint32(cfg.Dim))
-	g.Set(a+".feed_forward_length", uint32(cfg.HiddenDim))
-	g.Set(a+".block_count", uint32(cfg.Layers))
-	g.Set(a+".attention.head_count", uint32(cfg.Heads))
-	g.Set(a+".attention.head_count_kv", uint32(cfg.KVHeads))
-	if a == "llama" {
-		g.Set(a+".rope.dimension_count", uint32(cfg.HeadDim()))
-	}
-	g.Set(a+".attention.layer_norm_rms_epsilon", float32(cfg.NormEps))
-	g.Set(a+".rope.freq_base", float32(cfg.RopeTheta))
 	voc.set(g)
 	for _, w := range ws {
 		dims := []uint64{uint64(w.cols)}

@@ -278,33 +278,21 @@ func (s *Source) builder(sel Selection, zeros []byte) (*gguf.Builder, error) {
 			b.Set(kv.Key, kv.Value)
 		}
 	}
-	// Each block's widths: a single number when every block has the same,
-	// else (PerLayer) an array of one per block, as llama.cpp reads them.
+	// The pruned shape: each block's widths (a single number when every
+	// block has the same, else, PerLayer, an array of one per block, as
+	// llama.cpp reads them).
 	per := c.Heads / c.KVHeads
-	ffn, groups, heads := make([]uint32, sh.Layers), make([]uint32, sh.Layers), make([]uint32, sh.Layers)
-	narrow := false // some block has fewer heads than Dim/HeadDim
+	pc := *c
+	pc.Layers = sh.Layers
+	ffn, groups, heads := make([]int, sh.Layers), make([]int, sh.Layers), make([]int, sh.Layers)
 	for i := range sel.Layers {
-		ffn[i], groups[i] = uint32(len(sel.FFN[i])), uint32(len(sel.Groups[i]))
-		heads[i] = groups[i] * uint32(per)
-		narrow = narrow || int(heads[i])*c.HeadDim != c.Dim
+		ffn[i], groups[i] = len(sel.FFN[i]), len(sel.Groups[i])
+		heads[i] = groups[i] * per
 	}
-	a := c.Arch + "."
-	b.Set(a+"block_count", uint32(sh.Layers))
-	for _, w := range []struct {
-		key string
-		v   []uint32
-	}{{"feed_forward_length", ffn}, {"attention.head_count", heads}, {"attention.head_count_kv", groups}} {
-		if slices.Min(w.v) == slices.Max(w.v) {
-			b.Set(a+w.key, w.v[0])
-		} else {
-			b.Set(a+w.key, w.v)
-		}
+	if err := pc.SetBlockWidths(ffn, heads, groups); err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
 	}
-	if _, ok := s.Model.File.Value(a + "attention.key_length"); ok || narrow {
-		b.Set(a+"attention.key_length", uint32(c.HeadDim))
-		b.Set(a+"attention.value_length", uint32(c.HeadDim))
-	}
-	b.Set(a+"rope.dimension_count", uint32(c.HeadDim))
+	pc.SetGGUF(b)
 
 	method := string(sel.Method)
 	if method == "" {
@@ -345,10 +333,10 @@ func (s *Source) builder(sel Selection, zeros []byte) (*gguf.Builder, error) {
 		b.Set("wisp.prune.layers_kept", flat([][]int{sel.Layers}))
 		b.Set("wisp.prune.layers_removed", removed)
 	}
-	if slices.Min(groups) < uint32(full.Groups) {
+	if slices.Min(groups) < full.Groups {
 		b.Set("wisp.prune.groups_kept", flat(sel.Groups))
 	}
-	if slices.Min(ffn) < uint32(full.FFN) {
+	if slices.Min(ffn) < full.FFN {
 		b.Set("wisp.prune.ffn_kept", flat(sel.FFN))
 	}
 

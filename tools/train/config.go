@@ -105,14 +105,20 @@ type tensorInfo struct {
 // matrix reports whether the tensor is a matrix, which weight decay applies to.
 func (t tensorInfo) matrix() bool { return t.rows > 1 }
 
+// engine returns the engine's description of a model of this shape (a
+// llama model), defaults applied.
+func (c Config) engine() engine.Config {
+	c = c.withDefaults()
+	return engine.Config{
+		Arch: "llama", Dim: c.Dim, HiddenDim: c.HiddenDim, Layers: c.Layers, Heads: c.Heads, KVHeads: c.KVHeads,
+		HeadDim: c.HeadDim, VocabSize: c.Vocab, ContextLen: c.ContextLen, NormEps: c.NormEps, RopeBase: c.RopeBase,
+	}
+}
+
 // tensors lists the weights in the order of the parameter vector and of
 // the GGUF file, with their GGUF names.
 func (c Config) tensors() []tensorInfo {
-	c = c.withDefaults()
-	ec := engine.Config{
-		Dim: c.Dim, HiddenDim: c.HiddenDim, Layers: c.Layers, Heads: c.Heads, KVHeads: c.KVHeads,
-		HeadDim: c.HeadDim, VocabSize: c.Vocab,
-	}
+	ec := c.engine()
 	var ts []tensorInfo
 	off := 0
 	for _, t := range ec.Tensors(c.Tied) {

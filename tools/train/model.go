@@ -142,22 +142,9 @@ func (m *Model) Builder(v *tokenizer.Vocab, name string) (*gguf.Builder, error) 
 		return nil, fmt.Errorf("train: tokenizer has %d tokens, the model %d", len(v.Tokens), c.Vocab)
 	}
 	b := gguf.NewBuilder()
-	const a = "llama."
-	b.Set("general.architecture", "llama")
+	ec := c.engine()
+	ec.SetGGUF(b)
 	b.Set("general.name", name)
-	b.Set(a+"context_length", uint32(c.ContextLen))
-	b.Set(a+"embedding_length", uint32(c.Dim))
-	b.Set(a+"feed_forward_length", uint32(c.HiddenDim))
-	b.Set(a+"block_count", uint32(c.Layers))
-	b.Set(a+"attention.head_count", uint32(c.Heads))
-	b.Set(a+"attention.head_count_kv", uint32(c.KVHeads))
-	if c.Heads*c.HeadDim != c.Dim {
-		b.Set(a+"attention.key_length", uint32(c.HeadDim))
-		b.Set(a+"attention.value_length", uint32(c.HeadDim))
-	}
-	b.Set(a+"attention.layer_norm_rms_epsilon", c.NormEps)
-	b.Set(a+"rope.freq_base", float32(c.RopeBase))
-	b.Set(a+"rope.dimension_count", uint32(c.HeadDim))
 	if v != nil {
 		if err := bpe.SetGGUF(b, v); err != nil {
 			return nil, fmt.Errorf("train: %w", err)
