@@ -20,6 +20,7 @@ import (
 
 	"wisp/engine"
 	"wisp/engine/gguf"
+	"wisp/engine/tokenizer"
 	"wisp/internal/fp16"
 	"wisp/internal/sharedfiles"
 )
@@ -247,16 +248,12 @@ func ToGGUF(ck *Checkpoint, v *Vocab, opt Options) (*gguf.Builder, fp16.Stats, e
 			tokens[i], types[i] = strings.ReplaceAll(t, " ", "\u2581"), 1
 		}
 	}
-	b.Set("tokenizer.ggml.model", "llama")
-	b.Set("tokenizer.ggml.tokens", tokens)
-	b.Set("tokenizer.ggml.scores", v.Scores)
-	b.Set("tokenizer.ggml.token_type", types)
-	b.Set("tokenizer.ggml.unknown_token_id", uint32(unkID))
-	b.Set("tokenizer.ggml.bos_token_id", uint32(bosID))
-	b.Set("tokenizer.ggml.eos_token_id", uint32(eosID))
-	b.Set("tokenizer.ggml.add_bos_token", true)
-	b.Set("tokenizer.ggml.add_eos_token", false)
-	b.Set("tokenizer.ggml.add_space_prefix", true)
+	if err := tokenizer.SetGGUF(b, &tokenizer.Vocab{
+		Model: "llama", Tokens: tokens, Scores: v.Scores, Types: types,
+		BOS: bosID, EOS: eosID, UNK: unkID, PAD: -1, AddBOS: true, AddSpacePrefix: true,
+	}); err != nil {
+		return nil, st, fmt.Errorf("llama2c: %w", err)
+	}
 
 	var err error
 	add := func(name string, w []float32, rows, cols int, matrix bool) {

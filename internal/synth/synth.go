@@ -14,6 +14,7 @@ import (
 	"wisp/engine"
 	"wisp/engine/chat"
 	"wisp/engine/gguf"
+	"wisp/engine/tokenizer"
 	"wisp/internal/fp16"
 	"wisp/simd"
 )
@@ -190,7 +191,9 @@ func Build(s Shape, opt Options) (*gguf.Builder, error) {
 	c.SetGGUF(b)
 	b.Set("general.name", opt.Name)
 	b.Set("wisp.random", true)
-	setVocab(b, s.Vocab, opt.ChatML)
+	if err := setVocab(b, s.Vocab, opt.ChatML); err != nil {
+		return nil, fmt.Errorf("synth: %w", err)
+	}
 
 	var err error
 	matrix := func(name string, rows, cols int) {
@@ -344,7 +347,7 @@ func Bytes(s Shape, opt Options) ([]byte, error) {
 // setVocab stores a SentencePiece-style vocabulary of n tokens: <unk>,
 // <s>, </s>, the 256 byte tokens, then printable characters and made-up
 // words, each word with a lower score the longer it is.
-func setVocab(b *gguf.Builder, n int, chatML bool) {
+func setVocab(b *gguf.Builder, n int, chatML bool) error {
 	tokens := make([]string, 0, n)
 	types := make([]int32, 0, n)
 	scores := make([]float32, 0, n)
@@ -387,22 +390,17 @@ func setVocab(b *gguf.Builder, n int, chatML bool) {
 			add(t, 1, -float32(len(tokens)))
 		}
 	}
-	eos := uint32(2)
+	eos := 2
 	if chatML {
 		tokens[n-2], types[n-2] = "<|im_start|>", 3
 		tokens[n-1], types[n-1] = "<|im_end|>", 3
-		eos = uint32(n - 1)
+		eos = n - 1
 		b.Set(chat.KeyTemplate, chat.ChatML)
 	}
-	b.Set("tokenizer.ggml.model", "llama")
-	b.Set("tokenizer.ggml.tokens", tokens)
-	b.Set("tokenizer.ggml.scores", scores)
-	b.Set("tokenizer.ggml.token_type", types)
-	b.Set("tokenizer.ggml.unknown_token_id", uint32(0))
-	b.Set("tokenizer.ggml.bos_token_id", uint32(1))
-	b.Set("tokenizer.ggml.eos_token_id", eos)
-	b.Set("tokenizer.ggml.add_bos_token", true)
-	b.Set("tokenizer.ggml.add_space_prefix", true)
+	return tokenizer.SetGGUF(b, &tokenizer.Vocab{
+		Model: "llama", Tokens: tokens, Scores: scores, Types: types,
+		BOS: 1, EOS: eos, UNK: 0, PAD: -1, AddBOS: true, AddSpacePrefix: true,
+	})
 }
 
 // Edited returns the bytes of a random model after edit has changed its

@@ -39,7 +39,7 @@ func Example() {
 	// Store the vocabulary in a model file, where FromGGUF finds it.
 	b := gguf.NewBuilder()
 	b.Set("general.architecture", "llama")
-	if err := bpe.SetGGUF(b, v); err != nil {
+	if err := tokenizer.SetGGUF(b, v); err != nil {
 		log.Fatal(err)
 	}
 	var buf bytes.Buffer

@@ -10,7 +10,6 @@ import (
 	"wisp/engine/gguf"
 	"wisp/engine/tokenizer"
 	"wisp/simd"
-	"wisp/tools/bpe"
 )
 
 // Model is a model in training: its shape and all its weights as float32,
@@ -146,7 +145,7 @@ func (m *Model) Builder(v *tokenizer.Vocab, name string) (*gguf.Builder, error) 
 	ec.SetGGUF(b)
 	b.Set("general.name", name)
 	if v != nil {
-		if err := bpe.SetGGUF(b, v); err != nil {
+		if err := tokenizer.SetGGUF(b, v); err != nil {
 			return nil, fmt.Errorf("train: %w", err)
 		}
 	}

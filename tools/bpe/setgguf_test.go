@@ -26,7 +26,7 @@ func TestSetGGUF(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := gguf.NewBuilder()
-			if err := SetGGUF(b, c.v); err != nil {
+			if err := tokenizer.SetGGUF(b, c.v); err != nil {
 				t.Fatal(err)
 			}
 			var buf bytes.Buffer
@@ -63,7 +63,7 @@ func TestSetGGUFErrors(t *testing.T) {
 		{"bad vocabulary", gguf.NewBuilder(), &bad, "10 scores for 266 tokens"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			err := SetGGUF(c.b, c.v)
+			err := tokenizer.SetGGUF(c.b, c.v)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want one containing %q", err, c.want)
 			}
