@@ -90,7 +90,14 @@ func Open(ctx context.Context, cfg Config, data []byte) (Model, error) {
 		m.Threads = cfg.Threads
 		return &native{m: m}, nil
 	case "wazero":
-		rt, err := host.New(ctx, cfg.Wasm, cfg.Host)
+		var hopts host.Options
+		if cfg.Host != nil {
+			hopts = *cfg.Host
+		}
+		if cfg.Threads != 0 {
+			hopts.Threads = cfg.Threads
+		}
+		rt, err := host.New(ctx, cfg.Wasm, &hopts)
 		if err != nil {
 			return nil, err
 		}
