@@ -22,7 +22,7 @@ serve: wisp site models
 
 # The page's wasm: the engine as a reactor, and the kernel modules.
 ENGINE_SRC := $(shell find engine simd wasm -name '*.go' -not -name '*_test.go') go.mod go.sum
-site: site/wasm/wisp.wasm site/wasm/kernels.wasm site/wasm/forward.wasm site/wasm/relaxed.wasm site/wasm/threads.wasm site/wasm/wisp-shared.wasm site/wasm/kernels-shared.wasm
+site: site/wasm/wisp.wasm site/wasm/kernels.wasm site/wasm/forward.wasm site/wasm/relaxed.wasm site/wasm/threads.wasm site/wasm/wisp-shared.wasm site/wasm/kernels-shared.wasm site/wasm/relaxed-shared.wasm
 
 # The threaded build: the engine and the kernels with their memory an
 # imported shared one (wisp/wasm/abi.SharedMemory: env.memory, up to 4 GiB),
