@@ -17,8 +17,11 @@ wisp:
 # The demo: build everything, make the default model, serve the page.
 demo: serve
 
+# Cross-origin isolated (COOP/COEP), so that the page runs its matrix
+# products on every core (kernel threads need SharedArrayBuffer): safe for
+# the page, which loads nothing of another origin but models by CORS fetch.
 serve: wisp site models
-	./bin/wisp serve --site site --models $(MODELS)
+	./bin/wisp serve --isolate --site site --models $(MODELS)
 
 # The page's wasm: the engine as a reactor, and the kernel modules.
 ENGINE_SRC := $(shell find engine simd wasm -name '*.go' -not -name '*_test.go') go.mod go.sum

@@ -563,7 +563,10 @@ export class Engine {
   string(ptrName, lenName) {
     const p = this.call(ptrName) >>> 0;
     const n = this.call(lenName) >>> 0;
-    return n ? utf8Decoder.decode(this.bytes(p, n)) : '';
+    if (!n) return '';
+    const b = this.bytes(p, n);
+    // Browsers decode no view of a shared memory (the threaded build's).
+    return utf8Decoder.decode(b.buffer instanceof ArrayBuffer ? b : b.slice());
   }
 
   /**

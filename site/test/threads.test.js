@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 
 import { load } from '../node.js';
-import { site } from './helpers.js';
+import { launch, root, serve, site } from './helpers.js';
 
 // logitsOf runs a prompt and a few greedy steps and returns every step's
 // logits, copied.
@@ -77,5 +77,67 @@ describe('kernel threads in Node', () => {
     } finally {
       eng.close();
     }
+  });
+});
+
+// generateIn loads a model with wisp.load in the page (the engine in its
+// Worker, the helpers Workers of that Worker) and generates greedily.
+async function generateIn(page, url, threads) {
+  return page.evaluate(async ({ url, threads }) => {
+    const wisp = await import('./wisp.js');
+    const m = await wisp.load(url, { threads, cache: false });
+    try {
+      const g = m.generate('And God said', { temperature: 0, maxTokens: 40 });
+      await g.result;
+      return { text: g.text, threads: m.info.threads, reason: m.info.threadsReason ?? '', template: m.info.chatTemplate, description: m.info.description };
+    } finally {
+      m.unload();
+    }
+  }, { url, threads });
+}
+
+describe('kernel threads in Chromium', { timeout: 300_000 }, () => {
+  let isolated;
+  let plain;
+  let browser;
+  before(async () => {
+    [isolated, plain, browser] = await Promise.all([
+      serve(path.join(root, 'models'), ['--isolate']), serve(path.join(root, 'models')), launch(),
+    ]);
+  });
+  after(async () => {
+    await browser?.close();
+    await isolated?.close();
+    await plain?.close();
+  });
+
+  for (const file of ['default.gguf', 'default-f16.gguf']) {
+    test(`${file}: an isolated page generates the same text at 1, 2 and 3 threads`, async () => {
+      const page = await browser.newPage();
+      await page.goto(`${isolated.url}embed.html`);
+      assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+      const want = await generateIn(page, `/models/${file}`, 1);
+      assert.equal(want.threads, 1);
+      assert.ok(want.text.length > 20, want.text);
+      for (const threads of [2, 3]) {
+        const got = await generateIn(page, `/models/${file}`, threads);
+        assert.equal(got.threads, threads, got.reason);
+        assert.equal(got.text, want.text, `${threads} threads`);
+        // The file's metadata, read from the shared memory, too.
+        assert.equal(got.description, want.description);
+        assert.equal(got.template, want.template);
+      }
+      await page.close();
+    });
+  }
+
+  test('a page without isolation runs on one thread, says why, and generates', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${plain.url}embed.html`);
+    const got = await generateIn(page, '/models/default.gguf', undefined);
+    assert.equal(got.threads, 1);
+    assert.match(got.reason, /cross-origin isolated/);
+    assert.ok(got.text.length > 20, got.text);
+    await page.close();
   });
 });
