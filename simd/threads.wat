@@ -10,12 +10,18 @@
 ;; parameters. A dispatcher writes the job into a control block in shared
 ;; memory, bumps its sequence number and wakes the helpers
 ;; (memory.atomic.notify), takes chunks itself, then waits until every
-;; helper has counted itself done. Each helper runs $worker: it waits for
-;; the next sequence number (a short spin, then memory.atomic.wait32),
-;; takes chunks of the job by an atomic counter and runs them with its own
-;; imported kernel, counts itself done, and waits again, until the stop
-;; flag. (On a helper's thread the element segment fills the helper's own
-;; table, which nothing calls.)
+;; chunk is finished. Each helper runs $worker: it waits for the next
+;; sequence number (a short spin, then memory.atomic.wait32), takes chunks
+;; of that job and runs them with its own imported kernel, and waits again,
+;; until the stop flag. (On a helper's thread the element segment fills
+;; the helper's own table, which nothing calls.)
+;;
+;; A chunk is claimed by a compare-exchange of a word that holds the job's
+;; sequence number (its low 16 bits) beside the next chunk's index, so a
+;; helper that wakes late, after its job ended, claims nothing of the next
+;; one, and the engine's thread waits for finished chunks, never for a
+;; helper: a helper whose core is busy elsewhere costs nothing but its
+;; share, which the others take.
 ;;
 ;; # Exactness
 ;;
@@ -35,17 +41,17 @@
 ;; A product of fewer than $min_work multiply-adds per thread runs on the
 ;; calling thread alone (setup's third parameter; the hosts measure it).
 ;;
-;; A helper that never counts itself done (its thread died) would hang the
-;; engine: the dispatcher waits in slices of 100 ms and traps when the done
-;; count has not moved for 2 s, which the host reports as the engine's
-;; error.
+;; A helper that dies holding a chunk would hang the engine: the dispatcher
+;; waits in slices of 100 ms and traps when the finished count has not
+;; moved for 2 s, which the host reports as the engine's error. A helper
+;; that dies between chunks costs nothing but its share.
 ;;
 ;; # The control block (setup's ctrl, 128 bytes, 4-aligned)
 ;;
 ;;   0 seq      job sequence number, bumped per job (and by stop)
 ;;   4 stop     1: helpers return from $worker
-;;   8 next     the next chunk to take
-;;  12 done     helpers done with the current job
+;;   8 next     the job's sequence number << 16 | the next chunk to take
+;;  12 finished chunks of the current job finished
 ;;  16 kind     0 matmul_f16, 1 matmul_f32, 2 matmul_bf16, 3 matmul_q
 ;;  20 chunks   how many chunks the job has
 ;;  24 out, 28 w, 32 x (xq), 36 rows, 40 cols, 44 n, 48 xd, 52 xs,
@@ -155,7 +161,7 @@
   (func $dispatch (param $kind i32) (param $out i32) (param $w i32) (param $x i32)
       (param $rows i32) (param $cols i32) (param $n i32)
       (param $xd i32) (param $xs i32) (param $xsum i32) (param $qt i32) (param $rowbytes i32)
-    (local $c i32) (local $threads i32) (local $chunks i32) (local $seen i32) (local $stalls i32) (local $i i32)
+    (local $c i32) (local $threads i32) (local $chunks i32) (local $seen i32) (local $stalls i32) (local $i i32) (local $seq i32)
     (local.set $c (global.get $ctrl))
     (local.set $threads (i32.add (global.get $helpers) (i32.const 1)))
     ;; Chunks of four rows (one vector) or of vectors (several), four per
@@ -188,22 +194,23 @@
     (i32.store offset=56 (local.get $c) (local.get $xsum))
     (i32.store offset=60 (local.get $c) (local.get $qt))
     (i32.store offset=64 (local.get $c) (local.get $rowbytes))
-    (i32.atomic.store offset=8 (local.get $c) (i32.const 0))
     (i32.atomic.store offset=12 (local.get $c) (i32.const 0))
-    (drop (i32.atomic.rmw.add (local.get $c) (i32.const 1)))
+    (local.set $seq (i32.add (i32.atomic.load (local.get $c)) (i32.const 1)))
+    (i32.atomic.store offset=8 (local.get $c) (i32.shl (local.get $seq) (i32.const 16)))
+    (i32.atomic.store (local.get $c) (local.get $seq))
     (drop (memory.atomic.notify (local.get $c) (global.get $helpers)))
-    (call $work (local.get $c))
-    ;; Wait for every helper: spin, then sleep in slices of 100 ms; trap
-    ;; when the count has not moved for 20 slices (a helper died).
+    (call $work (local.get $c) (local.get $seq))
+    ;; Wait for every chunk: spin, then sleep in slices of 100 ms; trap
+    ;; when the count has not moved for 20 slices (a helper died in one).
     (local.set $seen (i32.const -1))
     (block $all
       (loop $poll
-        (br_if $all (i32.eq (i32.atomic.load offset=12 (local.get $c)) (global.get $helpers)))
+        (br_if $all (i32.eq (i32.atomic.load offset=12 (local.get $c)) (local.get $chunks)))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br_if $poll (i32.lt_u (local.get $i) (global.get $spin))))
       (loop $sleep
         (local.set $i (i32.atomic.load offset=12 (local.get $c)))
-        (br_if $all (i32.eq (local.get $i) (global.get $helpers)))
+        (br_if $all (i32.eq (local.get $i) (local.get $chunks)))
         (if (i32.eq (local.get $i) (local.get $seen))
           (then
             (local.set $stalls (i32.add (local.get $stalls) (i32.const 1)))
@@ -212,20 +219,27 @@
         (drop (memory.atomic.wait32 (i32.add (local.get $c) (i32.const 12)) (local.get $i) (i64.const 100000000)))
         (br $sleep))))
 
-  ;; $work takes chunks of the job in the control block at c and runs them
-  ;; with this thread's kernels until none is left.
-  (func $work (param $c i32)
+  ;; $work takes chunks of job seq in the control block at c and runs them
+  ;; with this thread's kernels until none of that job is left.
+  (func $work (param $c i32) (param $seq i32)
     (local $i i32) (local $chunks i32) (local $kind i32) (local $rows i32) (local $cols i32) (local $n i32)
     (local $a i32) (local $b i32) (local $out i32) (local $w i32) (local $x i32)
-    (local $xd i32) (local $xs i32) (local $xsum i32) (local $nb4 i32)
-    (local.set $chunks (i32.load offset=20 (local.get $c)))
-    (local.set $kind (i32.load offset=16 (local.get $c)))
-    (local.set $rows (i32.load offset=36 (local.get $c)))
-    (local.set $cols (i32.load offset=40 (local.get $c)))
-    (local.set $n (i32.load offset=44 (local.get $c)))
+    (local $xd i32) (local $xs i32) (local $xsum i32) (local $nb4 i32) (local $word i32)
     (loop $next
-      (local.set $i (i32.atomic.rmw.add offset=8 (local.get $c) (i32.const 1)))
+      ;; Claim chunk i of job seq, or return when the job has none left
+      ;; (or is another's).
+      (local.set $word (i32.atomic.load offset=8 (local.get $c)))
+      (if (i32.ne (i32.shr_u (local.get $word) (i32.const 16)) (i32.and (local.get $seq) (i32.const 0xffff)))
+        (then (return)))
+      (local.set $i (i32.and (local.get $word) (i32.const 0xffff)))
+      (local.set $chunks (i32.load offset=20 (local.get $c)))
       (if (i32.ge_u (local.get $i) (local.get $chunks)) (then (return)))
+      (br_if $next (i32.ne (i32.atomic.rmw.cmpxchg offset=8 (local.get $c) (local.get $word)
+        (i32.add (local.get $word) (i32.const 1))) (local.get $word)))
+      (local.set $kind (i32.load offset=16 (local.get $c)))
+      (local.set $rows (i32.load offset=36 (local.get $c)))
+      (local.set $cols (i32.load offset=40 (local.get $c)))
+      (local.set $n (i32.load offset=44 (local.get $c)))
       (local.set $out (i32.load offset=24 (local.get $c)))
       (local.set $w (i32.load offset=28 (local.get $c)))
       (local.set $x (i32.load offset=32 (local.get $c)))
@@ -257,6 +271,9 @@
             (local.get $w) (local.get $x) (local.get $rows) (local.get $cols) (i32.sub (local.get $b) (local.get $a))
             (i32.add (local.get $xd) (local.get $nb4)) (i32.add (local.get $xs) (local.get $nb4))
             (i32.add (local.get $xsum) (local.get $nb4)) (i32.load offset=60 (local.get $c)))))
+      ;; The last chunk to finish wakes the engine's thread if it sleeps.
+      (if (i32.eq (i32.add (i32.atomic.rmw.add offset=12 (local.get $c) (i32.const 1)) (i32.const 1)) (local.get $chunks))
+        (then (drop (memory.atomic.notify (i32.add (local.get $c) (i32.const 12)) (i32.const 1)))))
       (br $next)))
 
   ;; $bound is where chunk i of chunks over [0, total) starts, its bits
@@ -271,9 +288,7 @@
     (select (local.get $a) (local.get $b) (i32.lt_u (local.get $a) (local.get $b))))
 
   ;; $worker is a helper's loop on the control block at ctrl: wait for the
-  ;; next job, take chunks of it, count itself done, until the stop flag.
-  ;; It starts from sequence number 0, so it must start before the engine
-  ;; thread dispatches its first job (that job then waits for it).
+  ;; next job, take chunks of it, until the stop flag.
   (func $worker (param $ctrl i32) (param $id i32)
     (local $last i32) (local $s i32) (local $i i32)
     (loop $job
@@ -291,9 +306,6 @@
           (br_if $sleep (i32.eq (local.get $s) (local.get $last)))))
       (local.set $last (local.get $s))
       (if (i32.atomic.load offset=4 (local.get $ctrl)) (then (return)))
-      (call $work (local.get $ctrl))
-      (if (i32.eq (i32.atomic.rmw.add offset=12 (local.get $ctrl) (i32.const 1))
-            (i32.sub (i32.atomic.load offset=68 (local.get $ctrl)) (i32.const 1)))
-        (then (drop (memory.atomic.notify (i32.add (local.get $ctrl) (i32.const 12)) (i32.const 1)))))
+      (call $work (local.get $ctrl) (local.get $s))
       (br $job)))
 )

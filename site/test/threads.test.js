@@ -64,16 +64,27 @@ describe('kernel threads in Node', () => {
     });
   }
 
-  test('a helper that dies makes the next generation fail, not hang', { timeout: 30000 }, async () => {
+  test('a helper that dies leaves the generation to the others or fails it, never hangs', { timeout: 30000 }, async () => {
     const bytes = await readFile(path.join(site, '..', 'models', 'default-f16.gguf'));
+    const one = await load(bytes);
+    const want = logitsOf(one, 'In the beginning');
     const eng = await load(bytes, { threads: 2, minWork: 1 });
     try {
       assert.equal(eng.threads.count, 2, eng.threads.reason);
-      logitsOf(eng, 'In the beginning');
+      sameBits(logitsOf(eng, 'In the beginning'), want, 'before');
       await eng.threads.helpers[0].terminate();
+      // A helper that dies between chunks leaves its share to the engine's
+      // thread (the same bits); one that dies in a chunk makes the
+      // dispatcher trap after 2 s without progress.
       const t0 = performance.now();
-      assert.throws(() => logitsOf(eng, 'In the beginning'), (err) => err.code === 'trap');
-      assert.ok(performance.now() - t0 < 10000, 'the failure took too long');
+      let got;
+      try {
+        got = logitsOf(eng, 'In the beginning');
+      } catch (err) {
+        assert.equal(err.code, 'trap', err.message);
+      }
+      if (got) sameBits(got, want, 'after');
+      assert.ok(performance.now() - t0 < 10000, 'the generation took too long');
     } finally {
       eng.close();
     }
