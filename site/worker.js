@@ -94,17 +94,26 @@ async function load({ id, url, file, wasmBase, cache, sha256, threads: asked }) 
   const base = new URL(wasmBase);
   const { threads, reason: threadsReason } = chooseThreads(asked);
   // The threaded build imports a shared memory; its relaxed passes too.
-  const file_ = (name) => fetch(new URL(threads > 1 ? `${name}-shared.wasm` : `${name}.wasm`, base));
-  // Instantiate while the model downloads.
-  const starting = createEngine({
-    engine: file_('wisp'),
-    kernels: file_('kernels'),
-    forward: fetch(new URL('forward.wasm', base)),
-    // Where the browser lacks relaxed SIMD, or the file is missing, the
-    // baseline kernels run and info.kernelsReason says why.
-    relaxed: file_('relaxed'),
-    stderr: (s) => console.error(s),
-    threads: threads > 1 ? { count: threads, module: fetch(new URL('threads.wasm', base)), spawn: spawnHelper } : undefined,
+  const start = (n) => {
+    const wasm = (name) => fetch(new URL(n > 1 ? `${name}-shared.wasm` : `${name}.wasm`, base));
+    return createEngine({
+      engine: wasm('wisp'),
+      kernels: wasm('kernels'),
+      forward: fetch(new URL('forward.wasm', base)),
+      // Where the browser lacks relaxed SIMD, or the file is missing, the
+      // baseline kernels run and info.kernelsReason says why.
+      relaxed: wasm('relaxed'),
+      stderr: (s) => console.error(s),
+      threads: n > 1 ? { count: n, module: fetch(new URL('threads.wasm', base)), spawn: spawnHelper } : undefined,
+    });
+  };
+  // Instantiate while the model downloads. Threads never fail a load: where
+  // the threaded build cannot start (a shared memory of 4 GiB refused, say),
+  // the single-threaded one runs, and info.threadsReason says why.
+  const starting = threads <= 1 ? start(1) : start(threads).catch(async (err) => {
+    const eng = await start(1);
+    eng.threads = { count: 1, reason: `the threaded engine did not start: ${err.message}` };
+    return eng;
   });
   starting.catch(() => {}); // reported below, after the download's own errors
   // Before the download, the header: a model the engine cannot run or
