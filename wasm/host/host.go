@@ -50,6 +50,8 @@ type Options struct {
 	// (0 or 1: one, at most MaxThreads): helper goroutines, each with its
 	// own instance of the kernels on a shared memory (threads.wasm). The
 	// engine module is made to import a shared memory when it does not.
+	// wazero allocates a shared memory's whole maximum (MemoryLimit) up
+	// front: give a MemoryLimit that fits the model when memory is short.
 	Threads int
 
 	minWork int // threads.wasm's threshold, when not 0 (tests)
