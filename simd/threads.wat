@@ -86,9 +86,11 @@
   (global $helpers (mut i32) (i32.const 0))
   (global $min_work (mut i64) (i64.const 65536))
 
-  ;; $spin is how many times a thread polls before it sleeps. About 20-60
-  ;; µs on the machines measured: longer than the engine's work between
-  ;; the products of one forward pass, far shorter than a token's gap.
+  ;; $spin is how many times a thread polls before it sleeps: chosen, not
+  ;; tuned, to outlast the engine's work between the products of one
+  ;; forward pass and be far shorter than a token's gap. (Measured with
+  ;; site/bench/dispatch.js in Node: a round trip costs 0.4-0.6 µs beyond
+  ;; the kernel while the helper spins, 10-120 µs once it sleeps.)
   (global $spin i32 (i32.const 20000))
 
   ;; $setup makes this instance the engine thread's dispatcher: ctrl is a
