@@ -17,12 +17,15 @@ wisp:
 # The demo: build everything, make the default model, serve the page.
 demo: serve
 
+# Cross-origin isolated (COOP/COEP), so that the page runs its matrix
+# products on every core (kernel threads need SharedArrayBuffer): safe for
+# the page, which loads nothing of another origin but models by CORS fetch.
 serve: wisp site models
-	./bin/wisp serve --site site --models $(MODELS)
+	./bin/wisp serve --isolate --site site --models $(MODELS)
 
 # The page's wasm: the engine as a reactor, and the kernel modules.
 ENGINE_SRC := $(shell find engine simd wasm -name '*.go' -not -name '*_test.go') go.mod go.sum
-site: site/wasm/wisp.wasm site/wasm/kernels.wasm site/wasm/forward.wasm site/wasm/relaxed.wasm site/wasm/wisp-shared.wasm site/wasm/kernels-shared.wasm
+site: site/wasm/wisp.wasm site/wasm/kernels.wasm site/wasm/forward.wasm site/wasm/relaxed.wasm site/wasm/threads.wasm site/wasm/wisp-shared.wasm site/wasm/kernels-shared.wasm site/wasm/relaxed-shared.wasm
 
 # The threaded build: the engine and the kernels with their memory an
 # imported shared one (wisp/wasm/abi.SharedMemory: env.memory, up to 4 GiB),
@@ -123,16 +126,17 @@ corpus/kjv-train.txt corpus/kjv-eval.txt &: tools/corpus/kjv.sh
 # relaxed.wasm, the relaxed-SIMD matrix-vector passes that the page adds
 # where the browser has them (simd/relaxed.wat), needs wat2wasm's
 # --enable-relaxed-simd; the others are baseline SIMD128.
-kernels: simd/kernels.wasm simd/forward.wasm simd/relaxed.wasm
+kernels: simd/kernels.wasm simd/forward.wasm simd/relaxed.wasm simd/threads.wasm
 
 WATFLAGS_relaxed := --enable-relaxed-simd
+WATFLAGS_threads := --enable-threads
 
 simd/%.wasm: simd/%.wat
 	$(WAT2WASM) $(WATFLAGS_$*) -o $@ $<
 
 kernels-check:
-	@for f in kernels forward relaxed; do \
-		flags=; [ $$f = relaxed ] && flags="$(WATFLAGS_relaxed)"; \
+	@for f in kernels forward relaxed threads; do \
+		flags=; [ $$f = relaxed ] && flags="$(WATFLAGS_relaxed)"; [ $$f = threads ] && flags="$(WATFLAGS_threads)"; \
 		$(WAT2WASM) $$flags -o /tmp/wisp-$$f.wasm simd/$$f.wat && \
 		cmp -s /tmp/wisp-$$f.wasm simd/$$f.wasm || { echo "simd/$$f.wasm is stale: run make kernels"; exit 1; }; \
 	done

@@ -33,6 +33,7 @@ type State struct {
 	logits   []float32 // [MaxBatch][VocabSize] or [VocabSize]
 	in       input     // the input of the matrix products being computed
 	q8       simd.Q8   // that input in 8-bit blocks, for quantized weights
+	threads  *threads  // the goroutines of the matrix products, or nil
 
 	obs Observer // shown the activations, or nil
 }
@@ -71,6 +72,7 @@ func (m *Model) NewState(ctx int) (*State, error) {
 		sin:    make([]float32, MaxBatch*c.HeadDim/2),
 		att:    make([]float32, maxGroup(c)*ctx),
 	}
+	s.threads = newThreads(m.Threads)
 	return s, nil
 }
 
@@ -301,6 +303,6 @@ func (s *State) forward(tokens []int, all bool) ([]float32, error) {
 // input returns the first n vectors of cols values in x as the input of
 // matrix products, to be quantized at most once.
 func (s *State) input(x []float32, n, cols int) *input {
-	s.in = input{x: x[:n*cols], n: n, cols: cols, q: &s.q8}
+	s.in = input{x: x[:n*cols], n: n, cols: cols, q: &s.q8, threads: s.threads}
 	return &s.in
 }

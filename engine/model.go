@@ -46,8 +46,18 @@ func (m *Matrix) MatMul(out, x []float32, n int) {
 }
 
 // mul computes out[t] = M·x[t] for the vectors of in, quantizing them
-// first if M is quantized and they are not yet.
+// first if M is quantized and they are not yet, split among the goroutines
+// of in.threads when it is large enough (see threads.mul).
 func (m *Matrix) mul(out []float32, in *input) {
+	if in.threads.parts(m.Rows, m.Cols, in.n) > 1 {
+		in.threads.mul(m, out, in)
+		return
+	}
+	m.mul1(out, in)
+}
+
+// mul1 is mul on the caller's goroutine.
+func (m *Matrix) mul1(out []float32, in *input) {
 	switch {
 	case m.F16 != nil:
 		simd.MatMulF16(out, m.F16, in.x, m.Rows, m.Cols, in.n)
@@ -72,6 +82,7 @@ type input struct {
 	n, cols   int
 	q         *simd.Q8
 	quantized bool
+	threads   *threads // the goroutines of the State's products, or nil
 }
 
 // Row copies row r of the matrix into dst as float32 (dequantizing it as
@@ -155,6 +166,12 @@ type Model struct {
 	// Flushed counts the subnormal half-precision weights set to zero at
 	// load (see simd.FlushF16).
 	Flushed int
+	// Threads is how many goroutines the matrix products of the States
+	// made afterwards are split among, each computing whole rows, so that
+	// the logits do not depend on it; 0 or 1 is one, at most MaxThreads.
+	// Products too small to gain stay on one goroutine. (On GOARCH=wasm,
+	// leave it at 1: the split lives in the kernels there.)
+	Threads int
 }
 
 // Load reads a model from the bytes of a GGUF file. The weights stay views

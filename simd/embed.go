@@ -9,6 +9,9 @@ var (
 
 	//go:embed forward.wasm
 	forwardWasm []byte
+
+	//go:embed threads.wasm
+	threadsWasm []byte
 )
 
 // KernelsWasm returns the SIMD128 kernel module kernels.wasm. It imports the
@@ -24,3 +27,12 @@ func KernelsWasm() []byte { return kernelsWasm }
 // the engine, then the engine, then KernelsWasm. The returned slice is
 // shared: callers must not modify it.
 func ForwardWasm() []byte { return forwardWasm }
+
+// ThreadsWasm returns threads.wasm, the matrix products split among kernel
+// threads (threads.wat). It imports the shared memory ("env", "memory"),
+// the forwarding module's table and its own thread's kernels ("kernels",
+// matmul_f16, matmul_f32, matmul_bf16, matmul_q); on the engine's thread
+// it replaces those table entries by dispatchers, and on each helper's it
+// exports the loop "worker". The returned slice is shared: callers must
+// not modify it.
+func ThreadsWasm() []byte { return threadsWasm }

@@ -191,14 +191,23 @@ export class ModelBuffer {
  * it (a WebAssembly.Memory that other workers' kernels share), or a new
  * one is made.
  *
- * options.relaxed is relaxed.wasm, the relaxed-SIMD passes of the
+ * options.threads ({count, module, spawn, minWork}) splits the large
+ * matrix products among count threads, by rows, with the same results as
+ * one: module is threads.wasm, spawn() starts a Worker running helper.js
+ * (a page's Worker or Node's worker_threads), minWork is the multiply-adds
+ * per thread below which a product stays on this thread. It needs the
+ * threaded build; where the threads cannot start, the engine runs on one
+ * and engine.threads ({count, reason}) says why. engine.close() stops them.
+ *
+ * options.relaxed is relaxed.wasm (relaxed-shared.wasm for the threaded build), the relaxed-SIMD passes of the
  * quantized matrix-vector products (optional): where this JavaScript
  * engine validates it and its known-answer check passes, it replaces
  * kernels.wasm's matmul_q (and hands it what it does not speed up);
  * anywhere else the baseline kernels run, and engine.kernels says why.
  *
  * @param {{engine: any, kernels: any, forward: any, relaxed?: any, memory?: WebAssembly.Memory,
- *          stderr?: (s: string) => void, memoryLimitMiB?: number}} options
+ *          stderr?: (s: string) => void, memoryLimitMiB?: number,
+ *          threads?: {count: number, module: any, spawn: () => any, minWork?: number}}} options
  * @returns {Promise<Engine>}
  */
 export async function createEngine(options) {
@@ -217,6 +226,8 @@ export async function createEngine(options) {
     .some((i) => i.kind === 'memory' && i.module === SHARED_MEMORY.module && i.name === SHARED_MEMORY.name);
   let instance;
   let kernelSet;
+  let forwardTable;
+  let kernelExports;
   try {
     const forward = await WebAssembly.instantiate(forwardMod, {});
     const shared = sharedImport ? { [SHARED_MEMORY.module]: { [SHARED_MEMORY.name]: options.memory ?? sharedMemory() } } : {};
@@ -231,6 +242,8 @@ export async function createEngine(options) {
       simd: { table: forward.exports.table },
       ...shared,
     });
+    forwardTable = forward.exports.table;
+    kernelExports = kernels.exports;
     kernelSet = await installRelaxed(relaxed, instance.exports.memory, forward.exports.table, kernels);
   } catch (err) {
     throw new WispError(`wisp: instantiating the engine: ${err.message}`, { code: 'engine', cause: err });
@@ -243,7 +256,83 @@ export async function createEngine(options) {
     throw new WispError(`wisp: the engine speaks ABI version ${version}, this page ${ABI_VERSION}: reload it`, { code: 'engine' });
   }
   if (options.memoryLimitMiB) engine.status('wisp_memory_limit', options.memoryLimitMiB >>> 0);
+  engine.threads = { count: 1 };
+  const want = Math.min(Math.max(1, Math.floor(options.threads?.count ?? 1)), MAX_THREADS);
+  if (want > 1) {
+    if (!sharedImport) {
+      engine.threads.reason = 'the engine module has no shared memory (the threaded build is wisp-shared.wasm)';
+    } else {
+      try {
+        engine.threads = await startThreads(engine, want, options.threads, {
+          forward: forwardMod, kernels: kernelsMod, relaxed: kernelSet.relaxed ? relaxed.module : null,
+          table: forwardTable, kernelExports,
+        });
+      } catch (err) {
+        engine.threads = { count: 1, reason: `starting ${want - 1} kernel threads: ${err.message}` };
+      }
+    }
+  }
   return engine;
+}
+
+/** MAX_THREADS is the most threads createEngine starts. */
+export const MAX_THREADS = 64;
+
+/** HELPER_START_MS is how long a helper Worker may take to start. */
+const HELPER_START_MS = 10000;
+
+/**
+ * startThreads starts count-1 helper Workers (options.spawn() makes each;
+ * each runs helper.js), each with its own kernels on the engine's shared
+ * memory, and installs threads.wasm's dispatchers (options.module) in the
+ * forwarding table, which split the large matrix products among them and
+ * this thread by rows. It returns the engine's ThreadSet; it throws when a
+ * helper cannot start, having stopped the others (the products then stay
+ * on this thread).
+ */
+async function startThreads(engine, count, options, mods) {
+  if (typeof options.spawn !== 'function') throw new Error('no spawn function to start Workers');
+  const module = await compile(options.module, 'threads.wasm');
+  const memory = engine.memory;
+  const k = mods.kernelExports;
+  // matmul_q as this thread runs it (relaxed.wasm's, or the baseline),
+  // before threads.wasm's element segment replaces the entry.
+  const matmulQ = mods.table.get(MATMUL_Q);
+  const main = await WebAssembly.instantiate(module, {
+    env: { memory },
+    simd: { table: mods.table },
+    kernels: { matmul_f16: k.matmul_f16, matmul_f32: k.matmul_f32, matmul_bf16: k.matmul_bf16, matmul_q: matmulQ },
+  });
+  const ctrl = engine.alloc(128);
+  const helpers = [];
+  try {
+    const ready = [];
+    for (let id = 1; id < count; id++) {
+      const w = options.spawn();
+      helpers.push(w);
+      ready.push(new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`kernel thread ${id} did not start within ${HELPER_START_MS} ms`)), HELPER_START_MS);
+        listen(w, 'message', (msg) => {
+          if (msg?.type === 'ready') { clearTimeout(timer); resolve(); }
+          if (msg?.type === 'error') { clearTimeout(timer); reject(new Error(msg.message)); }
+        });
+        listen(w, 'error', (err) => { clearTimeout(timer); reject(new Error(`kernel thread ${id}: ${err?.message ?? err}`)); });
+      }));
+      w.postMessage({ memory, forward: mods.forward, kernels: mods.kernels, relaxed: mods.relaxed, threads: module, ctrl, id });
+    }
+    await Promise.all(ready);
+  } catch (err) {
+    for (const w of helpers) w.terminate();
+    throw err;
+  }
+  main.exports.setup(ctrl, count - 1, options.minWork ?? 65536);
+  return { count, stop: main.exports.stop, helpers };
+}
+
+// listen adds a listener to a Worker of the browser or of Node.
+function listen(w, type, f) {
+  if (typeof w.addEventListener === 'function') w.addEventListener(type, (e) => f(type === 'message' ? e.data : e));
+  else w.on(type, f);
 }
 
 /**
@@ -300,7 +389,7 @@ async function installRelaxed(relaxed, memory, table, kernels) {
   if (!relaxed.module) return baseline(relaxed.reason);
   try {
     const r = await WebAssembly.instantiate(relaxed.module, {
-      engine: { memory }, simd: { table }, kernels: { matmul_q: kernels.exports.matmul_q },
+      engine: { memory }, env: { memory }, simd: { table }, kernels: { matmul_q: kernels.exports.matmul_q },
     });
     if (r.exports.check() === 1) return { name: 'wasm-simd128+relaxed', relaxed: true };
     table.set(MATMUL_Q, kernels.exports.matmul_q);
@@ -413,6 +502,19 @@ export class Engine {
     this.token = -1;
   }
 
+  /**
+   * close stops the engine's kernel threads, if it has any (the engine
+   * then must not be called again).
+   */
+  close() {
+    const t = this.threads;
+    if (!t?.helpers) return;
+    this.threads = { count: 1, reason: 'closed' };
+    try { t.stop(); } catch { /* a trapped engine */ }
+    for (const w of t.helpers) w.terminate();
+    if (!this.broken) this.broken = new WispError('wisp: the engine is closed', { code: 'closed' });
+  }
+
   /** memory is the engine's linear memory; take views of it again after every call. */
   get memory() { return this.exports.memory; }
 
@@ -461,7 +563,10 @@ export class Engine {
   string(ptrName, lenName) {
     const p = this.call(ptrName) >>> 0;
     const n = this.call(lenName) >>> 0;
-    return n ? utf8Decoder.decode(this.bytes(p, n)) : '';
+    if (!n) return '';
+    const b = this.bytes(p, n);
+    // Browsers decode no view of a shared memory (the threaded build's).
+    return utf8Decoder.decode(b.buffer instanceof ArrayBuffer ? b : b.slice());
   }
 
   /**

@@ -29,7 +29,9 @@ export function ggufMetadata(bytes) {
     if (v > BigInt(bytes.byteLength)) throw new RangeError('length');
     return Number(v);
   };
-  const str = () => { const n = len(); need(n); const s = dec.decode(bytes.subarray(off, off + n)); off += n; return s; };
+  // Browsers decode no view of a shared memory (the threaded engine's): a copy.
+  const view = bytes.buffer instanceof ArrayBuffer ? (a, b) => bytes.subarray(a, b) : (a, b) => bytes.slice(a, b);
+  const str = () => { const n = len(); need(n); const s = dec.decode(view(off, off + n)); off += n; return s; };
   const scalar = (type) => {
     const size = scalarSizes[type];
     if (!size) throw new RangeError('type');

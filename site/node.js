@@ -13,6 +13,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 
 import { createEngine } from './engine.js';
 import { download } from './download.js';
@@ -24,18 +25,25 @@ export { download } from './download.js';
  * load instantiates an engine and loads the model into it. model is a
  * file path, a URL (file:, http: or https:; a download resumes when cut),
  * or the file's bytes. Options: stderr, memoryLimitMiB (as createEngine
- * takes them), sha256 and onProgress (as download takes them, for a URL).
+ * takes them), sha256 and onProgress (as download takes them, for a URL),
+ * threads: how many threads split the matrix products (default 1; the
+ * results are the same at any number), the others worker_threads running
+ * helper.js on the threaded build's shared memory; engine.threads says how
+ * many run, and why fewer. Call engine.close() to stop them.
  *
  * @param {string | URL | Uint8Array} model
  * @param {{stderr?: (s: string) => void, memoryLimitMiB?: number, sha256?: string,
- *          onProgress?: (p: object) => void}} [options]
+ *          onProgress?: (p: object) => void, threads?: number}} [options]
  * @returns {Promise<import('./engine.js').Engine>}
  */
 export async function load(model, options = {}) {
   const wasm = (name) => readFile(new URL(`./wasm/${name}`, import.meta.url));
+  const threaded = (options.threads ?? 1) > 1;
+  const shared = (name) => wasm(threaded ? `${name}-shared.wasm` : `${name}.wasm`);
   const engine = await createEngine({
-    engine: wasm('wisp.wasm'), kernels: wasm('kernels.wasm'), forward: wasm('forward.wasm'), relaxed: wasm('relaxed.wasm'),
+    engine: shared('wisp'), kernels: shared('kernels'), forward: wasm('forward.wasm'), relaxed: shared('relaxed'),
     stderr: options.stderr, memoryLimitMiB: options.memoryLimitMiB,
+    threads: threaded ? { count: options.threads, module: wasm('threads.wasm'), spawn: spawnHelper, minWork: options.minWork } : undefined,
   });
   if (model instanceof Uint8Array) {
     engine.load(model);
@@ -57,4 +65,12 @@ export async function load(model, options = {}) {
   }
   engine.load(await readFile(url ? fileURLToPath(url) : model));
   return engine;
+}
+
+// spawnHelper starts a kernel thread (helper.js) that does not keep the
+// process alive.
+function spawnHelper() {
+  const w = new Worker(new URL('./helper.js', import.meta.url));
+  w.unref();
+  return w;
 }

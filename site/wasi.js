@@ -89,7 +89,11 @@ export function createWASI(options = {}) {
     random_get(ptr, len) {
       // getRandomValues fills at most 65536 bytes at a time.
       for (let off = 0; off < len >>> 0; off += 65536) {
-        crypto.getRandomValues(u8((ptr >>> 0) + off, Math.min(65536, (len >>> 0) - off)));
+        // Not into a shared memory (the threaded build's), which
+        // browsers refuse: through a copy.
+        const dst = u8((ptr >>> 0) + off, Math.min(65536, (len >>> 0) - off));
+        if (dst.buffer instanceof ArrayBuffer) crypto.getRandomValues(dst);
+        else dst.set(crypto.getRandomValues(new Uint8Array(dst.length)));
       }
       return ESUCCESS;
     },
@@ -101,7 +105,7 @@ export function createWASI(options = {}) {
       for (let i = 0; i < iovsLen >>> 0; i++) {
         const ptr = view.getUint32((iovs >>> 0) + 8 * i, true);
         const len = view.getUint32((iovs >>> 0) + 8 * i + 4, true);
-        text += decoders[fd].decode(u8(ptr, len), { stream: true });
+        text += decoders[fd].decode(u8(ptr, len).slice(), { stream: true }); // a copy: browsers decode no shared memory
         n += len;
       }
       view.setUint32(nwritten >>> 0, n, true);

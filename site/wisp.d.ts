@@ -29,6 +29,13 @@ export interface LoadOptions {
   base?: string | URL;
   /** The folder holding wisp.wasm, kernels.wasm, forward.wasm and relaxed.wasm (default: wasm/ in base). */
   wasmBase?: string | URL;
+  /**
+   * How many threads split the large matrix products by rows (the text and
+   * logits are the same at any number): by default the cores the browser
+   * reports, at most 8. A page that is not cross-origin isolated (COOP and
+   * COEP headers) runs on one; info.threads and threadsReason say so.
+   */
+  threads?: number;
 }
 
 /** What a loaded model is (the engine's abi.Info, and what the page adds). */
@@ -58,6 +65,10 @@ export interface ModelInfo {
    */
   kernels: string;
   kernelsReason?: string;
+  /** How many threads split the matrix products (helper Workers and the engine's own). */
+  threads: number;
+  /** Why fewer threads run than were asked for (or than the default), when they do. */
+  threadsReason?: string;
   /** Whether the file is marked as random weights (wisp synth). */
   random: boolean;
   description: string;

@@ -62,7 +62,10 @@ let nextId = 1; // ids of requests to workers, unique in the page
  * worker.js and wasm/ (default: this file's folder; give it where a
  * bundle does not carry them, as esbuild's does not); wasmBase, the URL
  * of the folder holding wisp.wasm, kernels.wasm, forward.wasm and
- * relaxed.wasm (default: wasm/ in base).
+ * relaxed.wasm (default: wasm/ in base); threads, how many threads split
+ * the large matrix products (default: the cores the browser reports, at
+ * most 8; one where the page is not cross-origin isolated, and
+ * info.threadsReason says why; the results are the same at any number).
  *
  * Before downloading a file (one not in Cache Storage), it reads the
  * file's header with Range requests, and refuses a model the engine cannot
@@ -94,8 +97,8 @@ export async function load(url, options = {}) {
   try {
     const res = await client.request(
       file
-        ? { type: 'load', id, file, wasmBase: wasmBase.href, sha256: options.sha256 }
-        : { type: 'load', id, url: abs, wasmBase: wasmBase.href, cache: options.cache !== false, sha256: options.sha256 },
+        ? { type: 'load', id, file, wasmBase: wasmBase.href, sha256: options.sha256, threads: options.threads }
+        : { type: 'load', id, url: abs, wasmBase: wasmBase.href, cache: options.cache !== false, sha256: options.sha256, threads: options.threads },
       (msg) => {
         if (msg.type === 'progress') {
           const { loaded, total, rate, cached, retries } = msg;

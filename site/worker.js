@@ -87,20 +87,33 @@ function result({ id }, f) {
   self.postMessage({ type: 'result', id, value: f() });
 }
 
-async function load({ id, url, file, wasmBase, cache, sha256 }) {
+async function load({ id, url, file, wasmBase, cache, sha256, threads: asked }) {
   if (engine) throw new WispError('wisp: this worker already holds a model', { code: 'usage' });
   const ctl = new AbortController();
   jobs.set(id, { abort: () => ctl.abort(new DOMException('the load was aborted', 'AbortError')) });
   const base = new URL(wasmBase);
-  // Instantiate while the model downloads.
-  const starting = createEngine({
-    engine: fetch(new URL('wisp.wasm', base)),
-    kernels: fetch(new URL('kernels.wasm', base)),
-    forward: fetch(new URL('forward.wasm', base)),
-    // Where the browser lacks relaxed SIMD, or the file is missing, the
-    // baseline kernels run and info.kernelsReason says why.
-    relaxed: fetch(new URL('relaxed.wasm', base)),
-    stderr: (s) => console.error(s),
+  const { threads, reason: threadsReason } = chooseThreads(asked);
+  // The threaded build imports a shared memory; its relaxed passes too.
+  const start = (n) => {
+    const wasm = (name) => fetch(new URL(n > 1 ? `${name}-shared.wasm` : `${name}.wasm`, base));
+    return createEngine({
+      engine: wasm('wisp'),
+      kernels: wasm('kernels'),
+      forward: fetch(new URL('forward.wasm', base)),
+      // Where the browser lacks relaxed SIMD, or the file is missing, the
+      // baseline kernels run and info.kernelsReason says why.
+      relaxed: wasm('relaxed'),
+      stderr: (s) => console.error(s),
+      threads: n > 1 ? { count: n, module: fetch(new URL('threads.wasm', base)), spawn: spawnHelper } : undefined,
+    });
+  };
+  // Instantiate while the model downloads. Threads never fail a load: where
+  // the threaded build cannot start (a shared memory of 4 GiB refused, say),
+  // the single-threaded one runs, and info.threadsReason says why.
+  const starting = threads <= 1 ? start(1) : start(threads).catch(async (err) => {
+    const eng = await start(1);
+    eng.threads = { count: 1, reason: `the threaded engine did not start: ${err.message}` };
+    return eng;
   });
   starting.catch(() => {}); // reported below, after the download's own errors
   // Before the download, the header: a model the engine cannot run or
@@ -153,11 +166,41 @@ async function load({ id, url, file, wasmBase, cache, sha256 }) {
     description: text('general.description'),
     chatTemplate: text('tokenizer.chat_template'),
     memoryBytes: eng.memory.buffer.byteLength,
+    threads: eng.threads.count,
+    ...(eng.threads.reason || threadsReason ? { threadsReason: eng.threads.reason ?? threadsReason } : {}),
   };
   self.postMessage({
     type: 'loaded', id, info: { ...info, ...extra }, fromCache: got.fromCache,
     loadMs: performance.now() - t0,
   });
+}
+
+/** MAX_DEFAULT_THREADS caps the threads a load takes by default. */
+const MAX_DEFAULT_THREADS = 8;
+
+// chooseThreads returns how many threads a load runs on: those asked for
+// (by default the cores the browser reports, at most MAX_DEFAULT_THREADS),
+// or one where the page cannot share memory with Workers, and why fewer.
+function chooseThreads(asked) {
+  const n = Number.isFinite(asked) ? Math.max(1, Math.floor(asked)) : undefined;
+  if (n === 1) return { threads: 1, reason: 'one thread was asked for' };
+  if (!globalThis.crossOriginIsolated || typeof SharedArrayBuffer === 'undefined') {
+    return { threads: 1, reason: 'the page is not cross-origin isolated (COOP/COEP headers), so it cannot share memory with Workers' };
+  }
+  const cores = globalThis.navigator?.hardwareConcurrency || 1;
+  const threads = n ?? Math.min(cores, MAX_DEFAULT_THREADS);
+  return threads > 1 ? { threads } : { threads: 1, reason: 'the browser reports one core' };
+}
+
+// spawnHelper starts a kernel thread (helper.js, beside this module). A
+// Worker of another origin (an embed) starts from a blob that imports it.
+function spawnHelper() {
+  const url = new URL('./helper.js', import.meta.url);
+  if (url.origin !== self.location.origin) {
+    const blob = new Blob([`import ${JSON.stringify(url.href)};`], { type: 'text/javascript' });
+    return new Worker(URL.createObjectURL(blob), { type: 'module', name: 'wisp-kernels' });
+  }
+  return new Worker(url, { type: 'module', name: 'wisp-kernels' });
 }
 
 // checkHeader reads the start of a file (src: a Prefix of one on the

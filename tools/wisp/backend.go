@@ -13,19 +13,20 @@ import (
 	"wisp/wasm/host"
 )
 
-// runtimeFlags adds the flags that choose where the engine runs, --runtime
-// and --wasm, whose values openBackend takes.
-func runtimeFlags(fs *flag.FlagSet) (runtime, wasmPath *string) {
+// runtimeFlags adds the flags that choose where and how the engine runs,
+// --runtime, --wasm and --threads, whose values openBackend takes.
+func runtimeFlags(fs *flag.FlagSet) (runtime, wasmPath *string, threads *int) {
 	runtime = fs.String("runtime", "native", "where the engine runs: native, or wazero (the wasm module with its SIMD128 kernels, as in a browser)")
 	wasmPath = fs.String("wasm", "", "the engine module for --runtime wazero (default: site/wasm/wisp.wasm, else built)")
-	return runtime, wasmPath
+	threads = fs.Int("threads", 1, "threads that split each large matrix product by rows (the output is the same at any number)")
+	return runtime, wasmPath, threads
 }
 
-// openBackend loads the model in the named runtime (wisp/wasm/backend).
-// wasmPath is the engine module for wazero; when empty,
-// site/wasm/wisp.wasm (made by make site) is used if present, else the
-// module is built into the user's cache.
-func openBackend(runtime, model, tokPath, wasmPath string, stderr io.Writer) (backend.Model, error) {
+// openBackend loads the model in the named runtime (wisp/wasm/backend)
+// with its matrix products split among threads. wasmPath is the engine
+// module for wazero; when empty, site/wasm/wisp.wasm (made by make site)
+// is used if present, else the module is built into the user's cache.
+func openBackend(runtime, model, tokPath, wasmPath string, threads int, stderr io.Writer) (backend.Model, error) {
 	if !slices.Contains(backend.Runtimes, runtime) {
 		return nil, fmt.Errorf("--runtime %q: choose native or wazero", runtime)
 	}
@@ -34,7 +35,10 @@ func openBackend(runtime, model, tokPath, wasmPath string, stderr io.Writer) (ba
 		return nil, err
 	}
 	ctx := context.Background()
-	cfg := backend.Config{Runtime: runtime, Host: &host.Options{Stderr: stderr}}
+	if threads < 1 || threads > backend.MaxThreads {
+		return nil, fmt.Errorf("--threads %d: choose 1 to %d", threads, backend.MaxThreads)
+	}
+	cfg := backend.Config{Runtime: runtime, Threads: threads, Host: &host.Options{Stderr: stderr}}
 	if runtime == "wazero" {
 		if wasmPath == "" {
 			if wasmPath, err = findModule(ctx, stderr); err != nil {

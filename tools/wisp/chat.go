@@ -98,7 +98,7 @@ a reply. Statistics go to stderr.`, stderr)
 	var opt option.Options
 	storeOptions := option.Flags(fs, &opt)
 	quiet := fs.Bool("q", false, "print no statistics to stderr")
-	runtime, wasmPath := runtimeFlags(fs)
+	runtime, wasmPath, threads := runtimeFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -123,7 +123,7 @@ a reply. Statistics go to stderr.`, stderr)
 	if err := opt.Validate(); err != nil {
 		return flagError(err)
 	}
-	be, err := openBackend(*runtime, *model, "", *wasmPath, stderr)
+	be, err := openBackend(*runtime, *model, "", *wasmPath, *threads, stderr)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ tokenizer.bin (-z), converted in memory.`, stderr)
 	var opt option.Options
 	storeOptions := option.Flags(fs, &opt) // -t, --top-p, --seed, --stop, ...
 	quiet := fs.Bool("q", false, "print no timings to stderr")
-	runtime, wasmPath := runtimeFlags(fs)
+	runtime, wasmPath, threads := runtimeFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -44,7 +44,7 @@ tokenizer.bin (-z), converted in memory.`, stderr)
 	}
 
 	t0 := time.Now()
-	be, err := openBackend(*runtime, *model, *tokPath, *wasmPath, stderr)
+	be, err := openBackend(*runtime, *model, *tokPath, *wasmPath, *threads, stderr)
 	if err != nil {
 		return err
 	}

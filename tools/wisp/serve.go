@@ -56,7 +56,7 @@ new tokens.`, stderr)
 	var handler http.Handler = srv
 	api := ""
 	if *model != "" {
-		be, err := openBackend(*runtime, *model, "", "", stderr)
+		be, err := openBackend(*runtime, *model, "", "", 1, stderr)
 		if err != nil {
 			ln.Close()
 			return err

@@ -64,7 +64,15 @@ type Config struct {
 	Wasm []byte
 	// Host configures the wazero instance (nil is fine).
 	Host *host.Options
+	// Threads is how many threads split each large matrix product by rows
+	// (engine.Model.Threads natively); 0 or 1 is one, at most MaxThreads.
+	// It is a load-time setting, not a generation option: the threads
+	// and their buffers are made with the model.
+	Threads int
 }
+
+// MaxThreads is the most threads Config.Threads may ask for.
+const MaxThreads = engine.MaxThreads
 
 // Open loads the GGUF model in data into the runtime. Natively the model's
 // weights stay views into data, which must not change while the model is
@@ -72,13 +80,24 @@ type Config struct {
 func Open(ctx context.Context, cfg Config, data []byte) (Model, error) {
 	switch cfg.Runtime {
 	case "native":
+		if cfg.Threads < 0 || cfg.Threads > MaxThreads {
+			return nil, fmt.Errorf("backend: %d threads: choose 1 to %d", cfg.Threads, MaxThreads)
+		}
 		m, err := engine.Load(data)
 		if err != nil {
 			return nil, err
 		}
+		m.Threads = cfg.Threads
 		return &native{m: m}, nil
 	case "wazero":
-		rt, err := host.New(ctx, cfg.Wasm, cfg.Host)
+		var hopts host.Options
+		if cfg.Host != nil {
+			hopts = *cfg.Host
+		}
+		if cfg.Threads != 0 {
+			hopts.Threads = cfg.Threads
+		}
+		rt, err := host.New(ctx, cfg.Wasm, &hopts)
 		if err != nil {
 			return nil, err
 		}

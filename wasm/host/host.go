@@ -46,6 +46,15 @@ type Options struct {
 	// runtime's fatal errors. When nil it is discarded; its first lines
 	// still end up in the TrapError of a call that traps.
 	Stderr io.Writer
+	// Threads is how many threads split the large matrix products by rows
+	// (0 or 1: one, at most MaxThreads): helper goroutines, each with its
+	// own instance of the kernels on a shared memory (threads.wasm). The
+	// engine module is made to import a shared memory when it does not.
+	// wazero allocates a shared memory's whole maximum (MemoryLimit) up
+	// front: give a MemoryLimit that fits the model when memory is short.
+	Threads int
+
+	minWork int // threads.wasm's threshold, when not 0 (tests)
 }
 
 // Bounds of Options.MemoryLimit, and the size of a wasm page.
@@ -64,7 +73,8 @@ type Runtime struct {
 	mod      api.Module
 	fns      map[string]api.Function
 	stderr   *head
-	simd     bool  // whether the module calls the SIMD128 kernels
+	simd     bool // whether the module calls the SIMD128 kernels
+	threads  *threads
 	broken   error // set when a call trapped: the instance is unusable
 	model    *Model
 	closed   bool
@@ -83,6 +93,16 @@ func New(ctx context.Context, wasm []byte, opts *Options) (*Runtime, error) {
 		limit = maxMemory
 	case limit < minMemory || limit > maxMemory:
 		return nil, fmt.Errorf("host: memory limit of %d bytes is out of range [%d, %d]", limit, int64(minMemory), int64(maxMemory))
+	}
+	if opts.Threads < 0 || opts.Threads > MaxThreads {
+		return nil, fmt.Errorf("host: %d threads is out of range [1, %d]", opts.Threads, MaxThreads)
+	}
+	if _, _, _, shared := sharedmem.Memory(wasm); opts.Threads > 1 && !shared {
+		m := abi.SharedMemory
+		var err error
+		if wasm, err = sharedmem.Share(wasm, sharedmem.Import{Module: m.Module, Name: m.Name}, m.MinPages, m.MaxPages); err != nil {
+			return nil, fmt.Errorf("host: sharing the engine's memory among %d threads: %w", opts.Threads, err)
+		}
 	}
 	r := &Runtime{cache: opts.Cache, stderr: &head{w: opts.Stderr}}
 	if r.cache == nil {
@@ -113,6 +133,16 @@ func New(ctx context.Context, wasm []byte, opts *Options) (*Runtime, error) {
 	if _, err := r.status(ctx, "wisp_memory_limit", uint64(limit>>20)); err != nil {
 		r.close(ctx)
 		return nil, err
+	}
+	if opts.Threads > 1 {
+		minWork := opts.minWork
+		if minWork == 0 {
+			minWork = defaultMinWork
+		}
+		if err := r.startThreads(ctx, opts.Threads, minWork); err != nil {
+			r.close(ctx)
+			return nil, err
+		}
 	}
 	return r, nil
 }
@@ -219,7 +249,11 @@ func (r *Runtime) close(ctx context.Context) error {
 		r.model.closed = true
 		r.model = nil
 	}
+	terr := r.threads.stop(ctx)
 	err := r.rt.Close(ctx)
+	if err == nil {
+		err = terr
+	}
 	if r.ownCache {
 		if cerr := r.cache.Close(ctx); err == nil {
 			err = cerr
