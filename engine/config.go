@@ -272,7 +272,6 @@ func (c *Config) SetGGUF(b *gguf.Builder) {
 	b.Set(a+"context_length", uint32(c.ContextLen))
 	b.Set(a+"embedding_length", uint32(c.Dim))
 	b.Set(a+"block_count", uint32(c.Layers))
-	narrow := false
 	for _, w := range []struct {
 		key string
 		of  func(l int) int
@@ -290,6 +289,7 @@ func (c *Config) SetGGUF(b *gguf.Builder) {
 			b.Set(a+w.key, v[0])
 		}
 	}
+	narrow := false // some block's heads are not Dim wide
 	for l := range c.Layers {
 		narrow = narrow || c.HeadsOf(l)*c.HeadDim != c.Dim
 	}
