@@ -448,8 +448,12 @@ func refTokens(n, vocab int, seed uint64) []int {
 	return tokens
 }
 
+// refBatch is the batch of the reference tests' prefills: smaller than
+// engine.MaxBatch, so that their short contexts hold several batches.
+const refBatch = 32
+
 func TestForwardMatchesReference(t *testing.T) {
-	const n = 40 // one full batch of engine.MaxBatch and a partial one
+	const n = 40 // one full batch of refBatch and a partial one
 	for i, c := range refCases {
 		t.Run(c.name, func(t *testing.T) {
 			seed := uint64(100 + i)
@@ -502,6 +506,7 @@ func TestForwardMatchesReference(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			st.SetBatch(refBatch)
 			got, err := st.Forward(tokens)
 			if err != nil {
 				t.Fatal(err)
@@ -523,8 +528,8 @@ func TestForwardMatchesReference(t *testing.T) {
 				t.Fatalf("Reset: Pos() = %d", st.Pos())
 			}
 			var errAll float64
-			for start := 0; start < n; start += engine.MaxBatch {
-				chunk := tokens[start:min(n, start+engine.MaxBatch)]
+			for start := 0; start < n; start += refBatch {
+				chunk := tokens[start:min(n, start+refBatch)]
 				got, err := st.ForwardAll(chunk)
 				if err != nil {
 					t.Fatal(err)

@@ -54,13 +54,15 @@ func TestRepromptKeepsTheCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ids1) <= engine.MaxBatch {
+	const batch = 32 // smaller than MaxBatch, so that the prompt takes several
+	if len(ids1) <= batch {
 		t.Fatalf("prompt of %d tokens: want more than a batch", len(ids1))
 	}
 	s, err := m.NewSession(opt)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.SetBatch(batch)
 	if _, err := s.PromptTokens(ids1); err != nil {
 		t.Fatal(err)
 	}

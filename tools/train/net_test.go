@@ -196,7 +196,7 @@ func TestLogitsMatchEngine(t *testing.T) {
 		m := randomModel(t, c, 2)
 		em := load(t, m, v)
 		rng := rand.New(rand.NewPCG(1, 1))
-		tokens := make([]int, engine.MaxBatch)
+		tokens := make([]int, min(engine.MaxBatch, c.ContextLen)) // one ForwardAll
 		tokens[0] = 1
 		for i := 1; i < len(tokens); i++ {
 			tokens[i] = rng.IntN(c.Vocab)
