@@ -22,7 +22,7 @@ var (
 func KernelsWasm() []byte { return kernelsWasm }
 
 // ForwardWasm returns the forwarding module forward.wasm. It exports a table
-// of 11 funcrefs as "table" and one function per simd import of the engine
+// of one funcref per kernel as "table" and one function per simd import of the engine
 // that calls the table entry of that kernel. Instantiate it as "simd" before
 // the engine, then the engine, then KernelsWasm. The returned slice is
 // shared: callers must not modify it.

@@ -17,7 +17,8 @@ import (
 // kernels.wasm), and require every kernel to agree with its Go kernel to the
 // bit.
 
-// kernelNames lists the kernels in their table order.
+// kernelNames lists the kernels in their table order: the one list that
+// TestKernelABI holds the modules and kernels_wasm.go to.
 var kernelNames = []string{
 	"matmul_f16", "matmul_f32", "dot", "axpy", "add", "rmsnorm",
 	"softmax", "silu_mul", "rope", "widen_f16", "flush_f16",
