@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -160,21 +161,43 @@ func (s *State) ForwardAll(tokens []int) ([]float32, error) {
 	if len(tokens) > MaxBatch {
 		return nil, fmt.Errorf("engine: ForwardAll of %d tokens, more than MaxBatch (%d)", len(tokens), MaxBatch)
 	}
+	if err := s.check(tokens); err != nil {
+		return nil, err
+	}
 	return s.forward(tokens, true)
 }
 
-// check reports tokens that cannot be evaluated at the current position.
+// check reports tokens that cannot be evaluated at the current position
+// (see Model.CheckPrompt).
 func (s *State) check(tokens []int) error {
-	n := len(tokens)
-	if n == 0 {
-		return fmt.Errorf("engine: no tokens to evaluate")
+	return s.m.CheckPrompt(tokens, s.pos, s.ctx)
+}
+
+// CheckPrompt reports tokens that cannot be evaluated after used of ctx
+// positions: none at all, more than the context has left, or an id outside
+// the vocabulary (CheckTokens). It is the one check of a prompt, which
+// Forward makes before the first batch moves the position and Sessions make
+// before they touch their cache.
+func (m *Model) CheckPrompt(tokens []int, used, ctx int) error {
+	if len(tokens) == 0 {
+		return errors.New("engine: empty prompt: a model needs at least one token (BOS) to start from")
 	}
-	if s.pos+n > s.ctx {
-		return fmt.Errorf("engine: %d tokens at position %d overflow the context of %d positions", n, s.pos, s.ctx)
+	if used+len(tokens) > ctx {
+		held := ""
+		if used > 0 {
+			held = fmt.Sprintf(" (%d of its %d positions are used)", used, ctx)
+		}
+		return fmt.Errorf("engine: the prompt is %d tokens but the context holds %d%s; shorten the prompt or raise the context", len(tokens), ctx-used, held)
 	}
-	for _, tok := range tokens {
-		if tok < 0 || tok >= s.m.VocabSize {
-			return fmt.Errorf("engine: token %d is outside the vocabulary of %d", tok, s.m.VocabSize)
+	return m.CheckTokens(tokens)
+}
+
+// CheckTokens reports an id outside the model's vocabulary, which it can
+// neither evaluate nor print.
+func (m *Model) CheckTokens(ids []int) error {
+	for _, id := range ids {
+		if id < 0 || id >= m.VocabSize {
+			return fmt.Errorf("engine: token %d is outside the vocabulary of %d", id, m.VocabSize)
 		}
 	}
 	return nil
@@ -183,10 +206,8 @@ func (s *State) check(tokens []int) error {
 // forward runs the transformer over n <= MaxBatch tokens, as llama2.c's
 // forward() does for one: for every layer, attention then feed-forward, each
 // around a residual connection; then the final norm and the classifier.
+// Its callers have checked the tokens.
 func (s *State) forward(tokens []int, all bool) ([]float32, error) {
-	if err := s.check(tokens); err != nil {
-		return nil, err
-	}
 	m, c := s.m, &s.m.Config
 	n := len(tokens)
 	dim, hd, stride := c.Dim, c.HeadDim, s.ctx*c.KVDim()

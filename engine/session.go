@@ -116,20 +116,12 @@ func (s *Session) Prompt(prompt string) (echo string, err error) {
 // UTF-8 sequence at the end held back until the next token completes it).
 // A prompt that does not fit in the context is an error.
 func (s *Session) PromptTokens(ids []int) (echo string, err error) {
-	if len(ids) == 0 {
-		return "", errors.New("engine: empty prompt: a model needs at least one token (BOS) to start from")
+	if len(ids) == 0 { // checked here too, as the pending token is not the prompt
+		return "", s.m.CheckPrompt(ids, 0, 0)
 	}
 	if s.pending >= 0 {
 		ids = append([]int{s.pending}, ids...)
 		s.pending = -1
-	}
-	if have, room := s.state.Pos(), s.state.Context(); have+len(ids) > room {
-		return "", fmt.Errorf("engine: the prompt is %d tokens but the context holds %d (%d already used); shorten the prompt or raise the context", len(ids), room-have, have)
-	}
-	for _, id := range ids {
-		if id < 0 || id >= s.m.VocabSize {
-			return "", fmt.Errorf("engine: prompt token %d is outside the vocabulary of %d", id, s.m.VocabSize)
-		}
 	}
 	s.reused, s.evaluated = s.state.Pos(), len(ids)
 	s.logits, err = s.state.Forward(ids)
@@ -164,16 +156,10 @@ func (s *Session) Reprompt(ids []int, opt option.Options) (echo string, err erro
 	if ctx != s.state.Context() {
 		return "", fmt.Errorf("engine: Reprompt with a context of %d positions on a session of %d; start a new session", ctx, s.state.Context())
 	}
-	if len(ids) == 0 {
-		return "", errors.New("engine: empty prompt: a model needs at least one token (BOS) to start from")
-	}
-	if len(ids) > ctx {
-		return "", fmt.Errorf("engine: the prompt is %d tokens but the context holds %d; shorten the prompt or raise the context", len(ids), ctx)
-	}
-	for _, id := range ids {
-		if id < 0 || id >= s.m.VocabSize {
-			return "", fmt.Errorf("engine: prompt token %d is outside the vocabulary of %d", id, s.m.VocabSize)
-		}
+	// Checked before the cache is cut, so that a bad prompt leaves the
+	// session as it was.
+	if err := s.m.CheckPrompt(ids, 0, ctx); err != nil {
+		return "", err
 	}
 	smp, err := sample.New(opt)
 	if err != nil {

@@ -454,10 +454,8 @@ func (s *state) detokenize(a, n uint32) error {
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		if id < 0 || id >= s.model.VocabSize {
-			return fmt.Errorf("wisp: token %d is outside the vocabulary of %d", id, s.model.VocabSize)
-		}
+	if err := s.model.CheckTokens(ids); err != nil {
+		return err
 	}
 	s.detok = s.model.Tokenizer.Decode(ids)
 	return nil
