@@ -179,6 +179,74 @@ export class ModelBuffer {
 }
 
 /**
+ * ModelSink puts a model file that download or readBlob fetches straight
+ * into an engine's buffer (Engine.reserve), so that the file is held once:
+ * pass sink.into as their options.into, then sink.load(got) with what they
+ * returned. engine is the Engine, or a promise of it (the Worker starts
+ * the engine while the download begins).
+ */
+export class ModelSink {
+  #engine;
+  #buf = null;
+  #view = null; // the array into last gave
+
+  constructor(engine) {
+    this.#engine = engine;
+    this.into = this.into.bind(this);
+  }
+
+  /**
+   * into returns the engine's buffer for a file of n bytes, reserving it
+   * (again, if an earlier answer had another size).
+   * @param {number} n
+   * @returns {Promise<Uint8Array>}
+   */
+  async into(n) {
+    const eng = await this.#engine;
+    if (this.#buf?.size !== n) {
+      this.free();
+      this.#buf = eng.reserve(n);
+    }
+    this.#view = this.#buf.view();
+    return this.#view;
+  }
+
+  /**
+   * bytes returns the file: the engine's buffer when got.bytes is the
+   * array into gave, else got.bytes (where the size was not known
+   * beforehand, the bytes are download's own).
+   * @param {{bytes: Uint8Array}} got
+   * @returns {Uint8Array}
+   */
+  bytes(got) {
+    return this.#inEngine(got) ? this.#buf.view() : got.bytes;
+  }
+
+  /**
+   * load loads the model from the engine's buffer, or copies got.bytes into
+   * the engine where into was not used, and returns the model's info.
+   * @param {{bytes: Uint8Array}} got
+   * @returns {Promise<object>}
+   */
+  async load(got) {
+    const eng = await this.#engine;
+    if (this.#inEngine(got)) return this.#buf.load();
+    this.free();
+    return eng.load(got.bytes);
+  }
+
+  /** free gives a reserved buffer back (a failed or abandoned download). */
+  free() {
+    this.#buf?.free();
+    this.#buf = null;
+  }
+
+  #inEngine(got) {
+    return this.#buf !== null && got.bytes === this.#view;
+  }
+}
+
+/**
  * createEngine instantiates the engine and its kernels and initialises
  * the engine. Each module is given as compile takes it.
  *

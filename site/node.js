@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
-import { createEngine } from './engine.js';
+import { createEngine, ModelSink } from './engine.js';
 import { download } from './download.js';
 
 export { createEngine, Engine, WispError } from './engine.js';
@@ -51,15 +51,12 @@ export async function load(model, options = {}) {
   }
   const url = model instanceof URL ? model : URL.canParse?.(model) && /^(https?|file):/.test(model) ? new URL(model) : null;
   if (url && url.protocol !== 'file:') {
-    let buf = null;
-    const got = await download(url.href, {
-      sha256: options.sha256, onProgress: options.onProgress,
-      into: (n) => { buf ??= engine.reserve(n); return buf.size === n ? buf.view() : null; },
-    });
-    if (buf && got.bytes.buffer === engine.memory.buffer) buf.load();
-    else {
-      buf?.free();
-      engine.load(got.bytes);
+    const sink = new ModelSink(engine);
+    try {
+      await sink.load(await download(url.href, { sha256: options.sha256, onProgress: options.onProgress, into: sink.into }));
+    } catch (err) {
+      sink.free();
+      throw err;
     }
     return engine;
   }

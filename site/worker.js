@@ -26,7 +26,7 @@
 // the model, the page terminates the worker: that frees all its memory,
 // which a wasm instance's memory otherwise never gives back.
 
-import { createEngine, errorToJSON, HEADER_BYTES, WispError } from './engine.js';
+import { createEngine, errorToJSON, HEADER_BYTES, ModelSink, WispError } from './engine.js';
 import { download, isCached, readBlob } from './download.js';
 import { ggufMetadata } from './gguf.js';
 
@@ -122,18 +122,8 @@ async function load({ id, url, file, wasmBase, cache, sha256, threads: asked }) 
   const onProgress = (p) => self.postMessage({ type: 'progress', id, ...p });
   // The file goes straight into the engine's buffer as it arrives: it is
   // held once, not downloaded into one array and copied into another.
-  let buf = null;
-  let view = null; // the array into last gave
-  const into = async (n) => {
-    const eng = await starting;
-    if (buf?.size !== n) {
-      buf?.free();
-      buf = null;
-      buf = eng.reserve(n);
-    }
-    view = buf.view();
-    return view;
-  };
+  const sink = new ModelSink(starting);
+  const into = sink.into;
   let got;
   try {
     if (file) {
@@ -144,17 +134,14 @@ async function load({ id, url, file, wasmBase, cache, sha256, threads: asked }) 
       got = await download(url, { cache, sha256, signal: ctl.signal, onProgress, into });
     }
   } catch (err) {
-    buf?.free();
+    sink.free();
     throw err;
   }
   const eng = await starting;
   ctl.signal.throwIfAborted();
   const t0 = performance.now();
-  // Where the size was not known beforehand, the bytes are download's own.
-  const inEngine = buf && got.bytes === view;
-  const meta = ggufMetadata(inEngine ? buf.view() : got.bytes) ?? {};
-  if (!inEngine) buf?.free();
-  const info = inEngine ? buf.load() : eng.load(got.bytes);
+  const meta = ggufMetadata(sink.bytes(got)) ?? {};
+  const info = await sink.load(got);
   engine = eng;
   const text = (key) => (typeof meta[key] === 'string' ? meta[key] : '');
   const extra = {
