@@ -104,7 +104,8 @@ export async function compile(source, what) {
   try {
     if (typeof Response !== 'undefined' && source instanceof Response) {
       if (!source.ok) {
-        throw new WispError(`wisp: fetching ${what}: HTTP ${source.status} ${source.statusText}`.trim(), { code: 'http' });
+        // The URL where there is one: the threaded build's files have other names.
+        throw new WispError(`wisp: fetching ${source.url || what}: HTTP ${source.status} ${source.statusText}`.trim(), { code: 'http' });
       }
       const type = source.headers.get('Content-Type') ?? '';
       if (WebAssembly.compileStreaming && type.startsWith('application/wasm')) {
@@ -436,7 +437,7 @@ async function compileRelaxed(source) {
     if (source == null) return { reason: 'no relaxed.wasm was given' };
     if (source instanceof WebAssembly.Module) return { module: source };
     if (typeof Response !== 'undefined' && source instanceof Response) {
-      if (!source.ok) return { reason: `fetching relaxed.wasm: HTTP ${source.status}` };
+      if (!source.ok) return { reason: `fetching ${source.url || 'relaxed.wasm'}: HTTP ${source.status}` };
       source = await source.arrayBuffer();
     }
     if (!WebAssembly.validate(source)) return { reason: 'this JavaScript engine lacks WebAssembly relaxed SIMD' };

@@ -142,6 +142,28 @@ describe('kernel threads in Chromium', { timeout: 300_000 }, () => {
     });
   }
 
+  // Threads never fail a load: where the threaded build cannot start
+  // (missing here; a shared memory the browser refuses, elsewhere), the
+  // engine or the Worker falls back to one thread and says why.
+  for (const { missing, reason } of [
+    { missing: 'threads.wasm', reason: /starting 1 kernel threads: .*threads\.wasm: HTTP 404/ },
+    { missing: 'wisp-shared.wasm', reason: /the threaded engine did not start: .*wisp-shared\.wasm/ },
+  ]) {
+    test(`without ${missing}, two threads give way to one, which says why and generates`, async () => {
+      const ctx = await browser.newContext();
+      await ctx.route((u) => u.pathname.endsWith(`/${missing}`), (r) => r.fulfill({ status: 404, body: 'not here' }));
+      const page = await ctx.newPage();
+      await page.goto(`${isolated.url}embed.html`);
+      assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+      const want = await generateIn(page, '/models/default.gguf', 1);
+      const got = await generateIn(page, '/models/default.gguf', 2);
+      assert.equal(got.threads, 1);
+      assert.match(got.reason, reason);
+      assert.equal(got.text, want.text);
+      await ctx.close();
+    });
+  }
+
   test('a page without isolation runs on one thread, says why, and generates', async () => {
     const page = await browser.newPage();
     await page.goto(`${plain.url}embed.html`);
