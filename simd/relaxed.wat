@@ -6,8 +6,9 @@
 ;; WebAssembly.validate accepts it (site/engine.js): it imports the engine's
 ;; memory, the forwarding table (forward.wat) and kernels.wasm's matmul_q,
 ;; and its element segment replaces table entry 13 (matmul_q) by its own
-;; $matmul_q. That runs one vector (decode) by the Q8_0, Q4_0, Q5_0, Q4_K
-;; and Q6_K matrices itself and hands every other call to the baseline.
+;; $matmul_q. That runs one vector (decode) by the Q8_0, Q4_0, Q4_1, Q5_0,
+;; Q5_1, Q4_K and Q6_K matrices itself and hands every other call (Q5_K,
+;; and several vectors) to the baseline.
 ;;
 ;; # Exactness
 ;;
@@ -24,8 +25,8 @@
 ;; then agrees). Here a is always the activations (or the Q8_0 weights),
 ;; -128..127, and b:
 ;;
-;;  - Q4_0, Q4_K: the nibbles q, 0..15; |pair| <= 2·128·15 = 3840.
-;;  - Q5_0: q, 0..31; |pair| <= 7936.
+;;  - Q4_0, Q4_1, Q4_K: the nibbles q, 0..15; |pair| <= 2·128·15 = 3840.
+;;  - Q5_0, Q5_1: q, 0..31; |pair| <= 7936.
 ;;  - Q6_K: q, 0..63; |pair| <= 16128.
 ;;  - Q6_K's sums of x (b = 1); |pair| <= 256.
 ;;  - Q8_0, whose weights w are signed: the activations split as x = xa -
@@ -93,7 +94,8 @@
       (v128.const i32x4 746 3 -32509 99642))))
 
   ;; $matmul_q is kernels.wasm's matmul_q (same parameters, same results):
-  ;; one vector by a Q8_0, Q4_0, Q5_0, Q4_K or Q6_K matrix goes through $mv,
+  ;; one vector by a Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K or Q6_K matrix goes
+  ;; through $mv,
   ;; every other call to $base.
   (func $matmul_q (param $out i32) (param $w i32) (param $xq i32) (param $xd i32) (param $xs i32)
       (param $xsum i32) (param $rows i32) (param $cols i32) (param $n i32) (param $qt i32)
@@ -103,7 +105,7 @@
           (block $k256
             (block $k32
               ;; QType: 1 Q8_0, 2 Q4_0, 3 Q4_1, 4 Q5_0, 5 Q5_1, 6 Q4_K, 7 Q5_K, 8 Q6_K.
-              (br_table $other $k32 $k32 $other $k32 $other $k256 $other $k256 $other (local.get $qt)))
+              (br_table $other $k32 $k32 $k32 $k32 $k32 $k256 $other $k256 $other (local.get $qt)))
             (call $mv (local.get $out) (local.get $w) (local.get $xq) (local.get $xd) (local.get $xs)
               (local.get $xsum) (local.get $rows) (i32.shr_u (local.get $cols) (i32.const 5)) (local.get $qt))
             (return))
@@ -115,11 +117,13 @@
 
   ;; $block_bytes returns the bytes of one block of QType qt (of those $mv runs).
   (func $block_bytes (param $qt i32) (result i32)
-    (block $q6_k (block $q4_k (block $q5_0 (block $q4_0 (block $q8_0
-      (br_table $q8_0 $q8_0 $q4_0 $q8_0 $q5_0 $q8_0 $q4_k $q8_0 $q6_k $q8_0 (local.get $qt)))
+    (block $q6_k (block $q4_k (block $q5_1 (block $q5_0 (block $q4_1 (block $q4_0 (block $q8_0
+      (br_table $q8_0 $q8_0 $q4_0 $q4_1 $q5_0 $q5_1 $q4_k $q8_0 $q6_k $q8_0 (local.get $qt)))
       (return (i32.const 34)))
       (return (i32.const 18)))
+      (return (i32.const 20)))
       (return (i32.const 22)))
+      (return (i32.const 24)))
       (return (i32.const 144)))
     (i32.const 210))
 
@@ -127,13 +131,17 @@
   ;; of nb blocks of QType qt each, from the pass of that type.
   (func $pass (param $qt i32) (param $p0 i32) (param $p1 i32) (param $p2 i32) (param $p3 i32)
       (param $xq i32) (param $xd i32) (param $xs i32) (param $xsum i32) (param $nb i32) (result v128)
-    (block $q6_k (block $q4_k (block $q5_0 (block $q4_0 (block $q8_0
-      (br_table $q8_0 $q8_0 $q4_0 $q8_0 $q5_0 $q8_0 $q4_k $q8_0 $q6_k $q8_0 (local.get $qt)))
+    (block $q6_k (block $q4_k (block $q5_1 (block $q5_0 (block $q4_1 (block $q4_0 (block $q8_0
+      (br_table $q8_0 $q8_0 $q4_0 $q4_1 $q5_0 $q5_1 $q4_k $q8_0 $q6_k $q8_0 (local.get $qt)))
       (return (call $q8_0_pass (local.get $p0) (local.get $p1) (local.get $p2) (local.get $p3)
         (local.get $xq) (local.get $xd) (local.get $xs) (local.get $xsum) (local.get $nb))))
       (return (call $q4_0_pass (local.get $p0) (local.get $p1) (local.get $p2) (local.get $p3)
         (local.get $xq) (local.get $xd) (local.get $xs) (local.get $xsum) (local.get $nb))))
+      (return (call $q4_1_pass (local.get $p0) (local.get $p1) (local.get $p2) (local.get $p3)
+        (local.get $xq) (local.get $xd) (local.get $xs) (local.get $xsum) (local.get $nb))))
       (return (call $q5_0_pass (local.get $p0) (local.get $p1) (local.get $p2) (local.get $p3)
+        (local.get $xq) (local.get $xd) (local.get $xs) (local.get $xsum) (local.get $nb))))
+      (return (call $q5_1_pass (local.get $p0) (local.get $p1) (local.get $p2) (local.get $p3)
         (local.get $xq) (local.get $xd) (local.get $xs) (local.get $xsum) (local.get $nb))))
       (return (call $q4_k_pass (local.get $p0) (local.get $p1) (local.get $p2) (local.get $p3)
         (local.get $xq) (local.get $xd) (local.get $xs) (local.get $xsum) (local.get $nb))))
@@ -370,6 +378,129 @@
       (local.set $p1 (i32.add (local.get $p1) (i32.const 22)))
       (local.set $p2 (i32.add (local.get $p2) (i32.const 22)))
       (local.set $p3 (i32.add (local.get $p3) (i32.const 22)))
+      (br_if $blocks (i32.lt_u (local.get $xq) (local.get $xe))))
+    (local.get $acc))
+
+  ;; $q4_1_pass: Q4_1, blocks of 20 bytes {f16 d, m; u8 qs[16]}: $q4_0_pass
+  ;; without the offset, plus the block's m times the activations' sum s,
+  ;; added as kernels.wat's $mv_q4_1_pass adds it.
+  (func $q4_1_pass (param $p0 i32) (param $p1 i32) (param $p2 i32) (param $p3 i32)
+      (param $xq i32) (param $xd i32) (param $xs i32) (param $xsum i32) (param $nb i32) (result v128)
+    (local $xe i32)
+    (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128)
+    (local $s0 v128) (local $s1 v128) (local $a v128) (local $c v128) (local $acc v128)
+    (local $x0 v128) (local $x1 v128) (local $x2 v128) (local $x3 v128) (local $t0 v128) (local $t1 v128) (local $h v128)
+    (local $m0f v128) (local $m10 v128) (local $bits v128) (local $bc01 v128) (local $bc23 v128)
+
+    (local.set $m0f (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+    (local.set $m10 (v128.const i8x16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16))
+    (local.set $bits (v128.const i8x16 1 2 4 8 16 32 64 128 1 2 4 8 16 32 64 128))
+    (local.set $bc01 (v128.const i8x16 0 0 0 0 0 0 0 0 1 1 1 1 1 1 1 1))
+    (local.set $bc23 (v128.const i8x16 2 2 2 2 2 2 2 2 3 3 3 3 3 3 3 3))
+    (local.set $xe (i32.add (local.get $xq) (i32.mul (local.get $nb) (i32.const 32))))
+    (loop $blocks
+      (drop (i32.load8_u offset=31 (local.get $xq)))
+      (drop (i32.load8_u offset=19 (local.get $p0)))
+      (drop (i32.load8_u offset=19 (local.get $p1)))
+      (drop (i32.load8_u offset=19 (local.get $p2)))
+      (drop (i32.load8_u offset=19 (local.get $p3)))
+      (local.set $t0 (v128.load32_lane offset=0 3 (local.get $p3) (v128.load32_lane offset=0 2 (local.get $p2) (v128.load32_lane offset=0 1 (local.get $p1) (v128.load32_zero offset=0 (local.get $p0))))))
+      (local.set $a (f32x4.mul (v128.and (i32x4.dot_i16x8_s (local.get $t0) (v128.const i16x8 8192 0 8192 0 8192 0 8192 0)) (v128.const i32x4 0x8fffffff 0x8fffffff 0x8fffffff 0x8fffffff)) (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112)))
+      (local.set $c (f32x4.mul (v128.and (i32x4.dot_i16x8_s (local.get $t0) (v128.const i16x8 0 8192 0 8192 0 8192 0 8192)) (v128.const i32x4 0x8fffffff 0x8fffffff 0x8fffffff 0x8fffffff)) (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112)))
+      (local.set $x0 (v128.load offset=0 (local.get $xq)))
+      (local.set $x1 (v128.load offset=16 (local.get $xq)))
+      (local.set $t0 (v128.load offset=4 (local.get $p0)))
+      (local.set $r0 (i32x4.dot_i8x16_i7x16_add_s (local.get $x1) (v128.and (i16x8.shr_u (local.get $t0) (i32.const 4)) (local.get $m0f)) (i32x4.dot_i8x16_i7x16_add_s (local.get $x0) (v128.and (local.get $t0) (local.get $m0f)) (v128.const i64x2 0 0))))
+      (global.set $sink (local.get $r0))
+      (local.set $t0 (v128.load offset=4 (local.get $p1)))
+      (local.set $r1 (i32x4.dot_i8x16_i7x16_add_s (local.get $x1) (v128.and (i16x8.shr_u (local.get $t0) (i32.const 4)) (local.get $m0f)) (i32x4.dot_i8x16_i7x16_add_s (local.get $x0) (v128.and (local.get $t0) (local.get $m0f)) (v128.const i64x2 0 0))))
+      (global.set $sink (local.get $r1))
+      (local.set $t0 (v128.load offset=4 (local.get $p2)))
+      (local.set $r2 (i32x4.dot_i8x16_i7x16_add_s (local.get $x1) (v128.and (i16x8.shr_u (local.get $t0) (i32.const 4)) (local.get $m0f)) (i32x4.dot_i8x16_i7x16_add_s (local.get $x0) (v128.and (local.get $t0) (local.get $m0f)) (v128.const i64x2 0 0))))
+      (global.set $sink (local.get $r2))
+      (local.set $t0 (v128.load offset=4 (local.get $p3)))
+      (local.set $r3 (i32x4.dot_i8x16_i7x16_add_s (local.get $x1) (v128.and (i16x8.shr_u (local.get $t0) (i32.const 4)) (local.get $m0f)) (i32x4.dot_i8x16_i7x16_add_s (local.get $x0) (v128.and (local.get $t0) (local.get $m0f)) (v128.const i64x2 0 0))))
+      (global.set $sink (local.get $r3))
+      (local.set $s0 (i32x4.add (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r0) (local.get $r1)) (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r0) (local.get $r1))))
+      (local.set $s1 (i32x4.add (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r2) (local.get $r3)) (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r2) (local.get $r3))))
+      (local.set $s0 (i32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $s0) (local.get $s1)) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $s0) (local.get $s1))))
+      (local.set $acc (f32x4.add (local.get $acc) (f32x4.add (f32x4.mul (f32x4.mul (local.get $a) (v128.load32_splat offset=0 (local.get $xd))) (f32x4.convert_i32x4_s (local.get $s0)))
+        (f32x4.mul (local.get $c) (v128.load32_splat (local.get $xs))))))
+      (local.set $xq (i32.add (local.get $xq) (i32.const 32)))
+      (local.set $xd (i32.add (local.get $xd) (i32.const 4)))
+      (local.set $xs (i32.add (local.get $xs) (i32.const 4)))
+      (local.set $xsum (i32.add (local.get $xsum) (i32.const 4)))
+      (local.set $p0 (i32.add (local.get $p0) (i32.const 20)))
+      (local.set $p1 (i32.add (local.get $p1) (i32.const 20)))
+      (local.set $p2 (i32.add (local.get $p2) (i32.const 20)))
+      (local.set $p3 (i32.add (local.get $p3) (i32.const 20)))
+      (br_if $blocks (i32.lt_u (local.get $xq) (local.get $xe))))
+    (local.get $acc))
+
+  ;; $q5_1_pass: Q5_1, blocks of 24 bytes {f16 d, m; u8 qh[4]; u8 qs[16]}:
+  ;; $q5_0_pass without the offset, plus m·s as in $q4_1_pass.
+  (func $q5_1_pass (param $p0 i32) (param $p1 i32) (param $p2 i32) (param $p3 i32)
+      (param $xq i32) (param $xd i32) (param $xs i32) (param $xsum i32) (param $nb i32) (result v128)
+    (local $xe i32)
+    (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128)
+    (local $s0 v128) (local $s1 v128) (local $a v128) (local $c v128) (local $acc v128)
+    (local $x0 v128) (local $x1 v128) (local $x2 v128) (local $x3 v128) (local $t0 v128) (local $t1 v128) (local $h v128)
+    (local $m0f v128) (local $m10 v128) (local $bits v128) (local $bc01 v128) (local $bc23 v128)
+
+    (local.set $m0f (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+    (local.set $m10 (v128.const i8x16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16))
+    (local.set $bits (v128.const i8x16 1 2 4 8 16 32 64 128 1 2 4 8 16 32 64 128))
+    (local.set $bc01 (v128.const i8x16 0 0 0 0 0 0 0 0 1 1 1 1 1 1 1 1))
+    (local.set $bc23 (v128.const i8x16 2 2 2 2 2 2 2 2 3 3 3 3 3 3 3 3))
+    (local.set $xe (i32.add (local.get $xq) (i32.mul (local.get $nb) (i32.const 32))))
+    (loop $blocks
+      (drop (i32.load8_u offset=31 (local.get $xq)))
+      (drop (i32.load8_u offset=23 (local.get $p0)))
+      (drop (i32.load8_u offset=23 (local.get $p1)))
+      (drop (i32.load8_u offset=23 (local.get $p2)))
+      (drop (i32.load8_u offset=23 (local.get $p3)))
+      (local.set $t0 (v128.load32_lane offset=0 3 (local.get $p3) (v128.load32_lane offset=0 2 (local.get $p2) (v128.load32_lane offset=0 1 (local.get $p1) (v128.load32_zero offset=0 (local.get $p0))))))
+      (local.set $a (f32x4.mul (v128.and (i32x4.dot_i16x8_s (local.get $t0) (v128.const i16x8 8192 0 8192 0 8192 0 8192 0)) (v128.const i32x4 0x8fffffff 0x8fffffff 0x8fffffff 0x8fffffff)) (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112)))
+      (local.set $c (f32x4.mul (v128.and (i32x4.dot_i16x8_s (local.get $t0) (v128.const i16x8 0 8192 0 8192 0 8192 0 8192)) (v128.const i32x4 0x8fffffff 0x8fffffff 0x8fffffff 0x8fffffff)) (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112)))
+      (local.set $x0 (v128.load offset=0 (local.get $xq)))
+      (local.set $x1 (v128.load offset=16 (local.get $xq)))
+      (local.set $h (v128.load32_zero offset=4 (local.get $p0)))
+      (local.set $t0 (v128.load offset=8 (local.get $p0)))
+      (local.set $t1 (v128.or (v128.and (i16x8.shr_u (local.get $t0) (i32.const 4)) (local.get $m0f)) (v128.and (i8x16.eq (v128.and (i8x16.swizzle (local.get $h) (local.get $bc23)) (local.get $bits)) (local.get $bits)) (local.get $m10))))
+      (local.set $t0 (v128.or (v128.and (local.get $t0) (local.get $m0f)) (v128.and (i8x16.eq (v128.and (i8x16.swizzle (local.get $h) (local.get $bc01)) (local.get $bits)) (local.get $bits)) (local.get $m10))))
+      (local.set $r0 (i32x4.dot_i8x16_i7x16_add_s (local.get $x1) (local.get $t1) (i32x4.dot_i8x16_i7x16_add_s (local.get $x0) (local.get $t0) (v128.const i64x2 0 0))))
+      (global.set $sink (local.get $r0))
+      (local.set $h (v128.load32_zero offset=4 (local.get $p1)))
+      (local.set $t0 (v128.load offset=8 (local.get $p1)))
+      (local.set $t1 (v128.or (v128.and (i16x8.shr_u (local.get $t0) (i32.const 4)) (local.get $m0f)) (v128.and (i8x16.eq (v128.and (i8x16.swizzle (local.get $h) (local.get $bc23)) (local.get $bits)) (local.get $bits)) (local.get $m10))))
+      (local.set $t0 (v128.or (v128.and (local.get $t0) (local.get $m0f)) (v128.and (i8x16.eq (v128.and (i8x16.swizzle (local.get $h) (local.get $bc01)) (local.get $bits)) (local.get $bits)) (local.get $m10))))
+      (local.set $r1 (i32x4.dot_i8x16_i7x16_add_s (local.get $x1) (local.get $t1) (i32x4.dot_i8x16_i7x16_add_s (local.get $x0) (local.get $t0) (v128.const i64x2 0 0))))
+      (global.set $sink (local.get $r1))
+      (local.set $h (v128.load32_zero offset=4 (local.get $p2)))
+      (local.set $t0 (v128.load offset=8 (local.get $p2)))
+      (local.set $t1 (v128.or (v128.and (i16x8.shr_u (local.get $t0) (i32.const 4)) (local.get $m0f)) (v128.and (i8x16.eq (v128.and (i8x16.swizzle (local.get $h) (local.get $bc23)) (local.get $bits)) (local.get $bits)) (local.get $m10))))
+      (local.set $t0 (v128.or (v128.and (local.get $t0) (local.get $m0f)) (v128.and (i8x16.eq (v128.and (i8x16.swizzle (local.get $h) (local.get $bc01)) (local.get $bits)) (local.get $bits)) (local.get $m10))))
+      (local.set $r2 (i32x4.dot_i8x16_i7x16_add_s (local.get $x1) (local.get $t1) (i32x4.dot_i8x16_i7x16_add_s (local.get $x0) (local.get $t0) (v128.const i64x2 0 0))))
+      (global.set $sink (local.get $r2))
+      (local.set $h (v128.load32_zero offset=4 (local.get $p3)))
+      (local.set $t0 (v128.load offset=8 (local.get $p3)))
+      (local.set $t1 (v128.or (v128.and (i16x8.shr_u (local.get $t0) (i32.const 4)) (local.get $m0f)) (v128.and (i8x16.eq (v128.and (i8x16.swizzle (local.get $h) (local.get $bc23)) (local.get $bits)) (local.get $bits)) (local.get $m10))))
+      (local.set $t0 (v128.or (v128.and (local.get $t0) (local.get $m0f)) (v128.and (i8x16.eq (v128.and (i8x16.swizzle (local.get $h) (local.get $bc01)) (local.get $bits)) (local.get $bits)) (local.get $m10))))
+      (local.set $r3 (i32x4.dot_i8x16_i7x16_add_s (local.get $x1) (local.get $t1) (i32x4.dot_i8x16_i7x16_add_s (local.get $x0) (local.get $t0) (v128.const i64x2 0 0))))
+      (global.set $sink (local.get $r3))
+      (local.set $s0 (i32x4.add (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r0) (local.get $r1)) (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r0) (local.get $r1))))
+      (local.set $s1 (i32x4.add (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r2) (local.get $r3)) (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r2) (local.get $r3))))
+      (local.set $s0 (i32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $s0) (local.get $s1)) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $s0) (local.get $s1))))
+      (local.set $acc (f32x4.add (local.get $acc) (f32x4.add (f32x4.mul (f32x4.mul (local.get $a) (v128.load32_splat offset=0 (local.get $xd))) (f32x4.convert_i32x4_s (local.get $s0)))
+        (f32x4.mul (local.get $c) (v128.load32_splat (local.get $xs))))))
+      (local.set $xq (i32.add (local.get $xq) (i32.const 32)))
+      (local.set $xd (i32.add (local.get $xd) (i32.const 4)))
+      (local.set $xs (i32.add (local.get $xs) (i32.const 4)))
+      (local.set $xsum (i32.add (local.get $xsum) (i32.const 4)))
+      (local.set $p0 (i32.add (local.get $p0) (i32.const 24)))
+      (local.set $p1 (i32.add (local.get $p1) (i32.const 24)))
+      (local.set $p2 (i32.add (local.get $p2) (i32.const 24)))
+      (local.set $p3 (i32.add (local.get $p3) (i32.const 24)))
       (br_if $blocks (i32.lt_u (local.get $xq) (local.get $xe))))
     (local.get $acc))
 
