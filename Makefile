@@ -178,15 +178,15 @@ $(ORACLE_LIB)/libllama.v0.5.0.so:
 	npm install --prefix $(ORACLE_DIR) --no-audit --no-fund --no-save $(ORACLE_NPM)
 	@touch $@
 
-$(ORACLE_DIR)/oracle: internal/oracle/csrc/oracle.c $(ORACLE_LIB)/libllama.v0.5.0.so
-	$(ORACLE_CC) -std=c11 -O2 -Wall -Wextra -DORACLE_LIBDIR='"$(realpath $(ORACLE_LIB))"' -o $@ $< \
+$(ORACLE_DIR)/oracle: internal/oracle/csrc/oracle.c internal/oracle/csrc/llama.h $(ORACLE_LIB)/libllama.v0.5.0.so
+	$(ORACLE_CC) -std=c11 -O2 -Wall -Wextra -Iinternal/oracle/csrc -DORACLE_LIBDIR='"$(realpath $(ORACLE_LIB))"' -o $@ $< \
 		-L$(ORACLE_LIB) -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so \
 		-Wl,-rpath,$(realpath $(ORACLE_LIB))
 
 # Native llama.cpp as a runner of make bench (tools/bench/csrc/llamabench.c),
 # linked against the oracle's prebuilt libraries.
-$(ORACLE_DIR)/llamabench: tools/bench/csrc/llamabench.c $(ORACLE_LIB)/libllama.v0.5.0.so
-	$(ORACLE_CC) -std=c11 -O2 -Wall -Wextra -DORACLE_LIBDIR='"$(realpath $(ORACLE_LIB))"' -o $@ $< \
+$(ORACLE_DIR)/llamabench: tools/bench/csrc/llamabench.c internal/oracle/csrc/llama.h $(ORACLE_LIB)/libllama.v0.5.0.so
+	$(ORACLE_CC) -std=c11 -O2 -Wall -Wextra -Iinternal/oracle/csrc -DORACLE_LIBDIR='"$(realpath $(ORACLE_LIB))"' -o $@ $< \
 		-L$(ORACLE_LIB) -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so \
 		-Wl,-rpath,$(realpath $(ORACLE_LIB))
 

@@ -39,6 +39,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llama.h"
+
 // ---- ggml.h / ggml-quants.h / gguf.h ----
 
 enum ggml_type {
@@ -55,8 +57,6 @@ enum ggml_type {
 	GGML_TYPE_BF16 = 30,
 };
 
-enum ggml_log_level { GGML_LOG_LEVEL_NONE = 0 };
-typedef void (*ggml_log_callback)(enum ggml_log_level level, const char *text, void *user_data);
 
 size_t ggml_type_size(enum ggml_type type);
 int64_t ggml_blck_size(enum ggml_type type);
@@ -73,8 +73,6 @@ void dequantize_row_q4_K(const void *x, float *y, int64_t k);
 void dequantize_row_q5_K(const void *x, float *y, int64_t k);
 void dequantize_row_q6_K(const void *x, float *y, int64_t k);
 
-void ggml_backend_load_all_from_path(const char *dir_path);
-void ggml_log_set(ggml_log_callback log_callback, void *user_data);
 
 struct gguf_context;
 struct ggml_context;
@@ -91,55 +89,17 @@ enum ggml_type gguf_get_tensor_type(const struct gguf_context *ctx, int64_t tens
 size_t gguf_get_tensor_offset(const struct gguf_context *ctx, int64_t tensor_id);
 size_t gguf_get_tensor_size(const struct gguf_context *ctx, int64_t tensor_id);
 
-// ---- llama.h ----
+// ---- the rest of llama.h that the oracle uses (the common part is in
+// llama.h beside this file) ----
 
-typedef int32_t llama_token;
-struct llama_model;
-struct llama_context;
-struct llama_vocab;
-
-// The parameter structs, as opaque bytes of this build's sizes (the
-// highest offset each *_default_params() writes, rounded up to 8):
-// llama_model_params 80 bytes, llama_context_params 160,
-// llama_model_quantize_params 64.
-struct llama_model_params {
-	_Alignas(8) unsigned char b[80];
-};
-struct llama_context_params {
-	_Alignas(8) unsigned char b[160];
-};
+// llama_model_quantize_params, as opaque bytes of this build's size (64).
 struct llama_model_quantize_params {
 	_Alignas(8) unsigned char b[64];
 };
 
-// llama_batch has kept this layout since llama.cpp introduced it.
-struct llama_batch {
-	int32_t n_tokens;
-	llama_token *token;
-	float *embd;
-	int32_t *pos;
-	int32_t *n_seq_id;
-	int32_t **seq_id;
-	int8_t *logits;
-};
-
-void llama_backend_init(void);
 void llama_backend_free(void);
-void llama_log_set(ggml_log_callback log_callback, void *user_data);
-struct llama_model_params llama_model_default_params(void);
-struct llama_context_params llama_context_default_params(void);
 struct llama_model_quantize_params llama_model_quantize_default_params(void);
 uint32_t llama_model_quantize(const char *fname_inp, const char *fname_out, const struct llama_model_quantize_params *params);
-struct llama_model *llama_model_load_from_file(const char *path_model, struct llama_model_params params);
-void llama_model_free(struct llama_model *model);
-struct llama_context *llama_init_from_model(struct llama_model *model, struct llama_context_params params);
-void llama_free(struct llama_context *ctx);
-const struct llama_vocab *llama_model_get_vocab(const struct llama_model *model);
-int32_t llama_vocab_n_tokens(const struct llama_vocab *vocab);
-struct llama_batch llama_batch_get_one(llama_token *tokens, int32_t n_tokens);
-int32_t llama_decode(struct llama_context *ctx, struct llama_batch batch);
-float *llama_get_logits_ith(struct llama_context *ctx, int32_t i);
-void llama_set_n_threads(struct llama_context *ctx, int32_t n_threads, int32_t n_threads_batch);
 
 // ---- checked offsets ----
 //

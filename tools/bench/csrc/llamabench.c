@@ -40,36 +40,12 @@
 #include <string.h>
 #include <time.h>
 
-// ---- ggml.h / llama.h, as much as is used ----
+#include "llama.h"
 
-enum ggml_log_level { GGML_LOG_LEVEL_NONE = 0 };
-typedef void (*ggml_log_callback)(enum ggml_log_level level, const char *text, void *user_data);
-void ggml_backend_load_all_from_path(const char *dir_path);
-void ggml_log_set(ggml_log_callback log_callback, void *user_data);
+// ---- the rest of llama.h that this runner uses (the common part is
+// internal/oracle/csrc/llama.h) ----
 
-typedef int32_t llama_token;
-struct llama_model;
-struct llama_context;
-struct llama_vocab;
 typedef struct llama_memory_i *llama_memory_t;
-
-// Opaque, of this build's sizes (see oracle.c).
-struct llama_model_params {
-	_Alignas(8) unsigned char b[80];
-};
-struct llama_context_params {
-	_Alignas(8) unsigned char b[160];
-};
-
-struct llama_batch {
-	int32_t n_tokens;
-	llama_token *token;
-	float *embd;
-	int32_t *pos;
-	int32_t *n_seq_id;
-	int32_t **seq_id;
-	int8_t *logits;
-};
 
 // llama_perf_context_data: four doubles (ms) and three int32 counters;
 // returned in memory (it is larger than two registers), so spare bytes at
@@ -85,20 +61,6 @@ struct llama_perf_context_data {
 	int32_t spare[3];
 };
 
-void llama_backend_init(void);
-void llama_log_set(ggml_log_callback log_callback, void *user_data);
-struct llama_model_params llama_model_default_params(void);
-struct llama_context_params llama_context_default_params(void);
-struct llama_model *llama_model_load_from_file(const char *path_model, struct llama_model_params params);
-void llama_model_free(struct llama_model *model);
-struct llama_context *llama_init_from_model(struct llama_model *model, struct llama_context_params params);
-void llama_free(struct llama_context *ctx);
-void llama_set_n_threads(struct llama_context *ctx, int32_t n_threads, int32_t n_threads_batch);
-const struct llama_vocab *llama_model_get_vocab(const struct llama_model *model);
-int32_t llama_vocab_n_tokens(const struct llama_vocab *vocab);
-struct llama_batch llama_batch_get_one(llama_token *tokens, int32_t n_tokens);
-int32_t llama_decode(struct llama_context *ctx, struct llama_batch batch);
-float *llama_get_logits_ith(struct llama_context *ctx, int32_t i);
 llama_memory_t llama_get_memory(const struct llama_context *ctx);
 void llama_memory_clear(llama_memory_t mem, bool data);
 struct llama_perf_context_data llama_perf_context(const struct llama_context *ctx);
