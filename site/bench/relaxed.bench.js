@@ -34,7 +34,7 @@ test('matmul_q GB/s in Chromium: kernels.wasm and relaxed.wasm', { timeout: 900_
     const med = (a) => a.slice().sort((x, y) => x - y)[a.length >> 1];
     const range = (a) => `${Math.min(...a).toFixed(1)}–${Math.max(...a).toFixed(1)}`;
     const out = [];
-    for (const qt of ['Q8_0', 'Q5_0', 'Q4_0', 'Q4_1', 'Q5_1', 'Q4_K', 'Q6_K']) {
+    for (const qt of ['Q8_0', 'Q5_0', 'Q4_0', 'Q4_1', 'Q5_1', 'Q4_K', 'Q5_K', 'Q6_K']) {
       for (const [r, c] of [[1536, 576], [576, 1536], [49152, 576]]) {
         if (c % q.QTypes[qt].len) continue;
         const cs = new q.Case(k.memory, { qt, rows: r, cols: c, n: 1, seed: 7 });

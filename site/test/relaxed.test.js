@@ -28,8 +28,8 @@ describe('relaxed.wasm in Chromium', () => {
   let browser;
   let page;
   // The models: Q4_K and Q6_K (rows of 256), Q5_0 and Q8_0 (the Q4_K_M
-  // fallbacks for rows of 288), Q4_0, Q4_1 and Q5_1.
-  const models = ['k-q4_k_m.gguf', 's15-q4_k_m.gguf', 'k-q4_0.gguf', 's15-q8_0.gguf', 'k-q4_1.gguf', 's15-q5_1.gguf'];
+  // fallbacks for rows of 288), Q4_0, Q4_1, Q5_1 and Q5_K.
+  const models = ['k-q4_k_m.gguf', 's15-q4_k_m.gguf', 'k-q4_0.gguf', 's15-q8_0.gguf', 'k-q4_1.gguf', 's15-q5_1.gguf', 'k-q5_k_m.gguf'];
   const seen = new Set(); // the tensor types the models held
 
   before(async () => {
@@ -123,7 +123,7 @@ describe('relaxed.wasm in Chromium', () => {
   }
 
   test('the models held every type relaxed.wasm runs', () => {
-    for (const t of ['Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q4_K', 'Q6_K']) assert.ok(seen.has(t), `no ${t} tensor: ${[...seen]}`);
+    for (const t of ['Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q4_K', 'Q5_K', 'Q6_K']) assert.ok(seen.has(t), `no ${t} tensor: ${[...seen]}`);
   });
 
   test('the demo says which kernels it runs', async () => {
