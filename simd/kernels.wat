@@ -4990,6 +4990,8 @@
   ;; i = 0..n-1, lane for lane. The sums of sixteen columns stay in four
   ;; registers over every position (then four columns, then one), so out
   ;; is stored once instead of loaded and stored at every position.
+  ;; Thirty-two columns (eight registers) measured no faster in Node 20:
+  ;; three heads of 64 over 129 positions, 7.0 against 7.2 us a call.
   (func $mix (param $out i32) (param $a i32) (param $v i32) (param $n i32) (param $hd i32)
     (local $rb i32) (local $ae i32) (local $c i32) (local $pa i32) (local $pv i32) (local $po i32)
     (local $av v128) (local $s0 v128) (local $s1 v128) (local $s2 v128) (local $s3 v128) (local $s f32)
