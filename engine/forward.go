@@ -262,29 +262,18 @@ func (s *State) forward(tokens []int, all bool) ([]float32, error) {
 		}
 
 		// Each head attends to every position up to its own. The query
-		// heads of a KV head are adjacent vectors of q and its keys the
-		// rows of a matrix, so that one product gives every score of a
-		// position's group of heads (each a canonical dot product, as Dot).
+		// heads of a KV head are adjacent vectors of q (and their outputs
+		// of xb2), so that one call takes a position's group of heads:
+		// the scores q·k scaled by 1/sqrt(hd), their softmax, and the
+		// values summed with those weights, position by position.
 		for t := range n {
 			p := s.pos + t
 			for g := range heads / group {
 				keys := layerKeys[g*s.ctx*hd : (g*s.ctx+p+1)*hd]
 				values := layerValues[g*s.ctx*hd : (g*s.ctx+p+1)*hd]
-				scores := s.att[:group*(p+1)]
-				simd.MatMulF32(scores, keys, q[t*qd+g*group*hd:t*qd+(g+1)*group*hd], p+1, hd, group)
-				for j := range group {
-					att := scores[j*(p+1) : (j+1)*(p+1)]
-					for i := range att {
-						att[i] *= scale
-					}
-					simd.Softmax(att)
-					h := g*group + j
-					out := xb2[t*qd+h*hd : t*qd+(h+1)*hd]
-					clear(out)
-					for i, a := range att {
-						simd.Axpy(out, a, values[i*hd:(i+1)*hd])
-					}
-				}
+				at := t*qd + g*group*hd // the group's first head
+				simd.Attention(xb2[at:at+group*hd], s.att[:group*(p+1)], q[at:at+group*hd],
+					keys, values, p+1, hd, group, scale)
 			}
 		}
 		s.observe(l, AttnOutput, xb2, n, qd)

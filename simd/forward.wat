@@ -14,8 +14,9 @@
   (type $p2 (func (param i32 i32)))
   (type $flush (func (param i32 i32) (result i32)))
   (type $mq (func (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32)))
+  (type $attn (func (param i32 i32 i32 i32 i32 i32 i32 i32 f32)))
 
-  (table (export "table") 14 funcref)
+  (table (export "table") 15 funcref)
 
   (func (export "matmul_f16") (type $mm)
     (call_indirect (type $mm) (local.get 0) (local.get 1) (local.get 2)
@@ -52,4 +53,7 @@
   (func (export "matmul_q") (type $mq)
     (call_indirect (type $mq) (local.get 0) (local.get 1) (local.get 2) (local.get 3) (local.get 4)
       (local.get 5) (local.get 6) (local.get 7) (local.get 8) (local.get 9) (i32.const 13)))
+  (func (export "attention") (type $attn)
+    (call_indirect (type $attn) (local.get 0) (local.get 1) (local.get 2) (local.get 3) (local.get 4)
+      (local.get 5) (local.get 6) (local.get 7) (local.get 8) (i32.const 14)))
 )

@@ -157,6 +157,32 @@ func goSoftmax(x []float32) {
 	}
 }
 
+// goAttention is Attention's definition, written as it reads.
+func goAttention(out, att, q, keys, values []float32, n, hd, heads int, scale float32) {
+	goMatMulF32(att, keys, q, n, hd, heads)
+	for j := range heads {
+		a := att[j*n : (j+1)*n]
+		for i := range a {
+			a[i] *= scale
+		}
+		if n > 0 {
+			goSoftmax(a)
+		}
+		goMix(out[j*hd:(j+1)*hd], a, values)
+	}
+}
+
+// goMix sets out[c] = Σ a[i]·v[i*len(out)+c] over i < len(a), from +0 and
+// in increasing i, each product rounded before its sum: clear(out) and
+// then goAxpy(out, a[i], v[i*len(out):]) for each i.
+func goMix(out, a, v []float32) {
+	hd := len(out)
+	clear(out)
+	for i, w := range a {
+		goAxpy(out, w, v[i*hd:(i+1)*hd])
+	}
+}
+
 func goSiLUMul(a, b []float32) {
 	b = b[:len(a)]
 	for i, v := range a {

@@ -40,6 +40,9 @@ func axpy8(y *float32, a float32, x *float32, n int)
 func widen8F16(dst *float32, src *uint16, n int)
 
 //go:noescape
+func mix8(out *float32, a *float32, v *float32, n, stride, cols int)
+
+//go:noescape
 func dot4F32(a *float32, b *float32, stride int, n int, out *[4]float32)
 
 // Kernels reports which implementation the API runs: "go", "amd64-avx2"
@@ -226,6 +229,41 @@ func axpy(y []float32, a float32, x []float32) {
 	axpy8(&y[0], a, &x[0], c8)
 	goAxpy(y[c8:], a, x[c8:])
 }
+
+// attention is goAttention with the AVX2 matrix product for the scores and
+// mix for the weighted sums of the values.
+func attention(out, att, q, keys, values []float32, n, hd, heads int, scale float32) {
+	matMulF32(att, keys, q, n, hd, heads)
+	for j := range heads {
+		a := att[j*n : (j+1)*n]
+		for i := range a {
+			a[i] *= scale
+		}
+		softmax(a)
+		mix(out[j*hd:(j+1)*hd], a, values)
+	}
+}
+
+// mix is goMix: the columns in groups of eight in assembly (mix8), each
+// group's sums held in registers over every position, the last hd%8
+// columns in Go, each column's terms in the same order.
+func mix(out, a, v []float32) {
+	hd := len(out)
+	c8 := hd &^ 7
+	if !avx2 || c8 == 0 {
+		goMix(out, a, v)
+		return
+	}
+	mix8(&out[0], &a[0], &v[0], len(a), hd, c8)
+	for c := c8; c < hd; c++ {
+		var s float32
+		for i, w := range a {
+			s += float32(w * v[i*hd+c])
+		}
+		out[c] = s
+	}
+}
+
 func add(dst, src []float32)                   { goAdd(dst, src) }
 func rmsNorm(out, x, w []float32, eps float32) { goRMSNorm(out, x, w, eps) }
 func softmax(x []float32)                      { goSoftmax(x) }

@@ -845,6 +845,77 @@ axpydone:
 	VZEROUPPER
 	RET
 
+// func mix8(out *float32, a *float32, v *float32, n, stride, cols int)
+// out[c] = Σ a[i]·v[i·stride+c] over i < n (n > 0), for c < cols (a
+// multiple of 8): each sum starts from +0 (VXORPS) and adds its terms in
+// increasing i, each product rounded before the sum (VMULPS, then VADDPS),
+// which is goMix's order. Thirty-two columns per pass over the positions
+// (four accumulators), then eight.
+TEXT ·mix8(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ v+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ stride+32(FP), R8
+	SHLQ $2, R8
+	MOVQ cols+40(FP), R9
+	XORQ R10, R10
+
+mix32:
+	LEAQ 32(R10), AX
+	CMPQ AX, R9
+	JGT mix8cols
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	LEAQ (DX)(R10*4), R11
+	XORQ BX, BX
+
+mix32pos:
+	VBROADCASTSS (SI)(BX*4), Y15
+	VMULPS (R11), Y15, Y4
+	VADDPS Y4, Y0, Y0
+	VMULPS 32(R11), Y15, Y5
+	VADDPS Y5, Y1, Y1
+	VMULPS 64(R11), Y15, Y6
+	VADDPS Y6, Y2, Y2
+	VMULPS 96(R11), Y15, Y7
+	VADDPS Y7, Y3, Y3
+	ADDQ R8, R11
+	INCQ BX
+	CMPQ BX, CX
+	JLT mix32pos
+	VMOVUPS Y0, (DI)(R10*4)
+	VMOVUPS Y1, 32(DI)(R10*4)
+	VMOVUPS Y2, 64(DI)(R10*4)
+	VMOVUPS Y3, 96(DI)(R10*4)
+	MOVQ AX, R10
+	JMP mix32
+
+mix8cols:
+	CMPQ R10, R9
+	JGE mixdone
+	VXORPS Y0, Y0, Y0
+	LEAQ (DX)(R10*4), R11
+	XORQ BX, BX
+
+mix8pos:
+	VBROADCASTSS (SI)(BX*4), Y15
+	VMULPS (R11), Y15, Y4
+	VADDPS Y4, Y0, Y0
+	ADDQ R8, R11
+	INCQ BX
+	CMPQ BX, CX
+	JLT mix8pos
+	VMOVUPS Y0, (DI)(R10*4)
+	ADDQ $8, R10
+	JMP mix8cols
+
+mixdone:
+	VZEROUPPER
+	RET
+
 // func widen8F16(dst *float32, src *uint16, n int)
 // dst[i] = F16(src[i]) for i < n (a multiple of 8), by F16's integer trick.
 // It reads the matrix from memory for the tiles, three rows at a time, and

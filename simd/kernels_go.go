@@ -21,6 +21,9 @@ func siluMul(a, b []float32)                   { goSiLUMul(a, b) }
 func rope(x []float32, cos, sin []float32, headDim int, neox bool) {
 	goRope(x, cos, sin, headDim, neox)
 }
+func attention(out, att, q, keys, values []float32, n, headDim, heads int, scale float32) {
+	goAttention(out, att, q, keys, values, n, headDim, heads, scale)
+}
 func widenF16(dst []float32, src []uint16) { goWidenF16(dst, src) }
 func flushF16(w []uint16) int              { return goFlushF16(w) }
 

@@ -50,6 +50,9 @@ func kQuantizeQ8(q *int8, d, s *float32, sum *int32, x *float32, blocks int32)
 //go:wasmimport simd matmul_q
 func kMatMulQ(out *float32, w *byte, xq *int8, xd, xs *float32, xsum *int32, rows, cols, n, q int32)
 
+//go:wasmimport simd attention
+func kAttention(out, att, q, keys, values *float32, n, headDim, heads int32, scale float32)
+
 func matMulF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
 	if cols == 0 { // w and x may be empty: every sum is +0.
 		clear(out[:rows*n])
@@ -133,6 +136,11 @@ func rope(x []float32, cos, sin []float32, headDim int, neox bool) {
 		nx = 1
 	}
 	kRope(&x[0], &cos[0], &sin[0], int32(len(x)), int32(headDim), nx)
+}
+
+// attention is called with every dimension positive (see Attention).
+func attention(out, att, q, keys, values []float32, n, headDim, heads int, scale float32) {
+	kAttention(&out[0], &att[0], &q[0], &keys[0], &values[0], int32(n), int32(headDim), int32(heads), scale)
 }
 
 func widenF16(dst []float32, src []uint16) { kWidenF16(&dst[0], &src[0], int32(len(dst))) }

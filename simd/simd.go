@@ -130,6 +130,43 @@ func Softmax(x []float32) {
 	softmax(x)
 }
 
+// Attention computes the attention of heads query heads that share one key
+// and value head over positions 0..n-1 of a KV cache, in one call. The
+// query heads are adjacent vectors of headDim values in q, the keys and
+// values the rows of n×headDim matrices; head j's weights are att[j*n :
+// (j+1)*n] and its output out[j*headDim : (j+1)*headDim]. It is exactly
+//
+//	MatMulF32(att, keys, q, n, headDim, heads) // att[j*n+i] = q_j·k_i
+//	for each head j:
+//		a := att[j*n : (j+1)*n]
+//		a[i] = a[i] · scale, for each i
+//		Softmax(a)
+//		o := out[j*headDim : (j+1)*headDim]
+//		clear(o) // +0
+//		Axpy(o, a[i], values[i*headDim:(i+1)*headDim]), for i = 0..n-1
+//
+// so each output is ((+0 + a[0]·v_0) + a[1]·v_1) + … over the positions
+// in increasing order, every product rounded before its sum. att is left
+// holding the attention weights. out and att must not overlap each other
+// or the inputs.
+//
+// It panics if a dimension is negative or a slice is shorter than the
+// dimensions say.
+func Attention(out, att, q, keys, values []float32, n, headDim, heads int, scale float32) {
+	if n < 0 || headDim < 0 || heads < 0 {
+		panic("simd: Attention: negative dimension")
+	}
+	if len(out) < heads*headDim || len(q) < heads*headDim || len(att) < heads*n ||
+		len(keys) < n*headDim || len(values) < n*headDim {
+		panic("simd: Attention: slice shorter than its dimensions")
+	}
+	if n == 0 || headDim == 0 || heads == 0 {
+		goAttention(out, att, q, keys, values, n, headDim, heads, scale)
+		return
+	}
+	attention(out, att, q, keys, values, n, headDim, heads, scale)
+}
+
 // SiLUMul computes SwiGLU's gate in place: a[i] = (a[i] / (1 + Exp(-a[i])))
 // · b[i]. It panics if len(b) < len(a).
 func SiLUMul(a, b []float32) {

@@ -339,6 +339,12 @@ func TestPanics(t *testing.T) {
 		{"Rope short cos", func() { Rope(f32(8), f32(1), f32(2), 4, true) }},
 		{"Rope short sin", func() { Rope(f32(8), f32(2), f32(1), 4, true) }},
 		{"WidenF16", func() { WidenF16(f32(3), f16(2)) }},
+		{"Attention negative", func() { Attention(f32(4), f32(4), f32(4), f32(4), f32(4), -1, 2, 2, 1) }},
+		{"Attention short out", func() { Attention(f32(3), f32(4), f32(4), f32(4), f32(4), 2, 2, 2, 1) }},
+		{"Attention short att", func() { Attention(f32(4), f32(3), f32(4), f32(4), f32(4), 2, 2, 2, 1) }},
+		{"Attention short q", func() { Attention(f32(4), f32(4), f32(3), f32(4), f32(4), 2, 2, 2, 1) }},
+		{"Attention short keys", func() { Attention(f32(4), f32(4), f32(4), f32(3), f32(4), 2, 2, 2, 1) }},
+		{"Attention short values", func() { Attention(f32(4), f32(4), f32(4), f32(4), f32(3), 2, 2, 2, 1) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			defer func() {
@@ -348,5 +354,113 @@ func TestPanics(t *testing.T) {
 			}()
 			tc.f()
 		})
+	}
+}
+
+// attnSizes are Attention's test shapes: positions, head dimensions and
+// heads per KV head.
+var (
+	attnPositions = []int{0, 1, 3, 7, 15, 17, 4095}
+	attnHeadDims  = []int{1, 3, 8, 48, 64, 65}
+	attnHeads     = []int{1, 3}
+)
+
+// attentionDefinition is Attention's definition as its doc comment writes
+// it, in calls of the exported API: the engine's attention before Attention.
+func attentionDefinition(out, att, q, keys, values []float32, n, hd, heads int, scale float32) {
+	MatMulF32(att, keys, q, n, hd, heads)
+	for j := range heads {
+		a := att[j*n : (j+1)*n]
+		for i := range a {
+			a[i] *= scale
+		}
+		Softmax(a)
+		o := out[j*hd : (j+1)*hd]
+		clear(o)
+		for i, w := range a {
+			Axpy(o, w, values[i*hd:(i+1)*hd])
+		}
+	}
+}
+
+// negZeros sets about half of v to -0, so that some sums of products are
+// all zeros, whose sign shows where a sum starts (+0 + -0 is +0).
+func negZeros(r *rand.Rand, v []float32) {
+	for i := range v {
+		if r.IntN(2) == 0 {
+			v[i] = float32(math.Copysign(0, -1))
+		}
+	}
+}
+
+// TestAttentionDefinition requires Attention to equal its definition, and
+// the Go definition (goAttention), bit for bit, weights and outputs, over
+// odd sizes, unaligned slices and two kinds of data: moderate values, and
+// wide ones (whose scores saturate the softmax) with half the values -0;
+// and the moderate case to be near a float64 attention.
+func TestAttentionDefinition(t *testing.T) {
+	r := rand.New(rand.NewPCG(25, 26))
+	for _, n := range attnPositions {
+		for _, hd := range attnHeadDims {
+			for _, heads := range attnHeads {
+				for _, wide := range []bool{false, true} {
+					off := (n + hd + heads) % 4
+					gen := func(m int) []float32 {
+						if wide {
+							return randF32(r, m)
+						}
+						return randRange(r, m, -2, 2)
+					}
+					q := sub(gen(heads*hd), off)
+					keys := sub(gen(n*hd), (off+1)%4)
+					values := randF32(r, n*hd)
+					if wide {
+						negZeros(r, values)
+					}
+					values = sub(values, (off+2)%4)
+					scale := float32(1 / math.Sqrt(float64(hd)))
+					what := fmt.Sprintf("Attention n=%d headDim=%d heads=%d wide=%v", n, hd, heads, wide)
+
+					out := sub(randF32(r, heads*hd), (off+3)%4) // overwritten
+					att := sub(randF32(r, heads*n), off)
+					Attention(out, att, q, keys, values, n, hd, heads, scale)
+					wantOut, wantAtt := make([]float32, heads*hd), make([]float32, heads*n)
+					attentionDefinition(wantOut, wantAtt, q, keys, values, n, hd, heads, scale)
+					sameBits(t, what+" out", out, wantOut)
+					sameBits(t, what+" att", att, wantAtt)
+					goAttention(wantOut, wantAtt, q, keys, values, n, hd, heads, scale)
+					sameBits(t, what+" out (Go)", out, wantOut)
+					sameBits(t, what+" att (Go)", att, wantAtt)
+					if wide {
+						continue
+					}
+					for j := range heads {
+						s := make([]float64, n)
+						m := math.Inf(-1)
+						for i := range s {
+							for c := range hd {
+								s[i] += float64(q[j*hd+c]) * float64(keys[i*hd+c])
+							}
+							s[i] *= float64(scale)
+							m = math.Max(m, s[i])
+						}
+						var total float64
+						for i := range s {
+							s[i] = math.Exp(s[i] - m)
+							total += s[i]
+						}
+						for c := range hd {
+							var want, abs float64
+							for i := range s {
+								p := s[i] / total * float64(values[i*hd+c])
+								want, abs = want+p, abs+math.Abs(p)
+							}
+							tol := (4e-5+4*float64(n+hd)*u)*abs + 1e-37
+							near(t, fmt.Sprintf("%s head %d out[%d]", what, j, c), out[j*hd+c], want, tol)
+						}
+					}
+				}
+			}
+		}
 	}
 }

@@ -62,7 +62,7 @@
   (type $mq (func (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32)))
 
   (import "env" "memory" (memory 256 65536 shared))
-  (import "simd" "table" (table 14 funcref))
+  (import "simd" "table" (table 15 funcref))
   (import "kernels" "matmul_f16" (func $k_f16 (type $mm)))
   (import "kernels" "matmul_f32" (func $k_f32 (type $mm)))
   (import "kernels" "matmul_bf16" (func $k_bf16 (type $mm)))

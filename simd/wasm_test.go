@@ -22,7 +22,7 @@ import (
 var kernelNames = []string{
 	"matmul_f16", "matmul_f32", "dot", "axpy", "add", "rmsnorm",
 	"softmax", "silu_mul", "rope", "widen_f16", "flush_f16",
-	"matmul_bf16", "quantize_q8", "matmul_q",
+	"matmul_bf16", "quantize_q8", "matmul_q", "attention",
 }
 
 // memoryModule returns a wasm module that exports a memory of the given
@@ -479,6 +479,52 @@ func TestWasmRope(t *testing.T) {
 	}
 }
 
+// TestWasmAttention holds attention to goAttention bit for bit, weights and
+// outputs, over the shapes of TestAttentionDefinition (positions from one,
+// the kernel's count is never zero), every skew of each slice, moderate
+// and wide data (wide scores saturate the softmax; half the values are
+// -0), and scales that make the scaled scores wider still.
+func TestWasmAttention(t *testing.T) {
+	k := newWasmKernels(t, 64)
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, n := range attnPositions[1:] {
+		for _, hd := range attnHeadDims {
+			for _, heads := range attnHeads {
+				for ci, wide := range []bool{false, true} {
+					k.reset()
+					skew := (n + hd + heads + ci) % 4
+					gen := func(m int) []float32 {
+						if wide {
+							return randF32(r, m)
+						}
+						return randRange(r, m, -2, 2)
+					}
+					q, keys, values := gen(heads*hd), gen(n*hd), randF32(r, n*hd)
+					if wide {
+						negZeros(r, values)
+					}
+					scale := float32(1 / math.Sqrt(float64(hd)))
+					if ci == 1 && n%2 == 1 {
+						scale = 3
+					}
+					pq := k.putF32(t, q, skew)
+					pk := k.putF32(t, keys, (skew+1)%4)
+					pv := k.putF32(t, values, (skew+2)%4)
+					pout := k.putF32(t, randF32(r, heads*hd), (skew+3)%4)
+					patt := k.putF32(t, randF32(r, heads*n), skew)
+					out, att := make([]float32, heads*hd), make([]float32, heads*n)
+					goAttention(out, att, q, keys, values, n, hd, heads, scale)
+					k.call(t, false, "attention", pout, patt, pq, pk, pv, n, hd, heads, scale)
+					what := fmt.Sprintf("attention n=%d headDim=%d heads=%d wide=%v skew=%d", n, hd, heads, wide, skew)
+					sameBits(t, what+" out", k.readF32(pout, len(out)), out)
+					sameBits(t, what+" att", k.readF32(patt, len(att)), att)
+					k.checkGuards(t, what)
+				}
+			}
+		}
+	}
+}
+
 // TestWasmHalves widens and flushes every one of the 65536 halves.
 func TestWasmHalves(t *testing.T) {
 	k := newWasmKernels(t, 16)
@@ -611,6 +657,16 @@ func TestWasmForward(t *testing.T) {
 			goMatMulQ(want, Q4_K, w, &a, rows, qcols, nv)
 			k.call(t, true, name, pout, pw, px.q, px.d, px.s, px.sum, rows, qcols, nv, int(Q4_K))
 			sameBits(t, name, k.readF32(pout, len(want)), want)
+		case "attention":
+			const pos, hd, heads = 9, 12, 3
+			q, keys, values := randF32(r, heads*hd), randRange(r, pos*hd, -1, 1), randF32(r, pos*hd)
+			pq, pk, pv := k.putF32(t, q, 1), k.putF32(t, keys, 2), k.putF32(t, values, 3)
+			pout, patt := k.putF32(t, make([]float32, heads*hd), 1), k.putF32(t, make([]float32, heads*pos), 2)
+			out, att := make([]float32, heads*hd), make([]float32, heads*pos)
+			goAttention(out, att, q, keys, values, pos, hd, heads, 0.25)
+			k.call(t, true, name, pout, patt, pq, pk, pv, pos, hd, heads, float32(0.25))
+			sameBits(t, name+" out", k.readF32(pout, len(out)), out)
+			sameBits(t, name+" att", k.readF32(patt, len(att)), att)
 		default:
 			t.Fatalf("no forwarding test for %s", name)
 		}
