@@ -6,7 +6,7 @@ WAT2WASM ?= wat2wasm
 SHARED   ?= ../shared
 MODELS   ?= models
 
-.PHONY: all abi package demo serve site test test-go test-site bench-site bench-memory bench-go corpus kjv-model prune-table quant-table kernels kernels-check bench wisp models clean oracle oracle-fixtures chatref chat-fixtures
+.PHONY: all abi package demo serve site test test-go test-site bench-site bench-memory bench-go corpus kjv-model chat-model prune-table quant-table kernels kernels-check bench wisp models clean oracle oracle-fixtures chatref chat-fixtures
 
 all: wisp kernels site
 
@@ -75,10 +75,14 @@ bench-memory: wisp site models site/node_modules
 # models/ (trained on the King James Bible by wisp's tools; models/README.md
 # says how, and make kjv-model remakes it), and stories260K from ../shared
 # converted to F16 when that file is there.
-models: wisp $(MODELS)/default.gguf $(MODELS)/stories260K.gguf
+models: wisp $(MODELS)/default.gguf $(MODELS)/chat.gguf $(MODELS)/stories260K.gguf
 
 ifneq ($(abspath $(MODELS)),$(abspath models))
 $(MODELS)/default.gguf: models/default.gguf
+	@mkdir -p $(MODELS)
+	cp $< $@
+
+$(MODELS)/chat.gguf: models/chat.gguf
 	@mkdir -p $(MODELS)
 	cp $< $@
 endif
@@ -96,6 +100,13 @@ $(MODELS)/stories260K.gguf:
 # build/kjv/; copy build/kjv/wisp-kjv-q4_0.gguf to models/default.gguf to use it.
 kjv-model: wisp corpus
 	bash tools/corpus/kjv-model.sh build/kjv
+
+# wisp's chat model, remade: conversations from the KJV (the held-out books
+# kept out), then the default model (F16) fine-tuned on them with ChatML's
+# control tokens added, F16, Q4_0 (about half an hour on one core). It
+# writes build/chat/; copy build/chat/chat-q4_0.gguf to models/chat.gguf.
+chat-model: wisp corpus
+	bash tools/corpus/kjv-chat.sh build/chat
 
 # What fp16 and pruning cost on stories260K: size, parameters, KL and top-1
 # agreement against the original on 50 held-out stories, greedy prefix.

@@ -9,7 +9,10 @@
 //
 // In chat mode (the Chat radio button, or ?mode=chat) the page holds a
 // conversation: model.chat renders it with the model's chat template and
-// keeps the cache between turns; messages show as bubbles, as text.
+// keeps the cache between turns; messages show as bubbles, as text. Each
+// mode has its default model, chosen until the visitor picks another:
+// chat.gguf (wisp KJV chat, models/README.md) in chat mode, when the server
+// has it, and default.gguf otherwise.
 
 import * as wisp from './wisp.js';
 
@@ -34,6 +37,7 @@ let generation = null; // the wisp.Generation under way
 let mode = 'text'; // 'text' or 'chat'
 let conversation = []; // the chat's messages after the system prompt: {role, content, el}
 const hashes = new Map(); // model URL → SHA-256 from /api/models
+let picked = false; // the visitor chose the model (?model=, the list, a file)
 
 /** setState records the page's state for styles and tests, and sets the buttons. */
 function setState(state) {
@@ -132,10 +136,24 @@ async function listModels() {
     const url = new URL(wanted, location.href).href;
     if (![...ui.select.options].some((o) => o.value === url)) ui.select.append(new Option(wanted, url));
     ui.select.value = url;
+    picked = true;
   } else {
-    const def = [...ui.select.options].find((o) => o.value.endsWith('/default.gguf'));
-    if (def) ui.select.value = def.value;
+    selectDefault();
   }
+}
+
+/** selectDefault selects the mode's default model, reporting whether the selection changed. */
+function selectDefault() {
+  const names = mode === 'chat' ? ['/chat.gguf', '/default.gguf'] : ['/default.gguf'];
+  for (const name of names) {
+    const def = [...ui.select.options].find((o) => o.value.endsWith(name));
+    if (def) {
+      const changed = ui.select.value !== def.value;
+      ui.select.value = def.value;
+      return changed;
+    }
+  }
+  return false;
 }
 
 function loadSelected() {
@@ -351,17 +369,23 @@ async function main() {
     }
   });
   ui.newChat.addEventListener('click', newConversation);
-  for (const r of document.querySelectorAll('input[name=mode]')) r.addEventListener('change', () => setMode(r.value));
+  for (const r of document.querySelectorAll('input[name=mode]')) {
+    r.addEventListener('change', () => {
+      setMode(r.value);
+      // Until the visitor picks a model, each mode opens its own.
+      if (!picked && document.body.dataset.state !== 'generating' && selectDefault()) loadSelected();
+    });
+  }
   setMode(new URLSearchParams(location.search).get('mode'));
-  ui.select.addEventListener('change', loadSelected);
-  ui.file.addEventListener('change', () => { if (ui.file.files[0]) loadModel(ui.file.files[0]); });
+  ui.select.addEventListener('change', () => { picked = true; loadSelected(); });
+  ui.file.addEventListener('change', () => { if (ui.file.files[0]) { picked = true; loadModel(ui.file.files[0]); } });
   // A GGUF dropped anywhere on the page loads as if picked.
   document.addEventListener('dragover', (e) => { if (e.dataTransfer?.types.includes('Files')) e.preventDefault(); });
   document.addEventListener('drop', (e) => {
     const f = e.dataTransfer?.files[0];
     if (!f) return;
     e.preventDefault();
-    if (document.body.dataset.state !== 'generating') loadModel(f);
+    if (document.body.dataset.state !== 'generating') { picked = true; loadModel(f); }
   });
   try {
     wisp.checkSupport();

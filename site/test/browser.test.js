@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { defaultModel, launch, missing, nativeText, results, serve, wisp } from './helpers.js';
+import { chatModel, defaultModel, launch, missing, nativeText, results, serve, wisp } from './helpers.js';
 
 // The build outputs must exist (make site models): their absence fails
 // rather than skips.
@@ -31,6 +31,7 @@ describe('the page in Chromium', { skip }, () => {
     await mkdir(models);
     await mkdir(results, { recursive: true });
     await copyFile(defaultModel, path.join(models, 'default.gguf'));
+    await copyFile(chatModel, path.join(models, 'chat.gguf'));
     // A hostile header: GGUF v3 claiming 2^60 tensors and key/value pairs.
     const bad = Buffer.alloc(64);
     bad.write('GGUF', 0, 'latin1');
@@ -216,7 +217,10 @@ describe('the page in Chromium', { skip }, () => {
     await ready(p);
     assert.equal(await p.isVisible('#prompt'), false);
     assert.equal(await p.textContent('#generate'), 'Send');
-    assert.match(await p.textContent('#chat-note'), /no chat template/);
+    // Chat mode opens the chat model, which has a chat template.
+    assert.match(await p.inputValue('#model-select'), /\/models\/chat\.gguf$/);
+    assert.match(await p.textContent('#model-info'), /wisp KJV chat/);
+    assert.equal(await p.isVisible('#chat-note'), false);
     await p.click('#settings summary');
     await p.fill('#temperature', '0');
     await p.fill('#max-tokens', '12');
@@ -249,6 +253,17 @@ describe('the page in Chromium', { skip }, () => {
     assert.deepEqual(t3.replies, [t1.replies[0]]);
     assert.equal(t3.prompt, t1.prompt);
     await p.screenshot({ path: path.join(results, 'chat.png'), fullPage: true });
+    // Text mode, the model not chosen by hand, opens the default model; the
+    // base model in chat mode says it has no chat template.
+    await p.check('input[name=mode][value=text]');
+    await p.waitForFunction(() => document.getElementById('model-select').value.endsWith('/models/default.gguf') &&
+      document.body.dataset.state === 'ready', null, { timeout: 60_000 });
+    await p.check('input[name=mode][value=chat]');
+    await p.waitForFunction(() => document.getElementById('model-select').value.endsWith('/models/chat.gguf') &&
+      document.body.dataset.state === 'ready', null, { timeout: 60_000 });
+    await p.selectOption('#model-select', `${srv.url}models/default.gguf`);
+    await ready(p);
+    assert.match(await p.textContent('#chat-note'), /no chat template/);
     await p.close();
   });
 
@@ -259,7 +274,7 @@ describe('the page in Chromium', { skip }, () => {
     const r = await p.evaluate(async () => {
       await import('./wisp-chat.js');
       const el = document.createElement('wisp-chat');
-      el.setAttribute('model', 'models/default.gguf');
+      el.setAttribute('model', 'models/chat.gguf');
       el.setAttribute('max-tokens', '10');
       el.setAttribute('temperature', '0');
       el.setAttribute('system', 'Be brief.');

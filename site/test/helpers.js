@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 export const site = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const root = path.resolve(site, '..');
 export const defaultModel = path.join(root, 'models', 'default.gguf');
+export const chatModel = path.join(root, 'models', 'chat.gguf'); // wisp KJV chat, models/README.md
 export const results = path.join(site, 'test-results');
 
 /** CHROMIUM is the browser the tests drive: Debian's, or $CHROMIUM. */

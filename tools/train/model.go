@@ -191,3 +191,53 @@ func (m *Model) Logits(tokens []int, threads int) ([]float32, error) {
 	n.forward()
 	return n.logits, nil
 }
+
+// GrowVocab returns a copy of m with n more tokens at the end of its
+// vocabulary, for tokens added to a trained model's tokenizer (such as a
+// chat format's control tokens). The rows of the new tokens, in the
+// embedding and in an untied classifier, start as the mean row of the
+// matrix plus noise from N(0, (0.02·s)²), s being the root-mean-square
+// of the matrix's values, drawn from seed: near every other token, so that
+// they neither dominate the first predictions nor start alike.
+func (m *Model) GrowVocab(n int, seed uint64) (*Model, error) {
+	c := m.Config.withDefaults()
+	if n < 1 {
+		return nil, fmt.Errorf("train: growing the vocabulary by %d tokens", n)
+	}
+	if len(m.Params) != int(c.Params()) {
+		return nil, fmt.Errorf("train: model has %d parameters, its shape %d", len(m.Params), c.Params())
+	}
+	g := c
+	g.Vocab += n
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	out := &Model{Config: g, Params: make([]float32, g.Params())}
+	old := c.tensors()
+	rng := rand.New(rand.NewPCG(seed, 0x67726f77))
+	for i, t := range g.tensors() {
+		src := m.Params[old[i].off : old[i].off+old[i].rows*old[i].cols]
+		dst := out.Params[t.off : t.off+t.rows*t.cols]
+		copy(dst, src)
+		if t.role != engine.RoleEmbedding && t.role != engine.RoleOutput {
+			continue
+		}
+		d := t.cols
+		mean := make([]float64, d)
+		var sq float64
+		for r := range old[i].rows {
+			for j, x := range src[r*d : (r+1)*d] {
+				mean[j] += float64(x)
+				sq += float64(x) * float64(x)
+			}
+		}
+		rows := float64(old[i].rows)
+		std := 0.02 * math.Sqrt(sq/(rows*float64(d)))
+		for r := old[i].rows; r < t.rows; r++ {
+			for j := range d {
+				dst[r*d+j] = float32(mean[j]/rows + rng.NormFloat64()*std)
+			}
+		}
+	}
+	return out, nil
+}

@@ -190,10 +190,8 @@ func NewTrainer(m *Model, data []int32, opt Options) (*Trainer, error) {
 	if len(data) < opt.SeqLen+2 {
 		return nil, fmt.Errorf("train: %d tokens of training data are fewer than one window of %d", len(data), opt.SeqLen+1)
 	}
-	for i, tok := range data {
-		if tok < 0 || int(tok) >= c.Vocab {
-			return nil, fmt.Errorf("train: token %d at %d is outside the vocabulary of %d", tok, i, c.Vocab)
-		}
+	if err := checkTokens(data, c.Vocab, "token"); err != nil {
+		return nil, err
 	}
 	m.Config = c
 	t := &Trainer{
@@ -232,6 +230,31 @@ func tokenSum(data []int32) string {
 	return fmt.Sprintf("%x", h.Sum(nil))
 }
 
+// Unscored marks a token of a stream as context only: the model reads it
+// but is not trained (or evaluated) on predicting it, as for the prompt of
+// a conversation, whose replies alone are to be learnt. It is stored as
+// -(id+1); Token undoes it.
+func Unscored(id int32) int32 { return -id - 1 }
+
+// Token returns the token id of an entry of a stream, scored or not.
+func Token(x int32) int32 {
+	if x < 0 {
+		return -x - 1
+	}
+	return x
+}
+
+// checkTokens reports an entry of a stream whose token is outside the
+// vocabulary.
+func checkTokens(data []int32, vocab int, what string) error {
+	for i, x := range data {
+		if tok := Token(x); tok < 0 || int(tok) >= vocab {
+			return fmt.Errorf("train: %s %d at %d is outside the vocabulary of %d", what, x, i, vocab)
+		}
+	}
+	return nil
+}
+
 // Model returns the model being trained.
 func (t *Trainer) Model() *Model { return t.model }
 
@@ -246,40 +269,38 @@ func (t *Trainer) Tokens() int64 { return t.tokens }
 
 // window fills inputs and targets of one sequence from the stream at
 // start: with a BOS, inputs are BOS then data[start:start+T-1] and the
-// targets data[start:start+T]; without, the stream shifted by one.
+// targets data[start:start+T]; without, the stream shifted by one. A target
+// past the end of the stream, or marked Unscored, is -1 (not scored). It
+// returns the number of scored targets.
 func (t *Trainer) window(data []int32, start int, inputs, targets []int32) int {
 	T := len(inputs)
 	n := 0
+	target := func(i int) int32 {
+		if i >= len(data) || data[i] < 0 {
+			return -1
+		}
+		n++
+		return data[i]
+	}
 	if t.opt.BOS >= 0 {
 		inputs[0] = int32(t.opt.BOS)
 		for i := range T {
-			if start+i < len(data) {
-				if i+1 < T {
-					inputs[i+1] = data[start+i]
+			if i+1 < T {
+				inputs[i+1] = int32(t.opt.BOS)
+				if start+i < len(data) {
+					inputs[i+1] = Token(data[start+i])
 				}
-				targets[i] = data[start+i]
-				n++
-			} else {
-				if i+1 < T {
-					inputs[i+1] = int32(t.opt.BOS)
-				}
-				targets[i] = -1
 			}
+			targets[i] = target(start + i)
 		}
 		return n
 	}
 	for i := range T {
-		if start+i+1 < len(data) {
-			inputs[i] = data[start+i]
-			targets[i] = data[start+i+1]
-			n++
-		} else {
-			inputs[i] = 0
-			if start+i < len(data) {
-				inputs[i] = data[start+i]
-			}
-			targets[i] = -1
+		inputs[i] = 0
+		if start+i < len(data) {
+			inputs[i] = Token(data[start+i])
 		}
+		targets[i] = target(start + i + 1)
 	}
 	return n
 }
@@ -292,6 +313,22 @@ func (t *Trainer) windowSpan() int {
 	return t.opt.SeqLen + 1
 }
 
+// scored returns how many targets the window at start scores.
+func (t *Trainer) scored(start int) int {
+	lo := start
+	if t.opt.BOS < 0 {
+		lo++
+	}
+	hi := min(len(t.data), start+t.windowSpan())
+	n := 0
+	for _, x := range t.data[lo:hi] {
+		if x >= 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // Step takes one optimizer step over Accum micro-batches of random
 // windows.
 func (t *Trainer) Step() (Stats, error) {
@@ -300,13 +337,23 @@ func (t *Trainer) Step() (Stats, error) {
 	}
 	o, n := &t.opt, t.net
 	clear(t.grad)
-	total := o.Accum * n.N
+	// The windows of the whole step are drawn first, to count the targets
+	// scored: the loss is their mean (every position of every window,
+	// unless the stream marks some Unscored).
+	starts := make([]int, o.Accum*o.Batch)
+	total := 0
+	for i := range starts {
+		starts[i] = t.rng.IntN(len(t.data) - t.windowSpan() + 1)
+		total += t.scored(starts[i])
+	}
+	if total == 0 {
+		total = 1 // nothing to learn in these windows: a zero gradient
+	}
 	var sum rowStats
 	T := o.SeqLen
-	for range o.Accum {
+	for a := range o.Accum {
 		for b := range o.Batch {
-			start := t.rng.IntN(len(t.data) - t.windowSpan() + 1)
-			t.window(t.data, start, n.tokens[b*T:(b+1)*T], t.targets[b*T:(b+1)*T])
+			t.window(t.data, starts[a*o.Batch+b], n.tokens[b*T:(b+1)*T], t.targets[b*T:(b+1)*T])
 		}
 		if err := t.teach(); err != nil {
 			return Stats{}, err
@@ -328,7 +375,7 @@ func (t *Trainer) Step() (Stats, error) {
 	}
 	t.adamw(lr, scale)
 	t.step++
-	t.tokens += int64(total)
+	t.tokens += int64(o.Accum * n.N)
 	return Stats{
 		Step: t.step, Loss: sum.loss / float64(total), CE: sum.ce / float64(total), KL: sum.kl / float64(total),
 		LR: lr, GradNorm: norm, Tokens: t.tokens,
@@ -417,10 +464,8 @@ type Eval struct {
 // state.
 func (t *Trainer) Evaluate(data []int32, maxTokens int) (Eval, error) {
 	c := &t.model.Config
-	for i, tok := range data {
-		if tok < 0 || int(tok) >= c.Vocab {
-			return Eval{}, fmt.Errorf("train: evaluation token %d at %d is outside the vocabulary of %d", tok, i, c.Vocab)
-		}
+	if err := checkTokens(data, c.Vocab, "evaluation token"); err != nil {
+		return Eval{}, err
 	}
 	n, T := t.net, t.opt.SeqLen
 	span := t.windowSpan()
@@ -442,10 +487,18 @@ func (t *Trainer) Evaluate(data []int32, maxTokens int) (Eval, error) {
 			in, tg := n.tokens[b*T:(b+1)*T], t.targets[b*T:(b+1)*T]
 			k := t.window(data, start, in, tg)
 			if k > maxTokens-count {
-				for i := maxTokens - count; i < T; i++ {
-					tg[i] = -1
-				}
+				// Keep the first targets scored, up to the limit.
 				k = max(0, maxTokens-count)
+				kept := 0
+				for i := range tg {
+					if tg[i] >= 0 {
+						if kept == k {
+							tg[i] = -1
+						} else {
+							kept++
+						}
+					}
+				}
 			}
 			count += k
 			start += span

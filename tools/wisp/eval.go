@@ -2,13 +2,18 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"time"
 
+	"wisp/engine"
+	"wisp/engine/chat"
 	"wisp/tools/eval"
+	"wisp/tools/train"
 )
 
 func evalCmd(args []string, stdout, stderr io.Writer) error {
@@ -17,7 +22,12 @@ func evalCmd(args []string, stdout, stderr io.Writer) error {
 (--ref, typically the original before fp16 or pruning), the mean KL divergence
 KL(reference‖model) per token, how often both rank the same token first, and
 how many tokens of greedy continuation they share. The text is cut into
-windows that each start from BOS.`, stderr)
+windows that each start from BOS.
+
+With --chat the text is conversations, one a line as wisp train --chat
+takes them: each is rendered by the model's chat template and scored on its
+own, from BOS, on the assistant's replies only (their text and the template
+text that closes them), as wisp train --chat learns and evaluates them.`, stderr)
 	model := fs.String("m", "", "the model to measure (GGUF, or a llama2.c .bin with -z)")
 	tokPath := fs.String("z", "", "llama2.c tokenizer.bin, for llama2.c checkpoints")
 	ref := fs.String("ref", "", "a reference model to compare with (same tokenizer)")
@@ -26,6 +36,7 @@ windows that each start from BOS.`, stderr)
 	maxTokens := fs.Int("max-tokens", 0, "score at most this many tokens of the text (0: all)")
 	greedy := fs.Int("greedy", 200, "with --ref, tokens of greedy continuation (from BOS) to compare; 0 skips")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	chatText := fs.Bool("chat", false, "the text is conversations (JSON lines): score the assistant's replies")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -49,7 +60,14 @@ windows that each start from BOS.`, stderr)
 	}
 	opt := eval.Options{Window: *window, MaxTokens: *maxTokens, Progress: progressBar(stderr, "eval")}
 	var r eval.Result
-	if *ref != "" {
+	if *chatText {
+		if *ref != "" {
+			return errors.New("--chat does not compare with --ref")
+		}
+		if r, err = chatPerplexity(m, string(text), *maxTokens); err != nil {
+			return err
+		}
+	} else if *ref != "" {
 		rm, err := loadModel(*ref, *tokPath)
 		if err != nil {
 			return err
@@ -126,4 +144,66 @@ func progressBar(stderr io.Writer, label string) func(done, total int) {
 			fmt.Fprintln(f)
 		}
 	}
+}
+
+// chatPerplexity scores the replies of the conversations in text (JSON
+// lines), each conversation from BOS in a state of its own, at most
+// maxTokens replies' tokens in all (0: all). A conversation longer than the
+// context is scored as far as the context reaches.
+func chatPerplexity(m *engine.Model, text string, maxTokens int) (eval.Result, error) {
+	var r eval.Result
+	fm, err := chat.FromGGUF(m.File, m.Tokenizer)
+	if err != nil {
+		return r, err
+	}
+	st, err := m.NewState(m.ContextLen)
+	if err != nil {
+		return r, err
+	}
+	V := m.VocabSize
+	var nll float64
+	for i, line := range strings.Split(text, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		stream, _, err := encodeConversation(line, m.Tokenizer, fm)
+		if err != nil {
+			return r, fmt.Errorf("line %d: %w", i+1, err)
+		}
+		stream = stream[:min(len(stream), m.ContextLen)]
+		ids := make([]int, len(stream))
+		for k, x := range stream {
+			ids[k] = int(train.Token(x))
+		}
+		st.Reset()
+		for lo := 0; lo < len(ids)-1; lo += engine.MaxBatch {
+			hi := min(lo+engine.MaxBatch, len(ids)-1)
+			logits, err := st.ForwardAll(ids[lo:hi])
+			if err != nil {
+				return r, err
+			}
+			for k := lo; k < hi; k++ {
+				if stream[k+1] < 0 || (maxTokens > 0 && r.Tokens == maxTokens) {
+					continue
+				}
+				z := logits[(k-lo)*V : (k-lo+1)*V]
+				mx := math.Inf(-1)
+				for _, v := range z {
+					mx = max(mx, float64(v))
+				}
+				var sum float64
+				for _, v := range z {
+					sum += math.Exp(float64(v) - mx)
+				}
+				nll += mx + math.Log(sum) - float64(z[ids[k+1]])
+				r.Tokens++
+			}
+		}
+	}
+	if r.Tokens == 0 {
+		return r, errors.New("eval: the conversations have no replies to score")
+	}
+	r.NLL = nll / float64(r.Tokens)
+	r.Perplexity = math.Exp(r.NLL)
+	return r, nil
 }

@@ -3,16 +3,19 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"wisp/engine/chat"
 	"wisp/engine/gguf"
 	"wisp/engine/tokenizer"
 	"wisp/tools/bpe"
@@ -20,24 +23,45 @@ import (
 )
 
 func trainCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("train", "(--text FILE | --train FILE [--eval FILE]) [-o OUT.gguf] [flags]",
-		`Trains a Llama-family model from scratch on a text, on the CPU, using every
-core: a SentencePiece-style BPE tokenizer is trained on the training text
-(--vocab tokens), unless --tokenizer-from gives a model whose tokenizer to
-use; then AdamW over random windows of the tokenized text, each starting
-with BOS, with linear warm-up and cosine decay, gradient clipping and
-accumulation. Held-out text is evaluated every --eval-every steps.
+	fs := newFlags("train", "(--text FILE | --train FILE [--eval FILE]) [--init MODEL.gguf] [-o OUT.gguf] [flags]",
+		`Trains a Llama-family model on a text, on the CPU, using every core:
+from scratch, with a SentencePiece-style BPE tokenizer trained on the
+training text (--vocab tokens) unless --tokenizer-from gives a model whose
+tokenizer to use; or, with --init, from a model's weights, shape (F32 or
+F16, its blocks alike) and tokenizer, to fine-tune it. Then AdamW over
+random windows of the tokenized text, each starting with BOS, with linear
+warm-up and cosine decay, gradient clipping and accumulation. Held-out
+text is evaluated every --eval-every steps.
+
+--add-special appends control tokens (tokenizer.ggml.token_type 3) to the
+vocabulary, such as ChatML's '<|im_start|>,<|im_end|>'; with --init the
+embedding (and an untied classifier) grows by rows that start at its mean
+row plus small noise. --eos makes a token the end-of-sequence token.
+
+With --chat the training and held-out files are conversations, one a line
+as JSON ({"messages":[{"role":"user","content":"..."},...]}), rendered by
+the model's chat template (its tokenizer.chat_template, or ChatML, which is
+then written into the result) and tokenized with control tokens recognised
+only in the template's text, each conversation from BOS. The loss is taken
+on the assistant's replies only: their text and the template text that
+closes them (ChatML's <|im_end|> and line break); the rest is read, not
+learnt, and the held-out loss is the replies' too.
 
 The result is an F32 GGUF model with its tokenizer and the run in
 wisp.train.* metadata (wisp convert --type f16 halves it). Every
 --ckpt-every steps a checkpoint is written (the model plus the optimizer
 state, itself a loadable model); --resume CKPT continues from one, on the
-same text, exactly as if the run had not stopped: the model's shape and
-the training options come from the checkpoint (only --steps may change).`, stderr)
+same text, exactly as if the run had not stopped: the model's shape,
+tokenizer and the training options come from the checkpoint (only --steps
+may change; --init, --add-special and --eos are ignored).`, stderr)
 	var tf trainFlags
 	tf.register(fs, "model.gguf")
 	vocab := fs.Int("vocab", 2048, "vocabulary size of the tokenizer to train")
 	tokFrom := fs.String("tokenizer-from", "", "a GGUF model whose tokenizer to use instead of training one")
+	initPath := fs.String("init", "", "a GGUF model (llama, F32 or F16) to start from: its weights, shape and tokenizer")
+	addSpecial := fs.String("add-special", "", "control tokens to add to the vocabulary, separated by commas")
+	eos := fs.String("eos", "", "the text of the token to make the end-of-sequence token (e.g. '<|im_end|>')")
+	chatData := fs.Bool("chat", false, "the texts are conversations (JSON lines); learn the assistant's replies")
 	var sh shapeFlags
 	sh.register(fs)
 	pos, err := parse(fs, args)
@@ -48,6 +72,21 @@ the training options come from the checkpoint (only --steps may change).`, stder
 		fs.Usage()
 		return errUsage
 	}
+	if *initPath != "" && tf.resume == "" {
+		if *tokFrom != "" {
+			return errors.New("give --init or --tokenizer-from, not both: --init brings its tokenizer")
+		}
+		var shape []string
+		fs.Visit(func(fl *flag.Flag) {
+			switch fl.Name {
+			case "vocab", "dim", "layers", "heads", "kv-heads", "hidden", "untied":
+				shape = append(shape, "--"+fl.Name)
+			}
+		})
+		if len(shape) > 0 {
+			return fmt.Errorf("--init gives the model's shape and vocabulary: %s cannot change them", strings.Join(shape, ", "))
+		}
+	}
 	corpus, err := tf.readCorpus()
 	if err != nil {
 		return err
@@ -55,6 +94,9 @@ the training options come from the checkpoint (only --steps may change).`, stder
 
 	var v *tokenizer.Vocab
 	var ck *gguf.File
+	var initModel *train.Model
+	var src *gguf.File // the file the chat template comes from, if any
+	var initSum string
 	switch {
 	case tf.resume != "":
 		if ck, err = readGGUF(tf.resume); err != nil {
@@ -64,7 +106,29 @@ the training options come from the checkpoint (only --steps may change).`, stder
 		if err != nil {
 			return fmt.Errorf("%s: %w", tf.resume, err)
 		}
-		v = tok.Vocab()
+		v, src = tok.Vocab(), ck
+	case *initPath != "":
+		b, err := os.ReadFile(*initPath)
+		if err != nil {
+			return err
+		}
+		f, err := gguf.Parse(b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", *initPath, err)
+		}
+		if initModel, err = train.FromGGUF(f); err != nil {
+			return fmt.Errorf("--init %s: %w", *initPath, err)
+		}
+		tok, err := tokenizer.FromGGUF(f)
+		if err != nil {
+			return fmt.Errorf("--init %s: %w", *initPath, err)
+		}
+		if n := len(tok.Vocab().Tokens); n != initModel.Config.Vocab {
+			return fmt.Errorf("--init %s: the tokenizer has %d tokens, the embedding %d rows", *initPath, n, initModel.Config.Vocab)
+		}
+		v, src, initSum = tok.Vocab(), f, sha(b)
+		c := initModel.Config
+		fmt.Fprintf(stderr, "init: %s, %d parameters, %d tokens\n", *initPath, c.Params(), c.Vocab)
 	case *tokFrom != "":
 		m, err := loadModel(*tokFrom, "")
 		if err != nil {
@@ -81,8 +145,39 @@ the training options come from the checkpoint (only --steps may change).`, stder
 		}
 		fmt.Fprintf(stderr, "tokenizer: %d tokens trained in %s\n", len(v.Tokens), time.Since(start).Round(time.Millisecond))
 	}
-	data, err := corpus.encode(v, stderr)
-	if err != nil {
+	var added []string
+	if tf.resume == "" {
+		if *addSpecial != "" {
+			if v, added, err = addControlTokens(v, *addSpecial); err != nil {
+				return fmt.Errorf("--add-special: %w", err)
+			}
+			if initModel != nil {
+				if initModel, err = initModel.GrowVocab(len(added), tf.seed); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(stderr, "added control tokens %s as ids %d to %d\n", strings.Join(added, " "), len(v.Tokens)-len(added), len(v.Tokens)-1)
+		}
+		if *eos != "" {
+			id := slices.Index(v.Tokens, *eos)
+			if id < 0 {
+				return fmt.Errorf("--eos %q: no such token in the vocabulary (add it with --add-special)", *eos)
+			}
+			nv := *v
+			nv.EOS = id
+			v = &nv
+		}
+	}
+	var fm *chat.Formatter
+	var data *tokens
+	if *chatData {
+		if fm, err = chatFormatter(src, v); err != nil {
+			return err
+		}
+		if data, err = corpus.encodeChat(v, fm, stderr); err != nil {
+			return err
+		}
+	} else if data, err = corpus.encode(v, stderr); err != nil {
 		return err
 	}
 
@@ -94,19 +189,244 @@ the training options come from the checkpoint (only --steps may change).`, stder
 		}
 		fmt.Fprintf(stderr, "resumed %s at step %d of %d\n", tf.resume, tr.StepsDone(), tr.Options().Steps)
 	} else {
-		c := sh.config(len(v.Tokens), tf.ctx)
-		m, err := train.New(c, tf.seed)
-		if err != nil {
-			return err
+		m := initModel
+		if m == nil {
+			if m, err = train.New(sh.config(len(v.Tokens), tf.ctx), tf.seed); err != nil {
+				return err
+			}
 		}
-		if tr, err = train.NewTrainer(m, data.train, tf.options(c, v.BOS)); err != nil {
+		if tr, err = train.NewTrainer(m, data.train, tf.options(m.Config, v.BOS)); err != nil {
 			return err
 		}
 	}
 	return runTraining(&run{
 		cmd: "train", args: args, flags: &tf, corpus: corpus, data: data, vocab: v, trainer: tr, ckpt: ck,
 		stdout: stdout, stderr: stderr,
+		meta: func(b *gguf.Builder) {
+			if fm != nil {
+				b.Set(chat.KeyTemplate, fm.Template.Source())
+			}
+			if initSum != "" {
+				b.Set("wisp.train.init", baseName(*initPath))
+				b.Set("wisp.train.init_sha256", initSum)
+			}
+			if ck != nil {
+				// A resumed run keeps what the first one recorded.
+				for _, k := range []string{"wisp.train.init", "wisp.train.init_sha256", "wisp.train.added_tokens"} {
+					if s, ok := ck.Value(k); ok {
+						b.Set(k, s)
+					}
+				}
+			}
+			if len(added) > 0 {
+				b.Set("wisp.train.added_tokens", added)
+			}
+			if *chatData {
+				b.Set("wisp.train.chat", true)
+			}
+		},
 	})
+}
+
+// addControlTokens returns a copy of v with the comma-separated tokens of
+// list appended as control tokens, and the tokens added.
+func addControlTokens(v *tokenizer.Vocab, list string) (*tokenizer.Vocab, []string, error) {
+	var add []string
+	for _, s := range strings.Split(list, ",") {
+		switch {
+		case s == "":
+			return nil, nil, fmt.Errorf("%q: an empty token", list)
+		case strings.TrimSpace(s) != s:
+			return nil, nil, fmt.Errorf("token %q has spaces around it", s)
+		case slices.Contains(add, s):
+			return nil, nil, fmt.Errorf("token %q is given twice", s)
+		}
+		if id := slices.Index(v.Tokens, s); id >= 0 {
+			return nil, nil, fmt.Errorf("token %q is already in the vocabulary (id %d)", s, id)
+		}
+		add = append(add, s)
+	}
+	n := len(v.Tokens)
+	nv := *v
+	nv.Tokens = append(slices.Clip(v.Tokens), add...)
+	if v.Scores != nil {
+		nv.Scores = append(slices.Clip(v.Scores), make([]float32, len(add))...)
+	}
+	if v.Types == nil {
+		// The types New assumes for a vocabulary without them.
+		nv.Types = make([]int32, n)
+		for i, t := range v.Tokens {
+			nv.Types[i] = tokenizer.TypeNormal
+			switch {
+			case v.Model == "llama" && isByteToken(t):
+				nv.Types[i] = tokenizer.TypeByte
+			case i == v.BOS || i == v.EOS:
+				nv.Types[i] = tokenizer.TypeControl
+			case v.Model == "llama" && i == v.UNK:
+				nv.Types[i] = tokenizer.TypeUnknown
+			}
+		}
+	} else {
+		nv.Types = slices.Clip(v.Types)
+	}
+	for range add {
+		nv.Types = append(nv.Types, tokenizer.TypeControl)
+	}
+	if _, err := tokenizer.New(nv); err != nil {
+		return nil, nil, err
+	}
+	return &nv, add, nil
+}
+
+// isByteToken reports whether t is spelled "<0xXX>".
+func isByteToken(t string) bool {
+	if len(t) != 6 || !strings.HasPrefix(t, "<0x") || t[5] != '>' {
+		return false
+	}
+	_, err := strconv.ParseUint(t[3:5], 16, 8)
+	return err == nil
+}
+
+// chatFormatter returns the formatter that renders the conversations of
+// --chat: the template of src (the --init model or the checkpoint) when it
+// has one, else ChatML, whose markers must then be control tokens of v.
+func chatFormatter(src *gguf.File, v *tokenizer.Vocab) (*chat.Formatter, error) {
+	tok, err := tokenizer.New(*v)
+	if err != nil {
+		return nil, err
+	}
+	var fm *chat.Formatter
+	if src != nil {
+		if fm, err = chat.FromGGUF(src, tok); err != nil {
+			return nil, err
+		}
+	} else {
+		fm = &chat.Formatter{Template: chat.Default(), Default: true}
+		if v.BOS >= 0 {
+			fm.BOSToken = v.Tokens[v.BOS]
+		}
+	}
+	if v.EOS >= 0 {
+		fm.EOSToken = v.Tokens[v.EOS]
+	}
+	if fm.Default {
+		for _, s := range []string{"<|im_start|>", "<|im_end|>"} {
+			if id := slices.Index(v.Tokens, s); id < 0 || !tok.IsControl(id) {
+				return nil, fmt.Errorf("--chat: the model has no chat template, and ChatML's %s is not a control token of its vocabulary: add it with --add-special '<|im_start|>,<|im_end|>'", s)
+			}
+		}
+	}
+	return fm, nil
+}
+
+// encodeChat tokenizes the corpus as conversations, one JSON object a
+// line (see wisp train --chat), marking all but the assistant's replies
+// train.Unscored.
+func (c *corpus) encodeChat(v *tokenizer.Vocab, fm *chat.Formatter, stderr io.Writer) (*tokens, error) {
+	tok, err := tokenizer.New(*v)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	t := &tokens{}
+	var stats [2]struct{ convs, scored, long int }
+	for k, part := range []struct {
+		text, path string
+		out        *[]int32
+	}{{c.train, c.trainPath, &t.train}, {c.eval, c.evalPath, &t.eval}} {
+		for i, line := range strings.Split(part.text, "\n") {
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			ids, scored, err := encodeConversation(line, tok, fm)
+			if err != nil {
+				return nil, fmt.Errorf("%s: line %d: %w", part.path, i+1+c.lineOffset(k), err)
+			}
+			*part.out = append(*part.out, ids...)
+			stats[k].convs++
+			stats[k].scored += scored
+			if len(ids) > 256 {
+				stats[k].long++
+			}
+		}
+	}
+	if stats[0].convs == 0 {
+		return nil, fmt.Errorf("%s: no conversations", c.trainPath)
+	}
+	fmt.Fprintf(stderr, "conversations: %d for training, %d tokens (%d of the replies'), %d held out, %d tokens (%d of the replies'), tokenized in %s\n",
+		stats[0].convs, len(t.train), stats[0].scored, stats[1].convs, len(t.eval), stats[1].scored, time.Since(start).Round(time.Millisecond))
+	if n := stats[0].long + stats[1].long; n > 0 {
+		fmt.Fprintf(stderr, "warning: %d conversations are longer than 256 tokens\n", n)
+	}
+	return t, nil
+}
+
+// lineOffset is the line number, less one, at which part k of the corpus
+// starts in its file (the held-out part of --text follows the rest).
+func (c *corpus) lineOffset(k int) int {
+	if k == 1 && c.heldOutLines > 0 {
+		return c.allLines - c.heldOutLines
+	}
+	return 0
+}
+
+// maxChatLine bounds a conversation's line.
+const maxChatLine = 1 << 20
+
+// encodeConversation tokenizes one conversation (a JSON line) as the
+// model's chat template renders it, from BOS, every token but those of the
+// assistant's replies marked train.Unscored; it returns the number scored.
+// A reply is what the rendering of the conversation up to it adds to the
+// rendering of what precedes it with a generation prompt.
+func encodeConversation(line string, tok *tokenizer.Tokenizer, fm *chat.Formatter) ([]int32, int, error) {
+	if len(line) > maxChatLine {
+		return nil, 0, fmt.Errorf("a conversation of %d bytes is longer than the limit of %d", len(line), maxChatLine)
+	}
+	var conv struct {
+		Messages []chat.Message `json:"messages"`
+	}
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&conv); err != nil {
+		return nil, 0, fmt.Errorf("not a conversation ({\"messages\":[{\"role\":...,\"content\":...},...]}): %w", err)
+	}
+	msgs := conv.Messages
+	full, _, err := fm.Prompt(tok, msgs, chat.PromptOptions{})
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]int32, len(full))
+	for i, id := range full {
+		out[i] = train.Unscored(int32(id))
+	}
+	scored := 0
+	for k, m := range msgs {
+		if m.Role != "assistant" {
+			continue
+		}
+		if k == 0 {
+			return nil, 0, errors.New("the conversation starts with the assistant: there is nothing to reply to")
+		}
+		before, _, err := fm.Prompt(tok, msgs[:k], chat.PromptOptions{AddGenerationPrompt: true})
+		if err != nil {
+			return nil, 0, err
+		}
+		upto, _, err := fm.Prompt(tok, msgs[:k+1], chat.PromptOptions{})
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(upto) <= len(before) || !slices.Equal(full[:len(upto)], upto) || !slices.Equal(upto[:len(before)], before) {
+			return nil, 0, fmt.Errorf("message %d: the template does not render the conversation up to this reply as a beginning of the whole, so its reply cannot be told apart", k)
+		}
+		for i := len(before); i < len(upto); i++ {
+			out[i] = int32(full[i])
+			scored++
+		}
+	}
+	if scored == 0 {
+		return nil, 0, errors.New("the conversation has no reply of the assistant to learn")
+	}
+	return out, scored, nil
 }
 
 // trainFlags are the flags wisp train and wisp distil share.
