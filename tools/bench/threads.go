@@ -178,10 +178,11 @@ func nativeReadAll(n, threads, samples int, minMs float64) []float64 {
 	return out
 }
 
-// measureDispatch runs site/bench/dispatch.js in Node with one helper.
+// measureDispatch runs site/bench/dispatch.js in Node with a helper on
+// every other core.
 func (b *bench) measureDispatch() *dispatchCost {
-	d := &dispatchCost{Helpers: 1}
-	cmd := exec.Command(b.nodeBin, "bench/dispatch.js", "1", "--json")
+	d := &dispatchCost{Helpers: max(1, runtime.NumCPU()-1)}
+	cmd := exec.Command(b.nodeBin, "bench/dispatch.js", fmt.Sprint(d.Helpers), "--json")
 	cmd.Dir = b.site
 	out, err := cmd.Output()
 	var a struct {
@@ -340,7 +341,8 @@ func (rep *report) threadsMarkdown(b *strings.Builder) {
 	}
 	if len(rep.Scaling) > 0 || rep.BandwidthAll > 0 || rep.Dispatch != nil {
 		p("## What a visitor with more cores should expect\n\n")
-		p("No machine with more than 2 cores was available, so this is an estimate, not a measured curve.")
+		p("This machine has %d cores, so beyond two threads this is an estimate, not a measured curve (-threads 2,4,8 measures one where there "+
+			"are the cores).", rep.Machine.Cores)
 		if rep.Bandwidth > 0 {
 			p(" One core reads %s GB/s (%s)", num(rep.Bandwidth), rep.BandwidthFrom)
 			if rep.BandwidthAll > 0 {
@@ -354,7 +356,7 @@ func (rep *report) threadsMarkdown(b *strings.Builder) {
 				p(" The dispatch cost was not measured: %s.", escape(d.Error))
 			} else {
 				p(" A product handed to the kernel threads costs %s µs beyond the kernel while the helpers spin (hot) and %s µs once they sleep (cold): "+
-					"site/bench/dispatch.js in Node with %d helper, a 16×8 matmul_f32 (nothing to compute) through threads.wasm's dispatcher against the "+
+					"site/bench/dispatch.js in Node with helpers on %d other core(s), a 16×8 matmul_f32 (nothing to compute) through threads.wasm's dispatcher against the "+
 					"kernel called directly (%s µs), medians of 3 rounds of 20000 calls back to back (hot) and of 200 calls 1 ms apart (cold).",
 					num(math.Max(d.Hot.Median-d.Direct.Median, 0)), num(d.Cold.Median), d.Helpers, num(d.Direct.Median))
 			}
@@ -364,7 +366,7 @@ func (rep *report) threadsMarkdown(b *strings.Builder) {
 			p("Method: a rate's time per token at one thread, t1 = s + p, and at two, t2 = s + p/2 + c, split it into a serial part s "+
 				"(what stays on the engine's thread: attention, norms, sampling, the products too small to split) and a parallel part p, c being the dispatch "+
 				"cost per token (decode: the hot cost times the products a token splits; prefill: left out, as each product carries the whole prompt); "+
-				"then n threads give 1/(s + p/n + c), an upper bound: the dispatch was measured with one helper, and more cost more to wake and join. "+
+				"then n threads give 1/(s + p/n + c), an upper bound where n is past the helpers the dispatch was measured with, as more cost more to wake and join. "+
 				"Decode also reads every weight once per token: at n threads it needs the GB/s in the last columns, and goes no faster than the "+
 				"visitor's memory gives all its cores together (%s GB/s here).\n\n", num(rep.BandwidthAll))
 			p("| model | row | file | rate | 1t, tok/s | 2t, tok/s | s, ms | p, ms | c, ms |")

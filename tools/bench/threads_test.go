@@ -14,7 +14,7 @@ import (
 // threadsReport is a report of the SmolLM2-135M shape with wisp at one and
 // two threads in three runtimes and wllama at two.
 func threadsReport() *report {
-	rep := &report{Bandwidth: 20, BandwidthFrom: "native read", BandwidthAll: 30, BandwidthAllThreads: 2,
+	rep := &report{Machine: machine{Cores: 2}, Bandwidth: 20, BandwidthFrom: "native read", BandwidthAll: 30, BandwidthAllThreads: 2,
 		Dispatch: &dispatchCost{Helpers: 1, Direct: summarize([]float64{0.05}), Hot: summarize([]float64{1.05}), Cold: summarize([]float64{80})}}
 	m := modelResult{Key: "smollm2-135m", Title: "smollm2-135m shape", WeightBytes: map[string]int64{"F16": 270e6, "Q8_0": 143e6}, SplitProducts: 100}
 	m.Rows = []row{
@@ -143,7 +143,7 @@ func TestScaling(t *testing.T) {
 	md := rep.markdown()
 	for _, want := range []string{"## Issue 16's targets: wisp at two threads", "## Threads: N threads ÷ 1",
 		"| smollm2-135m | wisp, Chromium | F16 | 2 | 120 / 50.0 | 240 / 75.0 | 2.00× | 1.50× |",
-		"## What a visitor with more cores should expect", "2 threads at once", "1.50× one core's", "costs 1.00 µs beyond the kernel",
+		"## What a visitor with more cores should expect", "This machine has 2 cores", "2 threads at once", "1.50× one core's", "costs 1.00 µs beyond the kernel",
 		"| smollm2-135m | Node | F16 | decode at 2 threads ≥ 1.3× at 1 | 65.0 | 50.0 | 1.30× | yes |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the Markdown lacks %q:\n%s", want, md)
