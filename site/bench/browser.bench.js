@@ -34,18 +34,17 @@
 //
 //	{"op": "ceiling", "spec": {...}} → ceiling.js's answer
 //	{"op": "open", "job": {"id", "engine": "wisp" | "wllama", "mode",
-//	  "nBatch", "file", "threads", "prompt", "maxTokens", "decodeCapMs"}}
+//	  "nBatch", "file", "threads", "prompt", "maxTokens", "decodeCapMs",
+//	  "alone"}}
 //	    → {"coldLoadMs", "warmups"}: a new context, the load and the
-//	    warm-up
+//	    warm-up; a job "alone" (the honesty check's reference: wllama on
+//	    its own) gets a browser launched for it with that one page,
+//	    closed with the job, and its runs are not sampled for memory
 //	{"op": "run", "id"} → {"loadMs", "prefill", "decode", "promptTokens",
 //	    "tokens", "reason", "threads", "libllama"}: the measured prompt and
 //	    decoding on the loaded model, stopped early (reason "time cap")
 //	    once the decoding has taken decodeCapMs (wisp, and wllama's chat
 //	    mode: a plain completion cannot be stopped)
-//	{"op": "reference", "job": {... "runs"}} → {"prefill": [...],
-//	    "decode": [...]}: a wllama job alone in a browser of its own
-//	    (launched for it, closed after), loaded once, warmed up, runs
-//	    completions: what wllama does on its own
 //	{"op": "close", "id"} → {"peakRSS"}: the largest resident set of the
 //	    job's renderer while it ran, in bytes (0 where /proc cannot tell)
 //
@@ -148,12 +147,15 @@ const SAMPLE_MS = 25;
 
 /**
  * busiest runs f and returns its result, the renderer whose CPU time grew
- * most meanwhile (0 if none did) and that renderer's largest resident set
- * while f ran. The memory is sampled every SAMPLE_MS: VmHWM alone will not
+ * most meanwhile (0 if none did; known, if given) and that renderer's
+ * largest resident set while f ran. The memory is sampled every SAMPLE_MS: VmHWM alone will not
  * do, as Chromium resets it now and then (through /proc/PID/clear_refs).
  */
-async function busiest(cdp, f) {
-  const before = await cpuTimes(cdp);
+async function busiest(cdp, f, known = 0) {
+  // A job's renderer, once known (its open found it), is the only one
+  // sampled: reading every renderer's status 40 times a second costs the
+  // bench's process CPU time that the job's own run may be short of.
+  const before = known ? new Map([[known, 0]]) : await cpuTimes(cdp);
   const most = new Map();
   const sample = async () => {
     for (const pid of before.keys()) most.set(pid, Math.max(most.get(pid) ?? 0, await resident(pid)));
@@ -175,6 +177,7 @@ async function busiest(cdp, f) {
     await sampling;
   }
   await sample();
+  if (known) return { result, pid: known, peak: most.get(known) ?? 0 };
   let pid = 0;
   let grew = 0;
   for (const [id, t] of await cpuTimes(cdp)) {
@@ -212,11 +215,17 @@ function spin(ms) {
 // openWisp runs in the page: it loads the model through wisp.js (the
 // Worker) once and warms up with short generations of the measured
 // prompt (settle), keeping the model for runWisp.
-async function openWisp({ url, prompt, warmupTokens, context, warmMs, maxWarmMs }) {
+async function openWisp({ url, prompt, warmupTokens, context, threads, warmMs, maxWarmMs }) {
   const wisp = await import('/wisp.js');
   const t0 = performance.now();
-  const model = await wisp.load(url, { cache: false });
+  // threads always given: the page is cross-origin isolated, where
+  // wisp.load would otherwise take every core.
+  const model = await wisp.load(url, { cache: false, threads });
   const loadMs = performance.now() - t0;
+  if (model.info.threads !== threads) {
+    model.unload();
+    throw new Error(`${threads} threads asked for, ${model.info.threads} started: ${model.info.threadsReason}`);
+  }
   globalThis.benchJob = { model, loadMs };
   const warm = await globalThis.settle(async () => {
     await model.reset(); // the whole prompt each time, as a first visit evaluates it
@@ -248,7 +257,7 @@ async function runWisp({ prompt, maxTokens, context, decodeCapMs }) {
   const s = await gen.result;
   return {
     loadMs, prefill: s.promptTokensPerSecond, decode: s.tokensPerSecond,
-    promptTokens: s.evaluatedTokens, tokens: s.tokens, reason: capped ? 'time cap' : s.reason, threads: 1,
+    promptTokens: s.evaluatedTokens, tokens: s.tokens, reason: capped ? 'time cap' : s.reason, threads: model.info.threads,
   };
 }
 
@@ -381,43 +390,38 @@ class Bench {
     }
   }
 
+  // open opens a job: a page in a new context of the bench's browser, or
+  // for a job alone (the honesty check's reference) in a browser launched
+  // for it with that one page, whose runs are not sampled (busiest).
   async open(job) {
     if (this.jobs.has(job.id)) throw new Error(`job ${job.id} is already open`);
-    const p = await openPage(this.browser, this.url);
+    const own = job.alone ? await launch() : null;
+    let p;
+    try {
+      p = await openPage(own ?? this.browser, this.url);
+    } catch (err) {
+      await own?.close();
+      throw err;
+    }
     const arg = { ...job, url: `/models/${job.file}`, context: this.cfg.context, warmupTokens: WARM_TOKENS };
     const wisp = job.engine === 'wisp';
-    const j = { job, arg, ...p, run: wisp ? runWisp : runWllama };
+    const j = { job, arg, ...p, own, run: wisp ? runWisp : runWllama };
     this.jobs.set(job.id, j);
     await j.page.evaluate(installHelpers);
-    const { result: r, peak } = await busiest(this.cdp, () => j.page.evaluate(wisp ? openWisp : openWllama,
+    const { result: r, peak } = await this.watch(j, () => j.page.evaluate(wisp ? openWisp : openWllama,
       { ...arg, warmMs: this.cfg.warmupMs, maxWarmMs: MAX_WARM_MS }));
     j.peak = Math.max(j.peak, peak);
     log(`${job.id}: load ${r.loadMs.toFixed(0)} ms, warmed up in ${r.warm} generations`);
     return { coldLoadMs: r.loadMs, warmups: r.warm };
   }
 
-  // reference measures a wllama job alone: a browser of its own with
-  // that one page, loaded once, warmed up, job.runs completions; it
-  // answers their rates.
-  async reference(job) {
-    const browser = await launch();
-    try {
-      const { page } = await openPage(browser, this.url);
-      await page.evaluate(installHelpers);
-      const arg = { ...job, url: `/models/${job.file}`, context: this.cfg.context, warmupTokens: WARM_TOKENS };
-      await page.evaluate(openWllama, { ...arg, warmMs: this.cfg.warmupMs, maxWarmMs: MAX_WARM_MS });
-      const out = { prefill: [], decode: [] };
-      for (let i = 0; i < (job.runs || 1); i++) {
-        const r = await page.evaluate(runWllama, arg);
-        out.prefill.push(r.prefill);
-        out.decode.push(r.decode);
-        log(`${job.id}: prefill ${r.prefill.toFixed(1)} tok/s, decode ${r.decode.toFixed(1)} tok/s (${r.threads} thread(s))`);
-      }
-      await page.evaluate(closeJob);
-      return out;
-    } finally {
-      await browser.close();
-    }
+  // watch runs f for job j, sampling its renderer's memory (busiest),
+  // but for a job alone, which runs as wllama would on its own.
+  async watch(j, f) {
+    if (j.own) return { result: await f(), peak: 0 };
+    const r = await busiest(this.cdp, f, j.pid ?? 0);
+    j.pid ||= r.pid;
+    return r;
   }
 
   job(id) {
@@ -428,7 +432,7 @@ class Bench {
 
   async run(id) {
     const j = this.job(id);
-    const { result: r, peak } = await busiest(this.cdp, () => j.page.evaluate(j.run, j.arg));
+    const { result: r, peak } = await this.watch(j, () => j.page.evaluate(j.run, j.arg));
     j.peak = Math.max(j.peak, peak);
     log(`${id}: load ${r.loadMs.toFixed(0)} ms, prefill ${r.prefill.toFixed(1)} tok/s,`,
       `decode ${r.decode.toFixed(1)} tok/s (${r.promptTokens} + ${r.tokens} tokens, ${r.threads} thread(s))`);
@@ -440,6 +444,7 @@ class Bench {
     this.jobs.delete(id);
     await j.page.evaluate(closeJob).catch((err) => log(`${id}: closing: ${err.message}`));
     await j.context.close();
+    await j.own?.close();
     return { peakRSS: j.peak };
   }
 }
@@ -484,7 +489,6 @@ try {
         case 'open': send(await bench.open(req.job)); break;
         case 'run': send(await bench.run(req.id)); break;
         case 'close': send(await bench.close(req.id)); break;
-        case 'reference': send(await bench.reference(req.job)); break;
         default: send({ error: `browser.bench.js: unknown op ${JSON.stringify(req.op)}` });
       }
     } catch (err) {

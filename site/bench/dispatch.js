@@ -1,7 +1,10 @@
 // dispatch.js: what a matrix product handed to kernel threads costs beyond
 // the kernel itself (threads.wasm's round trip), in Node:
 //
-//	node bench/dispatch.js [helpers]    (after make site)
+//	node bench/dispatch.js [helpers] [--json]    (after make site)
+//
+// (--json: one line {"helpers", "direct", "hot", "cold"}, each round's
+// microseconds, which make bench reads.)
 //
 // It times a 16×8 matmul_f32 (nothing to compute) called directly and
 // through threads.wasm's dispatcher with every product split (minWork 1):
@@ -20,7 +23,9 @@ const kern = await WebAssembly.instantiate(kernM, { env: { memory }, simd: { tab
 const k = kern.exports;
 const main = await WebAssembly.instantiate(thrM, { env: { memory }, simd: { table }, kernels: { matmul_f16: k.matmul_f16, matmul_f32: k.matmul_f32, matmul_bf16: k.matmul_bf16, matmul_q: k.matmul_q } });
 const ctrl = 1 << 20, out = 2 << 20, wgt = 3 << 20, x = 4 << 20;
-const helpers = Number(process.argv[2] ?? 1);
+const args = process.argv.slice(2);
+const json = args.includes('--json');
+const helpers = Number(args.find((a) => a !== '--json') ?? 1);
 const ws = [];
 for (let id = 1; id <= helpers; id++) {
   const h = new Worker(new URL('../helper.js', import.meta.url));
@@ -30,13 +35,18 @@ for (let id = 1; id <= helpers; id++) {
 main.exports.setup(ctrl, helpers, 1);
 const time = (f, n) => { const t0 = performance.now(); for (let i = 0; i < n; i++) f(); return (performance.now() - t0) * 1000 / n; };
 const rows = 16, cols = 8;
+const rounds = { helpers, direct: [], hot: [], cold: [] };
 for (let r = 0; r < 3; r++) {
   const direct = time(() => k.matmul_f32(out, wgt, x, rows, cols, 1), 20000);
   const hot = time(() => main.exports.matmul_f32(out, wgt, x, rows, cols, 1), 20000);
   // Cold: the helpers asleep in wait32 (1 ms of nothing between jobs, past their spin).
   let cold = 0;
   for (let i = 0; i < 200; i++) { const t = performance.now() + 1; while (performance.now() < t); cold += time(() => main.exports.matmul_f32(out, wgt, x, rows, cols, 1), 1); }
-  console.log(`helpers ${helpers}: direct ${direct.toFixed(2)} µs, dispatched hot ${hot.toFixed(2)} µs, cold ${(cold / 200).toFixed(1)} µs`);
+  rounds.direct.push(direct);
+  rounds.hot.push(hot);
+  rounds.cold.push(cold / 200);
+  if (!json) console.log(`helpers ${helpers}: direct ${direct.toFixed(2)} µs, dispatched hot ${hot.toFixed(2)} µs, cold ${(cold / 200).toFixed(1)} µs`);
 }
+if (json) console.log(JSON.stringify(rounds));
 main.exports.stop();
 for (const h of ws) await h.terminate();

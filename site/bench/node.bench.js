@@ -8,7 +8,7 @@
 //	{"wasmDir": ".../site/wasm", "model": "x.gguf", "promptIds": [...],
 //	 "warmupIds": [...], "maxTokens": 128, "warmupTokens": 16,
 //	 "runWarmupTokens": 2, "context": 256, "warmupMs": 1500,
-//	 "decodeCapMs": 30000}   (to measure a model)
+//	 "decodeCapMs": 30000, "threads": 1}   (to measure a model)
 //	{"wasmDir": ..., "readWasm": ".../read.wasm"}   (to measure the ceiling)
 //
 // Then, for a model:
@@ -16,7 +16,7 @@
 //	{"op": "warmup"} → {"coldLoadMs"}: a first load, and short generations
 //	    for at least warmupMs (V8 first runs wasm in its baseline tier)
 //	{"op": "run"}    → {"loadMs", "prefill", "decode", "promptTokens",
-//	    "tokens", "reason"}: a load, one short generation (the warm-up
+//	    "tokens", "reason", "threads"}: a load, one short generation (the warm-up
 //	    prompt and runWarmupTokens tokens), then the measured prompt and
 //	    greedy decoding, which stops early (reason "time cap") once it has
 //	    taken decodeCapMs; rates in tokens per second
@@ -27,10 +27,17 @@
 // bytes. A
 // failed request is answered {"error"}. Run it with --expose-gc: each run
 // drops the last engine and collects it, so that the peak is one model's.
+//
+// At threads above 1 the engine is the threaded build (wisp-shared.wasm,
+// kernels-shared.wasm, threads.wasm) with threads-1 worker_threads running
+// helper.js, as site/node.js's load({threads}) makes it; at one, the plain
+// build, as load makes it by default. "threads" in a run's answer is how
+// many ran (engine.threads.count).
 
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
+import { Worker } from 'node:worker_threads';
 
 import { createEngine } from '../engine.js';
 import { ceiling } from './ceiling.js';
@@ -84,21 +91,34 @@ class Runner {
     this.wasmMemory = 0;
   }
 
-  /** load reads the files, instantiates an engine and loads the model. */
+  /**
+   * load reads the files, instantiates an engine (the threaded build with
+   * its helpers at cfg.threads above 1) and loads the model.
+   */
   async load() {
     const { cfg } = this;
     const wasm = (name) => readFile(path.join(cfg.wasmDir, name));
+    const threads = Math.max(1, cfg.threads ?? 1);
+    const build = (name) => wasm(threads > 1 ? `${name}-shared.wasm` : `${name}.wasm`);
     const t0 = performance.now();
-    const [bytes, engineWasm, kernels, forward] = await Promise.all([
-      readFile(cfg.model), wasm('wisp.wasm'), wasm('kernels.wasm'), wasm('forward.wasm')]);
-    const engine = await createEngine({ engine: engineWasm, kernels, forward });
+    const [bytes, engineWasm, kernels, forward, threadsWasm] = await Promise.all([
+      readFile(cfg.model), build('wisp'), build('kernels'), wasm('forward.wasm'), threads > 1 ? wasm('threads.wasm') : null]);
+    const engine = await createEngine({
+      engine: engineWasm, kernels, forward,
+      threads: threads > 1 ? { count: threads, module: threadsWasm, spawn: spawnHelper } : undefined,
+    });
+    if (engine.threads.count !== threads) {
+      engine.close();
+      throw new Error(`${threads} threads asked for, ${engine.threads.count} started: ${engine.threads.reason}`);
+    }
     engine.load(bytes);
     return { engine, loadMs: performance.now() - t0 };
   }
 
-  /** done records the engine's memory and lets it be collected. */
+  /** done records the engine's memory, stops its threads and lets it be collected. */
   done(engine) {
     this.wasmMemory = Math.max(this.wasmMemory, engine.memory.buffer.byteLength);
+    engine.close();
     globalThis.gc?.();
   }
 
@@ -120,10 +140,11 @@ class Runner {
     // begins the measured one: without a reset it would evaluate only the rest.
     engine.reset();
     const g = generate(engine, cfg.promptIds, cfg.maxTokens, cfg.context, cfg.decodeCapMs);
+    const threads = engine.threads.count;
     this.done(engine);
     return {
       loadMs, prefill: (cfg.promptIds.length * 1000) / g.promptMs, decode: (g.tokens * 1000) / g.decodeMs,
-      promptTokens: cfg.promptIds.length, tokens: g.tokens, reason: g.reason,
+      promptTokens: cfg.promptIds.length, tokens: g.tokens, reason: g.reason, threads,
     };
   }
 
@@ -133,6 +154,14 @@ class Runner {
       readFile(cfg.readWasm), readFile(path.join(cfg.wasmDir, 'kernels.wasm')), readFile(path.join(cfg.wasmDir, 'forward.wasm'))]);
     return ceiling({ read, kernels, forward }, spec);
   }
+}
+
+// spawnHelper starts a kernel thread (helper.js) that does not keep the
+// process alive, as site/node.js does.
+function spawnHelper() {
+  const w = new Worker(new URL('../helper.js', import.meta.url));
+  w.unref();
+  return w;
 }
 
 const send = (msg) => process.stdout.write(`${JSON.stringify(msg)}\n`);

@@ -21,13 +21,16 @@ import (
 // (bench -child) reads: it runs wisp natively or in wazero, in a process
 // of its own so that its peak memory is the model's alone.
 type childConfig struct {
-	Runtime      string `json:"runtime"` // "native" or "wazero"
-	Model        string `json:"model"`
-	Wasm         string `json:"wasm"` // the engine module, for wazero
-	PromptIDs    []int  `json:"promptIds"`
-	WarmupIDs    []int  `json:"warmupIds"`
-	MaxTokens    int    `json:"maxTokens"`
-	WarmupTokens int    `json:"warmupTokens"`
+	Runtime string `json:"runtime"` // "native" or "wazero"
+	Model   string `json:"model"`
+	Wasm    string `json:"wasm"` // the engine module, for wazero
+	// Threads is how many threads split the matrix products
+	// (backend.Config.Threads); 0 or 1 is one.
+	Threads      int   `json:"threads"`
+	PromptIDs    []int `json:"promptIds"`
+	WarmupIDs    []int `json:"warmupIds"`
+	MaxTokens    int   `json:"maxTokens"`
+	WarmupTokens int   `json:"warmupTokens"`
 	// RunWarmupTokens is what the short generation before each measured
 	// run decodes: the runtime was warmed up before the runs, this only
 	// touches the new instance's code and data.
@@ -81,7 +84,7 @@ func (r *wispRunner) load() error {
 	if err != nil {
 		return err
 	}
-	cfg := backend.Config{Runtime: r.cfg.Runtime}
+	cfg := backend.Config{Runtime: r.cfg.Runtime, Threads: r.cfg.Threads}
 	if cfg.Runtime == "wazero" {
 		if cfg.Wasm, err = os.ReadFile(r.cfg.Wasm); err != nil {
 			return err
@@ -194,7 +197,7 @@ func childMain(stdin io.Reader, stdout io.Writer) error {
 		}
 		s.Prefill = perSecond(len(cfg.PromptIDs), g.prompt)
 		s.Decode = perSecond(g.tokens, g.decode)
-		s.PromptTokens, s.Tokens, s.Reason, s.Threads = len(cfg.PromptIDs), g.tokens, g.reason, 1
+		s.PromptTokens, s.Tokens, s.Reason, s.Threads = len(cfg.PromptIDs), g.tokens, g.reason, max(cfg.Threads, 1)
 		return s, nil
 	}
 	for {

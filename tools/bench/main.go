@@ -8,21 +8,28 @@
 // F32 file, as the files users download are made), it measures load time,
 // prefill speed on a 128-token prompt, decode speed over 128 greedy tokens
 // and peak memory: of wisp natively, in wazero, in Node and in headless
-// Chromium (the page's Worker, through wisp.js); of @wllama/wllama
+// Chromium (the page's Worker, through wisp.js), at one thread and, on
+// the larger models, natively, in Node and in Chromium at two (-threads,
+// issue 16: each runtime's thread counts side by side, interleaved like
+// the runtimes); of @wllama/wllama
 // (llama.cpp in wasm) in the same Chromium, in its fastest mode (plain
 // createCompletion, n_batch 512) and as a chat page streams, at one and
 // two threads; and of native llama.cpp (tools/bench/csrc/llamabench.c on
 // the prebuilt libraries of make oracle) at one and two threads. It
 // measures the machine's ceiling too: read bandwidth and the
-// matrix-vector kernel's GFLOP/s, natively and in each wasm runtime. Every
+// matrix-vector kernel's GFLOP/s, natively and in each wasm runtime, the
+// read bandwidth of every core at once, and threads.wasm's dispatch cost
+// (site/bench/dispatch.js), from which it estimates what a visitor with
+// more cores should expect. Every
 // runtime is warmed up, then the runs of all runtimes of a model are
 // interleaved, so that a busy machine slows them alike.
 //
 // The honesty check: the bench's figures for native llama.cpp must stay
 // within 15 % of its own llama_perf_context figures for the same runs, and
 // the runs of the wllama rows wisp is compared against within 15 % of
-// those runs whose own timings wllama reports alone in a fresh browser
-// (the two ranges of runs overlap or are at most 15 % apart); a
+// those runs whose own timings wllama reports alone in a fresh browser,
+// a reference run right after each run of its row (the two ranges of
+// runs overlap or are at most 15 % apart); a
 // violation is reported and fails the command (after the report is
 // written). It prints a Markdown report and writes it, with the JSON, to
 // bench/results.md and bench/results.json.
@@ -90,8 +97,11 @@ type options struct {
 	oracle, llamacppBin              string         // llama.cpp's quantizer (build/oracle/oracle) and llamabench
 	maxRowSeconds                    float64        // a row takes no further run once its bench time passes this
 	check                            bool           // the honesty check: a violation fails the bench
-	refRuns                          int            // wllama's reference runs in a fresh browser
 	wispF32                          bool
+	// threads are wisp's thread counts beyond one, for the runtimes
+	// threadsRuntimes names on the models threadsModels names.
+	threads                        []int
+	threadsRuntimes, threadsModels []string
 }
 
 // wllamaConfig is one way of running a peer: a harness mode, a file type
@@ -151,6 +161,24 @@ func parsePeer(flag, s string, modes []string) ([]wllamaConfig, error) {
 	return out, nil
 }
 
+// left returns s if cond, else "".
+func left(cond bool, s string) string {
+	if cond {
+		return s
+	}
+	return ""
+}
+
+// containsFold reports whether list holds s, ignoring case.
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // list splits a comma-separated flag value.
 func list(s string) []string {
 	var out []string
@@ -184,7 +212,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	llamacpp := fs.String("llamacpp-runs", "F16/1,F16/2,Q8_0/1,Q8_0/2,Q4_K_M/1,Q4_K_M/2", "native llama.cpp's runs: TYPE/THREADS")
 	fs.Float64Var(&o.maxRowSeconds, "max-row-seconds", 30, "a row whose warm-up and runs have taken this long takes no further run (it keeps at least one; 0: no limit)")
 	fs.BoolVar(&o.check, "check", true, "the honesty check: wllama's best figures against a reference run in a fresh browser, llama.cpp's against its own llama_perf figures; a gap over 15% fails the bench (after writing the report)")
-	fs.IntVar(&o.refRuns, "ref-runs", 3, "runs of each wllama reference in a fresh browser")
+	threads := fs.String("threads", "2", "wisp's thread counts beyond one, comma-separated, in the runtimes of -threads-runtimes on the models of -threads-models (empty: one thread only)")
+	threadsRuntimes := fs.String("threads-runtimes", "native,node,chromium", "the runtimes wisp runs at -threads's counts too: native, wazero, node, chromium "+
+		"(wazero's threads measured 1.0x at two, so they are left out by default)")
+	threadsModels := fs.String("threads-models", "stories15M,smollm2-135m", "the models wisp runs at -threads's counts too "+
+		"(stories260K is left out by default: its products are too small to split)")
 	fs.Float64Var(&o.wllamaF16Max, "wllama-f16-max", 50e6, "measure wllama on F16 files only for models of at most this many parameters (0: always); "+
 		"its F16 path is its slowest, and on the SmolLM2-135M shape its rows took 2m21s of an 11m14s run")
 	wllama := fs.String("wllama", "best:F16/1,best:F32/1,best:F32/2,best:Q8_0/1,best:Q8_0/2,best:Q4_K_M/1,best:Q4_K_M/2,chat:Q4_K_M/1,chat:Q4_K_M/2",
@@ -206,6 +238,21 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	o.warmupPrompt, o.warmupTokens = min(16, o.promptTokens), 8
 	o.models, o.skip = list(*models), list(*skip)
+	for _, t := range list(*threads) {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 1 || n > 64 {
+			return nil, fmt.Errorf("-threads %s: give thread counts from 1 to 64, such as 2,4", t)
+		}
+		if n > 1 && !slices.Contains(o.threads, n) {
+			o.threads = append(o.threads, n)
+		}
+	}
+	o.threadsRuntimes, o.threadsModels = list(*threadsRuntimes), list(*threadsModels)
+	for _, r := range o.threadsRuntimes {
+		if !slices.Contains([]string{"native", "wazero", "node", "chromium"}, r) {
+			return nil, fmt.Errorf("-threads-runtimes %s: choose among native, wazero, node, chromium", r)
+		}
+	}
 	var err error
 	if o.wllama, err = parsePeer("-wllama", *wllama, []string{"best", "chat"}); err != nil {
 		return nil, err
@@ -419,9 +466,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 	for _, pm := range models {
 		begin := time.Now()
 		res := b.measure(pm)
-		if o.check && b.browser != nil && !o.skipped("wllama") {
-			b.reference(pm, &res)
-		}
 		b.rep.Models = append(b.rep.Models, res)
 		b.timed(pm.spec.Key+" (each row's share: its table's last column)", begin)
 	}
@@ -462,46 +506,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// reference measures, for the wllama rows that the report compares wisp
-// against (the best-mode row of the highest decode rate at one and at two
-// threads), wllama on its own: in a fresh browser with nothing else open,
-// loaded once, plain createCompletion, n_batch 512, its own timings, as
-// issue 12 measured it. derive compares the two.
-func (b *bench) reference(pm *preparedModel, res *modelResult) {
-	st := b.rep.Settings
-	for _, threads := range []int{1, 2} {
-		best := -1
-		for i, r := range res.Rows {
-			if r.Engine == "wllama" && r.Mode == "best" && r.Threads == threads && r.Error == "" && r.Decode.ok() &&
-				(best < 0 || r.Decode.Median > res.Rows[best].Decode.Median) {
-				best = i
-			}
-		}
-		if best < 0 {
-			continue
-		}
-		r := &res.Rows[best]
-		job := browserJob{ID: fmt.Sprintf("%s/reference/%s/%d", pm.spec.Key, r.Type, threads), Engine: "wllama", Mode: "best", NBatch: 512,
-			File: fileName(pm.spec.Key, r.Type), Threads: threads, Prompt: res.Prompt, Warmup: pm.warmupText, MaxTokens: b.o.decodeTokens,
-			WarmupTokens: st.WarmupTokens, RunWarmupTokens: st.RunWarmupTokens, DecodeCapMs: st.DecodeCapMs, Runs: b.o.refRuns}
-		b.logf("[%s] reference: wllama %s %dt alone in a fresh browser", pm.spec.Key, r.Type, threads)
-		begin := time.Now()
-		var a struct {
-			Prefill []float64 `json:"prefill"`
-			Decode  []float64 `json:"decode"`
-		}
-		err := b.browser.call(map[string]any{"op": "reference", "job": job}, &a)
-		b.timed(fmt.Sprintf("%s: wllama %s %dt reference in a fresh browser", pm.spec.Key, r.Type, threads), begin)
-		if err != nil {
-			b.logf("[%s] reference %s %dt: %v", pm.spec.Key, r.Type, threads, err)
-			r.CheckError = "reference failed: " + firstLine(err.Error())
-			continue
-		}
-		r.RefPrefill, r.RefDecode = summarize(a.Prefill), summarize(a.Decode)
-		b.logf("[%s] reference %s %dt: prefill %s tok/s, decode %s tok/s", pm.spec.Key, r.Type, threads, num(r.RefPrefill.Median), num(r.RefDecode.Median))
-	}
-}
-
 // check finds node and the site's build outputs the runtimes need.
 func (b *bench) check() error {
 	needNode := !b.o.skipped("node") || !b.o.skipped("chromium") || !b.o.skipped("wllama")
@@ -515,6 +519,13 @@ func (b *bench) check() error {
 	need := []string{"bench/read.wasm"}
 	if !b.o.skipped("wazero") || needNode {
 		need = append(need, "wasm/wisp.wasm", "wasm/kernels.wasm", "wasm/forward.wasm")
+	}
+	threadedJS := false
+	for _, rt := range []string{"node", "chromium"} {
+		threadedJS = threadedJS || (len(b.o.threads) > 0 && !b.o.skipped(rt) && slices.Contains(b.o.threadsRuntimes, rt))
+	}
+	if threadedJS || (!b.o.skipped("ceiling") && !b.o.skipped("node")) {
+		need = append(need, "wasm/wisp-shared.wasm", "wasm/kernels-shared.wasm", "wasm/threads.wasm", "helper.js")
 	}
 	if !b.o.skipped("chromium") || !b.o.skipped("wllama") {
 		need = append(need, "node_modules/playwright-core/package.json")
@@ -602,8 +613,13 @@ func loadAverage() string {
 	return strings.Join(f[:3], " / ")
 }
 
+// allCoreThreads is how many threads the ceiling's all-core read runs:
+// every core.
+var allCoreThreads = runtime.NumCPU()
+
 // ceiling measures read bandwidth and the kernel natively, in wazero, in
-// Node and in Chromium.
+// Node and in Chromium; natively also the read bandwidth of every core at
+// once; in Node threads.wasm's dispatch cost.
 func (b *bench) ceiling() {
 	spec := defaultCeiling(3)
 	b.logf("ceiling: native")
@@ -620,6 +636,10 @@ func (b *bench) ceiling() {
 			return
 		}
 		b.rep.Ceiling = append(b.rep.Ceiling, a.row(name, spec))
+	}
+	b.logf("ceiling: native, %d threads", allCoreThreads)
+	if s := summarize(nativeReadAll(spec.Read[0], allCoreThreads, 3, spec.MinMs)); s.ok() {
+		b.rep.BandwidthAll, b.rep.BandwidthAllThreads = s.Median, allCoreThreads
 	}
 	readWasm, err := os.ReadFile(filepath.Join(b.site, "bench", "read.wasm"))
 	if !b.o.skipped("wazero") {
@@ -643,212 +663,19 @@ func (b *bench) ceiling() {
 		}
 		add("Node", a, err)
 	}
+	if !b.o.skipped("node") {
+		b.logf("ceiling: threads.wasm's dispatch cost (dispatch.js, Node)")
+		b.rep.Dispatch = b.measureDispatch()
+		if d := b.rep.Dispatch; d.Error != "" {
+			b.logf("dispatch.js: %s", d.Error)
+		}
+	}
 	if b.browser != nil && !b.o.skipped("chromium") {
 		b.logf("ceiling: Chromium")
 		var a ceilingAnswer
 		err := b.browser.call(map[string]any{"op": "ceiling", "spec": spec}, &a)
 		add("Chromium", a, err)
 	}
-}
-
-// measure measures one model in every runtime: it starts a runner per
-// row and warms each up, then runs them in turn, run after run.
-func (b *bench) measure(pm *preparedModel) modelResult {
-	res := pm.result
-	o := b.o
-	type entry struct {
-		row  row
-		r    runner
-		runs []sample
-	}
-	var entries []*entry
-	add := func(rw row, r runner, err error) {
-		e := &entry{row: rw, r: r}
-		if err != nil {
-			e.row.Error = firstLine(err.Error())
-			b.logf("[%s] %s %s: %v", pm.spec.Key, rw.label(), rw.Type, err)
-		}
-		entries = append(entries, e)
-	}
-	exe, exeErr := os.Executable()
-	has := func(typ string) bool { return slices.Contains(pm.types, typ) }
-	for _, typ := range o.types {
-		if !has(typ) {
-			continue
-		}
-		file := filepath.Join(b.dir, fileName(pm.spec.Key, typ))
-		st := b.rep.Settings
-		child := childConfig{Model: file, Wasm: filepath.Join(b.site, "wasm", "wisp.wasm"), PromptIDs: pm.promptIDs, WarmupIDs: pm.warmupIDs,
-			MaxTokens: o.decodeTokens, WarmupTokens: o.warmupTokens, RunWarmupTokens: st.RunWarmupTokens, Context: st.Context,
-			WarmupMs: float64(st.WarmupMs), DecodeCapMs: float64(st.DecodeCapMs)}
-		for _, rt := range []string{"native", "wazero"} {
-			if o.skipped(rt) {
-				continue
-			}
-			rw := row{Engine: "wisp", Runtime: rt, Type: typ, Threads: 1}
-			if exeErr != nil {
-				add(rw, nil, exeErr)
-				continue
-			}
-			cfg := child
-			cfg.Runtime = rt
-			p, err := b.start(rt+" runner", []string{exe, "-child"}, b.root, cfg, nil)
-			var r runner
-			if err == nil {
-				r = &procRunner{p: p}
-			}
-			add(rw, r, err)
-		}
-		if !o.skipped("node") {
-			cfg := map[string]any{"wasmDir": filepath.Join(b.site, "wasm"), "model": file, "promptIds": pm.promptIDs, "warmupIds": pm.warmupIDs,
-				"maxTokens": o.decodeTokens, "warmupTokens": o.warmupTokens, "runWarmupTokens": st.RunWarmupTokens, "context": st.Context,
-				"warmupMs": st.WarmupMs, "decodeCapMs": st.DecodeCapMs}
-			var hello struct {
-				Node string `json:"node"`
-				V8   string `json:"v8"`
-			}
-			p, err := b.start("node.bench.js", []string{b.nodeBin, "--expose-gc", "bench/node.bench.js"}, b.site, cfg, &hello)
-			var r runner
-			if err == nil {
-				r = &procRunner{p: p}
-				b.rep.Machine.Node, b.rep.Machine.NodeV8 = hello.Node, hello.V8
-			}
-			add(row{Engine: "wisp", Runtime: "node", Type: typ, Threads: 1}, r, err)
-		}
-		if b.browser != nil && !o.skipped("chromium") {
-			job := browserJob{ID: pm.spec.Key + "/wisp/" + typ, Engine: "wisp", Mode: "page", File: fileName(pm.spec.Key, typ), Threads: 1,
-				Prompt: res.Prompt, Warmup: pm.warmupText, MaxTokens: o.decodeTokens, WarmupTokens: o.warmupTokens,
-				RunWarmupTokens: st.RunWarmupTokens, DecodeCapMs: st.DecodeCapMs}
-			add(row{Engine: "wisp", Runtime: "chromium", Type: typ, Threads: 1}, &browserRunner{p: b.browser, job: job}, nil)
-		}
-	}
-	if o.llamacppBin != "" && !o.skipped("llamacpp") {
-		st := b.rep.Settings
-		for _, c := range o.llamacpp {
-			if !has(c.typ) {
-				continue
-			}
-			rw := row{Engine: "llama.cpp", Runtime: "native", Mode: "llama_decode", Type: c.typ, Threads: c.threads}
-			argv := []string{o.llamacppBin, filepath.Join(b.dir, fileName(pm.spec.Key, c.typ)), strconv.Itoa(c.threads), strconv.Itoa(st.Context),
-				strconv.Itoa(o.decodeTokens), strconv.Itoa(o.warmupTokens), strconv.Itoa(st.RunWarmupTokens), strconv.Itoa(st.WarmupMs),
-				strconv.Itoa(st.DecodeCapMs), joinInts(pm.promptIDs), joinInts(pm.warmupIDs)}
-			var hello struct {
-				Libllama string `json:"libllama"`
-				System   string `json:"system"`
-			}
-			p, err := b.start("llamabench", argv, b.root, map[string]string{}, &hello)
-			var r runner
-			if err == nil {
-				r = &procRunner{p: p}
-				b.rep.Machine.LlamaCpp, b.rep.Machine.LlamaCppSystem = hello.Libllama, hello.System
-			}
-			add(rw, r, err)
-		}
-	}
-	if b.browser != nil && !o.skipped("wllama") {
-		for _, c := range o.wllama {
-			if !has(c.typ) {
-				continue
-			}
-			rw := row{Engine: "wllama", Runtime: "chromium", Mode: c.mode, Type: c.typ, Threads: c.threads}
-			if c.typ == "F16" && o.wllamaF16Max > 0 && float64(res.Params) > o.wllamaF16Max {
-				rw.Skipped = "F16 is wllama's slowest path; -wllama-f16-max 0 measures it"
-				entries = append(entries, &entry{row: rw})
-				continue
-			}
-			st := b.rep.Settings
-			nBatch := 0
-			if c.mode == "best" {
-				nBatch = 512
-			}
-			job := browserJob{ID: fmt.Sprintf("%s/wllama/%s/%s/%d", pm.spec.Key, c.mode, c.typ, c.threads), Engine: "wllama", Mode: c.mode, NBatch: nBatch,
-				File: fileName(pm.spec.Key, c.typ), Threads: c.threads, Prompt: res.Prompt, Warmup: pm.warmupText, MaxTokens: o.decodeTokens,
-				WarmupTokens: o.warmupTokens, RunWarmupTokens: st.RunWarmupTokens, DecodeCapMs: st.DecodeCapMs}
-			add(rw, &browserRunner{p: b.browser, job: job}, nil)
-		}
-	}
-
-	// Warm every runtime up, then interleave the runs.
-	for _, e := range entries {
-		if e.row.Error != "" || e.row.Skipped != "" {
-			continue
-		}
-		b.logf("[%s] %s %s %dt: first load and warm-up", pm.spec.Key, e.row.label(), e.row.Type, e.row.Threads)
-		begin := time.Now()
-		cold, err := e.r.warmup()
-		e.row.Seconds += time.Since(begin).Seconds()
-		if err != nil {
-			e.row.Error = "cannot load or run it: " + firstLine(err.Error())
-			b.logf("[%s] %s %s %dt: %v", pm.spec.Key, e.row.label(), e.row.Type, e.row.Threads, err)
-			continue
-		}
-		e.row.ColdLoadMs = cold
-	}
-	for i := range o.runs {
-		for _, e := range entries {
-			if e.row.Error != "" || e.row.Skipped != "" {
-				continue
-			}
-			if o.maxRowSeconds > 0 && len(e.runs) > 0 && e.row.Seconds >= o.maxRowSeconds {
-				continue // noted below
-			}
-			begin := time.Now()
-			s, err := e.r.run()
-			e.row.Seconds += time.Since(begin).Seconds()
-			if err != nil {
-				e.row.Error = fmt.Sprintf("run %d: %s", i+1, firstLine(err.Error()))
-				b.logf("[%s] %s %s %dt: %v", pm.spec.Key, e.row.label(), e.row.Type, e.row.Threads, err)
-				continue
-			}
-			b.logf("[%s] %s %s %dt run %d/%d: load %.0f ms, prefill %s tok/s, decode %s tok/s (%d + %d tokens)", pm.spec.Key,
-				e.row.label(), e.row.Type, e.row.Threads, i+1, o.runs, s.LoadMs, num(s.Prefill), num(s.Decode), s.PromptTokens, s.Tokens)
-			e.runs = append(e.runs, s)
-		}
-	}
-	for _, e := range entries {
-		if e.r != nil {
-			peak, err := e.r.close()
-			if err != nil {
-				b.logf("[%s] %s %s: closing: %v", pm.spec.Key, e.row.label(), e.row.Type, err)
-			}
-			e.row.PeakRSS = peak
-		}
-		var load, prefill, decode, ownPrefill, ownDecode []float64
-		short := 0
-		for _, s := range e.runs {
-			load = append(load, s.LoadMs)
-			prefill = append(prefill, s.Prefill)
-			decode = append(decode, s.Decode)
-			if s.PerfDecode > 0 {
-				ownPrefill = append(ownPrefill, s.PerfPrefill)
-				ownDecode = append(ownDecode, s.PerfDecode)
-			}
-			e.row.Prompt = append(e.row.Prompt, s.PromptTokens)
-			e.row.Tokens = append(e.row.Tokens, s.Tokens)
-			e.row.Reasons = append(e.row.Reasons, s.Reason)
-			if s.Threads > 0 {
-				e.row.Threads = s.Threads
-			}
-			if s.Libllama != "" {
-				b.rep.Machine.Libllama = s.Libllama
-			}
-			if s.PromptTokens != o.promptTokens || s.Tokens != o.decodeTokens {
-				short++
-			}
-		}
-		if short > 0 {
-			b.note("%s, %s %s %dt: %d of %d runs did not count %d prompt tokens and decode %d (prompt tokens %v, decoded %v, ended %q).",
-				pm.spec.Key, e.row.label(), e.row.Type, e.row.Threads, short, len(e.runs), o.promptTokens, o.decodeTokens, e.row.Prompt, e.row.Tokens, e.row.Reasons)
-		}
-		if len(e.runs) > 0 && len(e.runs) < o.runs && e.row.Error == "" {
-			b.note("%s, %s %s %dt: %d of %d runs, as its warm-up and first runs took %s (-max-row-seconds %g).",
-				pm.spec.Key, e.row.label(), e.row.Type, e.row.Threads, len(e.runs), o.runs, seconds(e.row.Seconds), o.maxRowSeconds)
-		}
-		e.row.LoadMs, e.row.Prefill, e.row.Decode = summarize(load), summarize(prefill), summarize(decode)
-		e.row.OwnPrefill, e.row.OwnDecode = summarize(ownPrefill), summarize(ownDecode)
-		res.Rows = append(res.Rows, e.row)
-	}
-	return res
 }
 
 // joinInts joins ints with commas.
@@ -904,9 +731,20 @@ func (b *bench) notes() {
 		"measured after a 2-token warm-up, so the timed completion ran wasm that V8 had not yet tiered up (in a fresh page here " +
 		"the first completions after a load decoded at 45-75%% of the settled rate), and the committed run had other work on the " +
 		"machine (load average above 2 on 2 cores). Streaming itself measured within the noise of plain createCompletion.")
+	if len(b.o.threads) > 0 {
+		b.note("Threads: wisp at %s threads natively splits each large product's rows among goroutines (engine.Model.Threads); in Node it runs "+
+			"the threaded build (wisp-shared.wasm, kernels-shared.wasm, threads.wasm) with worker_threads running helper.js, as site/node.js's "+
+			"load({threads}) does; in Chromium wisp.load(url, {threads}) in the cross-origin isolated page (helper Workers). At one thread every "+
+			"runtime runs its plain build, as a page or load does by default. Runtimes at more threads: %s; models: %s.%s%s",
+			joinInts(b.o.threads), strings.Join(b.o.threadsRuntimes, ", "), strings.Join(b.o.threadsModels, ", "), left(!slices.Contains(b.o.threadsRuntimes, "wazero"),
+				" wazero is left out: its helper instances measured 1.0× at two threads when threads landed (-threads-runtimes adds it)."),
+			left(!containsFold(b.o.threadsModels, "stories260K"),
+				" stories260K is left out: none of its products is large enough to split (threads.wasm keeps a product under 131072 multiply-adds on one thread)."))
+	}
 	b.note("Peak RSS: the high-water mark (VmHWM) of the process that ran the model, runtime included: a runner " +
 		"process of the bench for native and wazero, node.bench.js for Node. Each run drops its instance before the next.")
-	b.note("Of memory bound: decode tokens/s × weight bytes per token ÷ the read bandwidth; the KV cache's reads are not " +
-		"counted. Above 100%% means the weights are read partly from cache rather than from memory.")
+	b.note("Of memory bound: decode tokens/s × weight bytes per token ÷ the read bandwidth (one core's; at several threads, every core's " +
+		"together, where it was measured); the KV cache's reads are not counted. Above 100%% means the weights are read partly from cache " +
+		"rather than from memory.")
 	b.note("Ratios are of medians; \"wllama 1t\" is wllama's best single-thread figure on this model (any file, any mode).")
 }

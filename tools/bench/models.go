@@ -312,6 +312,7 @@ func prepare(spec modelSpec, dir, oracle string, promptTokens, decodeTokens, war
 		res.WeightBytes["F16"] = 2*mats + 4*vecs
 		res.WeightBytes["F32"] = 4*mats + 4*vecs
 		res.Params = m.Params()
+		res.SplitProducts = splitProducts(m)
 		res.Shape = fmt.Sprintf("dim %d, hidden %d, %d layers, %d heads (%d key/value), vocabulary %d",
 			m.Dim, m.HiddenDim, m.Layers, m.Heads, m.KVHeads, m.VocabSize)
 		text := promptText

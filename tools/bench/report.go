@@ -30,8 +30,22 @@ type report struct {
 	// Violations those of them whose gap is over CheckTolerance.
 	Checks     []check  `json:"checks"`
 	Violations []string `json:"violations"`
+	// RefNotes name the best-mode wllama rows that decoded faster than
+	// the row referenced at their threads.
+	RefNotes []string `json:"referenceNotes"`
 	// Peers compares wisp with the peers per model and file type.
 	Peers []peerRow `json:"peers"`
+	// ThreadRatios are the rows at several threads against one,
+	// ThreadTargets issue 16's goals, Scaling the estimates at more
+	// threads (threads.go).
+	ThreadRatios  []threadRatio  `json:"threadRatios"`
+	ThreadTargets []threadTarget `json:"threadTargets"`
+	Scaling       []scalingRow   `json:"scaling"`
+	// BandwidthAll is the read bandwidth (GB/s) of BandwidthAllThreads
+	// threads at once, natively; Dispatch threads.wasm's dispatch cost.
+	BandwidthAll        float64       `json:"bandwidthAllGBps"`
+	BandwidthAllThreads int           `json:"bandwidthAllThreads"`
+	Dispatch            *dispatchCost `json:"dispatch,omitempty"`
 }
 
 // CheckTolerance is the honesty check's limit: the bench's figure for a
@@ -172,7 +186,10 @@ type modelResult struct {
 	WeightBytes  map[string]int64 `json:"weightBytesPerToken"`
 	Prompt       string           `json:"prompt"`
 	PromptTokens int              `json:"promptTokens"`
-	Rows         []row            `json:"rows"`
+	// SplitProducts is how many matrix products of a decoded token
+	// threads.wasm splits among threads (splitProducts).
+	SplitProducts int   `json:"splitProducts"`
+	Rows          []row `json:"rows"`
 }
 
 // row is one engine in one runtime on one file of a model.
@@ -201,6 +218,7 @@ type row struct {
 	OwnDecode  summary `json:"ownDecode"`
 	RefPrefill summary `json:"referencePrefill"`
 	RefDecode  summary `json:"referenceDecode"`
+	RefSeconds float64 `json:"referenceSeconds,omitempty"` // the reference's warm-up and runs
 	CheckError string  `json:"checkError,omitempty"`
 
 	// Derived by derive: ratios of medians (0: no ratio), and the share
@@ -253,7 +271,7 @@ func (m *modelResult) fastest(engine, typ string, threads int) *row {
 
 // deriveChecks fills in the honesty check and the peer table.
 func (rep *report) deriveChecks() {
-	rep.Checks, rep.Violations, rep.Peers = nil, nil, nil
+	rep.Checks, rep.Violations, rep.Peers, rep.RefNotes = nil, nil, nil, nil
 	add := func(m, label, what string, bench, own summary, from string, otherRuns bool) {
 		c := check{Model: m, Row: label, What: what, Bench: bench.Median, Own: own.Median, OwnFrom: from, OtherRuns: otherRuns}
 		if c.Own > 0 && c.Bench > 0 {
@@ -291,6 +309,12 @@ func (rep *report) deriveChecks() {
 			if r.RefDecode.ok() {
 				add(m.Key, label, "decode", r.Decode, r.RefDecode, "alone in a fresh browser its timings say", true)
 				add(m.Key, label, "prefill", r.Prefill, r.RefPrefill, "alone in a fresh browser its timings say", true)
+				for _, o := range m.Rows {
+					if o.Engine == r.Engine && o.Mode == r.Mode && o.Threads == r.Threads && o.Type != r.Type && o.Error == "" && o.Decode.Median > r.Decode.Median {
+						rep.RefNotes = append(rep.RefNotes, fmt.Sprintf("%s: wllama %s %s %dt decoded faster (%s tok/s) than the referenced %s (%s): it was not checked.",
+							m.Key, o.Mode, o.Type, o.Threads, num(o.Decode.Median), r.Type, num(r.Decode.Median)))
+					}
+				}
 			}
 		}
 		for _, t := range fileTypes {
@@ -369,7 +393,7 @@ func (rep *report) derive() {
 	rep.Targets = nil
 	for mi := range rep.Models {
 		m := &rep.Models[mi]
-		native := m.find("wisp", "native", "F16", 0)
+		native := m.find("wisp", "native", "F16", 1)
 		w1Decode, w1Prefill := m.bestWllama(1)
 		for i := range m.Rows {
 			r := &m.Rows[i]
@@ -379,7 +403,11 @@ func (rep *report) derive() {
 			}
 			r.DecodeVsWllama1 = ratio(r.Decode.Median, w1Decode)
 			r.PrefillVsWllama1 = ratio(r.Prefill.Median, w1Prefill)
-			r.MemoryBound = ratio(r.Decode.Median*float64(m.WeightBytes[r.Type]), rep.Bandwidth*1e9)
+			bw := rep.Bandwidth
+			if r.Threads > 1 && rep.BandwidthAll > 0 {
+				bw = rep.BandwidthAll // several threads read with several cores
+			}
+			r.MemoryBound = ratio(r.Decode.Median*float64(m.WeightBytes[r.Type]), bw*1e9)
 		}
 		fig, ok := issueFigures[m.Key]
 		if !ok {
@@ -405,6 +433,7 @@ func (rep *report) derive() {
 		add("prefill ≥ wllama's single-thread F32 prefill", 1, false, wisp.Prefill.Median, f32Prefill, fig[2])
 	}
 	rep.deriveChecks()
+	rep.deriveThreads()
 }
 
 // num formats a rate or a time with three significant digits or so.
@@ -475,18 +504,6 @@ func escape(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// refRuns returns the runs of a wllama reference, from its samples.
-func (rep *report) refRuns() int {
-	for _, m := range rep.Models {
-		for _, r := range m.Rows {
-			if r.RefDecode.N > 0 {
-				return r.RefDecode.N
-			}
-		}
-	}
-	return 0
-}
-
 // markdown renders the report as the Markdown of bench/results.md.
 func (rep *report) markdown() string {
 	var b strings.Builder
@@ -522,6 +539,8 @@ func (rep *report) markdown() string {
 		}
 		p("\n")
 	}
+
+	rep.threadTargetsMarkdown(&b)
 
 	if len(rep.Peers) > 0 {
 		p("## wisp against the peers, file by file\n\n")
@@ -559,10 +578,13 @@ func (rep *report) markdown() string {
 		p("## The honesty check\n\n")
 		p("The bench's figure for each peer against what the peer reports on its own for the same file in its fastest mode: "+
 			"native llama.cpp's llama_perf_context for the same runs; wllama's own timings when it runs alone in a fresh browser "+
-			"(plain createCompletion, n_batch 512, loaded once and warmed up, %d runs), for the wllama rows wisp is compared against. "+
+			"(a browser of its own with that one page, not sampled for memory; plain createCompletion, n_batch 512, loaded once and warmed up alike), "+
+			"for the wllama rows wisp is compared against: its best mode on F32, its fastest file type here, at one and two threads. "+
+			"The reference runs once right after each run of its row, so that the two see the machine alike: measured after all the rows, "+
+			"as before, it met another load than its row had. "+
 			"Limit ±%.0f%%: of the medians for the same runs (llama.cpp); for wllama, whose reference is other runs, of the distance "+
 			"between the two ranges of runs (\"apart\": 0 when they overlap), since on two busy cores its runs vary by a quarter.\n\n",
-			rep.refRuns(), 100*CheckTolerance)
+			100*CheckTolerance)
 		p("| model | row | rate | bench, tok/s | its own, tok/s | gap of medians | runs apart | within |\n| --- | --- | --- | ---: | ---: | ---: | ---: | :---: |\n")
 		for _, c := range rep.Checks {
 			ok := "yes"
@@ -576,6 +598,12 @@ func (rep *report) markdown() string {
 			p("| %s | %s | %s | %s | %s | %+.0f%% | %s | %s |\n", c.Model, escape(c.Row), c.What, num(c.Bench), num(c.Own), 100*c.Gap, ap, ok)
 		}
 		p("\n")
+		for _, n := range rep.RefNotes {
+			p("- %s\n", n)
+		}
+		if len(rep.RefNotes) > 0 {
+			p("\n")
+		}
 		if len(rep.Violations) > 0 {
 			p("**Violations** (make bench fails):\n\n")
 			for _, v := range rep.Violations {
@@ -625,6 +653,8 @@ func (rep *report) markdown() string {
 			"A decode figure's share of the memory-bound limit is its weight bytes per second over %s GB/s (%s).\n\n",
 			num(rep.Bandwidth), rep.BandwidthFrom)
 	}
+
+	rep.threadsMarkdown(&b)
 
 	for _, m := range rep.Models {
 		p("## %s\n\n", m.Title)

@@ -148,11 +148,13 @@ func (r *procRunner) close() (int64, error) {
 // browserJob is the job of the browser for one row: Chromium runs them all
 // (browser.bench.js), each in a context of its own.
 type browserJob struct {
-	ID              string `json:"id"`
-	Engine          string `json:"engine"` // "wisp" or "wllama"
-	Mode            string `json:"mode"`   // wllama: "best" or "chat"; wisp: "page"
-	NBatch          int    `json:"nBatch"` // wllama's n_batch and n_ubatch (0: its defaults)
-	Runs            int    `json:"runs"`   // a reference's runs
+	ID     string `json:"id"`
+	Engine string `json:"engine"` // "wisp" or "wllama"
+	Mode   string `json:"mode"`   // wllama: "best" or "chat"; wisp: "page"
+	NBatch int    `json:"nBatch"` // wllama's n_batch and n_ubatch (0: its defaults)
+	// Alone runs the job in a browser of its own, launched for it with
+	// that one page (the honesty check's reference).
+	Alone           bool   `json:"alone"`
 	File            string `json:"file"`
 	Threads         int    `json:"threads"`
 	Prompt          string `json:"prompt"`
