@@ -25,14 +25,7 @@ func TestRuntimesAgree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path, err := host.BuildModule(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	wasm, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	wasm := moduleBytes(t)
 	type result struct {
 		text      string
 		generated int
@@ -97,4 +90,19 @@ func TestRuntimesAgree(t *testing.T) {
 	if _, err := backend.Open(ctx, backend.Config{Runtime: "jvm"}, data); err == nil {
 		t.Error("Open of an unknown runtime succeeded")
 	}
+}
+
+// moduleBytes builds the engine's wasm module (host.BuildModule) into the
+// test's temporary folder and returns its bytes.
+func moduleBytes(t *testing.T) []byte {
+	t.Helper()
+	path, err := host.BuildModule(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wasm
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 	"strings"
 	"testing"
 
@@ -13,7 +12,6 @@ import (
 	"wisp/engine/option"
 	"wisp/internal/synth"
 	"wisp/wasm/backend"
-	"wisp/wasm/host"
 )
 
 // TestConversationRuntimesAgree holds the same conversation natively and in
@@ -30,14 +28,7 @@ func TestConversationRuntimesAgree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path, err := host.BuildModule(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	wasm, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	wasm := moduleBytes(t)
 	gen := func(m backend.Model, ids []int, o option.Options) string {
 		t.Helper()
 		if _, err := m.PromptTokens(ids, o); err != nil {

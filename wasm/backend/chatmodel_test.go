@@ -11,7 +11,6 @@ import (
 	"wisp/engine/chat"
 	"wisp/engine/option"
 	"wisp/wasm/backend"
-	"wisp/wasm/host"
 )
 
 // TestChatModelEndsItsTurns holds a short conversation with wisp's chat
@@ -28,14 +27,7 @@ func TestChatModelEndsItsTurns(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	path, err := host.BuildModule(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	wasm, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	wasm := moduleBytes(t)
 	const maxTokens = 150
 	o := option.Options{Context: 256, MaxTokens: maxTokens, Temperature: 0}
 	users := []string{"Recite Genesis 1:1.", "And the next verse?"}
