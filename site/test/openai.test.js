@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 
 import OpenAI from 'openai';
 
-import { missing, serve, wisp } from './helpers.js';
+import { chatModel, missing, serve, wisp } from './helpers.js';
 
 describe('the openai package against wisp serve --model', { skip: missing() !== '' }, () => {
   let dir;
@@ -84,5 +84,31 @@ describe('the openai package against wisp serve --model', { skip: missing() !== 
     assert.equal(streamed, text.choices[0].text);
     const list = await client.models.list();
     assert.deepEqual(list.data.map((m) => m.id), ['chat']);
+  });
+});
+
+describe('the openai package against wisp serve with wisp\'s chat model', { skip: missing() !== '' }, () => {
+  let srv;
+  let client;
+  before(async () => {
+    srv = await serve(path.dirname(chatModel), ['--model', chatModel]);
+    client = new OpenAI({ baseURL: `${srv.url}v1`, apiKey: 'none', maxRetries: 0 });
+  });
+  after(() => srv?.close());
+
+  test('streams a reply that ends its turn, as text with no control token', async () => {
+    const stream = await client.chat.completions.create({
+      model: 'chat', temperature: 0, max_tokens: 150, stream: true,
+      messages: [{ role: 'system', content: 'You answer from the King James Bible.' }, { role: 'user', content: 'Recite Genesis 1:1.' }],
+    });
+    let text = '';
+    let finish = null;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    assert.equal(finish, 'stop', `the reply did not end its turn: ${JSON.stringify(text)}`);
+    assert.ok(text.trim().split(/\s+/).length >= 3, JSON.stringify(text));
+    assert.doesNotMatch(text, /<\|im_(start|end)\|>/);
   });
 });
