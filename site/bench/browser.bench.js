@@ -148,10 +148,11 @@ const SAMPLE_MS = 25;
 /**
  * busiest runs f and returns its result, the renderer whose CPU time grew
  * most meanwhile (0 if none did; known, if given) and that renderer's
- * largest resident set while f ran. The memory is sampled every SAMPLE_MS: VmHWM alone will not
- * do, as Chromium resets it now and then (through /proc/PID/clear_refs).
+ * largest resident set while f ran. The memory is sampled every `every` ms
+ * (SAMPLE_MS: VmHWM alone will not do, as Chromium resets it now and then
+ * through /proc/PID/clear_refs), or with every 0 only before and after f.
  */
-async function busiest(cdp, f, known = 0) {
+async function busiest(cdp, f, known = 0, every = SAMPLE_MS) {
   // A job's renderer, once known (its open found it), is the only one
   // sampled: reading every renderer's status 40 times a second costs the
   // bench's process CPU time that the job's own run may be short of.
@@ -164,16 +165,16 @@ async function busiest(cdp, f, known = 0) {
   let busy = true;
   sampling.finally(() => { busy = false; });
   // A tick that finds the last sample still running skips.
-  const timer = setInterval(() => {
+  const timer = every > 0 && setInterval(() => {
     if (busy) return;
     busy = true;
     sampling = sample().finally(() => { busy = false; });
-  }, SAMPLE_MS);
+  }, every);
   let result;
   try {
     result = await f();
   } finally {
-    clearInterval(timer);
+    if (timer) clearInterval(timer);
     await sampling;
   }
   await sample();
@@ -415,11 +416,12 @@ class Bench {
     return { coldLoadMs: r.loadMs, warmups: r.warm };
   }
 
-  // watch runs f for job j, sampling its renderer's memory (busiest),
-  // but for a job alone, which runs as wllama would on its own.
-  async watch(j, f) {
+  // watch runs f for job j, sampling its renderer's memory (busiest)
+  // every `every` ms, but for a job alone, which runs as wllama would on
+  // its own.
+  async watch(j, f, every = SAMPLE_MS) {
     if (j.own) return { result: await f(), peak: 0 };
-    const r = await busiest(this.cdp, f, j.pid ?? 0);
+    const r = await busiest(this.cdp, f, j.pid ?? 0, every);
     j.pid ||= r.pid;
     return r;
   }
@@ -432,7 +434,12 @@ class Bench {
 
   async run(id) {
     const j = this.job(id);
-    const { result: r, peak } = await this.watch(j, () => j.page.evaluate(j.run, j.arg));
+    // A measured run's memory is sampled only before and after it: reading
+    // the renderer's /proc status every 25 ms while it decoded cut wisp's
+    // decode of stories15M's quantized files in Chromium to a quarter (286
+    // against 725-1132 tok/s, make bench of 2026-12-03), once the bench had
+    // opened a two-thread row. The peak is the load's, sampled in open.
+    const { result: r, peak } = await this.watch(j, () => j.page.evaluate(j.run, j.arg), 0);
     j.peak = Math.max(j.peak, peak);
     log(`${id}: load ${r.loadMs.toFixed(0)} ms, prefill ${r.prefill.toFixed(1)} tok/s,`,
       `decode ${r.decode.toFixed(1)} tok/s (${r.promptTokens} + ${r.tokens} tokens, ${r.threads} thread(s))`);
