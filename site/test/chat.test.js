@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { createEngine, WispError } from '../engine.js';
-import { launch, missing, serve, site, wisp } from './helpers.js';
+import { chatModel, launch, missing, serve, site, wisp } from './helpers.js';
 
 const skip = missing() !== '';
 const VOCAB = 400;
@@ -237,5 +237,41 @@ describe('chat in Chromium', { skip }, () => {
     assert.equal(stopped.choices[0].finish_reason, 'stop');
     assert.ok(!stopped.choices[0].message.content.includes(' '));
     assert.equal(error?.code, 'options');
+  });
+});
+
+describe('wisp\'s chat model through the OpenAI facade in Chromium', { skip }, () => {
+  test('a streamed reply ends its turn, as text with no control token, and equals the unstreamed one', async () => {
+    const [srv, browser] = await Promise.all([serve(path.dirname(chatModel)), launch()]);
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${srv.url}embed.html`);
+      const r = await page.evaluate(async (file) => {
+        const wisp = await import('./wisp.js');
+        const model = await wisp.load(`models/${file}`, { cache: false });
+        const client = wisp.openai(model);
+        const params = {
+          messages: [{ role: 'system', content: 'You answer from the King James Bible.' }, { role: 'user', content: 'What does Psalm 23 say?' }],
+          max_tokens: 150, temperature: 0,
+        };
+        let text = '';
+        let finish = null;
+        for await (const c of await client.chat.completions.create({ ...params, stream: true })) {
+          text += c.choices[0]?.delta?.content ?? '';
+          finish = c.choices[0]?.finish_reason ?? finish;
+        }
+        const full = await client.chat.completions.create(params);
+        model.unload();
+        return { text, finish, full: full.choices[0].message.content, fullFinish: full.choices[0].finish_reason };
+      }, path.basename(chatModel));
+      assert.equal(r.finish, 'stop', `the reply did not end its turn: ${JSON.stringify(r.text)}`);
+      assert.ok(r.text.trim().split(/\s+/).length >= 3, JSON.stringify(r.text));
+      assert.doesNotMatch(r.text, /<\|im_(start|end)\|>/);
+      assert.equal(r.full, r.text);
+      assert.equal(r.fullFinish, 'stop');
+    } finally {
+      await browser.close();
+      await srv.close();
+    }
   });
 });
