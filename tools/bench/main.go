@@ -210,7 +210,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.llamacppBin, "llamacpp", "build/oracle/llamabench", "native llama.cpp's runner (tools/bench/csrc/llamabench.c; empty: no llama.cpp rows)")
 	types := fs.String("types", "F16,Q8_0,Q4_K_M", "wisp's file types, in every runtime (F32 also with -wisp-f32)")
 	llamacpp := fs.String("llamacpp-runs", "F16/1,F16/2,Q8_0/1,Q8_0/2,Q4_K_M/1,Q4_K_M/2", "native llama.cpp's runs: TYPE/THREADS")
-	fs.Float64Var(&o.maxRowSeconds, "max-row-seconds", 30, "a row whose warm-up and runs have taken this long takes no further run (it keeps at least one; 0: no limit)")
+	fs.Float64Var(&o.maxRowSeconds, "max-row-seconds", 30, "a row whose warm-up and runs have taken this long takes no further run (it keeps at least one; the rows the honesty check measures take every run; 0: no limit)")
 	fs.BoolVar(&o.check, "check", true, "the honesty check: wllama's best figures against a reference run in a fresh browser, llama.cpp's against its own llama_perf figures; a gap over 15% fails the bench (after writing the report)")
 	threads := fs.String("threads", "2", "wisp's thread counts beyond one, comma-separated, in the runtimes of -threads-runtimes on the models of -threads-models (empty: one thread only)")
 	threadsRuntimes := fs.String("threads-runtimes", "native,node,chromium", "the runtimes wisp runs at -threads's counts too: native, wazero, node, chromium "+

@@ -522,7 +522,7 @@ func (rep *report) markdown() string {
 		"Every runtime is warmed up first (a load and %s of short generations), and the runs of all runtimes "+
 		"of a model are interleaved, so that a busy machine slows them alike. That is the native, wazero, Node and llama.cpp rows; "+
 		"the Chromium rows (wisp and wllama) load once per row, warm up until their decode rate settles and then run on the loaded model "+
-		"(the notes give every harness's settings). A row takes no further run once it has taken -max-row-seconds (a note says so).\n\n",
+		"(the notes give every harness's settings). A row takes no further run once it has taken -max-row-seconds (a note says so), but for the wllama rows the honesty check measures, which take every run.\n\n",
 		st.Runs, st.RunWarmupTokens, st.WarmupPrompt, st.PromptTokens, st.DecodeTokens,
 		time.Duration(st.DecodeCapMs)*time.Millisecond, st.Context, time.Duration(st.WarmupMs)*time.Millisecond)
 

@@ -309,20 +309,25 @@ func TestMeasureSteps(t *testing.T) {
 		t.Errorf("time parts %+v", b.rep.Time)
 	}
 
-	// A row past -max-row-seconds stops after one run, and its reference with it.
+	// Past -max-row-seconds a row stops after one run, but a checked row
+	// and its reference take every run (one each measured the noise).
 	order = nil
 	b.o.maxRowSeconds = 1e-12
 	b.rep = report{}
-	w = &entry{row: w.row, r: fr("row", false), ranIn: -1}
+	w = &entry{row: w.row, r: fr("row", false), checked: true, ranIn: -1}
 	ref = &entry{row: w.row, r: fr("ref", false), checks: w, ranIn: -1}
-	es = []*entry{w, ref}
+	other = &entry{row: other.row, r: fr("other", false), ranIn: -1}
+	es = []*entry{w, ref, other}
 	b.warmUp(pm, es)
 	b.runRounds(pm, es)
-	if !slices.Equal(order, []string{"row", "ref"}) {
+	if !slices.Equal(order, []string{"row", "ref", "other", "row", "ref", "row", "ref"}) {
 		t.Errorf("capped run order %v", order)
 	}
 	b.finishReference(pm, ref)
-	if got := b.finish(pm, w); got.RefDecode.N != 1 || got.CheckError != "" || len(b.rep.Notes) != 1 {
-		t.Errorf("capped row %+v, notes %q", got, b.rep.Notes)
+	if got := b.finish(pm, w); got.RefDecode.N != 3 || got.Decode.N != 3 || got.CheckError != "" || len(b.rep.Notes) != 0 {
+		t.Errorf("checked row past the cap %+v, notes %q", got, b.rep.Notes)
+	}
+	if got := b.finish(pm, other); got.Decode.N != 1 || len(b.rep.Notes) != 1 {
+		t.Errorf("unchecked row past the cap %+v, notes %q", got, b.rep.Notes)
 	}
 }
