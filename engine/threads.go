@@ -1,8 +1,9 @@
 package engine
 
 import (
-	"sync"
+	"runtime"
 	"sync/atomic"
+	"time"
 
 	"wisp/simd"
 )
@@ -18,22 +19,35 @@ type threads struct {
 	n       int       // goroutines per product, 1 to MaxThreads
 	minWork int       // minSplitWork, but in tests
 	tmp     []float32 // the rows of each part, for products of several vectors
-	wg      sync.WaitGroup
+	pool    *pool     // the n-1 helpers, started by the first split product
 }
 
 // minSplitWork is how many multiply-adds each goroutine must have for a
-// product to be split: below it, waking goroutines and joining them costs
-// more than it saves. BenchmarkSplit on the 2-core EPYC, shared with other
-// jobs (so the second core was often busy), F16 by one vector, ns at 1 ->
-// 2 goroutines: 64×576 1.9 -> 2.8 µs, 576×576 18 -> 23 µs, 1536×576 45 ->
-// 49 µs; by 32 vectors: 576×576 285 -> 244 µs, 576×1536 724 -> 490 µs.
-// So a product splits from about 256 K multiply-adds a goroutine: the FFN
-// and the classifier of a 135M model, not its attention projections.
-const minSplitWork = 256 << 10
+// product to be split: below it, handing the product to the helpers and
+// waiting for them costs more than it saves. BenchmarkSplit on the 2-core
+// EPYC with the pool of spinning helpers, F16 by one vector, µs at 1 -> 2
+// goroutines: 32×576 1.06 -> 2.12, 64×576 2.35 -> 2.01, 128×576
+// 5.65 -> 4.09, 576×576 18.4 -> 12.7, 1536×576 61 -> 31. (With a goroutine
+// started per part, 576×576 went from 18 to 23 µs.)
+const minSplitWork = 32 << 10
 
 // splitAlign is the multiple of rows the parts start at, so that every
 // kernel's passes of 4 and 8 rows stay whole but in the last part.
 const splitAlign = 8
+
+// chunksPerThread is how many chunks of rows a split product has per
+// goroutine.
+const chunksPerThread = 4
+
+// newThreads returns the threads of a State of a model with Threads n, or
+// nil for one goroutine.
+func newThreads(n int) *threads {
+	n = min(n, MaxThreads)
+	if n <= 1 {
+		return nil
+	}
+	return &threads{n: n, minWork: minSplitWork}
+}
 
 // parts returns how many goroutines a product of rows×cols weights by n
 // vectors is split among.
@@ -59,65 +73,181 @@ func (p *threads) mul(m *Matrix, out []float32, in *input) {
 		simd.QuantizeQ8(in.q, in.x, in.n, in.cols)
 		in.quantized = true
 	}
-	rows, n := m.Rows, in.n
-	if n > 1 && len(p.tmp) < rows*n {
-		p.tmp = make([]float32, rows*n)
+	if in.n > 1 && len(p.tmp) < m.Rows*in.n {
+		p.tmp = make([]float32, m.Rows*in.n)
+	}
+	if p.pool == nil {
+		p.pool = startPool(p.n - 1)
+		// The helpers hold only the pool, so the threads become
+		// unreachable with their State, and the cleanup stops them.
+		runtime.AddCleanup(p, (*pool).stop, p.pool)
 	}
 	// The rows go in chunks, chunksPerThread per goroutine, each taken by
 	// whichever goroutine is free: a core that another process holds
 	// takes fewer, rather than the product waiting for its equal share.
-	chunks := min(k*chunksPerThread, rows/splitAlign)
-	bound := func(i int) int {
-		if i == chunks {
-			return rows
-		}
-		return (i * rows / chunks) &^ (splitAlign - 1)
-	}
-	var next atomic.Int32
-	run := func() {
-		for {
-			i := int(next.Add(1)) - 1
-			if i >= chunks {
-				return
-			}
-			r0, r1 := bound(i), bound(i+1)
-			sub := m.rowRange(r0, r1)
-			if n == 1 {
-				sub.mul1(out[r0:r1], in)
-				continue
-			}
-			// Several vectors: the chunk's rows are strided in out, so
-			// it computes them into its share of tmp, then copies them.
-			tmp := p.tmp[r0*n : r1*n]
-			sub.mul1(tmp, in)
-			for t := range n {
-				copy(out[t*rows+r0:t*rows+r1], tmp[t*(r1-r0):(t+1)*(r1-r0)])
-			}
-		}
-	}
-	p.wg.Add(k - 1)
-	for range k - 1 {
-		go func() {
-			defer p.wg.Done()
-			run()
-		}()
-	}
-	run()
-	p.wg.Wait()
+	p.pool.run(&job{m: m, out: out, in: in, tmp: p.tmp, chunks: min(k*chunksPerThread, m.Rows/splitAlign)})
 }
 
-// chunksPerThread is how many chunks of rows a split product has per
-// goroutine.
-const chunksPerThread = 4
+// job is one split product: the chunks of its rows go to whichever
+// goroutine takes them next. A job is never reused, so that a helper
+// that wakes after it is done touches only its counters.
+type job struct {
+	m      *Matrix
+	out    []float32
+	in     *input
+	tmp    []float32
+	chunks int
+	next   atomic.Int32 // the next chunk to take
+	done   atomic.Int32 // the chunks computed
+}
 
-// newThreads returns the threads of a State of a model with Threads n, or
-// nil for one goroutine.
-func newThreads(n int) *threads {
-	n = min(n, MaxThreads)
-	if n <= 1 {
-		return nil
+// bound returns the first row of chunk i.
+func (j *job) bound(i int) int {
+	if i == j.chunks {
+		return j.m.Rows
 	}
-	return &threads{n: n, minWork: minSplitWork}
+	return (i * j.m.Rows / j.chunks) &^ (splitAlign - 1)
+}
+
+// work computes chunks until none is left.
+func (j *job) work() {
+	for {
+		i := int(j.next.Add(1)) - 1
+		if i >= j.chunks {
+			return
+		}
+		rows, n := j.m.Rows, j.in.n
+		r0, r1 := j.bound(i), j.bound(i+1)
+		sub := j.m.rowRange(r0, r1)
+		if n == 1 {
+			sub.mul1(j.out[r0:r1], j.in)
+			j.done.Add(1)
+			continue
+		}
+		// Several vectors: the chunk's rows are strided in out, so it
+		// computes them into its share of tmp, then copies them.
+		tmp := j.tmp[r0*n : r1*n]
+		sub.mul1(tmp, j.in)
+		for t := range n {
+			copy(j.out[t*rows+r0:t*rows+r1], tmp[t*(r1-r0):(t+1)*(r1-r0)])
+		}
+		j.done.Add(1)
+	}
+}
+
+// pool is the helper goroutines of a State's threads. The caller publishes
+// a job; each helper spins for the next one for spinFor after its last,
+// so that the products of one token, a few microseconds apart, do not
+// each pay a wake-up, then sleeps on its channel until woken. The caller
+// waits for the job's chunks, not for the helpers: one that a busy core
+// keeps from waking costs the product nothing but its share.
+type pool struct {
+	cur     atomic.Pointer[job] // the latest job
+	stopped atomic.Bool
+	helpers []helper
+	spin    time.Duration
+}
+
+// helper is one helper goroutine's sleeping flag and wake-up channel.
+type helper struct {
+	sleeping atomic.Bool
+	wake     chan struct{} // buffered, 1
+}
+
+// spinFor is how long a helper spins for the next job before it sleeps:
+// longer than the gaps between one token's split products (attention and
+// the small projections run between them), short enough that a paused
+// generation leaves the cores idle within a millisecond.
+const spinFor = 300 * time.Microsecond
+
+// startPool starts n helper goroutines.
+func startPool(n int) *pool {
+	p := &pool{helpers: make([]helper, n)}
+	if runtime.GOMAXPROCS(0) > 1 {
+		p.spin = spinFor // with one processor, spinning only delays the caller
+	}
+	p.cur.Store(&job{}) // no chunks
+	for i := range p.helpers {
+		p.helpers[i].wake = make(chan struct{}, 1)
+		go p.help(&p.helpers[i], p.cur.Load())
+	}
+	return p
+}
+
+// run has the helpers and the caller compute j, and returns when it is
+// done.
+func (p *pool) run(j *job) {
+	p.cur.Store(j)
+	p.wakeAll()
+	j.work()
+	for i := 0; int(j.done.Load()) != j.chunks; i++ {
+		if i%64 == 63 || p.spin == 0 {
+			runtime.Gosched()
+		}
+	}
+}
+
+// wakeAll wakes the helpers that sleep.
+func (p *pool) wakeAll() {
+	for i := range p.helpers {
+		h := &p.helpers[i]
+		if h.sleeping.CompareAndSwap(true, false) {
+			select {
+			case h.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// stop ends the helpers once they finish what they are doing.
+func (p *pool) stop() {
+	p.stopped.Store(true)
+	p.cur.Store(&job{})
+	p.wakeAll()
+}
+
+// help is a helper goroutine: it works on every job until stopped.
+func (p *pool) help(h *helper, seen *job) {
+	for {
+		seen = p.await(h, seen)
+		if p.stopped.Load() {
+			return
+		}
+		seen.work()
+	}
+}
+
+// await returns the latest job once it is not seen: spinning for p.spin,
+// then sleeping on h.wake. The caller stores the job before it reads the
+// sleeping flag and the helper sets the flag before it reads the job, so
+// one of them sees the other's write and no wake-up is lost.
+func (p *pool) await(h *helper, seen *job) *job {
+	if p.spin > 0 {
+		deadline := time.Now().Add(p.spin)
+		for i := 0; ; i++ {
+			if j := p.cur.Load(); j != seen {
+				return j
+			}
+			if i%256 == 255 {
+				if time.Now().After(deadline) {
+					break
+				}
+				runtime.Gosched()
+			}
+		}
+	}
+	for {
+		h.sleeping.Store(true)
+		if j := p.cur.Load(); j != seen {
+			h.sleeping.Store(false)
+			return j
+		}
+		<-h.wake
+		if j := p.cur.Load(); j != seen {
+			return j
+		}
+	}
 }
 
 // rowRange returns rows [r0, r1) of the matrix, a view of the same data.

@@ -9,7 +9,9 @@ import (
 
 // BenchmarkSplit times F16 and Q8_0 products by one vector and by 32 on
 // one goroutine and split among two, whatever their size, for choosing
-// minSplitWork: compare ns/op of threads=1 and threads=2 per shape.
+// minSplitWork: compare ns/op of threads=1 and threads=2 per shape. On the
+// 2-core EPYC, by 32 vectors, µs at 1 -> 2: 576×576 322 -> 194, 1536×576
+// 958 -> 491, 576×1536 899 -> 531; by one vector see minSplitWork.
 func BenchmarkSplit(b *testing.B) {
 	for _, shape := range [][2]int{{32, 576}, {64, 576}, {128, 576}, {192, 576}, {576, 576}, {1536, 576}, {576, 1536}} {
 		rows, cols := shape[0], shape[1]
