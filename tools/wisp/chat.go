@@ -14,6 +14,7 @@ import (
 
 	"wisp/engine/chat"
 	"wisp/engine/option"
+	"wisp/wasm/backend"
 )
 
 func chatCmd(args []string, stdout, stderr io.Writer) error {
@@ -79,8 +80,18 @@ func newLineReader(in io.Reader, out io.Writer, write func(string) error) lineRe
 	return &plainLines{sc: sc, write: write}
 }
 
-// chatSession is wisp chat reading the user's lines from in.
-func chatSession(args []string, in io.Reader, stdout, stderr io.Writer) error {
+// chatConfig is what wisp chat's flags ask for.
+type chatConfig struct {
+	model, system, overflow string
+	opt                     option.Options
+	quiet                   bool
+	runtime, wasmPath       string
+	threads                 int
+}
+
+// parseChatFlags reads wisp chat's flags.
+func parseChatFlags(args []string, stderr io.Writer) (chatConfig, error) {
+	var c chatConfig
 	fs := newFlags("chat", "-m MODEL [--system TEXT] [flags]",
 		`Holds a conversation with a model in the terminal: each line you type is a
 user message, and the reply streams back. The conversation is rendered with the
@@ -90,40 +101,49 @@ each turn evaluates only its new tokens. /reset starts the conversation over
 (keeping the system prompt), /exit (or the end of input, Ctrl-D) ends it.
 In a terminal, lines can be edited and Up recalls earlier ones; Ctrl-C stops
 a reply. Statistics go to stderr.`, stderr)
-	model := fs.String("m", "", "the model: a GGUF file")
-	system := fs.String("system", "", "the system prompt (default: none)")
+	fs.StringVar(&c.model, "m", "", "the model: a GGUF file")
+	fs.StringVar(&c.system, "system", "", "the system prompt (default: none)")
 	maxTokens := fs.Int("n", 256, "tokens per reply at most; 0: until the context is full")
 	ctxFlag := fs.Int("ctx", 0, "positions of the conversation's context; 0 means the model's context length")
-	overflow := fs.String("overflow", chat.OverflowError, `a conversation longer than the context: "error" (say so; /reset to go on) or "drop-oldest" (drop the oldest turns after the system prompt)`)
-	var opt option.Options
-	storeOptions := option.Flags(fs, &opt)
-	quiet := fs.Bool("q", false, "print no statistics to stderr")
+	fs.StringVar(&c.overflow, "overflow", chat.OverflowError, `a conversation longer than the context: "error" (say so; /reset to go on) or "drop-oldest" (drop the oldest turns after the system prompt)`)
+	storeOptions := option.Flags(fs, &c.opt)
+	fs.BoolVar(&c.quiet, "q", false, "print no statistics to stderr")
 	runtime, wasmPath, threads := runtimeFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
-		return err
+		return c, err
 	}
 	storeOptions()
-	if *model == "" && len(pos) == 1 {
-		*model, pos = pos[0], nil
+	c.runtime, c.wasmPath, c.threads = *runtime, *wasmPath, *threads
+	if c.model == "" && len(pos) == 1 {
+		c.model, pos = pos[0], nil
 	}
-	if len(pos) > 0 || *model == "" {
+	if len(pos) > 0 || c.model == "" {
 		fs.Usage()
-		return errUsage
+		return c, errUsage
 	}
-	if *overflow != chat.OverflowError && *overflow != chat.OverflowDropOldest {
-		return fmt.Errorf("--overflow %q: choose %q or %q", *overflow, chat.OverflowError, chat.OverflowDropOldest)
+	if c.overflow != chat.OverflowError && c.overflow != chat.OverflowDropOldest {
+		return c, fmt.Errorf("--overflow %q: choose %q or %q", c.overflow, chat.OverflowError, chat.OverflowDropOldest)
 	}
-	if opt.Seed == 0 {
-		opt.Seed = uint64(time.Now().UnixNano())
+	if c.opt.Seed == 0 {
+		c.opt.Seed = uint64(time.Now().UnixNano())
 	}
-	opt.MaxTokens, opt.Context = *maxTokens, *ctxFlag
+	c.opt.MaxTokens, c.opt.Context = *maxTokens, *ctxFlag
 	// ChatML's markers end a reply also where they are text.
-	opt.Stop = append(opt.Stop, "<|im_end|>", "<|im_start|>")
-	if err := opt.Validate(); err != nil {
-		return flagError(err)
+	c.opt.Stop = append(c.opt.Stop, "<|im_end|>", "<|im_start|>")
+	if err := c.opt.Validate(); err != nil {
+		return c, flagError(err)
 	}
-	be, err := openBackend(*runtime, *model, "", *wasmPath, *threads, stderr)
+	return c, nil
+}
+
+// chatSession is wisp chat reading the user's lines from in.
+func chatSession(args []string, in io.Reader, stdout, stderr io.Writer) error {
+	c, err := parseChatFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	be, err := openBackend(c.runtime, c.model, "", c.wasmPath, c.threads, stderr)
 	if err != nil {
 		return err
 	}
@@ -136,12 +156,8 @@ a reply. Statistics go to stderr.`, stderr)
 		}
 		return out.Flush()
 	}
-	var start []chat.Message
-	if *system != "" {
-		start = append(start, chat.Message{Role: "system", Content: *system})
-	}
-	msgs := append([]chat.Message(nil), start...)
-	if !*quiet {
+	conv := newConversation(be, c.system, c.overflow, c.opt)
+	if !c.quiet {
 		fmt.Fprintln(stderr, "/reset starts over, /exit ends.")
 	}
 	lines := newLineReader(in, stdout, write)
@@ -162,8 +178,7 @@ a reply. Statistics go to stderr.`, stderr)
 		case "/exit", "/quit":
 			return nil
 		case "/reset":
-			msgs = append(msgs[:0], start...)
-			if err := be.Reset(); err != nil {
+			if err := conv.reset(); err != nil {
 				return err
 			}
 			if err := write("(a new conversation)\n"); err != nil {
@@ -171,70 +186,124 @@ a reply. Statistics go to stderr.`, stderr)
 			}
 			continue
 		}
-		msgs = append(msgs, chat.Message{Role: "user", Content: line})
-		ids, dropped, err := be.Chat(msgs, true, *overflow, opt)
-		if err != nil {
-			msgs = msgs[:len(msgs)-1]
-			fmt.Fprintf(stderr, "wisp chat: %v\n", err)
-			continue
-		}
-		if dropped > 0 {
-			// Drop them from the conversation for good: the next turn
-			// then starts where this one's cache does.
-			msgs = append(msgs[:len(start)], msgs[len(start)+dropped:]...)
-		}
-		t0 := time.Now()
-		if _, err := be.PromptTokens(ids, opt); err != nil {
-			msgs = msgs[:len(msgs)-1]
-			fmt.Fprintf(stderr, "wisp chat: %v\n", err)
-			continue
-		}
-		prefill := time.Since(t0)
-		t1 := time.Now()
-		var reply strings.Builder
 		// Ctrl-C stops a reply, not the conversation.
 		signal.Notify(interrupt, os.Interrupt)
-		stopped := false
-		for {
-			select {
-			case <-interrupt:
-				stopped = true
-			default:
-			}
-			if stopped {
-				break
-			}
-			piece, err := be.Next()
-			reply.WriteString(piece)
-			if werr := write(piece); werr != nil {
-				return werr
-			}
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return err
-			}
-		}
+		st, err := conv.turn(line, write, func() bool { return len(interrupt) > 0 })
 		signal.Stop(interrupt)
 		for len(interrupt) > 0 {
 			<-interrupt
 		}
+		var refused *turnError
+		if errors.As(err, &refused) {
+			fmt.Fprintf(stderr, "wisp chat: %v\n", refused.err)
+			continue
+		}
+		if err != nil {
+			return err
+		}
 		if err := write("\n"); err != nil {
 			return err
 		}
-		msgs = append(msgs, chat.Message{Role: "assistant", Content: reply.String()})
-		if !*quiet {
-			reused := be.Reused()
-			done := be.Done()
-			if stopped {
-				done = "stopped"
-			}
-			fmt.Fprintf(stderr, "[prompt %d tokens, %d reused, %d evaluated in %.0f ms; reply %d tokens, %.1f tok/s, %s", len(ids), reused, len(ids)-reused, ms(prefill), be.Generated(), rate(be.Generated(), time.Since(t1)), done)
-			if dropped > 0 {
-				fmt.Fprintf(stderr, "; %d oldest messages dropped", dropped)
-			}
-			fmt.Fprintln(stderr, "]")
+		if !c.quiet {
+			fmt.Fprintln(stderr, st)
 		}
 	}
+}
+
+// conversation is a chat's messages and the model that keeps their cache.
+type conversation struct {
+	be       backend.Model
+	start    []chat.Message // the system prompt, if any
+	msgs     []chat.Message
+	overflow string
+	opt      option.Options
+}
+
+// newConversation starts a conversation with the system prompt, if any.
+func newConversation(be backend.Model, system, overflow string, opt option.Options) *conversation {
+	c := &conversation{be: be, overflow: overflow, opt: opt}
+	if system != "" {
+		c.start = []chat.Message{{Role: "system", Content: system}}
+	}
+	c.msgs = append([]chat.Message(nil), c.start...)
+	return c
+}
+
+// reset starts the conversation over, keeping the system prompt.
+func (c *conversation) reset() error {
+	c.msgs = append(c.msgs[:0], c.start...)
+	return c.be.Reset()
+}
+
+// turnError is a turn the model refused (its prompt did not fit, say):
+// the conversation is as it was, and can go on.
+type turnError struct{ err error }
+
+func (e *turnError) Error() string { return e.err.Error() }
+
+// turnStats is what one turn cost.
+type turnStats struct {
+	prompt, reused, generated, dropped int
+	prefill, reply                     time.Duration
+	done                               string
+}
+
+// String is the line wisp chat prints to stderr after a reply.
+func (s turnStats) String() string {
+	line := fmt.Sprintf("[prompt %d tokens, %d reused, %d evaluated in %.0f ms; reply %d tokens, %.1f tok/s, %s", s.prompt, s.reused, s.prompt-s.reused, ms(s.prefill), s.generated, rate(s.generated, s.reply), s.done)
+	if s.dropped > 0 {
+		line += fmt.Sprintf("; %d oldest messages dropped", s.dropped)
+	}
+	return line + "]"
+}
+
+// turn adds the user's line, streams the reply through write until it
+// ends or stopped says so, and keeps the reply in the conversation.
+func (c *conversation) turn(line string, write func(string) error, stopped func() bool) (turnStats, error) {
+	var st turnStats
+	c.msgs = append(c.msgs, chat.Message{Role: "user", Content: line})
+	ids, dropped, err := c.be.Chat(c.msgs, true, c.overflow, c.opt)
+	if err != nil {
+		c.msgs = c.msgs[:len(c.msgs)-1]
+		return st, &turnError{err}
+	}
+	if dropped > 0 {
+		// Drop them from the conversation for good: the next turn
+		// then starts where this one's cache does.
+		c.msgs = append(c.msgs[:len(c.start)], c.msgs[len(c.start)+dropped:]...)
+	}
+	t0 := time.Now()
+	if _, err := c.be.PromptTokens(ids, c.opt); err != nil {
+		c.msgs = c.msgs[:len(c.msgs)-1]
+		return st, &turnError{err}
+	}
+	st.prefill = time.Since(t0)
+	t1 := time.Now()
+	var reply strings.Builder
+	interrupted := false
+	for {
+		if stopped() {
+			interrupted = true
+			break
+		}
+		piece, err := c.be.Next()
+		reply.WriteString(piece)
+		if werr := write(piece); werr != nil {
+			return st, werr
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return st, err
+		}
+	}
+	st.reply = time.Since(t1)
+	c.msgs = append(c.msgs, chat.Message{Role: "assistant", Content: reply.String()})
+	st.prompt, st.reused, st.generated, st.dropped = len(ids), c.be.Reused(), c.be.Generated(), dropped
+	st.done = c.be.Done()
+	if interrupted {
+		st.done = "stopped"
+	}
+	return st, nil
 }
