@@ -345,6 +345,8 @@ type usage struct {
 	} `json:"prompt_tokens_details"`
 }
 
+// completions answers POST /v1/chat/completions, or /v1/completions when
+// legacy is set.
 func (h *Handler) completions(w http.ResponseWriter, r *http.Request, legacy bool) {
 	req, msgs, opt, aerr := h.parse(w, r, legacy)
 	if aerr != nil {
@@ -358,6 +360,33 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request, legacy boo
 		return
 	}
 	defer func() { <-h.run }()
+	c, aerr := h.start(req, msgs, opt, legacy)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	if req.Stream {
+		c.stream(ctx, w)
+	} else {
+		c.write(ctx, w)
+	}
+}
+
+// completion is one request's reply as it is generated and written, in
+// the shapes of chat completions, or of legacy completions.
+type completion struct {
+	be              backend.Model
+	legacy          bool
+	id, name        string
+	kind, chunkKind string
+	created         int64
+	echo            string // the prompt's text, for a legacy echo
+	usage           usage
+}
+
+// start evaluates the request's prompt and returns its completion, ready
+// to generate.
+func (h *Handler) start(req *request, msgs []chat.Message, opt option.Options, legacy bool) (*completion, *apiError) {
 	be := h.opt.Model
 	var ids []int
 	var err error
@@ -377,72 +406,73 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request, legacy boo
 		if strings.Contains(err.Error(), "tokens but the context") {
 			code = "context_length_exceeded"
 		}
-		writeError(w, badRequest(param, code, "%v", err))
-		return
+		return nil, badRequest(param, code, "%v", err)
 	}
 	echo, err := be.PromptTokens(ids, opt)
 	if err != nil {
-		writeError(w, &apiError{status: http.StatusInternalServerError, Msg: err.Error(), Type: "server_error"})
-		return
+		return nil, &apiError{status: http.StatusInternalServerError, Msg: err.Error(), Type: "server_error"}
 	}
-	if !legacy || !req.Echo {
-		echo = ""
+	c := &completion{be: be, legacy: legacy, name: h.opt.Name, created: time.Now().Unix()}
+	if legacy && req.Echo {
+		c.echo = echo
 	}
-	var u usage
-	u.Prompt, u.Details.Cached = len(ids), be.Reused()
-	id, kind, chunkKind := "chatcmpl-"+randomHex(), "chat.completion", "chat.completion.chunk"
+	c.usage.Prompt, c.usage.Details.Cached = len(ids), be.Reused()
+	c.id, c.kind, c.chunkKind = "chatcmpl-"+randomHex(), "chat.completion", "chat.completion.chunk"
 	if legacy {
-		id, kind, chunkKind = "cmpl-"+randomHex(), "text_completion", "text_completion"
+		c.id, c.kind, c.chunkKind = "cmpl-"+randomHex(), "text_completion", "text_completion"
 	}
-	// text and delta are a choice's text, as each API has it.
-	text := func(t string) map[string]any {
-		if legacy {
-			return map[string]any{"text": t}
+	return c, nil
+}
+
+// object is a response or a chunk of the kind with its one choice.
+func (c *completion) object(kind string, choice map[string]any) map[string]any {
+	choice["index"], choice["logprobs"] = 0, nil
+	return map[string]any{"id": c.id, "object": kind, "created": c.created, "model": c.name, "choices": []any{choice}}
+}
+
+// finish returns the usage of the completion once it has ended, and its
+// finish_reason.
+func (c *completion) finish() (usage, string) {
+	u := c.usage
+	u.Completion = c.be.Generated()
+	u.Total = u.Prompt + u.Completion
+	return u, finishReasons[c.be.Done()]
+}
+
+// write generates the whole reply and writes it as one JSON response.
+func (c *completion) write(ctx context.Context, w http.ResponseWriter) {
+	var out strings.Builder
+	out.WriteString(c.echo)
+	for {
+		if err := ctx.Err(); err != nil {
+			writeError(w, &apiError{status: http.StatusServiceUnavailable, Msg: "the request took too long: " + err.Error(), Type: "server_error"})
+			return
 		}
-		return map[string]any{"message": map[string]any{"role": "assistant", "content": t}}
-	}
-	delta := func(t string) map[string]any {
-		if legacy {
-			return map[string]any{"text": t}
+		piece, err := c.be.Next()
+		out.WriteString(piece)
+		if errors.Is(err, io.EOF) {
+			break
 		}
-		return map[string]any{"delta": map[string]any{"content": t}}
-	}
-	created := time.Now().Unix()
-	choice := func(m map[string]any) map[string]any {
-		m["index"], m["logprobs"] = 0, nil
-		return m
-	}
-	object := func(kind string, c map[string]any) map[string]any {
-		return map[string]any{"id": id, "object": kind, "created": created, "model": h.opt.Name, "choices": []any{c}}
-	}
-	if !req.Stream {
-		var out strings.Builder
-		out.WriteString(echo)
-		for {
-			if err := ctx.Err(); err != nil {
-				writeError(w, &apiError{status: http.StatusServiceUnavailable, Msg: "the request took too long: " + err.Error(), Type: "server_error"})
-				return
-			}
-			piece, err := be.Next()
-			out.WriteString(piece)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				writeError(w, &apiError{status: http.StatusInternalServerError, Msg: err.Error(), Type: "server_error"})
-				return
-			}
+		if err != nil {
+			writeError(w, &apiError{status: http.StatusInternalServerError, Msg: err.Error(), Type: "server_error"})
+			return
 		}
-		u.Completion = be.Generated()
-		u.Total = u.Prompt + u.Completion
-		c := text(out.String())
-		c["finish_reason"] = finishReasons[be.Done()]
-		resp := object(kind, choice(c))
-		resp["usage"] = u
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(resp)
-		return
 	}
+	u, reason := c.finish()
+	choice := map[string]any{"message": map[string]any{"role": "assistant", "content": out.String()}}
+	if c.legacy {
+		choice = map[string]any{"text": out.String()}
+	}
+	choice["finish_reason"] = reason
+	resp := c.object(c.kind, choice)
+	resp["usage"] = u
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(resp)
+}
+
+// stream generates the reply as Server-Sent Events, a chunk per piece of
+// text, the usage in the last, then [DONE].
+func (c *completion) stream(ctx context.Context, w http.ResponseWriter) {
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-cache")
@@ -461,11 +491,18 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request, legacy boo
 		}
 		return nil
 	}
-	first := map[string]any{"delta": map[string]any{"role": "assistant", "content": echo}, "finish_reason": nil}
-	if legacy {
-		first = map[string]any{"text": echo, "finish_reason": nil}
+	// delta is a chunk's choice with the text t.
+	delta := func(t string) map[string]any {
+		if c.legacy {
+			return map[string]any{"text": t, "finish_reason": nil}
+		}
+		return map[string]any{"delta": map[string]any{"content": t}, "finish_reason": nil}
 	}
-	if (!legacy || echo != "") && send(object(chunkKind, choice(first))) != nil {
+	first := map[string]any{"delta": map[string]any{"role": "assistant", "content": c.echo}, "finish_reason": nil}
+	if c.legacy {
+		first = delta(c.echo)
+	}
+	if (!c.legacy || c.echo != "") && send(c.object(c.chunkKind, first)) != nil {
 		return
 	}
 	for {
@@ -475,13 +512,9 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request, legacy boo
 			send(map[string]any{"error": &apiError{Msg: "the request took too long or was cancelled: " + err.Error(), Type: "server_error"}})
 			return
 		}
-		piece, err := be.Next()
-		if piece != "" {
-			c := delta(piece)
-			c["finish_reason"] = nil
-			if send(object(chunkKind, choice(c))) != nil {
-				return
-			}
+		piece, err := c.be.Next()
+		if piece != "" && send(c.object(c.chunkKind, delta(piece))) != nil {
+			return
 		}
 		if errors.Is(err, io.EOF) {
 			break
@@ -491,13 +524,12 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request, legacy boo
 			return
 		}
 	}
-	u.Completion = be.Generated()
-	u.Total = u.Prompt + u.Completion
-	end := map[string]any{"delta": map[string]any{}, "finish_reason": finishReasons[be.Done()]}
-	if legacy {
-		end = map[string]any{"text": "", "finish_reason": finishReasons[be.Done()]}
+	u, reason := c.finish()
+	end := map[string]any{"delta": map[string]any{}, "finish_reason": reason}
+	if c.legacy {
+		end = map[string]any{"text": "", "finish_reason": reason}
 	}
-	last := object(chunkKind, choice(end))
+	last := c.object(c.chunkKind, end)
 	last["usage"] = u
 	if send(last) != nil {
 		return

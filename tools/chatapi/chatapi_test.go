@@ -52,7 +52,7 @@ func server(t *testing.T, opt Options) (*Handler, *httptest.Server) {
 	return h, srv
 }
 
-type completion struct {
+type response struct {
 	ID      string `json:"id"`
 	Object  string `json:"object"`
 	Model   string `json:"model"`
@@ -85,19 +85,19 @@ type completion struct {
 	} `json:"error"`
 }
 
-func post(t *testing.T, url, body string) (int, completion) {
+func post(t *testing.T, url, body string) (int, response) {
 	t.Helper()
 	return postTo(t, url+"/v1/chat/completions", body)
 }
 
-func postTo(t *testing.T, url, body string) (int, completion) {
+func postTo(t *testing.T, url, body string) (int, response) {
 	t.Helper()
 	resp, err := http.Post(url, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var c completion
+	var c response
 	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
 		t.Fatalf("%s: %v", body, err)
 	}
@@ -105,12 +105,12 @@ func postTo(t *testing.T, url, body string) (int, completion) {
 }
 
 // stream posts a streaming request and returns its chunks.
-func stream(t *testing.T, url, body string) []completion {
+func stream(t *testing.T, url, body string) []response {
 	t.Helper()
 	return streamFrom(t, url+"/v1/chat/completions", body)
 }
 
-func streamFrom(t *testing.T, url, body string) []completion {
+func streamFrom(t *testing.T, url, body string) []response {
 	t.Helper()
 	resp, err := http.Post(url, "application/json", strings.NewReader(body))
 	if err != nil {
@@ -120,7 +120,7 @@ func streamFrom(t *testing.T, url, body string) []completion {
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Fatalf("Content-Type %q", ct)
 	}
-	var out []completion
+	var out []response
 	sc := bufio.NewScanner(resp.Body)
 	done := false
 	for sc.Scan() {
@@ -136,7 +136,7 @@ func streamFrom(t *testing.T, url, body string) []completion {
 			done = true
 			continue
 		}
-		var c completion
+		var c response
 		if err := json.Unmarshal([]byte(data), &c); err != nil {
 			t.Fatal(err)
 		}
