@@ -91,87 +91,20 @@ may change; --init, --add-special and --eos are ignored).`, stderr)
 	if err != nil {
 		return err
 	}
-
-	var v *tokenizer.Vocab
-	var ck *gguf.File
-	var initModel *train.Model
-	var src *gguf.File // the file the chat template comes from, if any
-	var initSum string
-	switch {
-	case tf.resume != "":
-		if ck, err = readGGUF(tf.resume); err != nil {
-			return err
-		}
-		tok, err := tokenizer.FromGGUF(ck)
-		if err != nil {
-			return fmt.Errorf("%s: %w", tf.resume, err)
-		}
-		v, src = tok.Vocab(), ck
-	case *initPath != "":
-		b, err := os.ReadFile(*initPath)
-		if err != nil {
-			return err
-		}
-		f, err := gguf.Parse(b)
-		if err != nil {
-			return fmt.Errorf("%s: %w", *initPath, err)
-		}
-		if initModel, err = train.FromGGUF(f); err != nil {
-			return fmt.Errorf("--init %s: %w", *initPath, err)
-		}
-		tok, err := tokenizer.FromGGUF(f)
-		if err != nil {
-			return fmt.Errorf("--init %s: %w", *initPath, err)
-		}
-		if n := len(tok.Vocab().Tokens); n != initModel.Config.Vocab {
-			return fmt.Errorf("--init %s: the tokenizer has %d tokens, the embedding %d rows", *initPath, n, initModel.Config.Vocab)
-		}
-		v, src, initSum = tok.Vocab(), f, sha(b)
-		c := initModel.Config
-		fmt.Fprintf(stderr, "init: %s, %d parameters, %d tokens\n", *initPath, c.Params(), c.Vocab)
-	case *tokFrom != "":
-		m, err := loadModel(*tokFrom, "")
-		if err != nil {
-			return err
-		}
-		v = m.Tokenizer.Vocab()
-	default:
-		start := time.Now()
-		v, err = bpe.Train(strings.NewReader(corpus.train), bpe.Options{VocabSize: *vocab})
-		if errors.Is(err, bpe.ErrShort) && v != nil {
-			fmt.Fprintf(stderr, "warning: %v\n", err)
-		} else if err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "tokenizer: %d tokens trained in %s\n", len(v.Tokens), time.Since(start).Round(time.Millisecond))
+	st, err := startTraining(&tf, *initPath, *tokFrom, *vocab, corpus, stderr)
+	if err != nil {
+		return err
 	}
-	var added []string
 	if tf.resume == "" {
-		if *addSpecial != "" {
-			if v, added, err = addControlTokens(v, *addSpecial); err != nil {
-				return fmt.Errorf("--add-special: %w", err)
-			}
-			if initModel != nil {
-				if initModel, err = initModel.GrowVocab(len(added), tf.seed); err != nil {
-					return err
-				}
-			}
-			fmt.Fprintf(stderr, "added control tokens %s as ids %d to %d\n", strings.Join(added, " "), len(v.Tokens)-len(added), len(v.Tokens)-1)
-		}
-		if *eos != "" {
-			id := slices.Index(v.Tokens, *eos)
-			if id < 0 {
-				return fmt.Errorf("--eos %q: no such token in the vocabulary (add it with --add-special)", *eos)
-			}
-			nv := *v
-			nv.EOS = id
-			v = &nv
+		if err := st.addTokens(*addSpecial, *eos, tf.seed, stderr); err != nil {
+			return err
 		}
 	}
+	v := st.vocab
 	var fm *chat.Formatter
 	var data *tokens
 	if *chatData {
-		if fm, err = chatFormatter(src, v); err != nil {
+		if fm, err = chatFormatter(st.src, v); err != nil {
 			return err
 		}
 		if data, err = corpus.encodeChat(v, fm, stderr); err != nil {
@@ -182,14 +115,14 @@ may change; --init, --add-special and --eos are ignored).`, stderr)
 	}
 
 	var tr *train.Trainer
-	if ck != nil {
-		tr, err = train.Resume(ck, data.train, train.ResumeOptions{Threads: tf.threads, Steps: tf.stepsIfSet(fs)})
+	if st.ckpt != nil {
+		tr, err = train.Resume(st.ckpt, data.train, train.ResumeOptions{Threads: tf.threads, Steps: tf.stepsIfSet(fs)})
 		if err != nil {
 			return fmt.Errorf("%s: %w", tf.resume, err)
 		}
 		fmt.Fprintf(stderr, "resumed %s at step %d of %d\n", tf.resume, tr.StepsDone(), tr.Options().Steps)
 	} else {
-		m := initModel
+		m := st.init
 		if m == nil {
 			if m, err = train.New(sh.config(len(v.Tokens), tf.ctx), tf.seed); err != nil {
 				return err
@@ -200,32 +133,134 @@ may change; --init, --add-special and --eos are ignored).`, stderr)
 		}
 	}
 	return runTraining(&run{
-		cmd: "train", args: args, flags: &tf, corpus: corpus, data: data, vocab: v, trainer: tr, ckpt: ck,
+		cmd: "train", args: args, flags: &tf, corpus: corpus, data: data, vocab: v, trainer: tr, ckpt: st.ckpt,
 		stdout: stdout, stderr: stderr,
-		meta: func(b *gguf.Builder) {
-			if fm != nil {
-				b.Set(chat.KeyTemplate, fm.Template.Source())
-			}
-			if initSum != "" {
-				b.Set("wisp.train.init", baseName(*initPath))
-				b.Set("wisp.train.init_sha256", initSum)
-			}
-			if ck != nil {
-				// A resumed run keeps what the first one recorded.
-				for _, k := range []string{"wisp.train.init", "wisp.train.init_sha256", "wisp.train.added_tokens"} {
-					if s, ok := ck.Value(k); ok {
-						b.Set(k, s)
-					}
-				}
-			}
-			if len(added) > 0 {
-				b.Set("wisp.train.added_tokens", added)
-			}
-			if *chatData {
-				b.Set("wisp.train.chat", true)
-			}
-		},
+		meta: func(b *gguf.Builder) { st.meta(b, fm, *chatData) },
 	})
+}
+
+// trainStart is where a wisp train run starts from: a checkpoint to
+// resume, a model to fine-tune, or only a vocabulary (another model's,
+// or one trained on the text).
+type trainStart struct {
+	vocab    *tokenizer.Vocab
+	ckpt     *gguf.File   // the checkpoint resumed, if any
+	init     *train.Model // the model fine-tuned (--init), if any
+	initPath string
+	initSum  string     // its SHA-256
+	src      *gguf.File // the file the chat template comes from, if any
+	added    []string   // the control tokens --add-special added
+}
+
+// startTraining reads the checkpoint or the model the flags name, or makes
+// the vocabulary.
+func startTraining(tf *trainFlags, initPath, tokFrom string, vocab int, corpus *corpus, stderr io.Writer) (*trainStart, error) {
+	st := &trainStart{initPath: initPath}
+	var err error
+	switch {
+	case tf.resume != "":
+		if st.ckpt, err = readGGUF(tf.resume); err != nil {
+			return nil, err
+		}
+		tok, err := tokenizer.FromGGUF(st.ckpt)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", tf.resume, err)
+		}
+		st.vocab, st.src = tok.Vocab(), st.ckpt
+	case initPath != "":
+		b, err := os.ReadFile(initPath)
+		if err != nil {
+			return nil, err
+		}
+		f, err := gguf.Parse(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", initPath, err)
+		}
+		if st.init, err = train.FromGGUF(f); err != nil {
+			return nil, fmt.Errorf("--init %s: %w", initPath, err)
+		}
+		tok, err := tokenizer.FromGGUF(f)
+		if err != nil {
+			return nil, fmt.Errorf("--init %s: %w", initPath, err)
+		}
+		if n := len(tok.Vocab().Tokens); n != st.init.Config.Vocab {
+			return nil, fmt.Errorf("--init %s: the tokenizer has %d tokens, the embedding %d rows", initPath, n, st.init.Config.Vocab)
+		}
+		st.vocab, st.src, st.initSum = tok.Vocab(), f, sha(b)
+		c := st.init.Config
+		fmt.Fprintf(stderr, "init: %s, %d parameters, %d tokens\n", initPath, c.Params(), c.Vocab)
+	case tokFrom != "":
+		m, err := loadModel(tokFrom, "")
+		if err != nil {
+			return nil, err
+		}
+		st.vocab = m.Tokenizer.Vocab()
+	default:
+		start := time.Now()
+		st.vocab, err = bpe.Train(strings.NewReader(corpus.train), bpe.Options{VocabSize: vocab})
+		if errors.Is(err, bpe.ErrShort) && st.vocab != nil {
+			fmt.Fprintf(stderr, "warning: %v\n", err)
+		} else if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stderr, "tokenizer: %d tokens trained in %s\n", len(st.vocab.Tokens), time.Since(start).Round(time.Millisecond))
+	}
+	return st, nil
+}
+
+// addTokens appends the control tokens of --add-special (growing the
+// embedding of a model fine-tuned) and makes --eos the end-of-sequence
+// token.
+func (st *trainStart) addTokens(addSpecial, eos string, seed uint64, stderr io.Writer) error {
+	var err error
+	if addSpecial != "" {
+		if st.vocab, st.added, err = addControlTokens(st.vocab, addSpecial); err != nil {
+			return fmt.Errorf("--add-special: %w", err)
+		}
+		if st.init != nil {
+			if st.init, err = st.init.GrowVocab(len(st.added), seed); err != nil {
+				return err
+			}
+		}
+		n := len(st.vocab.Tokens)
+		fmt.Fprintf(stderr, "added control tokens %s as ids %d to %d\n", strings.Join(st.added, " "), n-len(st.added), n-1)
+	}
+	if eos != "" {
+		id := slices.Index(st.vocab.Tokens, eos)
+		if id < 0 {
+			return fmt.Errorf("--eos %q: no such token in the vocabulary (add it with --add-special)", eos)
+		}
+		nv := *st.vocab
+		nv.EOS = id
+		st.vocab = &nv
+	}
+	return nil
+}
+
+// meta records where the run started in the model's wisp.train.* keys,
+// and the chat template fm, if any.
+func (st *trainStart) meta(b *gguf.Builder, fm *chat.Formatter, chatData bool) {
+	if fm != nil {
+		b.Set(chat.KeyTemplate, fm.Template.Source())
+	}
+	if st.initSum != "" {
+		b.Set("wisp.train.init", baseName(st.initPath))
+		b.Set("wisp.train.init_sha256", st.initSum)
+	}
+	if st.ckpt != nil {
+		// A resumed run keeps what the first one recorded.
+		for _, k := range []string{"wisp.train.init", "wisp.train.init_sha256", "wisp.train.added_tokens"} {
+			if s, ok := st.ckpt.Value(k); ok {
+				b.Set(k, s)
+			}
+		}
+	}
+	if len(st.added) > 0 {
+		b.Set("wisp.train.added_tokens", st.added)
+	}
+	if chatData {
+		b.Set("wisp.train.chat", true)
+	}
 }
 
 // addControlTokens returns a copy of v with the comma-separated tokens of
@@ -624,7 +659,8 @@ func (c *corpus) encode(v *tokenizer.Vocab, stderr io.Writer) (*tokens, error) {
 	return t, nil
 }
 
-// run is one training (or distillation) run of the command line.
+// run is a training run of wisp train or wisp distil, as runTraining
+// takes it.
 type run struct {
 	cmd     string // "train" or "distil"
 	args    []string
@@ -637,6 +673,12 @@ type run struct {
 	meta    func(b *gguf.Builder)
 
 	stdout, stderr io.Writer
+
+	// What runTraining keeps while it runs:
+	name           string      // the model's general.name
+	cmdLine, first string      // this run's command, and the first's
+	lastEval       *train.Eval // the latest held-out evaluation
+	recent         []float64   // the last steps' losses; their mean is the training loss
 }
 
 // commandLine quotes args as a shell would need them.
@@ -656,120 +698,38 @@ func commandLine(cmd string, args []string) string {
 func runTraining(r *run) error {
 	tr, f := r.trainer, r.flags
 	o := tr.Options()
-	m := tr.Model()
-	name := f.name
-	if name == "" {
-		name = strings.TrimSuffix(baseName(f.out), ".gguf")
+	r.name = f.name
+	if r.name == "" {
+		r.name = strings.TrimSuffix(baseName(f.out), ".gguf")
 	}
 	ckptPath := f.ckpt
 	if ckptPath == "" {
 		ckptPath = f.out + ".ckpt"
 	}
-	c := m.Config
+	c := tr.Model().Config
 	fmt.Fprintf(r.stderr, "model: %d parameters (dim %d, %d layers, %d heads, %d key/value heads, hidden %d, vocabulary %d, %s classifier)\n",
 		c.Params(), c.Dim, c.Layers, c.Heads, c.KVHeads, c.HiddenDim, c.Vocab, map[bool]string{true: "tied", false: "untied"}[c.Tied])
 	perStep := o.Batch * o.Accum * o.SeqLen
 	fmt.Fprintf(r.stderr, "training: %d steps of %d×%d×%d = %d tokens (%.2f epochs), %d threads\n",
 		o.Steps, o.Accum, o.Batch, o.SeqLen, perStep, float64(o.Steps*perStep)/float64(len(r.data.train)), o.Threads)
 
-	cmdLine := commandLine(r.cmd, r.args)
-	first := cmdLine
+	r.cmdLine = commandLine(r.cmd, r.args)
+	r.first = r.cmdLine
 	if r.ckpt != nil {
 		if s, err := r.ckpt.String("wisp.train.command"); err == nil {
-			first = s
+			r.first = s
 		}
-	}
-	var lastEval *train.Eval
-	evaluate := func() error {
-		if len(r.data.eval) == 0 {
-			return nil
-		}
-		start := time.Now()
-		e, err := tr.Evaluate(r.data.eval, f.evalTokens)
-		if err != nil {
-			return err
-		}
-		lastEval = &e
-		kl := ""
-		if o.Teacher != nil {
-			kl = fmt.Sprintf(", KL(teacher‖student) %.4f at T=%g", e.KL, o.Temperature)
-		}
-		fmt.Fprintf(r.stderr, "step %d: held-out loss %.4f, perplexity %.3f%s over %d tokens (%s)\n",
-			tr.StepsDone(), e.Loss, e.Perplexity, kl, e.Tokens, time.Since(start).Round(time.Millisecond))
-		return nil
-	}
-	// recent holds the last losses, whose mean is the final training
-	// loss; checkpoints keep them, so that a resumed run records the same.
-	var recent []float64
-	if r.ckpt != nil {
+		// Checkpoints keep the recent losses, so that a resumed run
+		// records the same training loss.
 		if v, ok := r.ckpt.Value("wisp.train.recent_losses"); ok {
 			if l, ok := v.([]float64); ok {
-				recent = append(recent, l[max(0, len(l)-recentLosses):]...)
+				r.recent = append(r.recent, l[max(0, len(l)-recentLosses):]...)
 			}
 		}
-	}
-	metadata := func(b *gguf.Builder) {
-		const p = "wisp.train."
-		b.Set(p+"command", first)
-		if first != cmdLine {
-			b.Set(p+"resumed_command", cmdLine)
-		}
-		b.Set(p+"steps", uint64(tr.StepsDone()))
-		b.Set(p+"tokens", uint64(tr.Tokens()))
-		if len(recent) > 0 {
-			var s float64
-			for _, l := range recent {
-				s += l
-			}
-			b.Set(p+"train_loss", float32(s/float64(len(recent))))
-		}
-		if lastEval != nil {
-			if o.Teacher != nil {
-				b.Set("wisp.distil.eval_kl", float32(lastEval.KL))
-			}
-			b.Set(p+"eval_loss", float32(lastEval.Loss))
-			b.Set(p+"eval_perplexity", float32(lastEval.Perplexity))
-			b.Set(p+"eval_tokens", uint64(lastEval.Tokens))
-		}
-		b.Set(p+"corpus", baseName(r.corpus.trainPath))
-		b.Set(p+"corpus_sha256", r.corpus.trainSum)
-		if r.corpus.heldOutLines > 0 {
-			b.Set(p+"holdout_lines", uint64(r.corpus.heldOutLines))
-		}
-		if r.corpus.evalSum != "" {
-			b.Set(p+"eval_corpus", baseName(r.corpus.evalPath))
-			b.Set(p+"eval_sha256", r.corpus.evalSum)
-		}
-		b.Set(p+"params", uint64(c.Params()))
-		if r.meta != nil {
-			r.meta(b)
-		}
-	}
-	write := func(path string, checkpoint bool) (int64, error) {
-		var b *gguf.Builder
-		var err error
-		if checkpoint {
-			b, err = tr.Checkpoint(r.vocab, name)
-		} else {
-			b, err = m.Builder(r.vocab, name)
-		}
-		if err != nil {
-			return 0, err
-		}
-		metadata(b)
-		if checkpoint {
-			b.Set("wisp.train.recent_losses", append([]float64(nil), recent...))
-		}
-		tmp := path + ".tmp"
-		n, err := writeGGUF(tmp, b)
-		if err != nil {
-			return 0, err
-		}
-		return n, os.Rename(tmp, path)
 	}
 
 	if tr.StepsDone() == 0 || f.evalEvery > 0 {
-		if err := evaluate(); err != nil {
+		if err := r.evaluate(); err != nil {
 			return err
 		}
 	}
@@ -781,9 +741,9 @@ func runTraining(r *run) error {
 		if err != nil {
 			return err
 		}
-		recent = append(recent, s.Loss)
-		if len(recent) > recentLosses {
-			recent = recent[1:]
+		r.recent = append(r.recent, s.Loss)
+		if len(r.recent) > recentLosses {
+			r.recent = r.recent[1:]
 		}
 		elapsed := time.Since(start)
 		done := s.Step - startStep
@@ -797,12 +757,12 @@ func runTraining(r *run) error {
 		prog.show(s.Step, s.Step == o.Steps, line)
 		if f.evalEvery > 0 && s.Step%f.evalEvery == 0 && s.Step < o.Steps {
 			prog.clear()
-			if err := evaluate(); err != nil {
+			if err := r.evaluate(); err != nil {
 				return err
 			}
 		}
 		if f.ckptEvery > 0 && s.Step%f.ckptEvery == 0 && s.Step < o.Steps {
-			n, err := write(ckptPath, true)
+			n, err := r.write(ckptPath, true)
 			if err != nil {
 				return err
 			}
@@ -816,23 +776,110 @@ func runTraining(r *run) error {
 		fmt.Fprintf(r.stderr, "trained %d steps in %s: %.0f tokens/s\n", tr.StepsDone()-startStep, el.Round(time.Second),
 			float64((tr.StepsDone()-startStep)*perStep)/el.Seconds())
 	}
-	if err := evaluate(); err != nil {
+	if err := r.evaluate(); err != nil {
 		return err
 	}
-	n, err := write(f.out, false)
+	n, err := r.write(f.out, false)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(r.stderr, "wrote %s (%d bytes, F32)\n", f.out, n)
 	summary := fmt.Sprintf("%s: %d steps, %d tokens", f.out, tr.StepsDone(), tr.Tokens())
-	if len(recent) > 0 {
-		summary += fmt.Sprintf(", training loss %.4f", recent[len(recent)-1])
+	if len(r.recent) > 0 {
+		summary += fmt.Sprintf(", training loss %.4f", r.recent[len(r.recent)-1])
 	}
-	if lastEval != nil {
-		summary += fmt.Sprintf(", held-out loss %.4f (perplexity %.3f)", lastEval.Loss, lastEval.Perplexity)
+	if r.lastEval != nil {
+		summary += fmt.Sprintf(", held-out loss %.4f (perplexity %.3f)", r.lastEval.Loss, r.lastEval.Perplexity)
 	}
 	fmt.Fprintln(r.stdout, summary)
 	return nil
+}
+
+// evaluate measures the held-out loss, if there is held-out text, and
+// prints it.
+func (r *run) evaluate() error {
+	if len(r.data.eval) == 0 {
+		return nil
+	}
+	tr, o := r.trainer, r.trainer.Options()
+	start := time.Now()
+	e, err := tr.Evaluate(r.data.eval, r.flags.evalTokens)
+	if err != nil {
+		return err
+	}
+	r.lastEval = &e
+	kl := ""
+	if o.Teacher != nil {
+		kl = fmt.Sprintf(", KL(teacher‖student) %.4f at T=%g", e.KL, o.Temperature)
+	}
+	fmt.Fprintf(r.stderr, "step %d: held-out loss %.4f, perplexity %.3f%s over %d tokens (%s)\n",
+		tr.StepsDone(), e.Loss, e.Perplexity, kl, e.Tokens, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// metadata records the run in the model's wisp.train.* keys.
+func (r *run) metadata(b *gguf.Builder) {
+	const p = "wisp.train."
+	tr := r.trainer
+	b.Set(p+"command", r.first)
+	if r.first != r.cmdLine {
+		b.Set(p+"resumed_command", r.cmdLine)
+	}
+	b.Set(p+"steps", uint64(tr.StepsDone()))
+	b.Set(p+"tokens", uint64(tr.Tokens()))
+	if len(r.recent) > 0 {
+		var s float64
+		for _, l := range r.recent {
+			s += l
+		}
+		b.Set(p+"train_loss", float32(s/float64(len(r.recent))))
+	}
+	if e := r.lastEval; e != nil {
+		if tr.Options().Teacher != nil {
+			b.Set("wisp.distil.eval_kl", float32(e.KL))
+		}
+		b.Set(p+"eval_loss", float32(e.Loss))
+		b.Set(p+"eval_perplexity", float32(e.Perplexity))
+		b.Set(p+"eval_tokens", uint64(e.Tokens))
+	}
+	b.Set(p+"corpus", baseName(r.corpus.trainPath))
+	b.Set(p+"corpus_sha256", r.corpus.trainSum)
+	if r.corpus.heldOutLines > 0 {
+		b.Set(p+"holdout_lines", uint64(r.corpus.heldOutLines))
+	}
+	if r.corpus.evalSum != "" {
+		b.Set(p+"eval_corpus", baseName(r.corpus.evalPath))
+		b.Set(p+"eval_sha256", r.corpus.evalSum)
+	}
+	b.Set(p+"params", uint64(tr.Model().Config.Params()))
+	if r.meta != nil {
+		r.meta(b)
+	}
+}
+
+// write writes the model, or a checkpoint (the model with the optimizer's
+// state), to path through a temporary file, and returns its size.
+func (r *run) write(path string, checkpoint bool) (int64, error) {
+	var b *gguf.Builder
+	var err error
+	if checkpoint {
+		b, err = r.trainer.Checkpoint(r.vocab, r.name)
+	} else {
+		b, err = r.trainer.Model().Builder(r.vocab, r.name)
+	}
+	if err != nil {
+		return 0, err
+	}
+	r.metadata(b)
+	if checkpoint {
+		b.Set("wisp.train.recent_losses", append([]float64(nil), r.recent...))
+	}
+	tmp := path + ".tmp"
+	n, err := writeGGUF(tmp, b)
+	if err != nil {
+		return 0, err
+	}
+	return n, os.Rename(tmp, path)
 }
 
 // recentLosses is how many of the last steps' losses the final training
