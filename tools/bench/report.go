@@ -507,7 +507,22 @@ func escape(s string) string {
 // markdown renders the report as the Markdown of bench/results.md.
 func (rep *report) markdown() string {
 	var b strings.Builder
-	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	rep.headerMarkdown(&b)
+	rep.targetsMarkdown(&b)
+	rep.threadTargetsMarkdown(&b)
+	rep.peersMarkdown(&b)
+	rep.checksMarkdown(&b)
+	rep.ceilingMarkdown(&b)
+	rep.threadsMarkdown(&b)
+	rep.modelsMarkdown(&b)
+	rep.timeMarkdown(&b)
+	rep.notesMarkdown(&b)
+	return b.String()
+}
+
+// headerMarkdown writes the title, the machine and how the figures were made.
+func (rep *report) headerMarkdown(b *strings.Builder) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	mc := rep.Machine
 	st := rep.Settings
 	p("# wisp benchmark\n\n")
@@ -525,7 +540,11 @@ func (rep *report) markdown() string {
 		"(the notes give every harness's settings). A row takes no further run once it has taken -max-row-seconds (a note says so), but for the wllama rows the honesty check measures, which take every run.\n\n",
 		st.Runs, st.RunWarmupTokens, st.WarmupPrompt, st.PromptTokens, st.DecodeTokens,
 		time.Duration(st.DecodeCapMs)*time.Millisecond, st.Context, time.Duration(st.WarmupMs)*time.Millisecond)
+}
 
+// targetsMarkdown writes issue 7's targets.
+func (rep *report) targetsMarkdown(b *strings.Builder) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	if len(rep.Targets) > 0 {
 		p("## Issue 7's targets: wisp (Chromium, F16, one thread) against wllama\n\n")
 		p("| model | target | wisp | wllama here | ratio | met | wllama in the issue |\n")
@@ -539,9 +558,11 @@ func (rep *report) markdown() string {
 		}
 		p("\n")
 	}
+}
 
-	rep.threadTargetsMarkdown(&b)
-
+// peersMarkdown writes wisp against wllama and llama.cpp, file by file.
+func (rep *report) peersMarkdown(b *strings.Builder) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	if len(rep.Peers) > 0 {
 		p("## wisp against the peers, file by file\n\n")
 		p("wisp in Chromium (one thread) against wllama in the same Chromium in the faster of its harness modes (the mode in brackets), " +
@@ -573,7 +594,11 @@ func (rep *report) markdown() string {
 		}
 		p("\n")
 	}
+}
 
+// checksMarkdown writes the honesty check: the bench's peer figures against the peers' own.
+func (rep *report) checksMarkdown(b *strings.Builder) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	if len(rep.Checks) > 0 || len(rep.Violations) > 0 {
 		p("## The honesty check\n\n")
 		p("The bench's figure for each peer against what the peer reports on its own for the same file in its fastest mode: "+
@@ -614,7 +639,11 @@ func (rep *report) markdown() string {
 			p("Every figure is within the limit.\n\n")
 		}
 	}
+}
 
+// ceilingMarkdown writes the machine's read bandwidth and kernel speed on one core.
+func (rep *report) ceilingMarkdown(b *strings.Builder) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	if len(rep.Ceiling) > 0 {
 		p("## The machine's ceiling (one core)\n\n")
 		var cols []string
@@ -653,9 +682,11 @@ func (rep *report) markdown() string {
 			"A decode figure's share of the memory-bound limit is its weight bytes per second over %s GB/s (%s).\n\n",
 			num(rep.Bandwidth), rep.BandwidthFrom)
 	}
+}
 
-	rep.threadsMarkdown(&b)
-
+// modelsMarkdown writes a table of every row per model.
+func (rep *report) modelsMarkdown(b *strings.Builder) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	for _, m := range rep.Models {
 		p("## %s\n\n", m.Title)
 		var wb, lim []string
@@ -690,7 +721,11 @@ func (rep *report) markdown() string {
 		}
 		p("\n")
 	}
+}
 
+// timeMarkdown writes where the bench spent its time.
+func (rep *report) timeMarkdown(b *strings.Builder) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	if len(rep.Time) > 0 {
 		p("## Where the time went\n\n")
 		p("| part | time |\n| --- | ---: |\n")
@@ -699,12 +734,15 @@ func (rep *report) markdown() string {
 		}
 		p("| total | %s |\n\n", seconds(rep.Elapsed))
 	}
+}
 
+// notesMarkdown writes the notes.
+func (rep *report) notesMarkdown(b *strings.Builder) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	if len(rep.Notes) > 0 {
 		p("## Notes\n\n")
 		for _, n := range rep.Notes {
 			p("- %s\n", n)
 		}
 	}
-	return b.String()
 }
