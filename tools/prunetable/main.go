@@ -79,15 +79,39 @@ type row struct {
 	text   string
 }
 
+// table is what the prune table shows: its rows, the pairs of Wanda and
+// magnitude rows at the same size, and how the rows were measured.
+type table struct {
+	rows        []*row
+	pairs       []pair
+	refText     string // the original's greedy text
+	calibTokens int
+}
+
+// pair is the Wanda and the magnitude row of one size.
+type pair struct{ wanda, mag *row }
+
+// run measures the table and writes it to stdout.
 func run(o options, stdout, stderr io.Writer) error {
+	t, err := measure(o, stderr)
+	if err != nil {
+		return err
+	}
+	t.write(stdout, o)
+	return nil
+}
+
+// measure makes the models of the table and compares each with the
+// original, reporting its progress to stderr.
+func measure(o options, stderr io.Writer) (*table, error) {
 	switch {
 	case o.calibStories < 1 || o.evalStories < 1:
-		return fmt.Errorf("-calib-stories %d and -eval-stories %d must be positive", o.calibStories, o.evalStories)
+		return nil, fmt.Errorf("-calib-stories %d and -eval-stories %d must be positive", o.calibStories, o.evalStories)
 	case o.calibSeed < o.evalSeed+o.evalStories && o.evalSeed < o.calibSeed+o.calibStories:
-		return fmt.Errorf("the seeds of the calibration stories [%d, %d) and of the held-out ones [%d, %d) overlap",
+		return nil, fmt.Errorf("the seeds of the calibration stories [%d, %d) and of the held-out ones [%d, %d) overlap",
 			o.calibSeed, o.calibSeed+o.calibStories, o.evalSeed, o.evalSeed+o.evalStories)
 	case o.greedy < 1:
-		return fmt.Errorf("-greedy %d must be positive", o.greedy)
+		return nil, fmt.Errorf("-greedy %d must be positive", o.greedy)
 	}
 	var typ gguf.TensorType
 	switch o.typ {
@@ -96,15 +120,15 @@ func run(o options, stdout, stderr io.Writer) error {
 	case "f32":
 		typ = gguf.F32
 	default:
-		return fmt.Errorf("-type %q: choose f16 or f32", o.typ)
+		return nil, fmt.Errorf("-type %q: choose f16 or f32", o.typ)
 	}
 	bin, err := os.ReadFile(o.model)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tok, err := os.ReadFile(o.tok)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	convert := func(t gguf.TensorType) ([]byte, error) {
 		b, _, err := llama2c.Convert(bin, tok, llama2c.Options{Type: t, Name: "stories260K"})
@@ -115,39 +139,39 @@ func run(o options, stdout, stderr io.Writer) error {
 	}
 	f32, err := convert(gguf.F32)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	f16, err := convert(gguf.F16)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ref, err := engine.Load(slices.Clone(f32))
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	fmt.Fprintf(stderr, "sampling %d calibration and %d held-out stories…\n", o.calibStories, o.evalStories)
 	calib, err := eval.Samples(ref, o.calibStories, storyOptions(o.calibSeed))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	held, err := eval.Samples(ref, o.evalStories, storyOptions(o.evalSeed))
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	fmt.Fprintln(stderr, "scoring…")
 	scoreSrc, err := prune.Load(slices.Clone(f32))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	wanda, err := scoreSrc.Score(prune.Wanda, calib, prune.ScoreOptions{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mag, err := scoreSrc.Score(prune.Magnitude, "", prune.ScoreOptions{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	base := f16
 	if typ == gguf.F32 {
@@ -155,16 +179,15 @@ func run(o options, stdout, stderr io.Writer) error {
 	}
 	src, err := prune.Load(slices.Clone(base))
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	rows := []*row{{name: "original (F32)", data: f32}, {name: "F16", data: f16}}
-	type pair struct{ wanda, mag *row }
 	var pairs []pair
 	for _, p := range []float64{0.9, 0.75, 0.6} {
 		sh, err := src.Plan(prune.Targets{Params: p}, prune.Wanda)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		desc := fmt.Sprintf("%.0f %% params, %s (%d/%d groups, %d/%d neurons)", 100*p, strings.ToUpper(o.typ), sh.Groups, src.Full().Groups, sh.FFN, src.Full().FFN)
 		if sh.Layers < src.Full().Layers {
@@ -177,11 +200,11 @@ func run(o options, stdout, stderr io.Writer) error {
 			}
 			sel, err := sc.Select(sh)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			data, err := src.Apply(sel)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			r := &row{name: "pruned to " + desc + ", " + string(sc.Method), data: data}
 			rows = append(rows, r)
@@ -194,59 +217,68 @@ func run(o options, stdout, stderr io.Writer) error {
 		pairs = append(pairs, pr)
 	}
 
-	refText, err := greedyText(ref, o.greedy)
-	if err != nil {
-		return err
+	t := &table{rows: rows, pairs: pairs, calibTokens: wanda.Tokens}
+	if t.refText, err = greedyText(ref, o.greedy); err != nil {
+		return nil, err
 	}
 	for i, r := range rows {
 		fmt.Fprintf(stderr, "evaluating %s…\n", r.name)
 		if o.dir != "" {
 			name := fmt.Sprintf("%d.gguf", i)
 			if err := os.WriteFile(filepath.Join(o.dir, name), r.data, 0o644); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		m, err := engine.Load(slices.Clone(r.data))
-		if err != nil {
-			return fmt.Errorf("%s: %w", r.name, err)
-		}
-		r.params = m.Params()
-		if r.r, err = eval.Compare(ref, m, held, eval.Options{}); err != nil {
-			return err
-		}
-		if r.shared, err = eval.GreedyPrefix(ref, m, "", o.greedy); err != nil {
-			return err
-		}
-		if r.text, err = greedyText(m, o.greedy); err != nil {
-			return err
+		if err := r.evaluate(ref, held, o.greedy); err != nil {
+			return nil, err
 		}
 	}
+	return t, nil
+}
 
-	w := stdout
+// evaluate compares the row's model with the original ref on the held-out
+// text, and takes its first greedy tokens.
+func (r *row) evaluate(ref *engine.Model, held string, greedy int) error {
+	m, err := engine.Load(slices.Clone(r.data))
+	if err != nil {
+		return fmt.Errorf("%s: %w", r.name, err)
+	}
+	r.params = m.Params()
+	if r.r, err = eval.Compare(ref, m, held, eval.Options{}); err != nil {
+		return err
+	}
+	if r.shared, err = eval.GreedyPrefix(ref, m, "", greedy); err != nil {
+		return err
+	}
+	r.text, err = greedyText(m, greedy)
+	return err
+}
+
+// write writes the table as Markdown.
+func (t *table) write(w io.Writer, o options) {
 	fmt.Fprintf(w, "| model | file size | parameters | KL vs original (nats/token) | top-1 agreement | greedy tokens shared (of %d) |\n", o.greedy)
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: |")
-	for _, r := range rows {
+	for _, r := range t.rows {
 		fmt.Fprintf(w, "| %s | %s | %d (%.1f %%) | %.4f | %.1f %% | %d |\n", r.name, size(len(r.data)), r.params,
-			100*float64(r.params)/float64(rows[0].params), r.r.KL, 100*r.r.Top1, r.shared)
+			100*float64(r.params)/float64(t.rows[0].params), r.r.KL, 100*r.r.Top1, r.shared)
 	}
 	fmt.Fprintf(w, "\nKL and top-1 over %d tokens of %d stories sampled from the original at temperature 1 (seeds %d–%d), held out from the %d calibration stories (seeds %d–%d, %d tokens). The original's perplexity on them is %.3f.\n",
-		rows[0].r.Tokens, o.evalStories, o.evalSeed, o.evalSeed+o.evalStories-1, o.calibStories, o.calibSeed, o.calibSeed+o.calibStories-1, wanda.Tokens, rows[0].r.Perplexity)
+		t.rows[0].r.Tokens, o.evalStories, o.evalSeed, o.evalSeed+o.evalStories-1, o.calibStories, o.calibSeed, o.calibSeed+o.calibStories-1, t.calibTokens, t.rows[0].r.Perplexity)
 	if o.magnitude {
 		var parts []string
-		for _, p := range pairs {
+		for _, p := range t.pairs {
 			parts = append(parts, fmt.Sprintf("%.0f %% lower KL (%.3f vs %.3f) at %d params", 100*(1-p.wanda.r.KL/p.mag.r.KL), p.wanda.r.KL, p.mag.r.KL, p.wanda.params))
 		}
 		fmt.Fprintf(w, "Wanda against magnitude at the same size: %s.\n", strings.Join(parts, "; "))
 	}
 	if o.texts {
 		fmt.Fprintf(w, "\n<details><summary>The first %d greedy tokens of each model</summary>\n\n", o.greedy)
-		fmt.Fprintf(w, "**original (F32)**\n\n```\n%s\n```\n\n", strings.TrimSpace(refText))
-		for _, r := range rows[1:] {
+		fmt.Fprintf(w, "**original (F32)**\n\n```\n%s\n```\n\n", strings.TrimSpace(t.refText))
+		for _, r := range t.rows[1:] {
 			fmt.Fprintf(w, "**%s**\n\n```\n%s\n```\n\n", r.name, strings.TrimSpace(r.text))
 		}
 		fmt.Fprintln(w, "</details>")
 	}
-	return nil
 }
 
 // storyOptions samples stories at temperature 1, from the given seed on,
