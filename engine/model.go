@@ -22,6 +22,10 @@ type Matrix struct {
 	BF16       []uint16
 	Q          []byte
 	QType      simd.QType
+
+	// f16Finite says that no half of F16 has exponent 31 (simd.F16Finite),
+	// so that products may use simd.MatMulF16Finite; Load sets it.
+	f16Finite bool
 }
 
 // Type returns the matrix's element type as GGUF names it.
@@ -59,6 +63,8 @@ func (m *Matrix) mul(out []float32, in *input) {
 // mul1 is mul on the caller's goroutine.
 func (m *Matrix) mul1(out []float32, in *input) {
 	switch {
+	case m.F16 != nil && m.f16Finite:
+		simd.MatMulF16Finite(out, m.F16, in.x, m.Rows, m.Cols, in.n)
 	case m.F16 != nil:
 		simd.MatMulF16(out, m.F16, in.x, m.Rows, m.Cols, in.n)
 	case m.BF16 != nil:
@@ -325,6 +331,7 @@ func (l *loader) matrix(name string, rows, cols int) Matrix {
 	case gguf.F16:
 		m.F16, err = t.F16()
 		l.m.Flushed += simd.FlushF16(m.F16)
+		m.f16Finite = simd.F16Finite(m.F16)
 	case gguf.BF16:
 		m.BF16, err = t.BF16()
 	default:

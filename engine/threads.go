@@ -252,7 +252,7 @@ func (p *pool) await(h *helper, seen *job) *job {
 
 // rowRange returns rows [r0, r1) of the matrix, a view of the same data.
 func (m *Matrix) rowRange(r0, r1 int) *Matrix {
-	s := &Matrix{Rows: r1 - r0, Cols: m.Cols, QType: m.QType}
+	s := &Matrix{Rows: r1 - r0, Cols: m.Cols, QType: m.QType, f16Finite: m.f16Finite}
 	c := m.Cols
 	switch {
 	case m.F16 != nil:

@@ -24,6 +24,11 @@ func dot8F16(w *uint16, offs *[8]int, x *float32, n int, out *[8]float32)
 //go:noescape
 func dot8F16S(w *uint16, offs *[8]int, x *float32, n int, out *[8]float32)
 
+// dot8F16C is dot8F16 widening with F16C (for finite halves only).
+//
+//go:noescape
+func dot8F16C(w *uint16, offs *[8]int, x *float32, n int, out *[8]float32)
+
 //go:noescape
 func f16Small(x *float32, n int) bool
 
@@ -54,13 +59,24 @@ func Kernels() string {
 	return "go"
 }
 
+// matMulF16Finite widens with F16C in the matrix-vector product; a prompt's
+// product widens each row once for every vector (matMulF16), so the
+// widening's cost does not matter there.
+func matMulF16Finite(out []float32, w []uint16, x []float32, rows, cols, n int) {
+	if !avx2 || cols < 8 || n != 1 {
+		matMulF16(out, w, x, rows, cols, n)
+		return
+	}
+	matVecF16(out, w, x, rows, cols, true)
+}
+
 func matMulF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
 	if !avx2 || cols < 8 {
 		goMatMulF16(out, w, x, rows, cols, n)
 		return
 	}
 	if n == 1 {
-		matVecF16(out, w, x, rows, cols)
+		matVecF16(out, w, x, rows, cols, false)
 		return
 	}
 	// Widen three rows at a time once and use them for every vector, in
@@ -125,13 +141,20 @@ func tileRows(out []float32, rows, r0, nr int, w, x []float32, cols, n int) {
 // x: rows r, p+r, …, 7p+r (p = rows/8) in pass r, so that each of the
 // eight streams reads memory sequentially, which the hardware prefetcher
 // follows (adjacent rows are slower on large matrices). The rows%8 last
-// rows take one more pass, whose missing rows repeat the last. When every
-// |x[i]| < 2^16 the kernel moves the widening's factor 2^112 from the
+// rows take one more pass, whose missing rows repeat the last. With finite
+// weights (F16Finite) the kernel widens with F16C (dot8F16C); otherwise,
+// when every |x[i]| < 2^16, it moves the widening's factor 2^112 from the
 // halves to x (dot8F16S), one multiplication per eight columns and pass
 // instead of one per row.
-func matVecF16(out []float32, w []uint16, x []float32, rows, cols int) {
+func matVecF16(out []float32, w []uint16, x []float32, rows, cols int, finite bool) {
 	c8 := cols &^ 7
-	small := f16Small(&x[0], c8)
+	dot8 := dot8F16
+	switch {
+	case finite:
+		dot8 = dot8F16C
+	case f16Small(&x[0], c8):
+		dot8 = dot8F16S
+	}
 	var offs [8]int
 	var s [8]float32
 	p := rows / 8
@@ -139,7 +162,7 @@ func matVecF16(out []float32, w []uint16, x []float32, rows, cols int) {
 		for j := range offs {
 			offs[j] = (j*p + r) * cols * 2
 		}
-		dot8(small, &w[0], &offs, &x[0], c8, &s)
+		dot8(&w[0], &offs, &x[0], c8, &s)
 		for j, v := range s {
 			i := j*p + r
 			out[i] = tailF16(v, w[i*cols:(i+1)*cols], x, c8)
@@ -149,19 +172,11 @@ func matVecF16(out []float32, w []uint16, x []float32, rows, cols int) {
 		for j := range offs {
 			offs[j] = (8*p + min(j, l-1)) * cols * 2
 		}
-		dot8(small, &w[0], &offs, &x[0], c8, &s)
+		dot8(&w[0], &offs, &x[0], c8, &s)
 		for j, v := range s[:l] {
 			i := 8*p + j
 			out[i] = tailF16(v, w[i*cols:(i+1)*cols], x, c8)
 		}
-	}
-}
-
-func dot8(small bool, w *uint16, offs *[8]int, x *float32, n int, out *[8]float32) {
-	if small {
-		dot8F16S(w, offs, x, n, out)
-	} else {
-		dot8F16(w, offs, x, n, out)
 	}
 }
 

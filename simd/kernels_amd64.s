@@ -5,7 +5,8 @@
 // The native kernels on amd64 with AVX2: one YMM accumulator holds the eight
 // canonical lanes of a sum, halves are widened with the same integer trick as
 // the SIMD128 kernels (sign-extend, shift by 13, mask, multiply by 2^112),
-// products and sums are separate instructions (no FMA), and the lanes are
+// or by F16C's VCVTPH2PS for weights without exponent-31 halves, on which
+// it gives the same floats (MatMulF16Finite), products and sums are separate instructions (no FMA), and the lanes are
 // reduced in the canonical tree. Results are bit-identical to the Go kernels.
 
 // REDUCE8 reduces the eight lanes of Y(r) into the low lane of X(r):
@@ -640,6 +641,21 @@ TEXT ·dot8F16(SB), NOSPLIT, $0-40
 TEXT ·dot8F16S(SB), NOSPLIT, $0-40
 	F16ARGS
 	F16BODY(F16XS, F16ROW, f16s32, f16s8, f16sdone)
+
+// F16ROWC adds to A the products of Y8 (the plain activations) with the
+// eight halves at byte offset off past column AX of row R, widened by
+// VCVTPH2PS: for finite halves the same floats as F16ROWW's.
+#define F16ROWC(R, A, T, off) \
+	VCVTPH2PS off(R)(AX*2), T \
+	VMULPS Y8, T, T \
+	VADDPS T, A, A
+
+// func dot8F16C(w *uint16, offs *[8]int, x *float32, n int, out *[8]float32)
+// is dot8F16 for halves none of which has exponent 31 (F16Finite), widened
+// with F16C: one instruction for eight halves instead of four.
+TEXT ·dot8F16C(SB), NOSPLIT, $0-40
+	F16ARGS
+	F16BODY(F16XW, F16ROWC, f16c32, f16c8, f16cdone)
 
 // func f16Small(x *float32, n int) bool reports whether |x[i]| < 2^16 for
 // every i < n (a multiple of 8), so that x[i]·2^112 is exact (false for

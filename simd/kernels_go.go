@@ -26,6 +26,9 @@ func attention(out, att, q, keys, values []float32, n, headDim, heads int, scale
 }
 func widenF16(dst []float32, src []uint16) { goWidenF16(dst, src) }
 func flushF16(w []uint16) int              { return goFlushF16(w) }
+func matMulF16Finite(out []float32, w []uint16, x []float32, rows, cols, n int) {
+	goMatMulF16(out, w, x, rows, cols, n)
+}
 
 // Kernels reports which implementation the API runs: "go", "amd64-avx2"
 // or "wasm-simd128".

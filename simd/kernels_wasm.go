@@ -53,6 +53,11 @@ func kMatMulQ(out *float32, w *byte, xq *int8, xd, xs *float32, xsum *int32, row
 //go:wasmimport simd attention
 func kAttention(out, att, q, keys, values *float32, n, headDim, heads int32, scale float32)
 
+// matMulF16Finite is matMulF16: SIMD128 has no conversion of halves.
+func matMulF16Finite(out []float32, w []uint16, x []float32, rows, cols, n int) {
+	matMulF16(out, w, x, rows, cols, n)
+}
+
 func matMulF16(out []float32, w []uint16, x []float32, rows, cols, n int) {
 	if cols == 0 { // w and x may be empty: every sum is +0.
 		clear(out[:rows*n])

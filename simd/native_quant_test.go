@@ -149,9 +149,10 @@ func TestNativeMatMulQAllocs(t *testing.T) {
 // kernel (and kernels.wasm) uses, over all 65536 halves. They agree to the
 // bit on every finite half, subnormals included; on the 2048 halves with
 // exponent 31, VCVTPH2PS makes infinities and NaNs where F16 makes finite
-// numbers (±2^16·(1+m/1024)), so the F16 kernels keep the integer widening:
-// with VCVTPH2PS, a model holding such halves would give other logits
-// natively than in wasm.
+// numbers (±2^16·(1+m/1024)), so MatMulF16 keeps the integer widening
+// (with VCVTPH2PS, a model holding such halves would give other logits
+// natively than in wasm) and MatMulF16Finite, which widens with VCVTPH2PS,
+// takes only weights that F16Finite accepts.
 func TestF16CWidening(t *testing.T) {
 	if !avx2 { // every CPU with AVX2 has F16C (x/sys/cpu does not say)
 		t.Skip("no AVX2")

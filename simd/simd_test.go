@@ -284,6 +284,45 @@ func TestExp(t *testing.T) {
 	}
 }
 
+// TestF16Finite puts each half with exponent 31 (and a finite one, for
+// contrast) at every position of slices of every length to 19 at four
+// alignments, around the uint64 words F16Finite reads, and requires it to
+// say so exactly when such a half is there.
+func TestF16Finite(t *testing.T) {
+	if !F16Finite(nil) {
+		t.Error("F16Finite(nil) = false")
+	}
+	for _, bad := range []uint16{0x7c00, 0xfc00, 0x7c01, 0x7fff, 0xfe00, 0xffff} {
+		for n := 1; n <= 19; n++ {
+			for off := range 4 {
+				for at := range n {
+					w := make([]uint16, n+off)[off:]
+					for i := range w {
+						w[i] = uint16(0x7bff - i) // finite, the largest first
+					}
+					if !F16Finite(w) {
+						t.Fatalf("length %d, offset %d: finite halves refused", n, off)
+					}
+					w[at] = bad
+					if F16Finite(w) {
+						t.Fatalf("length %d, offset %d: %#04x at %d not seen", n, off, bad, at)
+					}
+				}
+			}
+		}
+	}
+	all := make([]uint16, 1<<16)
+	for h := range all {
+		all[h] = uint16(h)
+	}
+	for h := range all {
+		finite := h&0x7c00 != 0x7c00
+		if got := F16Finite(all[h : h+1]); got != finite {
+			t.Fatalf("F16Finite([%#04x]) = %v", h, got)
+		}
+	}
+}
+
 // TestFlushF16 flushes every half.
 func TestFlushF16(t *testing.T) {
 	for _, off := range []int{0, 1, 3} {
