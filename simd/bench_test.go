@@ -187,3 +187,22 @@ func BenchmarkPrefillF16(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAttention runs Attention for one decoded token of a
+// SmolLM2-135M-shaped layer (three query heads per key head, head
+// dimension 64) over 64, 192 and 256 cached positions, natively: the
+// scores, their softmax and the weighted sum of the values.
+func BenchmarkAttention(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const hd, heads = 64, 3
+	for _, n := range []int{64, 192, 256} {
+		keys, values := randRange(r, n*hd, -1, 1), randRange(r, n*hd, -1, 1)
+		q := randRange(r, heads*hd, -1, 1)
+		att, out := make([]float32, heads*n), make([]float32, heads*hd)
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				Attention(out, att, q, keys, values, n, hd, heads, 0.125)
+			}
+		})
+	}
+}

@@ -141,19 +141,31 @@ func goSum(x []float32) float32 {
 	return t
 }
 
-func goSoftmax(x []float32) {
+// goSoftmax is Softmax's definition.
+func goSoftmax(x []float32) { softmaxBy(x, goExpShift) }
+
+// softmaxBy is Softmax with expShift for its exponentials: the maximum m,
+// x[i] = Exp(x[i] - m) by expShift(x, m), then every x[i] times one over
+// their sum (goSum). The kernels differ only in expShift.
+func softmaxBy(x []float32, expShift func(x []float32, m float32)) {
 	m := x[0]
 	for _, v := range x[1:] {
 		if v > m {
 			m = v
 		}
 	}
-	for i, v := range x {
-		x[i] = Exp(v - m)
-	}
+	expShift(x, m)
 	inv := 1 / goSum(x)
 	for i := range x {
 		x[i] *= inv
+	}
+}
+
+// goExpShift sets x[i] = Exp(x[i] - m), the difference rounded to
+// float32 first.
+func goExpShift(x []float32, m float32) {
+	for i, v := range x {
+		x[i] = Exp(v - m)
 	}
 }
 

@@ -39,6 +39,9 @@ func tileF32(w *float32, woffs *[3]int, x *float32, xoffs *[4]int, n int, out *[
 func silu8(a, b *float32, n int)
 
 //go:noescape
+func expShift8(x *float32, m float32, n int)
+
+//go:noescape
 func axpy8(y *float32, a float32, x *float32, n int)
 
 //go:noescape
@@ -99,6 +102,38 @@ func widenRow(dst []float32, src []uint16) {
 	}
 	for i := c8; i < len(dst); i++ {
 		dst[i] = F16(src[i])
+	}
+}
+
+// tileVectors is matMulF32 for n <= 3 vectors (attention's scores: the
+// query heads that share a key head, times every cached key) with the
+// tile's roles swapped: the vectors take its three rows and four rows of w
+// at a time its four vectors, so that no tile repeats a vector when n is
+// 3. A dot product's terms and their order do not depend on which side is
+// which (each product a·b equals b·a), so the sums are tileRows's.
+func tileVectors(out []float32, w, x []float32, rows, cols, n int) {
+	c8 := cols &^ 7
+	var xoffs [3]int
+	for k := range xoffs {
+		xoffs[k] = min(k, n-1) * cols * 4
+	}
+	var woffs [4]int
+	var s [12]float32
+	for r0 := 0; r0 < rows; r0 += 4 {
+		nr := min(4, rows-r0)
+		for j := range woffs {
+			woffs[j] = (r0 + min(j, nr-1)) * cols * 4
+		}
+		tileF32(&x[0], &xoffs, &w[0], &woffs, c8, &s)
+		for k := range n {
+			o := out[k*rows+r0 : k*rows+r0+nr]
+			for j := range o {
+				o[j] = s[4*k+j]
+				if c8 < cols {
+					o[j] = tailF32(o[j], w[(r0+j)*cols:(r0+j+1)*cols], x[k*cols:(k+1)*cols], c8)
+				}
+			}
+		}
 	}
 }
 
@@ -200,6 +235,10 @@ func matMulF32(out []float32, w []float32, x []float32, rows, cols, n int) {
 		goMatMulF32(out, w, x, rows, cols, n)
 		return
 	}
+	if n > 1 && n <= 3 && rows > 3 {
+		tileVectors(out, w, x, rows, cols, n)
+		return
+	}
 	if n > 1 {
 		for r0 := 0; r0 < rows; r0 += 3 {
 			tileRows(out, rows, r0, min(3, rows-r0), w[r0*cols:], x, cols, n)
@@ -281,7 +320,20 @@ func mix(out, a, v []float32) {
 
 func add(dst, src []float32)                   { goAdd(dst, src) }
 func rmsNorm(out, x, w []float32, eps float32) { goRMSNorm(out, x, w, eps) }
-func softmax(x []float32)                      { goSoftmax(x) }
+
+// softmax is goSoftmax with the exponentials eight at a time in assembly
+// (expShift8: Exp's polynomial in the same float32 steps).
+func softmax(x []float32) {
+	if !avx2 || len(x) < 8 {
+		goSoftmax(x)
+		return
+	}
+	softmaxBy(x, func(x []float32, m float32) {
+		c8 := len(x) &^ 7
+		expShift8(&x[0], m, c8)
+		goExpShift(x[c8:], m)
+	})
+}
 func siluMul(a, b []float32) {
 	c8 := len(a) &^ 7
 	if !avx2 || c8 == 0 {

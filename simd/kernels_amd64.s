@@ -865,8 +865,9 @@ axpydone:
 // out[c] = Σ a[i]·v[i·stride+c] over i < n (n > 0), for c < cols (a
 // multiple of 8): each sum starts from +0 (VXORPS) and adds its terms in
 // increasing i, each product rounded before the sum (VMULPS, then VADDPS),
-// which is goMix's order. Thirty-two columns per pass over the positions
-// (four accumulators), then eight.
+// which is goMix's order. Sixty-four columns per pass over the positions
+// (eight accumulators, so that eight independent additions hide VADDPS's
+// latency), then thirty-two (four), then eight.
 TEXT ·mix8(SB), NOSPLIT, $0-48
 	MOVQ out+0(FP), DI
 	MOVQ a+8(FP), SI
@@ -876,6 +877,54 @@ TEXT ·mix8(SB), NOSPLIT, $0-48
 	SHLQ $2, R8
 	MOVQ cols+40(FP), R9
 	XORQ R10, R10
+
+mix64:
+	LEAQ 64(R10), AX
+	CMPQ AX, R9
+	JGT mix32
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	LEAQ (DX)(R10*4), R11
+	XORQ BX, BX
+
+mix64pos:
+	VBROADCASTSS (SI)(BX*4), Y15
+	VMULPS (R11), Y15, Y8
+	VADDPS Y8, Y0, Y0
+	VMULPS 32(R11), Y15, Y9
+	VADDPS Y9, Y1, Y1
+	VMULPS 64(R11), Y15, Y10
+	VADDPS Y10, Y2, Y2
+	VMULPS 96(R11), Y15, Y11
+	VADDPS Y11, Y3, Y3
+	VMULPS 128(R11), Y15, Y12
+	VADDPS Y12, Y4, Y4
+	VMULPS 160(R11), Y15, Y13
+	VADDPS Y13, Y5, Y5
+	VMULPS 192(R11), Y15, Y8
+	VADDPS Y8, Y6, Y6
+	VMULPS 224(R11), Y15, Y9
+	VADDPS Y9, Y7, Y7
+	ADDQ R8, R11
+	INCQ BX
+	CMPQ BX, CX
+	JLT mix64pos
+	VMOVUPS Y0, (DI)(R10*4)
+	VMOVUPS Y1, 32(DI)(R10*4)
+	VMOVUPS Y2, 64(DI)(R10*4)
+	VMOVUPS Y3, 96(DI)(R10*4)
+	VMOVUPS Y4, 128(DI)(R10*4)
+	VMOVUPS Y5, 160(DI)(R10*4)
+	VMOVUPS Y6, 192(DI)(R10*4)
+	VMOVUPS Y7, 224(DI)(R10*4)
+	MOVQ AX, R10
+	JMP mix64
 
 mix32:
 	LEAQ 32(R10), AX
@@ -1440,5 +1489,30 @@ siluloop:
 	JMP siluloop
 
 siludone:
+	VZEROUPPER
+	RET
+
+// func expShift8(x *float32, m float32, n int)
+// x[i] = Exp(x[i] - m) for i < n (a multiple of 8): softmax's
+// exponentials, the subtraction rounded to float32 first as Go rounds it.
+TEXT ·expShift8(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), DI
+	VBROADCASTSS m+8(FP), Y15
+	MOVQ n+16(FP), CX
+	VMOVUPS EC_M87, Y14
+	VMOVUPS EC_P88, Y13
+	XORQ AX, AX
+
+exploop:
+	CMPQ AX, CX
+	JGE expdone
+	VMOVUPS (DI)(AX*4), Y0
+	VSUBPS Y15, Y0, Y0
+	EXP8(Y0, Y1, Y2)
+	VMOVUPS Y0, (DI)(AX*4)
+	ADDQ $8, AX
+	JMP exploop
+
+expdone:
 	VZEROUPPER
 	RET
