@@ -1,12 +1,15 @@
 package engine_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"testing"
+	"time"
 
 	"wisp/engine"
 	"wisp/engine/gguf"
@@ -329,4 +332,47 @@ func Example() {
 	}
 	fmt.Println(m.Arch, m.Dim, m.Layers, len(s.Tokens()) > 1)
 	// Output: llama 32 2 true
+}
+
+// BenchmarkDecodeAfterPrompt decodes 128 tokens after a 128-token prompt
+// on a random SmolLM2-135M-shaped F16 model, as make bench's decode rows
+// do, timing the decoded tokens only; cpu-tok/s is over the thread's CPU
+// time. Profile it (-cpuprofile) to see what a decoded token spends
+// beside the matrix-vector products.
+func BenchmarkDecodeAfterPrompt(b *testing.B) {
+	m := randomModel(b, synth.Shapes()["smollm2-135m"], gguf.F16)
+	prompt := make([]int, 128)
+	for i := range prompt {
+		prompt[i] = 300 + i*7
+	}
+	st, err := m.NewState(256)
+	if err != nil {
+		b.Fatal(err)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	const steps = 128
+	var cpu time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		st.Reset()
+		if _, err := st.Forward(prompt); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		c0, _ := cputime.Thread()
+		pprof.Do(context.Background(), pprof.Labels("phase", "decode"), func(context.Context) {
+			for i := range steps {
+				if _, err := st.Forward([]int{400 + i}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		c1, _ := cputime.Thread()
+		cpu += c1 - c0
+	}
+	b.ReportMetric(float64(b.N*steps)/b.Elapsed().Seconds(), "tok/s")
+	if cpu > 0 {
+		b.ReportMetric(float64(b.N*steps)/cpu.Seconds(), "cpu-tok/s")
+	}
 }
