@@ -128,6 +128,9 @@ func TestDerive(t *testing.T) {
 	if f := rows[3]; f.DecodeVsNative != 0 || f.MemoryBound != 0 {
 		t.Errorf("the failed row got ratios: %+v", f)
 	}
+	if b := rows[1].MemoryBoundBeside; b != 0 {
+		t.Errorf("a row without reads beside its runs got a share of them: %v", b)
+	}
 	want := []struct {
 		ratio float64
 		met   bool
@@ -214,6 +217,9 @@ func TestMarkdown(t *testing.T) {
 	rep.Elapsed = 312.4
 	rep.Time = []timing{{"the ceiling", 41.26}, {"stories15M", 3.04}}
 	rep.Models[0].Rows[0].Seconds = 75.4
+	// Native decodes 5 GB/s of weights: half the ceiling's 10 GB/s, 80 %
+	// of the 6.25 GB/s read beside its runs.
+	rep.Models[0].Rows[0].ReadBeside = summarize([]float64{6, 6.25, 7})
 	rep.Models[0].Rows = append(rep.Models[0].Rows, row{Engine: "wllama", Runtime: "chromium", Type: "F16", Threads: 1, Skipped: "too slow"})
 	rep.derive()
 	md := rep.markdown()
@@ -233,7 +239,9 @@ func TestMarkdown(t *testing.T) {
 		"| stories15M | 3s |",
 		"| wllama, Chromium | F16 | 1 | not measured: too slow | | | | | | | | |",
 		"| of memory bound | bench time |",
-		"% | 1m15s |",
+		"## Issue 12's native target: F16 decode at ≥ 80% of the memory-bound limit",
+		"| stories15M | 50.0 (45.0–55.0) | 5.00 | 10.0 | 50% | no | 6.25 (6.00–7.00) | 80% | yes |",
+		"| 50% (80% of the read beside) | 1m15s |",
 		"| total | 5m12s |",
 	} {
 		if !strings.Contains(md, want) {
@@ -420,7 +428,7 @@ func TestChild(t *testing.T) {
 			t.Fatalf("answer %d %q: %v", i+1, lines[i+1], err)
 		}
 	}
-	if !(cold.ColdLoadMs > 0) || !(s.LoadMs > 0) || !(s.Prefill > 0) || !(s.Decode > 0) || s.PromptTokens != 32 || s.Threads != 1 {
+	if !(cold.ColdLoadMs > 0) || !(s.LoadMs > 0) || !(s.Prefill > 0) || !(s.Decode > 0) || !(s.ReadGBps > 0) || s.PromptTokens != 32 || s.Threads != 1 {
 		t.Errorf("warm-up %+v, run %+v", cold, s)
 	}
 	if s.Tokens != 8 && s.Reason == "length" {

@@ -12,8 +12,10 @@ import (
 	"runtime/debug"
 	"slices"
 	"time"
+	"unsafe"
 
 	"wisp/engine/option"
+	"wisp/internal/readsum"
 	"wisp/wasm/backend"
 )
 
@@ -56,6 +58,11 @@ type sample struct {
 	// (llama_perf_context) for the same run, beside the bench's timing.
 	PerfPrefill float64 `json:"perfPrefill"`
 	PerfDecode  float64 `json:"perfDecode"`
+	// ReadGBps is how fast a plain read of the model file's bytes (the
+	// weights a native decode streams) ran right after the run, natively:
+	// the memory-bound limit of that minute, since this machine's
+	// bandwidth swings by a third from one minute to the next.
+	ReadGBps float64 `json:"readGBps,omitempty"`
 }
 
 // generation is what one prompt and its decoding took.
@@ -74,9 +81,11 @@ const capReason = "time cap"
 // runs one greedy generation on it (its decoding stopped after limit, if
 // positive), unload frees it.
 type wispRunner struct {
-	cfg *childConfig
-	ctx context.Context
-	m   backend.Model
+	cfg  *childConfig
+	ctx  context.Context
+	m    backend.Model
+	data []byte // the model file's bytes, which a native model's weights view
+	sink uint64 // what readGBps read, so that the reads are kept
 }
 
 func (r *wispRunner) load() error {
@@ -84,6 +93,7 @@ func (r *wispRunner) load() error {
 	if err != nil {
 		return err
 	}
+	r.data = data
 	cfg := backend.Config{Runtime: r.cfg.Runtime, Threads: r.cfg.Threads}
 	if cfg.Runtime == "wazero" {
 		if cfg.Wasm, err = os.ReadFile(r.cfg.Wasm); err != nil {
@@ -123,8 +133,30 @@ func (r *wispRunner) unload() error {
 		return nil
 	}
 	err := r.m.Close()
-	r.m = nil
+	r.m, r.data = nil, nil
 	return err
+}
+
+// readRuns is how many plain reads of the model's bytes follow a native
+// run; their median is the run's ReadGBps.
+const readRuns = 3
+
+// readGBps reads the model file's bytes readRuns times as the bench's
+// ceiling reads its block (readsum.Xor) and returns the median GB/s.
+func (r *wispRunner) readGBps() float64 {
+	n := len(r.data) / 8
+	if n == 0 {
+		return 0
+	}
+	words := unsafe.Slice((*uint64)(unsafe.Pointer(&r.data[0])), n)
+	rates := make([]float64, readRuns)
+	for i := range rates {
+		t0 := time.Now()
+		r.sink ^= readsum.Xor(words)
+		rates[i] = float64(n*8) / time.Since(t0).Seconds() / 1e9
+	}
+	slices.Sort(rates)
+	return rates[readRuns/2]
 }
 
 // perSecond returns n per the duration, or 0 for no time.
@@ -198,6 +230,9 @@ func childMain(stdin io.Reader, stdout io.Writer) error {
 		s.Prefill = perSecond(len(cfg.PromptIDs), g.prompt)
 		s.Decode = perSecond(g.tokens, g.decode)
 		s.PromptTokens, s.Tokens, s.Reason, s.Threads = len(cfg.PromptIDs), g.tokens, g.reason, max(cfg.Threads, 1)
+		if cfg.Runtime == "native" && s.Threads == 1 {
+			s.ReadGBps = r.readGBps()
+		}
 		return s, nil
 	}
 	for {

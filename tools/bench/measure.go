@@ -347,7 +347,7 @@ func (b *bench) close(pm *preparedModel, e *entry) {
 func (b *bench) finish(pm *preparedModel, e *entry) row {
 	o := b.o
 	b.close(pm, e)
-	var load, prefill, decode, ownPrefill, ownDecode []float64
+	var load, prefill, decode, ownPrefill, ownDecode, read []float64
 	short := 0
 	for _, s := range e.runs {
 		load = append(load, s.LoadMs)
@@ -356,6 +356,9 @@ func (b *bench) finish(pm *preparedModel, e *entry) row {
 		if s.PerfDecode > 0 {
 			ownPrefill = append(ownPrefill, s.PerfPrefill)
 			ownDecode = append(ownDecode, s.PerfDecode)
+		}
+		if s.ReadGBps > 0 {
+			read = append(read, s.ReadGBps)
 		}
 		e.row.Prompt = append(e.row.Prompt, s.PromptTokens)
 		e.row.Tokens = append(e.row.Tokens, s.Tokens)
@@ -380,6 +383,7 @@ func (b *bench) finish(pm *preparedModel, e *entry) row {
 	}
 	e.row.LoadMs, e.row.Prefill, e.row.Decode = summarize(load), summarize(prefill), summarize(decode)
 	e.row.OwnPrefill, e.row.OwnDecode = summarize(ownPrefill), summarize(ownDecode)
+	e.row.ReadBeside = summarize(read)
 	return e.row
 }
 
