@@ -183,12 +183,24 @@ func tileRows(out []float32, rows, r0, nr int, w, x []float32, cols, n int) {
 // instead of one per row.
 func matVecF16(out []float32, w []uint16, x []float32, rows, cols int, finite bool) {
 	c8 := cols &^ 7
-	dot8 := dot8F16
+	// A switch rather than a func value, through which offs and s would
+	// escape to the heap on every call.
+	kind := f16Plain
 	switch {
 	case finite:
-		dot8 = dot8F16C
+		kind = f16C
 	case f16Small(&x[0], c8):
-		dot8 = dot8F16S
+		kind = f16Scaled
+	}
+	dot8 := func(w *uint16, offs *[8]int, x *float32, n int, out *[8]float32) {
+		switch kind {
+		case f16C:
+			dot8F16C(w, offs, x, n, out)
+		case f16Scaled:
+			dot8F16S(w, offs, x, n, out)
+		default:
+			dot8F16(w, offs, x, n, out)
+		}
 	}
 	var offs [8]int
 	var s [8]float32
@@ -214,6 +226,13 @@ func matVecF16(out []float32, w []uint16, x []float32, rows, cols int, finite bo
 		}
 	}
 }
+
+// The widenings of matVecF16's passes.
+const (
+	f16Plain  = iota // dot8F16
+	f16C             // dot8F16C: finite halves, F16C
+	f16Scaled        // dot8F16S: 2^112 moved to x
+)
 
 // tailF16 adds the terms past the last whole group of eight, one at a time.
 func tailF16(t float32, w []uint16, x []float32, from int) float32 {
