@@ -269,6 +269,21 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
+// benchState returns a state of 256 positions of a random model of the
+// shape and type, and a 128-token prompt for it.
+func benchState(b *testing.B, shape string, typ gguf.TensorType) (*engine.State, []int) {
+	m := randomModel(b, synth.Shapes()[shape], typ)
+	prompt := make([]int, 128)
+	for i := range prompt {
+		prompt[i] = 300 + i*7
+	}
+	st, err := m.NewState(256)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st, prompt
+}
+
 // BenchmarkPrefill evaluates a 128-token prompt in one Forward call on
 // random models of the stories15M and SmolLM2-135M shapes.
 func BenchmarkPrefill(b *testing.B) {
@@ -282,15 +297,7 @@ func BenchmarkPrefill(b *testing.B) {
 		{"smollm2-135m", gguf.Q4_K},
 	} {
 		b.Run(fmt.Sprintf("%s-%v", c.shape, c.typ), func(b *testing.B) {
-			m := randomModel(b, synth.Shapes()[c.shape], c.typ)
-			prompt := make([]int, 128)
-			for i := range prompt {
-				prompt[i] = 300 + i*7
-			}
-			st, err := m.NewState(256)
-			if err != nil {
-				b.Fatal(err)
-			}
+			st, prompt := benchState(b, c.shape, c.typ)
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			b.ResetTimer()
@@ -340,15 +347,7 @@ func Example() {
 // time. Profile it (-cpuprofile) to see what a decoded token spends
 // beside the matrix-vector products.
 func BenchmarkDecodeAfterPrompt(b *testing.B) {
-	m := randomModel(b, synth.Shapes()["smollm2-135m"], gguf.F16)
-	prompt := make([]int, 128)
-	for i := range prompt {
-		prompt[i] = 300 + i*7
-	}
-	st, err := m.NewState(256)
-	if err != nil {
-		b.Fatal(err)
-	}
+	st, prompt := benchState(b, "smollm2-135m", gguf.F16)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	const steps = 128

@@ -861,6 +861,12 @@ axpydone:
 	VZEROUPPER
 	RET
 
+// MIXTERM(off, P, A) adds to A the weight in Y15 times the eight values
+// at byte offset off past R11, the product rounded first (P: scratch).
+#define MIXTERM(off, P, A) \
+	VMULPS off(R11), Y15, P \
+	VADDPS P, A, A
+
 // func mix8(out *float32, a *float32, v *float32, n, stride, cols int)
 // out[c] = Σ a[i]·v[i·stride+c] over i < n (n > 0), for c < cols (a
 // multiple of 8): each sum starts from +0 (VXORPS) and adds its terms in
@@ -895,22 +901,14 @@ mix64:
 
 mix64pos:
 	VBROADCASTSS (SI)(BX*4), Y15
-	VMULPS (R11), Y15, Y8
-	VADDPS Y8, Y0, Y0
-	VMULPS 32(R11), Y15, Y9
-	VADDPS Y9, Y1, Y1
-	VMULPS 64(R11), Y15, Y10
-	VADDPS Y10, Y2, Y2
-	VMULPS 96(R11), Y15, Y11
-	VADDPS Y11, Y3, Y3
-	VMULPS 128(R11), Y15, Y12
-	VADDPS Y12, Y4, Y4
-	VMULPS 160(R11), Y15, Y13
-	VADDPS Y13, Y5, Y5
-	VMULPS 192(R11), Y15, Y8
-	VADDPS Y8, Y6, Y6
-	VMULPS 224(R11), Y15, Y9
-	VADDPS Y9, Y7, Y7
+	MIXTERM(0, Y8, Y0)
+	MIXTERM(32, Y9, Y1)
+	MIXTERM(64, Y10, Y2)
+	MIXTERM(96, Y11, Y3)
+	MIXTERM(128, Y12, Y4)
+	MIXTERM(160, Y13, Y5)
+	MIXTERM(192, Y8, Y6)
+	MIXTERM(224, Y9, Y7)
 	ADDQ R8, R11
 	INCQ BX
 	CMPQ BX, CX
@@ -939,14 +937,10 @@ mix32:
 
 mix32pos:
 	VBROADCASTSS (SI)(BX*4), Y15
-	VMULPS (R11), Y15, Y4
-	VADDPS Y4, Y0, Y0
-	VMULPS 32(R11), Y15, Y5
-	VADDPS Y5, Y1, Y1
-	VMULPS 64(R11), Y15, Y6
-	VADDPS Y6, Y2, Y2
-	VMULPS 96(R11), Y15, Y7
-	VADDPS Y7, Y3, Y3
+	MIXTERM(0, Y4, Y0)
+	MIXTERM(32, Y5, Y1)
+	MIXTERM(64, Y6, Y2)
+	MIXTERM(96, Y7, Y3)
 	ADDQ R8, R11
 	INCQ BX
 	CMPQ BX, CX
@@ -967,8 +961,7 @@ mix8cols:
 
 mix8pos:
 	VBROADCASTSS (SI)(BX*4), Y15
-	VMULPS (R11), Y15, Y4
-	VADDPS Y4, Y0, Y0
+	MIXTERM(0, Y4, Y0)
 	ADDQ R8, R11
 	INCQ BX
 	CMPQ BX, CX
