@@ -155,8 +155,7 @@ func (r *wispRunner) readGBps() float64 {
 		r.sink ^= readsum.Xor(words)
 		rates[i] = float64(n*8) / time.Since(t0).Seconds() / 1e9
 	}
-	slices.Sort(rates)
-	return rates[readRuns/2]
+	return summarize(rates).Median
 }
 
 // perSecond returns n per the duration, or 0 for no time.
