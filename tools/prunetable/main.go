@@ -104,11 +104,44 @@ func run(o options, stdout, stderr io.Writer) error {
 // measure makes the models of the table and compares each with the
 // original, reporting its progress to stderr.
 func measure(o options, stderr io.Writer) (*table, error) {
-	typ, err := o.check()
+	switch {
+	case o.calibStories < 1 || o.evalStories < 1:
+		return nil, fmt.Errorf("-calib-stories %d and -eval-stories %d must be positive", o.calibStories, o.evalStories)
+	case o.calibSeed < o.evalSeed+o.evalStories && o.evalSeed < o.calibSeed+o.calibStories:
+		return nil, fmt.Errorf("the seeds of the calibration stories [%d, %d) and of the held-out ones [%d, %d) overlap",
+			o.calibSeed, o.calibSeed+o.calibStories, o.evalSeed, o.evalSeed+o.evalStories)
+	case o.greedy < 1:
+		return nil, fmt.Errorf("-greedy %d must be positive", o.greedy)
+	}
+	var typ gguf.TensorType
+	switch o.typ {
+	case "f16":
+		typ = gguf.F16
+	case "f32":
+		typ = gguf.F32
+	default:
+		return nil, fmt.Errorf("-type %q: choose f16 or f32", o.typ)
+	}
+	bin, err := os.ReadFile(o.model)
 	if err != nil {
 		return nil, err
 	}
-	f32, f16, err := o.convert()
+	tok, err := os.ReadFile(o.tok)
+	if err != nil {
+		return nil, err
+	}
+	convert := func(t gguf.TensorType) ([]byte, error) {
+		b, _, err := llama2c.Convert(bin, tok, llama2c.Options{Type: t, Name: "stories260K"})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", o.model, err)
+		}
+		return b, nil
+	}
+	f32, err := convert(gguf.F32)
+	if err != nil {
+		return nil, err
+	}
+	f16, err := convert(gguf.F16)
 	if err != nil {
 		return nil, err
 	}
@@ -148,12 +181,42 @@ func measure(o options, stderr io.Writer) (*table, error) {
 	if err != nil {
 		return nil, err
 	}
-	pruned, pairs, err := o.prunedRows(src, wanda, mag)
-	if err != nil {
-		return nil, err
+
+	rows := []*row{{name: "original (F32)", data: f32}, {name: "F16", data: f16}}
+	var pairs []pair
+	for _, p := range []float64{0.9, 0.75, 0.6} {
+		sh, err := src.Plan(prune.Targets{Params: p}, prune.Wanda)
+		if err != nil {
+			return nil, err
+		}
+		desc := fmt.Sprintf("%.0f %% params, %s (%d/%d groups, %d/%d neurons)", 100*p, strings.ToUpper(o.typ), sh.Groups, src.Full().Groups, sh.FFN, src.Full().FFN)
+		if sh.Layers < src.Full().Layers {
+			desc = fmt.Sprintf("%.0f %% params, %s (%d/%d blocks, %d/%d groups, %d/%d neurons)", 100*p, strings.ToUpper(o.typ), sh.Layers, src.Full().Layers, sh.Groups, src.Full().Groups, sh.FFN, src.Full().FFN)
+		}
+		var pr pair
+		for _, sc := range []*prune.Scores{wanda, mag} {
+			if sc == mag && !o.magnitude {
+				continue
+			}
+			sel, err := sc.Select(sh)
+			if err != nil {
+				return nil, err
+			}
+			data, err := src.Apply(sel)
+			if err != nil {
+				return nil, err
+			}
+			r := &row{name: "pruned to " + desc + ", " + string(sc.Method), data: data}
+			rows = append(rows, r)
+			if sc == wanda {
+				pr.wanda = r
+			} else {
+				pr.mag = r
+			}
+		}
+		pairs = append(pairs, pr)
 	}
 
-	rows := append([]*row{{name: "original (F32)", data: f32}, {name: "F16", data: f16}}, pruned...)
 	t := &table{rows: rows, pairs: pairs, calibTokens: wanda.Tokens}
 	if t.refText, err = greedyText(ref, o.greedy); err != nil {
 		return nil, err
@@ -171,95 +234,6 @@ func measure(o options, stderr io.Writer) (*table, error) {
 		}
 	}
 	return t, nil
-}
-
-// check refuses options the table cannot be made with and returns the
-// type the pruned models are written in.
-func (o options) check() (gguf.TensorType, error) {
-	switch {
-	case o.calibStories < 1 || o.evalStories < 1:
-		return 0, fmt.Errorf("-calib-stories %d and -eval-stories %d must be positive", o.calibStories, o.evalStories)
-	case o.calibSeed < o.evalSeed+o.evalStories && o.evalSeed < o.calibSeed+o.calibStories:
-		return 0, fmt.Errorf("the seeds of the calibration stories [%d, %d) and of the held-out ones [%d, %d) overlap",
-			o.calibSeed, o.calibSeed+o.calibStories, o.evalSeed, o.evalSeed+o.evalStories)
-	case o.greedy < 1:
-		return 0, fmt.Errorf("-greedy %d must be positive", o.greedy)
-	}
-	switch o.typ {
-	case "f16":
-		return gguf.F16, nil
-	case "f32":
-		return gguf.F32, nil
-	}
-	return 0, fmt.Errorf("-type %q: choose f16 or f32", o.typ)
-}
-
-// convert reads the llama2.c checkpoint and its tokenizer and returns
-// them as F32 and as F16 GGUF files.
-func (o options) convert() (f32, f16 []byte, err error) {
-	bin, err := os.ReadFile(o.model)
-	if err != nil {
-		return nil, nil, err
-	}
-	tok, err := os.ReadFile(o.tok)
-	if err != nil {
-		return nil, nil, err
-	}
-	as := func(t gguf.TensorType) ([]byte, error) {
-		b, _, err := llama2c.Convert(bin, tok, llama2c.Options{Type: t, Name: "stories260K"})
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", o.model, err)
-		}
-		return b, nil
-	}
-	if f32, err = as(gguf.F32); err != nil {
-		return nil, nil, err
-	}
-	if f16, err = as(gguf.F16); err != nil {
-		return nil, nil, err
-	}
-	return f32, f16, nil
-}
-
-// prunedRows prunes src to 90, 75 and 60 % of its parameters, by the Wanda
-// scores and (with -magnitude) by the magnitude ones, and returns a row
-// for each pruned model and the pairs the table compares.
-func (o options) prunedRows(src *prune.Source, wanda, mag *prune.Scores) ([]*row, []pair, error) {
-	var rows []*row
-	var pairs []pair
-	for _, p := range []float64{0.9, 0.75, 0.6} {
-		sh, err := src.Plan(prune.Targets{Params: p}, prune.Wanda)
-		if err != nil {
-			return nil, nil, err
-		}
-		desc := fmt.Sprintf("%.0f %% params, %s (%d/%d groups, %d/%d neurons)", 100*p, strings.ToUpper(o.typ), sh.Groups, src.Full().Groups, sh.FFN, src.Full().FFN)
-		if sh.Layers < src.Full().Layers {
-			desc = fmt.Sprintf("%.0f %% params, %s (%d/%d blocks, %d/%d groups, %d/%d neurons)", 100*p, strings.ToUpper(o.typ), sh.Layers, src.Full().Layers, sh.Groups, src.Full().Groups, sh.FFN, src.Full().FFN)
-		}
-		var pr pair
-		for _, sc := range []*prune.Scores{wanda, mag} {
-			if sc == mag && !o.magnitude {
-				continue
-			}
-			sel, err := sc.Select(sh)
-			if err != nil {
-				return nil, nil, err
-			}
-			data, err := src.Apply(sel)
-			if err != nil {
-				return nil, nil, err
-			}
-			r := &row{name: "pruned to " + desc + ", " + string(sc.Method), data: data}
-			rows = append(rows, r)
-			if sc == wanda {
-				pr.wanda = r
-			} else {
-				pr.mag = r
-			}
-		}
-		pairs = append(pairs, pr)
-	}
-	return rows, pairs, nil
 }
 
 // evaluate compares the row's model with the original ref on the held-out
