@@ -49,6 +49,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -370,69 +371,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	start := time.Now()
-	b, err := newBench(o, args, start, stderr)
-	if err != nil {
-		return err
-	}
-	defer b.stopOnInterrupt()()
-	cleanup, err := b.makeDir()
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	models, err := b.prepareModels()
-	if err != nil {
-		return err
-	}
-	if !o.skipped("chromium") || !o.skipped("wllama") {
-		if err := b.startBrowser(); err != nil {
-			return err
-		}
-		defer b.closeBrowser()
-	}
-	if !o.skipped("ceiling") {
-		begin := time.Now()
-		b.ceiling()
-		b.timed("the ceiling", begin)
-	}
-	for _, pm := range models {
-		begin := time.Now()
-		res := b.measure(pm)
-		b.rep.Models = append(b.rep.Models, res)
-		b.timed(pm.spec.Key+" (each row's share: its table's last column)", begin)
-	}
-	b.closeBrowser()
-
-	b.rep.Machine.LoadEnd = loadAverage()
-	b.rep.Elapsed = time.Since(start).Seconds()
-	b.rep.derive()
-	b.notes()
-	md := b.rep.markdown()
-	fmt.Fprint(stdout, md)
-	if o.out != "" {
-		if err := b.rep.write(o.out, md); err != nil {
-			return err
-		}
-		b.logf("wrote %s and %s", filepath.Join(o.out, "results.md"), filepath.Join(o.out, "results.json"))
-	}
-	b.logf("done in %s", time.Since(start).Round(time.Second))
-	if o.check && len(b.rep.Violations) > 0 {
-		return fmt.Errorf("the honesty check failed: %s", strings.Join(b.rep.Violations, "; "))
-	}
-	return nil
-}
-
-// newBench returns a bench for the options o, with the command line, the
-// settings and the machine in its report, after checking that what it
-// needs is there (bench.check).
-func newBench(o *options, args []string, start time.Time, stderr io.Writer) (*bench, error) {
 	root, err := os.Getwd()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	b := &bench{o: o, root: root, log: stderr, rep: report{Started: start}}
 	if b.site, err = filepath.Abs(o.site); err != nil {
-		return nil, err
+		return err
 	}
 	b.rep.Command = "go run ./tools/bench"
 	if len(args) > 0 {
@@ -445,16 +390,13 @@ func newBench(o *options, args []string, start time.Time, stderr io.Writer) (*be
 	b.machine()
 	b.logf("%s, %d cores, load average %s", b.rep.Machine.CPU, b.rep.Machine.Cores, b.rep.Machine.LoadStart)
 	if err := b.check(); err != nil {
-		return nil, err
+		return err
 	}
-	return b, nil
-}
 
-// stopOnInterrupt makes an interrupted bench leave no runner, browser or
-// server behind; the function it returns stops watching.
-func (b *bench) stopOnInterrupt() func() {
+	// An interrupted bench leaves no runner, browser or server behind.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	go func() {
 		if _, ok := <-sigs; ok {
 			b.logf("interrupted: stopping the runners")
@@ -462,35 +404,21 @@ func (b *bench) stopOnInterrupt() func() {
 			os.Exit(130)
 		}
 	}()
-	return func() { signal.Stop(sigs) }
-}
 
-// makeDir makes the folder for the model files (-dir, or a temporary one
-// that the function it returns removes).
-func (b *bench) makeDir() (cleanup func(), err error) {
-	cleanup = func() {}
-	switch {
-	case b.o.dir == "":
+	if o.dir == "" {
 		if b.dir, err = os.MkdirTemp("", "wisp-bench-"); err != nil {
-			return cleanup, err
+			return err
 		}
 		b.tempDir = true
-		dir := b.dir
-		return func() { os.RemoveAll(dir) }, nil
-	default:
-		if b.dir, err = filepath.Abs(b.o.dir); err != nil {
-			return cleanup, err
-		}
-		return cleanup, os.MkdirAll(b.dir, 0o755)
+		defer os.RemoveAll(b.dir)
+	} else if b.dir, err = filepath.Abs(o.dir); err != nil {
+		return err
+	} else if err := os.MkdirAll(b.dir, 0o755); err != nil {
+		return err
 	}
-}
-
-// prepareModels makes every measured model's files in the bench's folder.
-func (b *bench) prepareModels() ([]*preparedModel, error) {
-	o := b.o
 	specs, err := modelSpecs(o.shared, o.models)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var models []*preparedModel
 	begin := time.Now()
@@ -498,51 +426,86 @@ func (b *bench) prepareModels() ([]*preparedModel, error) {
 		b.logf("making %s (F16, F32 and, by llama.cpp's quantizer, Q8_0 and Q4_K_M) in %s", s.Key, b.dir)
 		pm, err := prepare(s, b.dir, o.oracle, o.promptTokens, o.decodeTokens, o.warmupPrompt)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		models = append(models, pm)
 	}
 	b.timed("making the model files", begin)
-	return models, nil
-}
 
-// startBrowser starts Chromium's runner (site/bench/browser.bench.js),
-// which the Chromium and wllama rows share, and notes how its memory is
-// measured.
-func (b *bench) startBrowser() error {
-	var hello struct {
-		Chromium    string `json:"chromium"`
-		Wllama      string `json:"wllama"`
-		BaselineRSS int64  `json:"baselineRSS"`
+	if !o.skipped("chromium") || !o.skipped("wllama") {
+		var hello struct {
+			Chromium    string `json:"chromium"`
+			Wllama      string `json:"wllama"`
+			BaselineRSS int64  `json:"baselineRSS"`
+		}
+		b.logf("starting Chromium")
+		begin := time.Now()
+		cfg := map[string]any{"models": b.dir, "context": b.rep.Settings.Context, "warmupMs": b.rep.Settings.WarmupMs}
+		b.browser, err = b.start("browser.bench.js", []string{b.nodeBin, "bench/browser.bench.js"}, b.site, cfg, &hello)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if b.browser != nil {
+				b.browser.finish(nil)
+			}
+		}()
+		b.rep.Machine.Chromium, b.rep.Machine.Wllama = hello.Chromium, hello.Wllama
+		b.timed("starting Chromium", begin)
+		if hello.BaselineRSS > 0 {
+			b.note("Chromium's peak RSS is the largest resident set of the renderer process that runs the page and its workers, "+
+				"sampled every 25 ms while a row loads and warms up (Chromium resets its high-water mark now and then) and before and after each "+
+				"measured run, never during one: sampling a renderer's /proc status every 25 ms while it decoded cut wisp's stories15M "+
+				"Q8_0 decode in Chromium from about 1150 to 286 tok/s. A renderer with the empty page holds %s MiB.", mib(hello.BaselineRSS))
+		}
 	}
-	b.logf("starting Chromium")
-	begin := time.Now()
-	cfg := map[string]any{"models": b.dir, "context": b.rep.Settings.Context, "warmupMs": b.rep.Settings.WarmupMs}
-	var err error
-	if b.browser, err = b.start("browser.bench.js", []string{b.nodeBin, "bench/browser.bench.js"}, b.site, cfg, &hello); err != nil {
-		return err
+
+	if !o.skipped("ceiling") {
+		begin := time.Now()
+		b.ceiling()
+		b.timed("the ceiling", begin)
 	}
-	b.rep.Machine.Chromium, b.rep.Machine.Wllama = hello.Chromium, hello.Wllama
-	b.timed("starting Chromium", begin)
-	if hello.BaselineRSS > 0 {
-		b.note("Chromium's peak RSS is the largest resident set of the renderer process that runs the page and its workers, "+
-			"sampled every 25 ms while a row loads and warms up (Chromium resets its high-water mark now and then) and before and after each "+
-			"measured run, never during one: sampling a renderer's /proc status every 25 ms while it decoded cut wisp's stories15M "+
-			"Q8_0 decode in Chromium from about 1150 to 286 tok/s. A renderer with the empty page holds %s MiB.", mib(hello.BaselineRSS))
+	for _, pm := range models {
+		begin := time.Now()
+		res := b.measure(pm)
+		b.rep.Models = append(b.rep.Models, res)
+		b.timed(pm.spec.Key+" (each row's share: its table's last column)", begin)
+	}
+	if b.browser != nil {
+		err := b.browser.finish(nil)
+		b.browser = nil
+		if err != nil {
+			b.logf("closing Chromium: %v", err)
+		}
+	}
+
+	b.rep.Machine.LoadEnd = loadAverage()
+	b.rep.Elapsed = time.Since(start).Seconds()
+	b.rep.derive()
+	b.notes()
+	md := b.rep.markdown()
+	fmt.Fprint(stdout, md)
+	if o.out != "" {
+		if err := os.MkdirAll(o.out, 0o755); err != nil {
+			return err
+		}
+		js, err := json.MarshalIndent(&b.rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(o.out, "results.json"), append(js, '\n'), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(o.out, "results.md"), []byte(md), 0o644); err != nil {
+			return err
+		}
+		b.logf("wrote %s and %s", filepath.Join(o.out, "results.md"), filepath.Join(o.out, "results.json"))
+	}
+	b.logf("done in %s", time.Since(start).Round(time.Second))
+	if o.check && len(b.rep.Violations) > 0 {
+		return fmt.Errorf("the honesty check failed: %s", strings.Join(b.rep.Violations, "; "))
 	}
 	return nil
-}
-
-// closeBrowser ends Chromium's runner, if it runs.
-func (b *bench) closeBrowser() {
-	if b.browser == nil {
-		return
-	}
-	err := b.browser.finish(nil)
-	b.browser = nil
-	if err != nil {
-		b.logf("closing Chromium: %v", err)
-	}
 }
 
 // check finds node and the site's build outputs the runtimes need.

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 )
@@ -537,22 +534,6 @@ func seconds(s float64) string {
 func escape(s string) string {
 	s = strings.ReplaceAll(s, "|", `\|`)
 	return strings.Join(strings.Fields(s), " ")
-}
-
-// write writes the report into the folder out as results.json and its
-// Markdown md as results.md.
-func (rep *report) write(out, md string) error {
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return err
-	}
-	js, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(out, "results.json"), append(js, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(out, "results.md"), []byte(md), 0o644)
 }
 
 // markdown renders the report as the Markdown of bench/results.md.
