@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,31 +14,12 @@ import (
 	"wisp/engine/gguf"
 	"wisp/engine/option"
 	"wisp/engine/sample"
-	"wisp/engine/tokenizer"
 	"wisp/tools/train"
 )
 
 func distilCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("distil", "--teacher MODEL [--student MODEL] (--text FILE | --train FILE [--eval FILE]) [-o OUT.gguf] [flags]", distilHelp, stderr)
-	var f distilFlags
-	f.register(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 || f.teacherPath == "" || (f.tf.text == "" && f.tf.trainPath == "") {
-		fs.Usage()
-		return errUsage
-	}
-	r, err := f.prepare(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	return runTraining(r)
-}
-
-// distilHelp is wisp distil's description in its --help.
-const distilHelp = `Trains a student on a teacher's output distributions (knowledge
+	fs := newFlags("distil", "--teacher MODEL [--student MODEL] (--text FILE | --train FILE [--eval FILE]) [-o OUT.gguf] [flags]",
+		`Trains a student on a teacher's output distributions (knowledge
 distillation), on the CPU: the loss of each position is
 
     (1 − alpha)·T²·KL(teacher_T ‖ student_T) + alpha·CE
@@ -55,115 +35,102 @@ on N tokens the teacher samples itself (temperature 1, from BOS, each sample
 at most --ctx tokens); the text's held-out part is still what it is
 evaluated on (loss, perplexity and KL to the teacher). Everything else is
 as in wisp train: AdamW, warm-up and cosine decay, clipping, accumulation,
-checkpoints that --resume exactly (with the same teacher).`
-
-// distilFlags are wisp distil's flags: those it shares with wisp train,
-// the teacher, the student and the loss's.
-type distilFlags struct {
-	tf                       trainFlags
-	teacherPath, studentPath string
-	temp, alpha              float64
-	sampleTokens             int
-	sh                       shapeFlags
-}
-
-func (f *distilFlags) register(fs *flag.FlagSet) {
-	f.tf.register(fs, "student.gguf")
-	fs.StringVar(&f.teacherPath, "teacher", "", "the teacher model (GGUF)")
-	fs.StringVar(&f.studentPath, "student", "", "the student to start from (GGUF); default: a new model of the shape flags")
-	fs.Float64Var(&f.temp, "temperature", 2, "softening temperature T of both distributions")
-	fs.Float64Var(&f.alpha, "alpha", 0.5, "weight of the plain next-token loss, in [0, 1]")
-	fs.IntVar(&f.sampleTokens, "sample-tokens", 0, "train on this many tokens sampled from the teacher instead of the text")
-	f.sh.register(fs)
-}
-
-// prepare loads the teacher, reads and tokenizes the corpus (or samples
-// the teacher), makes, loads or resumes the student and returns the run
-// that runTraining carries out.
-func (f *distilFlags) prepare(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (*run, error) {
-	tf := &f.tf
-	teacherBytes, err := os.ReadFile(f.teacherPath)
+checkpoints that --resume exactly (with the same teacher).`, stderr)
+	var tf trainFlags
+	tf.register(fs, "student.gguf")
+	teacherPath := fs.String("teacher", "", "the teacher model (GGUF)")
+	studentPath := fs.String("student", "", "the student to start from (GGUF); default: a new model of the shape flags")
+	temp := fs.Float64("temperature", 2, "softening temperature T of both distributions")
+	alpha := fs.Float64("alpha", 0.5, "weight of the plain next-token loss, in [0, 1]")
+	sampleTokens := fs.Int("sample-tokens", 0, "train on this many tokens sampled from the teacher instead of the text")
+	var sh shapeFlags
+	sh.register(fs)
+	pos, err := parse(fs, args)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	if len(pos) != 0 || *teacherPath == "" || (tf.text == "" && tf.trainPath == "") {
+		fs.Usage()
+		return errUsage
+	}
+	teacherBytes, err := os.ReadFile(*teacherPath)
+	if err != nil {
+		return err
 	}
 	tm, err := engine.Load(teacherBytes)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", f.teacherPath, err)
+		return fmt.Errorf("%s: %w", *teacherPath, err)
 	}
 	teacher := train.EngineTeacher(tm)
 	v := tm.Tokenizer.Vocab()
 	corpus, err := tf.readCorpus()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	data, err := corpus.encode(v, stderr)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if f.sampleTokens > 0 {
-		if data.train, err = teacherSamples(tm, f.sampleTokens, tf.ctx, tf.seed, tf.threads, stderr); err != nil {
-			return nil, err
+	if *sampleTokens > 0 {
+		if data.train, err = teacherSamples(tm, *sampleTokens, tf.ctx, tf.seed, tf.threads, stderr); err != nil {
+			return err
 		}
 		// The sampled stream is the training data.
 		corpus.train, corpus.trainPath = "", "teacher samples"
 		corpus.trainSum = sha(int32Bytes(data.train))
 	}
+
+	var tr *train.Trainer
 	var ck *gguf.File
 	if tf.resume != "" {
 		if ck, err = readGGUF(tf.resume); err != nil {
-			return nil, err
+			return err
 		}
-	}
-	tr, err := tf.trainer(fs, ck, data.train, teacher, stderr, func() (*train.Trainer, error) {
-		m, err := f.student(v)
+		tr, err = train.Resume(ck, data.train, train.ResumeOptions{Threads: tf.threads, Teacher: teacher, Steps: tf.stepsIfSet(fs)})
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("%s: %w", tf.resume, err)
+		}
+		fmt.Fprintf(stderr, "resumed %s at step %d of %d\n", tf.resume, tr.StepsDone(), tr.Options().Steps)
+	} else {
+		var m *train.Model
+		if *studentPath != "" {
+			f, err := readGGUF(*studentPath)
+			if err != nil {
+				return err
+			}
+			if m, err = train.FromGGUF(f); err != nil {
+				return fmt.Errorf("%s: %w", *studentPath, err)
+			}
+			if toks, err := f.Strings("tokenizer.ggml.tokens"); err == nil && !slices.Equal(toks, v.Tokens) {
+				return fmt.Errorf("%s: the student's tokenizer is not the teacher's", *studentPath)
+			}
+		} else if m, err = train.New(sh.config(len(v.Tokens), tf.ctx), tf.seed); err != nil {
+			return err
 		}
 		o := tf.options(m.Config, v.BOS)
-		o.Teacher, o.Temperature, o.Alpha = teacher, f.temp, f.alpha
-		return train.NewTrainer(m, data.train, o)
-	})
-	if err != nil {
-		return nil, err
+		o.Teacher, o.Temperature, o.Alpha = teacher, *temp, *alpha
+		if tr, err = train.NewTrainer(m, data.train, o); err != nil {
+			return err
+		}
 	}
 	o := tr.Options()
-	fmt.Fprintf(stderr, "distilling %s (%d parameters) at temperature %g, alpha %g\n", f.teacherPath, tm.Params(), o.Temperature, o.Alpha)
-	return &run{
-		cmd: "distil", args: args, flags: tf, corpus: corpus, data: data, vocab: v, trainer: tr, ckpt: ck,
+	fmt.Fprintf(stderr, "distilling %s (%d parameters) at temperature %g, alpha %g\n", *teacherPath, tm.Params(), o.Temperature, o.Alpha)
+	return runTraining(&run{
+		cmd: "distil", args: args, flags: &tf, corpus: corpus, data: data, vocab: v, trainer: tr, ckpt: ck,
 		stdout: stdout, stderr: stderr,
 		meta: func(b *gguf.Builder) {
-			b.Set("wisp.distil.teacher", baseName(f.teacherPath))
+			b.Set("wisp.distil.teacher", baseName(*teacherPath))
 			b.Set("wisp.distil.teacher_sha256", sha(teacherBytes))
 			b.Set("wisp.distil.temperature", float32(o.Temperature))
 			b.Set("wisp.distil.alpha", float32(o.Alpha))
-			if f.studentPath != "" {
-				b.Set("wisp.distil.student", baseName(f.studentPath))
+			if *studentPath != "" {
+				b.Set("wisp.distil.student", baseName(*studentPath))
 			}
-			if f.sampleTokens > 0 {
+			if *sampleTokens > 0 {
 				b.Set("wisp.distil.sampled_tokens", uint64(len(data.train)))
 			}
 		},
-	}, nil
-}
-
-// student returns the model to distil into: --student, whose tokenizer
-// must be the teacher's (v), or else a new model of the shape flags.
-func (f *distilFlags) student(v *tokenizer.Vocab) (*train.Model, error) {
-	if f.studentPath == "" {
-		return train.New(f.sh.config(len(v.Tokens), f.tf.ctx), f.tf.seed)
-	}
-	g, err := readGGUF(f.studentPath)
-	if err != nil {
-		return nil, err
-	}
-	m, err := train.FromGGUF(g)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", f.studentPath, err)
-	}
-	if toks, err := g.Strings("tokenizer.ggml.tokens"); err == nil && !slices.Equal(toks, v.Tokens) {
-		return nil, fmt.Errorf("%s: the student's tokenizer is not the teacher's", f.studentPath)
-	}
-	return m, nil
+	})
 }
 
 // int32Bytes returns v in little-endian bytes.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"wisp/engine/option"
-	"wisp/wasm/backend"
 )
 
 func runCmd(args []string, stdout, stderr io.Writer) error {
@@ -51,48 +50,19 @@ tokenizer.bin (-z), converted in memory.`, stderr)
 	}
 	defer be.Close()
 	loadTime := time.Since(t0)
-	rep, err := stream(be, *prompt, *steps, opt, stdout)
-	if err != nil {
-		return err
-	}
-	rep.load = loadTime
-	if !*quiet {
-		rep.write(stderr)
-	}
-	return nil
-}
-
-// runReport is what wisp run timed.
-type runReport struct {
-	load, prefill, decode time.Duration
-	prompt, generated     int // tokens
-}
-
-// write prints the timings on one line.
-func (r runReport) write(w io.Writer) {
-	fmt.Fprintf(w, "load %.0f ms; prefill %d tokens, %.1f tok/s; decode %d tokens, %.1f tok/s\n",
-		ms(r.load), r.prompt, rate(r.prompt, r.prefill), r.generated, rate(r.generated, r.decode))
-}
-
-// stream evaluates the prompt and generates as llama2.c's run does, over
-// steps positions (at most the model's context; 0 means all of it),
-// writing the echoed prompt, each piece as it comes and a final newline
-// to stdout, and returns the prefill's and the decoding's timings.
-func stream(be backend.Model, prompt string, steps int, opt option.Options, stdout io.Writer) (runReport, error) {
-	var rep runReport
-	n := steps
+	n := *steps
 	if ctx := be.ContextLen(); n <= 0 || n > ctx {
 		n = ctx
 	}
-	ids, err := be.Tokenize(prompt)
+	ids, err := be.Tokenize(*prompt)
 	if err != nil {
-		return rep, err
+		return err
 	}
 	if len(ids) == 0 {
-		return rep, errors.New("the prompt is empty and the model adds no BOS token: give a prompt with -p")
+		return errors.New("the prompt is empty and the model adds no BOS token: give a prompt with -p")
 	}
 	if len(ids) > n {
-		return rep, fmt.Errorf("the prompt is %d tokens but -n allows %d positions (the model's context is %d)", len(ids), n, be.ContextLen())
+		return fmt.Errorf("the prompt is %d tokens but -n allows %d positions (the model's context is %d)", len(ids), n, be.ContextLen())
 	}
 	opt.Context = n
 	// llama2.c evaluates n positions and prints the token sampled after the
@@ -109,30 +79,39 @@ func stream(be backend.Model, prompt string, steps int, opt option.Options, stdo
 	t1 := time.Now()
 	echo, err := be.PromptTokens(ids, opt)
 	if err != nil {
-		return rep, err
+		return err
 	}
-	rep.prompt, rep.prefill = len(ids), time.Since(t1)
+	prefillTime := time.Since(t1)
 	if err := write(echo); err != nil {
-		return rep, err
+		return err
 	}
 	t2 := time.Now()
+	generated := 0
 	for {
+
 		piece, err := be.Next()
 		if piece != "" {
 			if err := write(piece); err != nil {
-				return rep, err
+				return err
 			}
 		}
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return rep, err
+			return err
 		}
-		rep.generated++
+		generated++
 	}
-	rep.decode = time.Since(t2)
-	return rep, write("\n")
+	decodeTime := time.Since(t2)
+	if err := write("\n"); err != nil {
+		return err
+	}
+	if !*quiet {
+		fmt.Fprintf(stderr, "load %.0f ms; prefill %d tokens, %.1f tok/s; decode %d tokens, %.1f tok/s\n",
+			ms(loadTime), len(ids), rate(len(ids), prefillTime), generated, rate(generated, decodeTime))
+	}
+	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -23,29 +23,8 @@ import (
 )
 
 func trainCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("train", "(--text FILE | --train FILE [--eval FILE]) [--init MODEL.gguf] [-o OUT.gguf] [flags]", trainHelp, stderr)
-	var f trainCmdFlags
-	f.register(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 || (f.tf.text == "" && f.tf.trainPath == "") {
-		fs.Usage()
-		return errUsage
-	}
-	if err := f.check(fs); err != nil {
-		return err
-	}
-	r, err := f.prepare(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	return runTraining(r)
-}
-
-// trainHelp is wisp train's description in its --help.
-const trainHelp = `Trains a Llama-family model on a text, on the CPU, using every core:
+	fs := newFlags("train", "(--text FILE | --train FILE [--eval FILE]) [--init MODEL.gguf] [-o OUT.gguf] [flags]",
+		`Trains a Llama-family model on a text, on the CPU, using every core:
 from scratch, with a SentencePiece-style BPE tokenizer trained on the
 training text (--vocab tokens) unless --tokenizer-from gives a model whose
 tokenizer to use; or, with --init, from a model's weights, shape (F32 or
@@ -74,113 +53,90 @@ wisp.train.* metadata (wisp convert --type f16 halves it). Every
 state, itself a loadable model); --resume CKPT continues from one, on the
 same text, exactly as if the run had not stopped: the model's shape,
 tokenizer and the training options come from the checkpoint (only --steps
-may change; --init, --add-special and --eos are ignored).`
-
-// trainCmdFlags are wisp train's flags: those it shares with wisp distil,
-// and the tokenizer's, the initial model's and the shape's.
-type trainCmdFlags struct {
-	tf                                 trainFlags
-	vocab                              int
-	tokFrom, initPath, addSpecial, eos string
-	chat                               bool
-	sh                                 shapeFlags
-}
-
-func (f *trainCmdFlags) register(fs *flag.FlagSet) {
-	f.tf.register(fs, "model.gguf")
-	fs.IntVar(&f.vocab, "vocab", 2048, "vocabulary size of the tokenizer to train")
-	fs.StringVar(&f.tokFrom, "tokenizer-from", "", "a GGUF model whose tokenizer to use instead of training one")
-	fs.StringVar(&f.initPath, "init", "", "a GGUF model (llama, F32 or F16) to start from: its weights, shape and tokenizer")
-	fs.StringVar(&f.addSpecial, "add-special", "", "control tokens to add to the vocabulary, separated by commas")
-	fs.StringVar(&f.eos, "eos", "", "the text of the token to make the end-of-sequence token (e.g. '<|im_end|>')")
-	fs.BoolVar(&f.chat, "chat", false, "the texts are conversations (JSON lines); learn the assistant's replies")
-	f.sh.register(fs)
-}
-
-// check refuses flags that contradict --init, which brings the model's
-// tokenizer, shape and vocabulary.
-func (f *trainCmdFlags) check(fs *flag.FlagSet) error {
-	if f.initPath == "" || f.tf.resume != "" {
-		return nil
+may change; --init, --add-special and --eos are ignored).`, stderr)
+	var tf trainFlags
+	tf.register(fs, "model.gguf")
+	vocab := fs.Int("vocab", 2048, "vocabulary size of the tokenizer to train")
+	tokFrom := fs.String("tokenizer-from", "", "a GGUF model whose tokenizer to use instead of training one")
+	initPath := fs.String("init", "", "a GGUF model (llama, F32 or F16) to start from: its weights, shape and tokenizer")
+	addSpecial := fs.String("add-special", "", "control tokens to add to the vocabulary, separated by commas")
+	eos := fs.String("eos", "", "the text of the token to make the end-of-sequence token (e.g. '<|im_end|>')")
+	chatData := fs.Bool("chat", false, "the texts are conversations (JSON lines); learn the assistant's replies")
+	var sh shapeFlags
+	sh.register(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
 	}
-	if f.tokFrom != "" {
-		return errors.New("give --init or --tokenizer-from, not both: --init brings its tokenizer")
+	if len(pos) != 0 || (tf.text == "" && tf.trainPath == "") {
+		fs.Usage()
+		return errUsage
 	}
-	var shape []string
-	fs.Visit(func(fl *flag.Flag) {
-		switch fl.Name {
-		case "vocab", "dim", "layers", "heads", "kv-heads", "hidden", "untied":
-			shape = append(shape, "--"+fl.Name)
+	if *initPath != "" && tf.resume == "" {
+		if *tokFrom != "" {
+			return errors.New("give --init or --tokenizer-from, not both: --init brings its tokenizer")
 		}
-	})
-	if len(shape) > 0 {
-		return fmt.Errorf("--init gives the model's shape and vocabulary: %s cannot change them", strings.Join(shape, ", "))
+		var shape []string
+		fs.Visit(func(fl *flag.Flag) {
+			switch fl.Name {
+			case "vocab", "dim", "layers", "heads", "kv-heads", "hidden", "untied":
+				shape = append(shape, "--"+fl.Name)
+			}
+		})
+		if len(shape) > 0 {
+			return fmt.Errorf("--init gives the model's shape and vocabulary: %s cannot change them", strings.Join(shape, ", "))
+		}
 	}
-	return nil
-}
-
-// prepare reads the corpus, makes or loads the model and its tokenizer,
-// tokenizes the texts and returns the run that runTraining carries out.
-func (f *trainCmdFlags) prepare(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (*run, error) {
-	tf := &f.tf
 	corpus, err := tf.readCorpus()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	st, err := startTraining(tf, f.initPath, f.tokFrom, f.vocab, corpus, stderr)
+	st, err := startTraining(&tf, *initPath, *tokFrom, *vocab, corpus, stderr)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if tf.resume == "" {
-		if err := st.addTokens(f.addSpecial, f.eos, tf.seed, stderr); err != nil {
-			return nil, err
+		if err := st.addTokens(*addSpecial, *eos, tf.seed, stderr); err != nil {
+			return err
 		}
 	}
 	v := st.vocab
 	var fm *chat.Formatter
 	var data *tokens
-	if f.chat {
+	if *chatData {
 		if fm, err = chatFormatter(st.src, v); err != nil {
-			return nil, err
+			return err
 		}
 		if data, err = corpus.encodeChat(v, fm, stderr); err != nil {
-			return nil, err
+			return err
 		}
 	} else if data, err = corpus.encode(v, stderr); err != nil {
-		return nil, err
+		return err
 	}
-	tr, err := tf.trainer(fs, st.ckpt, data.train, nil, stderr, func() (*train.Trainer, error) {
+
+	var tr *train.Trainer
+	if st.ckpt != nil {
+		tr, err = train.Resume(st.ckpt, data.train, train.ResumeOptions{Threads: tf.threads, Steps: tf.stepsIfSet(fs)})
+		if err != nil {
+			return fmt.Errorf("%s: %w", tf.resume, err)
+		}
+		fmt.Fprintf(stderr, "resumed %s at step %d of %d\n", tf.resume, tr.StepsDone(), tr.Options().Steps)
+	} else {
 		m := st.init
 		if m == nil {
-			if m, err = train.New(f.sh.config(len(v.Tokens), tf.ctx), tf.seed); err != nil {
-				return nil, err
+			if m, err = train.New(sh.config(len(v.Tokens), tf.ctx), tf.seed); err != nil {
+				return err
 			}
 		}
-		return train.NewTrainer(m, data.train, tf.options(m.Config, v.BOS))
-	})
-	if err != nil {
-		return nil, err
+		if tr, err = train.NewTrainer(m, data.train, tf.options(m.Config, v.BOS)); err != nil {
+			return err
+		}
 	}
-	return &run{
-		cmd: "train", args: args, flags: tf, corpus: corpus, data: data, vocab: v, trainer: tr, ckpt: st.ckpt,
+	return runTraining(&run{
+		cmd: "train", args: args, flags: &tf, corpus: corpus, data: data, vocab: v, trainer: tr, ckpt: st.ckpt,
 		stdout: stdout, stderr: stderr,
-		meta: func(b *gguf.Builder) { st.meta(b, fm, f.chat) },
-	}, nil
-}
-
-// trainer resumes the checkpoint ck when there is one (--resume, with
-// the teacher a distilling checkpoint needs) and otherwise starts a new
-// trainer with fresh.
-func (f *trainFlags) trainer(fs *flag.FlagSet, ck *gguf.File, data []int32, teacher train.Teacher, stderr io.Writer, fresh func() (*train.Trainer, error)) (*train.Trainer, error) {
-	if ck == nil {
-		return fresh()
-	}
-	tr, err := train.Resume(ck, data, train.ResumeOptions{Threads: f.threads, Teacher: teacher, Steps: f.stepsIfSet(fs)})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", f.resume, err)
-	}
-	fmt.Fprintf(stderr, "resumed %s at step %d of %d\n", f.resume, tr.StepsDone(), tr.Options().Steps)
-	return tr, nil
+		meta: func(b *gguf.Builder) { st.meta(b, fm, *chatData) },
+	})
 }
 
 // trainStart is where a wisp train run starts from: a checkpoint to
