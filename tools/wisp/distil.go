@@ -115,9 +115,9 @@ checkpoints that --resume exactly (with the same teacher).`, stderr)
 	}
 	o := tr.Options()
 	fmt.Fprintf(stderr, "distilling %s (%d parameters) at temperature %g, alpha %g\n", *teacherPath, tm.Params(), o.Temperature, o.Alpha)
-	return runTraining(&run{
+	sum, err := runTraining(&run{
 		cmd: "distil", args: args, flags: &tf, corpus: corpus, data: data, vocab: v, trainer: tr, ckpt: ck,
-		stdout: stdout, stderr: stderr,
+		stderr: stderr,
 		meta: func(b *gguf.Builder) {
 			b.Set("wisp.distil.teacher", baseName(*teacherPath))
 			b.Set("wisp.distil.teacher_sha256", sha(teacherBytes))
@@ -131,6 +131,11 @@ checkpoints that --resume exactly (with the same teacher).`, stderr)
 			}
 		},
 	})
+	if err != nil {
+		return err
+	}
+	sum.write(stdout)
+	return nil
 }
 
 // int32Bytes returns v in little-endian bytes.

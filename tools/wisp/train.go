@@ -23,8 +23,24 @@ import (
 )
 
 func trainCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("train", "(--text FILE | --train FILE [--eval FILE]) [--init MODEL.gguf] [-o OUT.gguf] [flags]",
-		`Trains a Llama-family model on a text, on the CPU, using every core:
+	o, err := parseTrainFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	r, err := newTrainRun(o, stderr)
+	if err != nil {
+		return err
+	}
+	sum, err := runTraining(r)
+	if err != nil {
+		return err
+	}
+	sum.write(stdout)
+	return nil
+}
+
+// trainAbout is wisp train's --help text.
+const trainAbout = `Trains a Llama-family model on a text, on the CPU, using every core:
 from scratch, with a SentencePiece-style BPE tokenizer trained on the
 training text (--vocab tokens) unless --tokenizer-from gives a model whose
 tokenizer to use; or, with --init, from a model's weights, shape (F32 or
@@ -53,90 +69,100 @@ wisp.train.* metadata (wisp convert --type f16 halves it). Every
 state, itself a loadable model); --resume CKPT continues from one, on the
 same text, exactly as if the run had not stopped: the model's shape,
 tokenizer and the training options come from the checkpoint (only --steps
-may change; --init, --add-special and --eos are ignored).`, stderr)
-	var tf trainFlags
-	tf.register(fs, "model.gguf")
-	vocab := fs.Int("vocab", 2048, "vocabulary size of the tokenizer to train")
-	tokFrom := fs.String("tokenizer-from", "", "a GGUF model whose tokenizer to use instead of training one")
-	initPath := fs.String("init", "", "a GGUF model (llama, F32 or F16) to start from: its weights, shape and tokenizer")
-	addSpecial := fs.String("add-special", "", "control tokens to add to the vocabulary, separated by commas")
-	eos := fs.String("eos", "", "the text of the token to make the end-of-sequence token (e.g. '<|im_end|>')")
-	chatData := fs.Bool("chat", false, "the texts are conversations (JSON lines); learn the assistant's replies")
-	var sh shapeFlags
-	sh.register(fs)
+may change; --init, --add-special and --eos are ignored).`
+
+// trainOptions is what wisp train's flags ask for.
+type trainOptions struct {
+	flags trainFlags
+	shape shapeFlags
+	vocab int // the size of the tokenizer to train
+	// tokFrom names the model whose tokenizer to use, initPath the model
+	// to fine-tune.
+	tokFrom, initPath string
+	addSpecial, eos   string // control tokens to add, the token to make EOS
+	chat              bool   // the texts are conversations
+	resumeSteps       int    // --steps if it was given (a resumed run's new end), else 0
+	args              []string
+}
+
+// parseTrainFlags reads wisp train's flags and refuses those that --init
+// makes meaningless.
+func parseTrainFlags(args []string, stderr io.Writer) (*trainOptions, error) {
+	o := &trainOptions{args: args}
+	fs := newFlags("train", "(--text FILE | --train FILE [--eval FILE]) [--init MODEL.gguf] [-o OUT.gguf] [flags]", trainAbout, stderr)
+	o.flags.register(fs, "model.gguf")
+	fs.IntVar(&o.vocab, "vocab", 2048, "vocabulary size of the tokenizer to train")
+	fs.StringVar(&o.tokFrom, "tokenizer-from", "", "a GGUF model whose tokenizer to use instead of training one")
+	fs.StringVar(&o.initPath, "init", "", "a GGUF model (llama, F32 or F16) to start from: its weights, shape and tokenizer")
+	fs.StringVar(&o.addSpecial, "add-special", "", "control tokens to add to the vocabulary, separated by commas")
+	fs.StringVar(&o.eos, "eos", "", "the text of the token to make the end-of-sequence token (e.g. '<|im_end|>')")
+	fs.BoolVar(&o.chat, "chat", false, "the texts are conversations (JSON lines); learn the assistant's replies")
+	o.shape.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if len(pos) != 0 || (tf.text == "" && tf.trainPath == "") {
+	if len(pos) != 0 || (o.flags.text == "" && o.flags.trainPath == "") {
 		fs.Usage()
-		return errUsage
+		return nil, errUsage
 	}
-	if *initPath != "" && tf.resume == "" {
-		if *tokFrom != "" {
-			return errors.New("give --init or --tokenizer-from, not both: --init brings its tokenizer")
-		}
-		var shape []string
-		fs.Visit(func(fl *flag.Flag) {
-			switch fl.Name {
-			case "vocab", "dim", "layers", "heads", "kv-heads", "hidden", "untied":
-				shape = append(shape, "--"+fl.Name)
-			}
-		})
-		if len(shape) > 0 {
-			return fmt.Errorf("--init gives the model's shape and vocabulary: %s cannot change them", strings.Join(shape, ", "))
+	if o.initPath != "" && o.flags.resume == "" {
+		if err := checkInitFlags(fs, o.tokFrom); err != nil {
+			return nil, err
 		}
 	}
-	corpus, err := tf.readCorpus()
-	if err != nil {
-		return err
-	}
-	st, err := startTraining(&tf, *initPath, *tokFrom, *vocab, corpus, stderr)
-	if err != nil {
-		return err
-	}
-	if tf.resume == "" {
-		if err := st.addTokens(*addSpecial, *eos, tf.seed, stderr); err != nil {
-			return err
-		}
-	}
-	v := st.vocab
-	var fm *chat.Formatter
-	var data *tokens
-	if *chatData {
-		if fm, err = chatFormatter(st.src, v); err != nil {
-			return err
-		}
-		if data, err = corpus.encodeChat(v, fm, stderr); err != nil {
-			return err
-		}
-	} else if data, err = corpus.encode(v, stderr); err != nil {
-		return err
-	}
+	o.resumeSteps = o.flags.stepsIfSet(fs)
+	return o, nil
+}
 
-	var tr *train.Trainer
-	if st.ckpt != nil {
-		tr, err = train.Resume(st.ckpt, data.train, train.ResumeOptions{Threads: tf.threads, Steps: tf.stepsIfSet(fs)})
-		if err != nil {
-			return fmt.Errorf("%s: %w", tf.resume, err)
+// checkInitFlags refuses, beside --init, --tokenizer-from and the flags
+// of a new model's shape.
+func checkInitFlags(fs *flag.FlagSet, tokFrom string) error {
+	if tokFrom != "" {
+		return errors.New("give --init or --tokenizer-from, not both: --init brings its tokenizer")
+	}
+	var shape []string
+	fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "vocab", "dim", "layers", "heads", "kv-heads", "hidden", "untied":
+			shape = append(shape, "--"+fl.Name)
 		}
-		fmt.Fprintf(stderr, "resumed %s at step %d of %d\n", tf.resume, tr.StepsDone(), tr.Options().Steps)
-	} else {
-		m := st.init
-		if m == nil {
-			if m, err = train.New(sh.config(len(v.Tokens), tf.ctx), tf.seed); err != nil {
-				return err
-			}
-		}
-		if tr, err = train.NewTrainer(m, data.train, tf.options(m.Config, v.BOS)); err != nil {
-			return err
+	})
+	if len(shape) > 0 {
+		return fmt.Errorf("--init gives the model's shape and vocabulary: %s cannot change them", strings.Join(shape, ", "))
+	}
+	return nil
+}
+
+// newTrainRun reads the text and where the run starts, tokenizes the text
+// and makes the trainer.
+func newTrainRun(o *trainOptions, stderr io.Writer) (*run, error) {
+	corpus, err := o.flags.readCorpus()
+	if err != nil {
+		return nil, err
+	}
+	st, err := startTraining(&o.flags, o.initPath, o.tokFrom, o.vocab, corpus, stderr)
+	if err != nil {
+		return nil, err
+	}
+	if o.flags.resume == "" {
+		if err := st.addTokens(o.addSpecial, o.eos, o.flags.seed, stderr); err != nil {
+			return nil, err
 		}
 	}
-	return runTraining(&run{
-		cmd: "train", args: args, flags: &tf, corpus: corpus, data: data, vocab: v, trainer: tr, ckpt: st.ckpt,
-		stdout: stdout, stderr: stderr,
-		meta: func(b *gguf.Builder) { st.meta(b, fm, *chatData) },
-	})
+	fm, data, err := st.encode(corpus, o.chat, stderr)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := st.trainer(o, data.train, stderr)
+	if err != nil {
+		return nil, err
+	}
+	return &run{
+		cmd: "train", args: o.args, flags: &o.flags, corpus: corpus, data: data, vocab: st.vocab, trainer: tr, ckpt: st.ckpt,
+		stderr: stderr,
+		meta:   func(b *gguf.Builder) { st.meta(b, fm, o.chat) },
+	}, nil
 }
 
 // trainStart is where a wisp train run starts from: a checkpoint to
@@ -261,6 +287,50 @@ func (st *trainStart) meta(b *gguf.Builder, fm *chat.Formatter, chatData bool) {
 	if chatData {
 		b.Set("wisp.train.chat", true)
 	}
+}
+
+// encode tokenizes the corpus with the start's vocabulary: with chatData
+// as conversations that the returned chat template renders, else as plain
+// text.
+func (st *trainStart) encode(c *corpus, chatData bool, stderr io.Writer) (*chat.Formatter, *tokens, error) {
+	if !chatData {
+		data, err := c.encode(st.vocab, stderr)
+		return nil, data, err
+	}
+	fm, err := chatFormatter(st.src, st.vocab)
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := c.encodeChat(st.vocab, fm, stderr)
+	return fm, data, err
+}
+
+// trainer resumes the checkpoint, or makes a trainer of the model
+// fine-tuned or of a new model of the flags' shape.
+func (st *trainStart) trainer(o *trainOptions, data []int32, stderr io.Writer) (*train.Trainer, error) {
+	tf := &o.flags
+	if st.ckpt != nil {
+		return resumeTrainer(st.ckpt, tf.resume, data, train.ResumeOptions{Threads: tf.threads, Steps: o.resumeSteps}, stderr)
+	}
+	m := st.init
+	if m == nil {
+		var err error
+		if m, err = train.New(o.shape.config(len(st.vocab.Tokens), tf.ctx), tf.seed); err != nil {
+			return nil, err
+		}
+	}
+	return train.NewTrainer(m, data, tf.options(m.Config, st.vocab.BOS))
+}
+
+// resumeTrainer continues the checkpoint read from path, and says at which
+// step.
+func resumeTrainer(ck *gguf.File, path string, data []int32, ro train.ResumeOptions, stderr io.Writer) (*train.Trainer, error) {
+	tr, err := train.Resume(ck, data, ro)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	fmt.Fprintf(stderr, "resumed %s at step %d of %d\n", path, tr.StepsDone(), tr.Options().Steps)
+	return tr, nil
 }
 
 // addControlTokens returns a copy of v with the comma-separated tokens of
@@ -672,10 +742,11 @@ type run struct {
 	ckpt    *gguf.File // the checkpoint resumed from, or nil
 	meta    func(b *gguf.Builder)
 
-	stdout, stderr io.Writer
+	stderr io.Writer
 
 	// What runTraining keeps while it runs:
 	name           string      // the model's general.name
+	ckptPath       string      // where checkpoints go
 	cmdLine, first string      // this run's command, and the first's
 	lastEval       *train.Eval // the latest held-out evaluation
 	recent         []float64   // the last steps' losses; their mean is the training loss
@@ -694,49 +765,89 @@ func commandLine(cmd string, args []string) string {
 }
 
 // runTraining takes the remaining steps, evaluating, printing progress
-// and writing checkpoints, then writes the model.
-func runTraining(r *run) error {
+// and writing checkpoints, then writes the model and returns what it
+// ended with.
+func runTraining(r *run) (*trainSummary, error) {
 	tr, f := r.trainer, r.flags
-	o := tr.Options()
+	r.begin()
+	r.describe()
+	if tr.StepsDone() == 0 || f.evalEvery > 0 {
+		if err := r.evaluate(); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.takeSteps(); err != nil {
+		return nil, err
+	}
+	if err := r.evaluate(); err != nil {
+		return nil, err
+	}
+	n, err := r.write(f.out, false)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(r.stderr, "wrote %s (%d bytes, F32)\n", f.out, n)
+	sum := &trainSummary{out: f.out, steps: tr.StepsDone(), tokens: tr.Tokens(), eval: r.lastEval}
+	if len(r.recent) > 0 {
+		sum.lastLoss, sum.hasLoss = r.recent[len(r.recent)-1], true
+	}
+	return sum, nil
+}
+
+// begin names the model and its checkpoint, and takes from a checkpoint
+// resumed the first run's command and the recent losses.
+func (r *run) begin() {
+	f := r.flags
 	r.name = f.name
 	if r.name == "" {
 		r.name = strings.TrimSuffix(baseName(f.out), ".gguf")
 	}
-	ckptPath := f.ckpt
-	if ckptPath == "" {
-		ckptPath = f.out + ".ckpt"
+	r.ckptPath = f.ckpt
+	if r.ckptPath == "" {
+		r.ckptPath = f.out + ".ckpt"
 	}
-	c := tr.Model().Config
-	fmt.Fprintf(r.stderr, "model: %d parameters (dim %d, %d layers, %d heads, %d key/value heads, hidden %d, vocabulary %d, %s classifier)\n",
-		c.Params(), c.Dim, c.Layers, c.Heads, c.KVHeads, c.HiddenDim, c.Vocab, map[bool]string{true: "tied", false: "untied"}[c.Tied])
-	perStep := o.Batch * o.Accum * o.SeqLen
-	fmt.Fprintf(r.stderr, "training: %d steps of %d×%d×%d = %d tokens (%.2f epochs), %d threads\n",
-		o.Steps, o.Accum, o.Batch, o.SeqLen, perStep, float64(o.Steps*perStep)/float64(len(r.data.train)), o.Threads)
-
 	r.cmdLine = commandLine(r.cmd, r.args)
 	r.first = r.cmdLine
-	if r.ckpt != nil {
-		if s, err := r.ckpt.String("wisp.train.command"); err == nil {
-			r.first = s
-		}
-		// Checkpoints keep the recent losses, so that a resumed run
-		// records the same training loss.
-		if v, ok := r.ckpt.Value("wisp.train.recent_losses"); ok {
-			if l, ok := v.([]float64); ok {
-				r.recent = append(r.recent, l[max(0, len(l)-recentLosses):]...)
-			}
+	if r.ckpt == nil {
+		return
+	}
+	if s, err := r.ckpt.String("wisp.train.command"); err == nil {
+		r.first = s
+	}
+	// Checkpoints keep the recent losses, so that a resumed run records
+	// the same training loss.
+	if v, ok := r.ckpt.Value("wisp.train.recent_losses"); ok {
+		if l, ok := v.([]float64); ok {
+			r.recent = append(r.recent, l[max(0, len(l)-recentLosses):]...)
 		}
 	}
+}
 
-	if tr.StepsDone() == 0 || f.evalEvery > 0 {
-		if err := r.evaluate(); err != nil {
-			return err
-		}
-	}
-	prog := newProgress(r.stderr, f.logEvery)
+// describe prints the model's shape and the training schedule.
+func (r *run) describe() {
+	o := r.trainer.Options()
+	c := r.trainer.Model().Config
+	fmt.Fprintf(r.stderr, "model: %d parameters (dim %d, %d layers, %d heads, %d key/value heads, hidden %d, vocabulary %d, %s classifier)\n",
+		c.Params(), c.Dim, c.Layers, c.Heads, c.KVHeads, c.HiddenDim, c.Vocab, map[bool]string{true: "tied", false: "untied"}[c.Tied])
+	perStep := r.tokensPerStep()
+	fmt.Fprintf(r.stderr, "training: %d steps of %d×%d×%d = %d tokens (%.2f epochs), %d threads\n",
+		o.Steps, o.Accum, o.Batch, o.SeqLen, perStep, float64(o.Steps*perStep)/float64(len(r.data.train)), o.Threads)
+}
+
+// tokensPerStep is the positions one optimizer step trains on.
+func (r *run) tokensPerStep() int {
+	o := r.trainer.Options()
+	return o.Batch * o.Accum * o.SeqLen
+}
+
+// takeSteps takes the steps that remain, showing progress, evaluating and
+// writing checkpoints as the flags ask, and says how fast it went.
+func (r *run) takeSteps() error {
+	tr := r.trainer
+	prog := newProgress(r.stderr, r.flags.logEvery)
 	start := time.Now()
 	startStep := tr.StepsDone()
-	for tr.StepsDone() < o.Steps {
+	for tr.StepsDone() < tr.Options().Steps {
 		s, err := tr.Step()
 		if err != nil {
 			return err
@@ -745,54 +856,75 @@ func runTraining(r *run) error {
 		if len(r.recent) > recentLosses {
 			r.recent = r.recent[1:]
 		}
-		elapsed := time.Since(start)
-		done := s.Step - startStep
-		rate := float64(done*perStep) / max(elapsed.Seconds(), 1e-9)
-		left := time.Duration(float64(elapsed) / float64(done) * float64(o.Steps-s.Step))
-		line := fmt.Sprintf("step %d/%d loss %.4f", s.Step, o.Steps, s.Loss)
-		if o.Teacher != nil {
-			line += fmt.Sprintf(" (KL %.4f, CE %.4f)", s.KL, s.CE)
-		}
-		line += fmt.Sprintf(" lr %.2e |g| %.3f %.0f tok/s %s left", s.LR, s.GradNorm, rate, left.Round(time.Second))
-		prog.show(s.Step, s.Step == o.Steps, line)
-		if f.evalEvery > 0 && s.Step%f.evalEvery == 0 && s.Step < o.Steps {
-			prog.clear()
-			if err := r.evaluate(); err != nil {
-				return err
-			}
-		}
-		if f.ckptEvery > 0 && s.Step%f.ckptEvery == 0 && s.Step < o.Steps {
-			n, err := r.write(ckptPath, true)
-			if err != nil {
-				return err
-			}
-			prog.clear()
-			fmt.Fprintf(r.stderr, "step %d: checkpoint %s (%d bytes)\n", s.Step, ckptPath, n)
+		prog.show(s.Step, s.Step == tr.Options().Steps, r.progressLine(s, time.Since(start), s.Step-startStep))
+		if err := r.afterStep(s.Step, prog); err != nil {
+			return err
 		}
 	}
 	prog.clear()
-	if tr.StepsDone() > startStep {
+	if done := tr.StepsDone() - startStep; done > 0 {
 		el := time.Since(start)
-		fmt.Fprintf(r.stderr, "trained %d steps in %s: %.0f tokens/s\n", tr.StepsDone()-startStep, el.Round(time.Second),
-			float64((tr.StepsDone()-startStep)*perStep)/el.Seconds())
+		fmt.Fprintf(r.stderr, "trained %d steps in %s: %.0f tokens/s\n", done, el.Round(time.Second),
+			float64(done*r.tokensPerStep())/el.Seconds())
 	}
-	if err := r.evaluate(); err != nil {
-		return err
-	}
-	n, err := r.write(f.out, false)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(r.stderr, "wrote %s (%d bytes, F32)\n", f.out, n)
-	summary := fmt.Sprintf("%s: %d steps, %d tokens", f.out, tr.StepsDone(), tr.Tokens())
-	if len(r.recent) > 0 {
-		summary += fmt.Sprintf(", training loss %.4f", r.recent[len(r.recent)-1])
-	}
-	if r.lastEval != nil {
-		summary += fmt.Sprintf(", held-out loss %.4f (perplexity %.3f)", r.lastEval.Loss, r.lastEval.Perplexity)
-	}
-	fmt.Fprintln(r.stdout, summary)
 	return nil
+}
+
+// progressLine describes step s, the done-th of this run, taken elapsed
+// after the first began.
+func (r *run) progressLine(s train.Stats, elapsed time.Duration, done int) string {
+	o := r.trainer.Options()
+	rate := float64(done*r.tokensPerStep()) / max(elapsed.Seconds(), 1e-9)
+	left := time.Duration(float64(elapsed) / float64(done) * float64(o.Steps-s.Step))
+	line := fmt.Sprintf("step %d/%d loss %.4f", s.Step, o.Steps, s.Loss)
+	if o.Teacher != nil {
+		line += fmt.Sprintf(" (KL %.4f, CE %.4f)", s.KL, s.CE)
+	}
+	return line + fmt.Sprintf(" lr %.2e |g| %.3f %.0f tok/s %s left", s.LR, s.GradNorm, rate, left.Round(time.Second))
+}
+
+// afterStep evaluates and writes a checkpoint after step when the flags
+// ask for them there (never after the last step, which the model's own
+// evaluation and file follow).
+func (r *run) afterStep(step int, prog *progress) error {
+	f, last := r.flags, r.trainer.Options().Steps
+	if f.evalEvery > 0 && step%f.evalEvery == 0 && step < last {
+		prog.clear()
+		if err := r.evaluate(); err != nil {
+			return err
+		}
+	}
+	if f.ckptEvery > 0 && step%f.ckptEvery == 0 && step < last {
+		n, err := r.write(r.ckptPath, true)
+		if err != nil {
+			return err
+		}
+		prog.clear()
+		fmt.Fprintf(r.stderr, "step %d: checkpoint %s (%d bytes)\n", step, r.ckptPath, n)
+	}
+	return nil
+}
+
+// trainSummary is what a training run ended with.
+type trainSummary struct {
+	out      string // the model written
+	steps    int
+	tokens   int64
+	lastLoss float64 // the last step's training loss, if hasLoss
+	hasLoss  bool
+	eval     *train.Eval // the last held-out evaluation, if any
+}
+
+// write prints the summary as one line.
+func (s *trainSummary) write(w io.Writer) {
+	line := fmt.Sprintf("%s: %d steps, %d tokens", s.out, s.steps, s.tokens)
+	if s.hasLoss {
+		line += fmt.Sprintf(", training loss %.4f", s.lastLoss)
+	}
+	if s.eval != nil {
+		line += fmt.Sprintf(", held-out loss %.4f (perplexity %.3f)", s.eval.Loss, s.eval.Perplexity)
+	}
+	fmt.Fprintln(w, line)
 }
 
 // evaluate measures the held-out loss, if there is held-out text, and

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+// TestParseRunFlags checks what wisp run's flags become, and that a bad
+// flag is refused before any model is read.
+func TestParseRunFlags(t *testing.T) {
+	for _, c := range []struct {
+		args    []string
+		check   func(runOptions) bool
+		wantErr string // "" for none; "usage" for errUsage
+	}{
+		{[]string{"-m", "a.gguf"}, func(o runOptions) bool {
+			return o.model == "a.gguf" && o.steps == 256 && o.runtime == "native" && o.threads == 1 && !o.quiet && o.opt.Seed != 0
+		}, ""},
+		{[]string{"a.gguf", "-n", "0", "-q", "--seed", "7", "-p", "hi"}, func(o runOptions) bool {
+			return o.model == "a.gguf" && o.steps == 0 && o.quiet && o.opt.Seed == 7 && o.prompt == "hi"
+		}, ""},
+		{[]string{"-m", "a.bin", "-z", "tok.bin", "--runtime", "wazero", "--threads", "2"}, func(o runOptions) bool {
+			return o.tokPath == "tok.bin" && o.runtime == "wazero" && o.threads == 2
+		}, ""},
+		{[]string{"-m", "a.gguf", "extra"}, nil, "usage"},
+		{[]string{"a.gguf", "b.gguf"}, nil, "usage"},
+		{[]string{"-m", "a.gguf", "--top-p", "2"}, nil, "--top-p: "},
+		{[]string{"-m", "a.gguf", "-t", "-1"}, nil, "temperature"},
+	} {
+		o, err := parseRunFlags(c.args, io.Discard)
+		checkParsed(t, c.args, err, c.wantErr, func() bool { return c.check(o) })
+	}
+}
+
+// TestParseTrainFlags checks what wisp train's flags become and which
+// combinations are refused before anything is read.
+func TestParseTrainFlags(t *testing.T) {
+	for _, c := range []struct {
+		args    []string
+		check   func(*trainOptions) bool
+		wantErr string // "" for none; "usage" for errUsage
+	}{
+		{[]string{"--text", "t.txt"}, func(o *trainOptions) bool {
+			return o.flags.text == "t.txt" && o.flags.out == "model.gguf" && o.vocab == 2048 && o.shape.dim == 256 && o.resumeSteps == 0 && !o.chat
+		}, ""},
+		{[]string{"--train", "a.txt", "--eval", "b.txt", "--steps", "7", "--chat", "-o", "m.gguf"}, func(o *trainOptions) bool {
+			return o.flags.trainPath == "a.txt" && o.flags.evalPath == "b.txt" && o.flags.steps == 7 && o.resumeSteps == 7 && o.chat && o.flags.out == "m.gguf"
+		}, ""},
+		{[]string{"--text", "t.txt", "--init", "m.gguf", "--add-special", "<a>", "--eos", "<a>"}, func(o *trainOptions) bool {
+			return o.initPath == "m.gguf" && o.addSpecial == "<a>" && o.eos == "<a>"
+		}, ""},
+		// A resumed run ignores --init, so --init's conflicts do not matter.
+		{[]string{"--text", "t.txt", "--init", "m.gguf", "--dim", "64", "--resume", "c.ckpt"}, func(o *trainOptions) bool {
+			return o.flags.resume == "c.ckpt" && o.shape.dim == 64
+		}, ""},
+		{nil, nil, "usage"},
+		{[]string{"--text", "t.txt", "extra"}, nil, "usage"},
+		{[]string{"--text", "t.txt", "--init", "m.gguf", "--tokenizer-from", "m.gguf"}, nil, "not both"},
+		{[]string{"--text", "t.txt", "--init", "m.gguf", "--dim", "64", "--vocab", "500", "--untied"}, nil, "--dim, --untied, --vocab cannot change them"},
+	} {
+		o, err := parseTrainFlags(c.args, io.Discard)
+		checkParsed(t, c.args, err, c.wantErr, func() bool { return c.check(o) })
+	}
+}
+
+// checkParsed reports a parse that did not give wantErr ("usage" for
+// errUsage, "" for none) or whose options fail ok.
+func checkParsed(t *testing.T, args []string, err error, wantErr string, ok func() bool) {
+	t.Helper()
+	switch {
+	case wantErr == "usage":
+		if !errors.Is(err, errUsage) {
+			t.Errorf("%q: err %v, want errUsage", args, err)
+		}
+	case wantErr != "":
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("%q: err %v, want %q", args, err, wantErr)
+		}
+	case err != nil:
+		t.Errorf("%q: %v", args, err)
+	case !ok():
+		t.Errorf("%q: options not as the flags ask", args)
+	}
+}
