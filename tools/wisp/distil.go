@@ -14,12 +14,29 @@ import (
 	"wisp/engine/gguf"
 	"wisp/engine/option"
 	"wisp/engine/sample"
+	"wisp/engine/tokenizer"
 	"wisp/tools/train"
 )
 
 func distilCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("distil", "--teacher MODEL [--student MODEL] (--text FILE | --train FILE [--eval FILE]) [-o OUT.gguf] [flags]",
-		`Trains a student on a teacher's output distributions (knowledge
+	o, err := parseDistilFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	r, err := newDistilRun(o, stderr)
+	if err != nil {
+		return err
+	}
+	sum, err := runTraining(r)
+	if err != nil {
+		return err
+	}
+	sum.write(stdout)
+	return nil
+}
+
+// distilAbout is wisp distil's --help text.
+const distilAbout = `Trains a student on a teacher's output distributions (knowledge
 distillation), on the CPU: the loss of each position is
 
     (1 − alpha)·T²·KL(teacher_T ‖ student_T) + alpha·CE
@@ -35,107 +52,162 @@ on N tokens the teacher samples itself (temperature 1, from BOS, each sample
 at most --ctx tokens); the text's held-out part is still what it is
 evaluated on (loss, perplexity and KL to the teacher). Everything else is
 as in wisp train: AdamW, warm-up and cosine decay, clipping, accumulation,
-checkpoints that --resume exactly (with the same teacher).`, stderr)
-	var tf trainFlags
-	tf.register(fs, "student.gguf")
-	teacherPath := fs.String("teacher", "", "the teacher model (GGUF)")
-	studentPath := fs.String("student", "", "the student to start from (GGUF); default: a new model of the shape flags")
-	temp := fs.Float64("temperature", 2, "softening temperature T of both distributions")
-	alpha := fs.Float64("alpha", 0.5, "weight of the plain next-token loss, in [0, 1]")
-	sampleTokens := fs.Int("sample-tokens", 0, "train on this many tokens sampled from the teacher instead of the text")
-	var sh shapeFlags
-	sh.register(fs)
+checkpoints that --resume exactly (with the same teacher).`
+
+// distilOptions is what wisp distil's flags ask for.
+type distilOptions struct {
+	flags                    trainFlags
+	shape                    shapeFlags // a new student's, without --student
+	teacherPath, studentPath string
+	temperature, alpha       float64
+	sampleTokens             int // tokens to sample from the teacher to train on; 0: the text
+	resumeSteps              int // --steps if it was given (a resumed run's new end), else 0
+	args                     []string
+}
+
+// parseDistilFlags reads wisp distil's flags.
+func parseDistilFlags(args []string, stderr io.Writer) (*distilOptions, error) {
+	o := &distilOptions{args: args}
+	fs := newFlags("distil", "--teacher MODEL [--student MODEL] (--text FILE | --train FILE [--eval FILE]) [-o OUT.gguf] [flags]", distilAbout, stderr)
+	o.flags.register(fs, "student.gguf")
+	fs.StringVar(&o.teacherPath, "teacher", "", "the teacher model (GGUF)")
+	fs.StringVar(&o.studentPath, "student", "", "the student to start from (GGUF); default: a new model of the shape flags")
+	fs.Float64Var(&o.temperature, "temperature", 2, "softening temperature T of both distributions")
+	fs.Float64Var(&o.alpha, "alpha", 0.5, "weight of the plain next-token loss, in [0, 1]")
+	fs.IntVar(&o.sampleTokens, "sample-tokens", 0, "train on this many tokens sampled from the teacher instead of the text")
+	o.shape.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if len(pos) != 0 || *teacherPath == "" || (tf.text == "" && tf.trainPath == "") {
+	if len(pos) != 0 || o.teacherPath == "" || (o.flags.text == "" && o.flags.trainPath == "") {
 		fs.Usage()
-		return errUsage
+		return nil, errUsage
 	}
-	teacherBytes, err := os.ReadFile(*teacherPath)
+	o.resumeSteps = o.flags.stepsIfSet(fs)
+	return o, nil
+}
+
+// newDistilRun loads the teacher, reads and tokenizes the text (or
+// samples the teacher) and makes the trainer of the student.
+func newDistilRun(o *distilOptions, stderr io.Writer) (*run, error) {
+	teacherBytes, err := os.ReadFile(o.teacherPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tm, err := engine.Load(teacherBytes)
 	if err != nil {
-		return fmt.Errorf("%s: %w", *teacherPath, err)
+		return nil, fmt.Errorf("%s: %w", o.teacherPath, err)
 	}
 	teacher := train.EngineTeacher(tm)
 	v := tm.Tokenizer.Vocab()
-	corpus, err := tf.readCorpus()
+	corpus, data, err := o.trainingData(tm, stderr)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	data, err := corpus.encode(v, stderr)
+	tr, ck, err := o.trainer(teacher, v, data.train, stderr)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if *sampleTokens > 0 {
-		if data.train, err = teacherSamples(tm, *sampleTokens, tf.ctx, tf.seed, tf.threads, stderr); err != nil {
-			return err
+	to := tr.Options()
+	fmt.Fprintf(stderr, "distilling %s (%d parameters) at temperature %g, alpha %g\n", o.teacherPath, tm.Params(), to.Temperature, to.Alpha)
+	rec := distilRecord{teacher: o.teacherPath, teacherSum: sha(teacherBytes), student: o.studentPath,
+		temperature: to.Temperature, alpha: to.Alpha}
+	if o.sampleTokens > 0 {
+		rec.sampled = len(data.train)
+	}
+	return &run{
+		cmd: "distil", args: o.args, flags: &o.flags, corpus: corpus, data: data, vocab: v, trainer: tr, ckpt: ck,
+		stderr: stderr, meta: rec.set,
+	}, nil
+}
+
+// trainingData reads and tokenizes the text; with --sample-tokens the
+// teacher's samples replace its training part.
+func (o *distilOptions) trainingData(tm *engine.Model, stderr io.Writer) (*corpus, *tokens, error) {
+	corpus, err := o.flags.readCorpus()
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := corpus.encode(tm.Tokenizer.Vocab(), stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if o.sampleTokens > 0 {
+		tf := &o.flags
+		if data.train, err = teacherSamples(tm, o.sampleTokens, tf.ctx, tf.seed, tf.threads, stderr); err != nil {
+			return nil, nil, err
 		}
 		// The sampled stream is the training data.
 		corpus.train, corpus.trainPath = "", "teacher samples"
 		corpus.trainSum = sha(int32Bytes(data.train))
 	}
+	return corpus, data, nil
+}
 
-	var tr *train.Trainer
-	var ck *gguf.File
+// trainer resumes the checkpoint (returned too), or makes a trainer of
+// the student learning from teacher.
+func (o *distilOptions) trainer(teacher train.Teacher, v *tokenizer.Vocab, data []int32, stderr io.Writer) (*train.Trainer, *gguf.File, error) {
+	tf := &o.flags
 	if tf.resume != "" {
-		if ck, err = readGGUF(tf.resume); err != nil {
-			return err
-		}
-		tr, err = train.Resume(ck, data.train, train.ResumeOptions{Threads: tf.threads, Teacher: teacher, Steps: tf.stepsIfSet(fs)})
+		ck, err := readGGUF(tf.resume)
 		if err != nil {
-			return fmt.Errorf("%s: %w", tf.resume, err)
+			return nil, nil, err
 		}
-		fmt.Fprintf(stderr, "resumed %s at step %d of %d\n", tf.resume, tr.StepsDone(), tr.Options().Steps)
-	} else {
-		var m *train.Model
-		if *studentPath != "" {
-			f, err := readGGUF(*studentPath)
-			if err != nil {
-				return err
-			}
-			if m, err = train.FromGGUF(f); err != nil {
-				return fmt.Errorf("%s: %w", *studentPath, err)
-			}
-			if toks, err := f.Strings("tokenizer.ggml.tokens"); err == nil && !slices.Equal(toks, v.Tokens) {
-				return fmt.Errorf("%s: the student's tokenizer is not the teacher's", *studentPath)
-			}
-		} else if m, err = train.New(sh.config(len(v.Tokens), tf.ctx), tf.seed); err != nil {
-			return err
-		}
-		o := tf.options(m.Config, v.BOS)
-		o.Teacher, o.Temperature, o.Alpha = teacher, *temp, *alpha
-		if tr, err = train.NewTrainer(m, data.train, o); err != nil {
-			return err
-		}
+		tr, err := resumeTrainer(ck, tf.resume, data, train.ResumeOptions{Threads: tf.threads, Teacher: teacher, Steps: o.resumeSteps}, stderr)
+		return tr, ck, err
 	}
-	o := tr.Options()
-	fmt.Fprintf(stderr, "distilling %s (%d parameters) at temperature %g, alpha %g\n", *teacherPath, tm.Params(), o.Temperature, o.Alpha)
-	sum, err := runTraining(&run{
-		cmd: "distil", args: args, flags: &tf, corpus: corpus, data: data, vocab: v, trainer: tr, ckpt: ck,
-		stderr: stderr,
-		meta: func(b *gguf.Builder) {
-			b.Set("wisp.distil.teacher", baseName(*teacherPath))
-			b.Set("wisp.distil.teacher_sha256", sha(teacherBytes))
-			b.Set("wisp.distil.temperature", float32(o.Temperature))
-			b.Set("wisp.distil.alpha", float32(o.Alpha))
-			if *studentPath != "" {
-				b.Set("wisp.distil.student", baseName(*studentPath))
-			}
-			if *sampleTokens > 0 {
-				b.Set("wisp.distil.sampled_tokens", uint64(len(data.train)))
-			}
-		},
-	})
+	m, err := o.student(v)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	sum.write(stdout)
-	return nil
+	to := tf.options(m.Config, v.BOS)
+	to.Teacher, to.Temperature, to.Alpha = teacher, o.temperature, o.alpha
+	tr, err := train.NewTrainer(m, data, to)
+	return tr, nil, err
+}
+
+// student reads --student, which must have the teacher's vocabulary v, or
+// makes a new model of the flags' shape.
+func (o *distilOptions) student(v *tokenizer.Vocab) (*train.Model, error) {
+	if o.studentPath == "" {
+		return train.New(o.shape.config(len(v.Tokens), o.flags.ctx), o.flags.seed)
+	}
+	f, err := readGGUF(o.studentPath)
+	if err != nil {
+		return nil, err
+	}
+	m, err := train.FromGGUF(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.studentPath, err)
+	}
+	if toks, err := f.Strings("tokenizer.ggml.tokens"); err == nil && !slices.Equal(toks, v.Tokens) {
+		return nil, fmt.Errorf("%s: the student's tokenizer is not the teacher's", o.studentPath)
+	}
+	return m, nil
+}
+
+// distilRecord is what a model distilled records of its run in its
+// wisp.distil.* keys.
+type distilRecord struct {
+	teacher, teacherSum string  // the teacher's path and SHA-256
+	student             string  // the student's path, if one was given
+	temperature, alpha  float64 // the run's, which a resumed run keeps
+	sampled             int     // the tokens sampled from the teacher, if any
+}
+
+// set writes the record into b.
+func (d distilRecord) set(b *gguf.Builder) {
+	b.Set("wisp.distil.teacher", baseName(d.teacher))
+	b.Set("wisp.distil.teacher_sha256", d.teacherSum)
+	b.Set("wisp.distil.temperature", float32(d.temperature))
+	b.Set("wisp.distil.alpha", float32(d.alpha))
+	if d.student != "" {
+		b.Set("wisp.distil.student", baseName(d.student))
+	}
+	if d.sampled > 0 {
+		b.Set("wisp.distil.sampled_tokens", uint64(d.sampled))
+	}
 }
 
 // int32Bytes returns v in little-endian bytes.

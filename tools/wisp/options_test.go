@@ -65,6 +65,29 @@ func TestParseTrainFlags(t *testing.T) {
 	}
 }
 
+// TestParseDistilFlags checks what wisp distil's flags become.
+func TestParseDistilFlags(t *testing.T) {
+	for _, c := range []struct {
+		args    []string
+		check   func(*distilOptions) bool
+		wantErr string
+	}{
+		{[]string{"--teacher", "t.gguf", "--text", "t.txt"}, func(o *distilOptions) bool {
+			return o.teacherPath == "t.gguf" && o.studentPath == "" && o.temperature == 2 && o.alpha == 0.5 &&
+				o.sampleTokens == 0 && o.flags.out == "student.gguf" && o.resumeSteps == 0
+		}, ""},
+		{[]string{"--teacher", "t.gguf", "--student", "s.gguf", "--train", "a.txt", "--temperature", "1.5", "--alpha", "0", "--sample-tokens", "100", "--steps", "3"}, func(o *distilOptions) bool {
+			return o.studentPath == "s.gguf" && o.temperature == 1.5 && o.alpha == 0 && o.sampleTokens == 100 && o.resumeSteps == 3
+		}, ""},
+		{[]string{"--text", "t.txt"}, nil, "usage"},
+		{[]string{"--teacher", "t.gguf"}, nil, "usage"},
+		{[]string{"--teacher", "t.gguf", "--text", "t.txt", "extra"}, nil, "usage"},
+	} {
+		o, err := parseDistilFlags(c.args, io.Discard)
+		checkParsed(t, c.args, err, c.wantErr, func() bool { return c.check(o) })
+	}
+}
+
 // checkParsed reports a parse that did not give wantErr ("usage" for
 // errUsage, "" for none) or whose options fail ok.
 func checkParsed(t *testing.T, args []string, err error, wantErr string, ok func() bool) {
