@@ -49,7 +49,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -365,38 +364,64 @@ func (b *bench) note(format string, a ...any) {
 	b.rep.Notes = append(b.rep.Notes, fmt.Sprintf(format, a...))
 }
 
+// run is the bench: flags -> options -> a bench that measures every
+// runtime into its report, which then writes itself.
 func run(args []string, stdout, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	root, err := os.Getwd()
+	b, err := newBench(o, args, stderr)
 	if err != nil {
 		return err
 	}
-	b := &bench{o: o, root: root, log: stderr, rep: report{Started: start}}
-	if b.site, err = filepath.Abs(o.site); err != nil {
+	defer b.stopOnInterrupt()()
+	if err := b.measureAll(); err != nil {
 		return err
+	}
+	b.complete()
+	return b.writeReport(stdout)
+}
+
+// newBench sets up one run of the command: its paths, the settings and
+// machine the report records, and the tools and site files the runtimes
+// need (check).
+func newBench(o *options, args []string, log io.Writer) (*bench, error) {
+	start := time.Now()
+	root, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{o: o, root: root, log: log, rep: report{Started: start}}
+	if b.site, err = filepath.Abs(o.site); err != nil {
+		return nil, err
 	}
 	b.rep.Command = "go run ./tools/bench"
 	if len(args) > 0 {
 		b.rep.Command += " " + strings.Join(args, " ")
 	}
-	b.rep.Settings = settings{PromptTokens: o.promptTokens, DecodeTokens: o.decodeTokens, Context: o.promptTokens + o.decodeTokens,
-		Runs: o.runs, WarmupMs: int(o.warmup / time.Millisecond), WarmupPrompt: o.warmupPrompt, WarmupTokens: o.warmupTokens,
-		RunWarmupTokens: runWarmupTokens,
-		DecodeCapMs:     int(o.decodeCap / time.Millisecond)}
+	b.rep.Settings = o.settings()
 	b.machine()
 	b.logf("%s, %d cores, load average %s", b.rep.Machine.CPU, b.rep.Machine.Cores, b.rep.Machine.LoadStart)
 	if err := b.check(); err != nil {
-		return err
+		return nil, err
 	}
+	return b, nil
+}
 
-	// An interrupted bench leaves no runner, browser or server behind.
+// settings are the measurement's settings as the report records them.
+func (o *options) settings() settings {
+	return settings{PromptTokens: o.promptTokens, DecodeTokens: o.decodeTokens, Context: o.promptTokens + o.decodeTokens,
+		Runs: o.runs, WarmupMs: int(o.warmup / time.Millisecond), WarmupPrompt: o.warmupPrompt, WarmupTokens: o.warmupTokens,
+		RunWarmupTokens: runWarmupTokens,
+		DecodeCapMs:     int(o.decodeCap / time.Millisecond)}
+}
+
+// stopOnInterrupt makes an interrupted bench leave no runner, browser or
+// server behind; the function it returns stops listening.
+func (b *bench) stopOnInterrupt() (stopListening func()) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 	go func() {
 		if _, ok := <-sigs; ok {
 			b.logf("interrupted: stopping the runners")
@@ -404,63 +429,29 @@ func run(args []string, stdout, stderr io.Writer) error {
 			os.Exit(130)
 		}
 	}()
+	return func() { signal.Stop(sigs) }
+}
 
-	if o.dir == "" {
-		if b.dir, err = os.MkdirTemp("", "wisp-bench-"); err != nil {
-			return err
-		}
-		b.tempDir = true
-		defer os.RemoveAll(b.dir)
-	} else if b.dir, err = filepath.Abs(o.dir); err != nil {
-		return err
-	} else if err := os.MkdirAll(b.dir, 0o755); err != nil {
-		return err
-	}
-	specs, err := modelSpecs(o.shared, o.models)
+// measureAll makes the model files, starts Chromium if a part needs it,
+// and measures the ceiling and every model into the report; the model
+// files go, and Chromium closes, when it returns.
+func (b *bench) measureAll() error {
+	removeDir, err := b.modelsDir()
 	if err != nil {
 		return err
 	}
-	var models []*preparedModel
-	begin := time.Now()
-	for _, s := range specs {
-		b.logf("making %s (F16, F32 and, by llama.cpp's quantizer, Q8_0 and Q4_K_M) in %s", s.Key, b.dir)
-		pm, err := prepare(s, b.dir, o.oracle, o.promptTokens, o.decodeTokens, o.warmupPrompt)
-		if err != nil {
+	defer removeDir()
+	models, err := b.prepareModels()
+	if err != nil {
+		return err
+	}
+	if !b.o.skipped("chromium") || !b.o.skipped("wllama") {
+		if err := b.startBrowser(); err != nil {
 			return err
 		}
-		models = append(models, pm)
+		defer b.closeBrowser()
 	}
-	b.timed("making the model files", begin)
-
-	if !o.skipped("chromium") || !o.skipped("wllama") {
-		var hello struct {
-			Chromium    string `json:"chromium"`
-			Wllama      string `json:"wllama"`
-			BaselineRSS int64  `json:"baselineRSS"`
-		}
-		b.logf("starting Chromium")
-		begin := time.Now()
-		cfg := map[string]any{"models": b.dir, "context": b.rep.Settings.Context, "warmupMs": b.rep.Settings.WarmupMs}
-		b.browser, err = b.start("browser.bench.js", []string{b.nodeBin, "bench/browser.bench.js"}, b.site, cfg, &hello)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			if b.browser != nil {
-				b.browser.finish(nil)
-			}
-		}()
-		b.rep.Machine.Chromium, b.rep.Machine.Wllama = hello.Chromium, hello.Wllama
-		b.timed("starting Chromium", begin)
-		if hello.BaselineRSS > 0 {
-			b.note("Chromium's peak RSS is the largest resident set of the renderer process that runs the page and its workers, "+
-				"sampled every 25 ms while a row loads and warms up (Chromium resets its high-water mark now and then) and before and after each "+
-				"measured run, never during one: sampling a renderer's /proc status every 25 ms while it decoded cut wisp's stories15M "+
-				"Q8_0 decode in Chromium from about 1150 to 286 tok/s. A renderer with the empty page holds %s MiB.", mib(hello.BaselineRSS))
-		}
-	}
-
-	if !o.skipped("ceiling") {
+	if !b.o.skipped("ceiling") {
 		begin := time.Now()
 		b.ceiling()
 		b.timed("the ceiling", begin)
@@ -471,37 +462,105 @@ func run(args []string, stdout, stderr io.Writer) error {
 		b.rep.Models = append(b.rep.Models, res)
 		b.timed(pm.spec.Key+" (each row's share: its table's last column)", begin)
 	}
-	if b.browser != nil {
-		err := b.browser.finish(nil)
-		b.browser = nil
-		if err != nil {
-			b.logf("closing Chromium: %v", err)
-		}
-	}
+	return nil
+}
 
+// modelsDir makes the folder for the model files, -dir or a temporary
+// one, and returns what removes it when the bench ends (a temporary one
+// only).
+func (b *bench) modelsDir() (remove func(), err error) {
+	if b.o.dir != "" {
+		if b.dir, err = filepath.Abs(b.o.dir); err != nil {
+			return nil, err
+		}
+		return func() {}, os.MkdirAll(b.dir, 0o755)
+	}
+	if b.dir, err = os.MkdirTemp("", "wisp-bench-"); err != nil {
+		return nil, err
+	}
+	b.tempDir = true
+	return func() { os.RemoveAll(b.dir) }, nil
+}
+
+// prepareModels makes every model's files in the models folder.
+func (b *bench) prepareModels() ([]*preparedModel, error) {
+	o := b.o
+	specs, err := modelSpecs(o.shared, o.models)
+	if err != nil {
+		return nil, err
+	}
+	var models []*preparedModel
+	begin := time.Now()
+	for _, s := range specs {
+		b.logf("making %s (F16, F32 and, by llama.cpp's quantizer, Q8_0 and Q4_K_M) in %s", s.Key, b.dir)
+		pm, err := prepare(s, b.dir, o.oracle, o.promptTokens, o.decodeTokens, o.warmupPrompt)
+		if err != nil {
+			return nil, err
+		}
+		models = append(models, pm)
+	}
+	b.timed("making the model files", begin)
+	return models, nil
+}
+
+// startBrowser starts Chromium with the page, through
+// browser.bench.js, and records its and wllama's versions.
+func (b *bench) startBrowser() error {
+	var hello struct {
+		Chromium    string `json:"chromium"`
+		Wllama      string `json:"wllama"`
+		BaselineRSS int64  `json:"baselineRSS"`
+	}
+	b.logf("starting Chromium")
+	begin := time.Now()
+	cfg := map[string]any{"models": b.dir, "context": b.rep.Settings.Context, "warmupMs": b.rep.Settings.WarmupMs}
+	var err error
+	if b.browser, err = b.start("browser.bench.js", []string{b.nodeBin, "bench/browser.bench.js"}, b.site, cfg, &hello); err != nil {
+		return err
+	}
+	b.rep.Machine.Chromium, b.rep.Machine.Wllama = hello.Chromium, hello.Wllama
+	b.timed("starting Chromium", begin)
+	if hello.BaselineRSS > 0 {
+		b.note("Chromium's peak RSS is the largest resident set of the renderer process that runs the page and its workers, "+
+			"sampled every 25 ms while a row loads and warms up (Chromium resets its high-water mark now and then) and before and after each "+
+			"measured run, never during one: sampling a renderer's /proc status every 25 ms while it decoded cut wisp's stories15M "+
+			"Q8_0 decode in Chromium from about 1150 to 286 tok/s. A renderer with the empty page holds %s MiB.", mib(hello.BaselineRSS))
+	}
+	return nil
+}
+
+// closeBrowser closes Chromium, if it runs, and says so if that fails.
+func (b *bench) closeBrowser() {
+	if b.browser == nil {
+		return
+	}
+	err := b.browser.finish(nil)
+	b.browser = nil
+	if err != nil {
+		b.logf("closing Chromium: %v", err)
+	}
+}
+
+// complete records the end of the run and derives the report's
+// comparisons, checks and notes from its rows.
+func (b *bench) complete() {
 	b.rep.Machine.LoadEnd = loadAverage()
-	b.rep.Elapsed = time.Since(start).Seconds()
+	b.rep.Elapsed = time.Since(b.rep.Started).Seconds()
 	b.rep.derive()
 	b.notes()
-	md := b.rep.markdown()
-	fmt.Fprint(stdout, md)
+}
+
+// writeReport prints the report, writes it into -out, and fails if the
+// honesty check found a violation and -check asks it to.
+func (b *bench) writeReport(stdout io.Writer) error {
+	o := b.o
+	if err := b.rep.write(stdout, o.out); err != nil {
+		return err
+	}
 	if o.out != "" {
-		if err := os.MkdirAll(o.out, 0o755); err != nil {
-			return err
-		}
-		js, err := json.MarshalIndent(&b.rep, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(o.out, "results.json"), append(js, '\n'), 0o644); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(o.out, "results.md"), []byte(md), 0o644); err != nil {
-			return err
-		}
 		b.logf("wrote %s and %s", filepath.Join(o.out, "results.md"), filepath.Join(o.out, "results.json"))
 	}
-	b.logf("done in %s", time.Since(start).Round(time.Second))
+	b.logf("done in %s", time.Since(b.rep.Started).Round(time.Second))
 	if o.check && len(b.rep.Violations) > 0 {
 		return fmt.Errorf("the honesty check failed: %s", strings.Join(b.rep.Violations, "; "))
 	}

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -534,6 +538,28 @@ func seconds(s float64) string {
 func escape(s string) string {
 	s = strings.ReplaceAll(s, "|", `\|`)
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// write prints the report's Markdown to stdout and, unless dir is empty,
+// writes it and the report's JSON into dir as results.md and
+// results.json.
+func (rep *report) write(stdout io.Writer, dir string) error {
+	md := rep.markdown()
+	fmt.Fprint(stdout, md)
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644)
 }
 
 // markdown renders the report as the Markdown of bench/results.md.
