@@ -104,44 +104,11 @@ func run(o options, stdout, stderr io.Writer) error {
 // measure makes the models of the table and compares each with the
 // original, reporting its progress to stderr.
 func measure(o options, stderr io.Writer) (*table, error) {
-	switch {
-	case o.calibStories < 1 || o.evalStories < 1:
-		return nil, fmt.Errorf("-calib-stories %d and -eval-stories %d must be positive", o.calibStories, o.evalStories)
-	case o.calibSeed < o.evalSeed+o.evalStories && o.evalSeed < o.calibSeed+o.calibStories:
-		return nil, fmt.Errorf("the seeds of the calibration stories [%d, %d) and of the held-out ones [%d, %d) overlap",
-			o.calibSeed, o.calibSeed+o.calibStories, o.evalSeed, o.evalSeed+o.evalStories)
-	case o.greedy < 1:
-		return nil, fmt.Errorf("-greedy %d must be positive", o.greedy)
-	}
-	var typ gguf.TensorType
-	switch o.typ {
-	case "f16":
-		typ = gguf.F16
-	case "f32":
-		typ = gguf.F32
-	default:
-		return nil, fmt.Errorf("-type %q: choose f16 or f32", o.typ)
-	}
-	bin, err := os.ReadFile(o.model)
+	typ, err := o.check()
 	if err != nil {
 		return nil, err
 	}
-	tok, err := os.ReadFile(o.tok)
-	if err != nil {
-		return nil, err
-	}
-	convert := func(t gguf.TensorType) ([]byte, error) {
-		b, _, err := llama2c.Convert(bin, tok, llama2c.Options{Type: t, Name: "stories260K"})
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", o.model, err)
-		}
-		return b, nil
-	}
-	f32, err := convert(gguf.F32)
-	if err != nil {
-		return nil, err
-	}
-	f16, err := convert(gguf.F16)
+	f32, f16, err := convertModel(o.model, o.tok)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +116,6 @@ func measure(o options, stderr io.Writer) (*table, error) {
 	if err != nil {
 		return nil, err
 	}
-
 	fmt.Fprintf(stderr, "sampling %d calibration and %d held-out stories…\n", o.calibStories, o.evalStories)
 	calib, err := eval.Samples(ref, o.calibStories, storyOptions(o.calibSeed))
 	if err != nil {
@@ -159,17 +125,8 @@ func measure(o options, stderr io.Writer) (*table, error) {
 	if err != nil {
 		return nil, err
 	}
-
 	fmt.Fprintln(stderr, "scoring…")
-	scoreSrc, err := prune.Load(slices.Clone(f32))
-	if err != nil {
-		return nil, err
-	}
-	wanda, err := scoreSrc.Score(prune.Wanda, calib, prune.ScoreOptions{})
-	if err != nil {
-		return nil, err
-	}
-	mag, err := scoreSrc.Score(prune.Magnitude, "", prune.ScoreOptions{})
+	wanda, mag, err := scoreModel(f32, calib)
 	if err != nil {
 		return nil, err
 	}
@@ -181,59 +138,142 @@ func measure(o options, stderr io.Writer) (*table, error) {
 	if err != nil {
 		return nil, err
 	}
+	t := &table{rows: []*row{{name: "original (F32)", data: f32}, {name: "F16", data: f16}}, calibTokens: wanda.Tokens}
+	if !o.magnitude {
+		mag = nil
+	}
+	if err := t.addPruned(src, wanda, mag, strings.ToUpper(o.typ)); err != nil {
+		return nil, err
+	}
+	if t.refText, err = greedyText(ref, o.greedy); err != nil {
+		return nil, err
+	}
+	if err := t.evaluate(ref, held, o, stderr); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
 
-	rows := []*row{{name: "original (F32)", data: f32}, {name: "F16", data: f16}}
-	var pairs []pair
+// check refuses flags out of their range and returns the tensor type of
+// the pruned models.
+func (o options) check() (gguf.TensorType, error) {
+	switch {
+	case o.calibStories < 1 || o.evalStories < 1:
+		return 0, fmt.Errorf("-calib-stories %d and -eval-stories %d must be positive", o.calibStories, o.evalStories)
+	case o.calibSeed < o.evalSeed+o.evalStories && o.evalSeed < o.calibSeed+o.calibStories:
+		return 0, fmt.Errorf("the seeds of the calibration stories [%d, %d) and of the held-out ones [%d, %d) overlap",
+			o.calibSeed, o.calibSeed+o.calibStories, o.evalSeed, o.evalSeed+o.evalStories)
+	case o.greedy < 1:
+		return 0, fmt.Errorf("-greedy %d must be positive", o.greedy)
+	}
+	switch o.typ {
+	case "f16":
+		return gguf.F16, nil
+	case "f32":
+		return gguf.F32, nil
+	}
+	return 0, fmt.Errorf("-type %q: choose f16 or f32", o.typ)
+}
+
+// convertModel reads the llama2.c checkpoint and its tokenizer and
+// returns them as F32 and F16 GGUF files.
+func convertModel(model, tokPath string) (f32, f16 []byte, err error) {
+	bin, err := os.ReadFile(model)
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, err := os.ReadFile(tokPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	convert := func(t gguf.TensorType) ([]byte, error) {
+		b, _, err := llama2c.Convert(bin, tok, llama2c.Options{Type: t, Name: "stories260K"})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", model, err)
+		}
+		return b, nil
+	}
+	if f32, err = convert(gguf.F32); err != nil {
+		return nil, nil, err
+	}
+	if f16, err = convert(gguf.F16); err != nil {
+		return nil, nil, err
+	}
+	return f32, f16, nil
+}
+
+// scoreModel scores the F32 model's groups and neurons by Wanda on the
+// calibration text and by plain magnitude.
+func scoreModel(f32 []byte, calib string) (wanda, mag *prune.Scores, err error) {
+	src, err := prune.Load(slices.Clone(f32))
+	if err != nil {
+		return nil, nil, err
+	}
+	if wanda, err = src.Score(prune.Wanda, calib, prune.ScoreOptions{}); err != nil {
+		return nil, nil, err
+	}
+	if mag, err = src.Score(prune.Magnitude, "", prune.ScoreOptions{}); err != nil {
+		return nil, nil, err
+	}
+	return wanda, mag, nil
+}
+
+// addPruned adds the rows of src pruned to 90 %, 75 % and 60 % of its
+// parameters, to the shape Wanda plans, by the Wanda scores and (unless
+// mag is nil) by the magnitude scores; typ names src's tensor type.
+func (t *table) addPruned(src *prune.Source, wanda, mag *prune.Scores, typ string) error {
+	full := src.Full()
 	for _, p := range []float64{0.9, 0.75, 0.6} {
 		sh, err := src.Plan(prune.Targets{Params: p}, prune.Wanda)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		desc := fmt.Sprintf("%.0f %% params, %s (%d/%d groups, %d/%d neurons)", 100*p, strings.ToUpper(o.typ), sh.Groups, src.Full().Groups, sh.FFN, src.Full().FFN)
-		if sh.Layers < src.Full().Layers {
-			desc = fmt.Sprintf("%.0f %% params, %s (%d/%d blocks, %d/%d groups, %d/%d neurons)", 100*p, strings.ToUpper(o.typ), sh.Layers, src.Full().Layers, sh.Groups, src.Full().Groups, sh.FFN, src.Full().FFN)
+		desc := fmt.Sprintf("%.0f %% params, %s (%d/%d groups, %d/%d neurons)", 100*p, typ, sh.Groups, full.Groups, sh.FFN, full.FFN)
+		if sh.Layers < full.Layers {
+			desc = fmt.Sprintf("%.0f %% params, %s (%d/%d blocks, %d/%d groups, %d/%d neurons)", 100*p, typ, sh.Layers, full.Layers, sh.Groups, full.Groups, sh.FFN, full.FFN)
 		}
 		var pr pair
 		for _, sc := range []*prune.Scores{wanda, mag} {
-			if sc == mag && !o.magnitude {
+			if sc == nil {
 				continue
 			}
 			sel, err := sc.Select(sh)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			data, err := src.Apply(sel)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			r := &row{name: "pruned to " + desc + ", " + string(sc.Method), data: data}
-			rows = append(rows, r)
+			t.rows = append(t.rows, r)
 			if sc == wanda {
 				pr.wanda = r
 			} else {
 				pr.mag = r
 			}
 		}
-		pairs = append(pairs, pr)
+		t.pairs = append(t.pairs, pr)
 	}
+	return nil
+}
 
-	t := &table{rows: rows, pairs: pairs, calibTokens: wanda.Tokens}
-	if t.refText, err = greedyText(ref, o.greedy); err != nil {
-		return nil, err
-	}
-	for i, r := range rows {
+// evaluate compares every row's model with the original ref on the
+// held-out text, writing the model into -dir first if it is given.
+func (t *table) evaluate(ref *engine.Model, held string, o options, stderr io.Writer) error {
+	for i, r := range t.rows {
 		fmt.Fprintf(stderr, "evaluating %s…\n", r.name)
 		if o.dir != "" {
 			name := fmt.Sprintf("%d.gguf", i)
 			if err := os.WriteFile(filepath.Join(o.dir, name), r.data, 0o644); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		if err := r.evaluate(ref, held, o.greedy); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return t, nil
+	return nil
 }
 
 // evaluate compares the row's model with the original ref on the held-out

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"wisp/engine/gguf"
 	"wisp/internal/sharedfiles"
 )
 
@@ -52,6 +53,35 @@ func TestRun(t *testing.T) {
 		c.change(&bad)
 		if err := run(bad, &out, &log); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("run: %v, want an error containing %q", err, c.want)
+		}
+	}
+}
+
+// TestCheck checks which flags are refused before anything is read, and
+// the tensor type -type gives.
+func TestCheck(t *testing.T) {
+	ok := options{calibStories: 200, calibSeed: 1000, evalStories: 50, evalSeed: 1, greedy: 200, typ: "f16"}
+	for _, c := range []struct {
+		change func(*options)
+		typ    gguf.TensorType
+		want   string // the error's text; "" for none
+	}{
+		{func(*options) {}, gguf.F16, ""},
+		{func(o *options) { o.typ = "f32" }, gguf.F32, ""},
+		{func(o *options) { o.calibSeed = 51 }, gguf.F16, ""}, // adjacent ranges do not overlap
+		{func(o *options) { o.calibSeed = 50 }, 0, "[50, 250) and of the held-out ones [1, 51) overlap"},
+		{func(o *options) { o.calibStories = 0 }, 0, "-calib-stories 0 and -eval-stories 50 must be positive"},
+		{func(o *options) { o.greedy = -1 }, 0, "-greedy -1 must be positive"},
+		{func(o *options) { o.typ = "F16" }, 0, `-type "F16": choose f16 or f32`},
+	} {
+		o := ok
+		c.change(&o)
+		typ, err := o.check()
+		switch {
+		case c.want == "" && (err != nil || typ != c.typ):
+			t.Errorf("%+v: %v, %v; want %v", o, typ, err, c.typ)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%+v: %v, want an error containing %q", o, err, c.want)
 		}
 	}
 }
