@@ -61,13 +61,11 @@ type distilOptions struct {
 	teacherPath, studentPath string
 	temperature, alpha       float64
 	sampleTokens             int // tokens to sample from the teacher to train on; 0: the text
-	resumeSteps              int // --steps if it was given (a resumed run's new end), else 0
-	args                     []string
 }
 
 // parseDistilFlags reads wisp distil's flags.
 func parseDistilFlags(args []string, stderr io.Writer) (*distilOptions, error) {
-	o := &distilOptions{args: args}
+	o := &distilOptions{}
 	fs := newFlags("distil", "--teacher MODEL [--student MODEL] (--text FILE | --train FILE [--eval FILE]) [-o OUT.gguf] [flags]", distilAbout, stderr)
 	o.flags.register(fs, "student.gguf")
 	fs.StringVar(&o.teacherPath, "teacher", "", "the teacher model (GGUF)")
@@ -76,15 +74,13 @@ func parseDistilFlags(args []string, stderr io.Writer) (*distilOptions, error) {
 	fs.Float64Var(&o.alpha, "alpha", 0.5, "weight of the plain next-token loss, in [0, 1]")
 	fs.IntVar(&o.sampleTokens, "sample-tokens", 0, "train on this many tokens sampled from the teacher instead of the text")
 	o.shape.register(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := o.flags.parse(fs, args); err != nil {
 		return nil, err
 	}
-	if len(pos) != 0 || o.teacherPath == "" || (o.flags.text == "" && o.flags.trainPath == "") {
+	if o.teacherPath == "" {
 		fs.Usage()
 		return nil, errUsage
 	}
-	o.resumeSteps = o.flags.stepsIfSet(fs)
 	return o, nil
 }
 
@@ -117,7 +113,7 @@ func newDistilRun(o *distilOptions, stderr io.Writer) (*run, error) {
 		rec.sampled = len(data.train)
 	}
 	return &run{
-		cmd: "distil", args: o.args, flags: &o.flags, corpus: corpus, data: data, vocab: v, trainer: tr, ckpt: ck,
+		cmd: "distil", flags: &o.flags, corpus: corpus, data: data, vocab: v, trainer: tr, ckpt: ck,
 		stderr: stderr, meta: rec.set,
 	}, nil
 }
@@ -154,7 +150,7 @@ func (o *distilOptions) trainer(teacher train.Teacher, v *tokenizer.Vocab, data 
 		if err != nil {
 			return nil, nil, err
 		}
-		tr, err := resumeTrainer(ck, tf.resume, data, train.ResumeOptions{Threads: tf.threads, Teacher: teacher, Steps: o.resumeSteps}, stderr)
+		tr, err := tf.resumeTrainer(ck, data, teacher, stderr)
 		return tr, ck, err
 	}
 	m, err := o.student(v)

@@ -43,10 +43,10 @@ func TestParseTrainFlags(t *testing.T) {
 		wantErr string // "" for none; "usage" for errUsage
 	}{
 		{[]string{"--text", "t.txt"}, func(o *trainOptions) bool {
-			return o.flags.text == "t.txt" && o.flags.out == "model.gguf" && o.vocab == 2048 && o.shape.dim == 256 && o.resumeSteps == 0 && !o.chat
+			return o.flags.text == "t.txt" && o.flags.out == "model.gguf" && o.vocab == 2048 && o.shape.dim == 256 && o.flags.resumeSteps == 0 && !o.chat
 		}, ""},
 		{[]string{"--train", "a.txt", "--eval", "b.txt", "--steps", "7", "--chat", "-o", "m.gguf"}, func(o *trainOptions) bool {
-			return o.flags.trainPath == "a.txt" && o.flags.evalPath == "b.txt" && o.flags.steps == 7 && o.resumeSteps == 7 && o.chat && o.flags.out == "m.gguf"
+			return o.flags.trainPath == "a.txt" && o.flags.evalPath == "b.txt" && o.flags.steps == 7 && o.flags.resumeSteps == 7 && o.chat && o.flags.out == "m.gguf"
 		}, ""},
 		{[]string{"--text", "t.txt", "--init", "m.gguf", "--add-special", "<a>", "--eos", "<a>"}, func(o *trainOptions) bool {
 			return o.initPath == "m.gguf" && o.addSpecial == "<a>" && o.eos == "<a>"
@@ -74,10 +74,10 @@ func TestParseDistilFlags(t *testing.T) {
 	}{
 		{[]string{"--teacher", "t.gguf", "--text", "t.txt"}, func(o *distilOptions) bool {
 			return o.teacherPath == "t.gguf" && o.studentPath == "" && o.temperature == 2 && o.alpha == 0.5 &&
-				o.sampleTokens == 0 && o.flags.out == "student.gguf" && o.resumeSteps == 0
+				o.sampleTokens == 0 && o.flags.out == "student.gguf" && o.flags.resumeSteps == 0
 		}, ""},
 		{[]string{"--teacher", "t.gguf", "--student", "s.gguf", "--train", "a.txt", "--temperature", "1.5", "--alpha", "0", "--sample-tokens", "100", "--steps", "3"}, func(o *distilOptions) bool {
-			return o.studentPath == "s.gguf" && o.temperature == 1.5 && o.alpha == 0 && o.sampleTokens == 100 && o.resumeSteps == 3
+			return o.studentPath == "s.gguf" && o.temperature == 1.5 && o.alpha == 0 && o.sampleTokens == 100 && o.flags.resumeSteps == 3
 		}, ""},
 		{[]string{"--text", "t.txt"}, nil, "usage"},
 		{[]string{"--teacher", "t.gguf"}, nil, "usage"},

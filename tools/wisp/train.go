@@ -81,14 +81,12 @@ type trainOptions struct {
 	tokFrom, initPath string
 	addSpecial, eos   string // control tokens to add, the token to make EOS
 	chat              bool   // the texts are conversations
-	resumeSteps       int    // --steps if it was given (a resumed run's new end), else 0
-	args              []string
 }
 
 // parseTrainFlags reads wisp train's flags and refuses those that --init
 // makes meaningless.
 func parseTrainFlags(args []string, stderr io.Writer) (*trainOptions, error) {
-	o := &trainOptions{args: args}
+	o := &trainOptions{}
 	fs := newFlags("train", "(--text FILE | --train FILE [--eval FILE]) [--init MODEL.gguf] [-o OUT.gguf] [flags]", trainAbout, stderr)
 	o.flags.register(fs, "model.gguf")
 	fs.IntVar(&o.vocab, "vocab", 2048, "vocabulary size of the tokenizer to train")
@@ -98,20 +96,14 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOptions, error) {
 	fs.StringVar(&o.eos, "eos", "", "the text of the token to make the end-of-sequence token (e.g. '<|im_end|>')")
 	fs.BoolVar(&o.chat, "chat", false, "the texts are conversations (JSON lines); learn the assistant's replies")
 	o.shape.register(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := o.flags.parse(fs, args); err != nil {
 		return nil, err
-	}
-	if len(pos) != 0 || (o.flags.text == "" && o.flags.trainPath == "") {
-		fs.Usage()
-		return nil, errUsage
 	}
 	if o.initPath != "" && o.flags.resume == "" {
 		if err := checkInitFlags(fs, o.tokFrom); err != nil {
 			return nil, err
 		}
 	}
-	o.resumeSteps = o.flags.stepsIfSet(fs)
 	return o, nil
 }
 
@@ -159,7 +151,7 @@ func newTrainRun(o *trainOptions, stderr io.Writer) (*run, error) {
 		return nil, err
 	}
 	return &run{
-		cmd: "train", args: o.args, flags: &o.flags, corpus: corpus, data: data, vocab: st.vocab, trainer: tr, ckpt: st.ckpt,
+		cmd: "train", flags: &o.flags, corpus: corpus, data: data, vocab: st.vocab, trainer: tr, ckpt: st.ckpt,
 		stderr: stderr,
 		meta:   func(b *gguf.Builder) { st.meta(b, fm, o.chat) },
 	}, nil
@@ -310,7 +302,7 @@ func (st *trainStart) encode(c *corpus, chatData bool, stderr io.Writer) (*chat.
 func (st *trainStart) trainer(o *trainOptions, data []int32, stderr io.Writer) (*train.Trainer, error) {
 	tf := &o.flags
 	if st.ckpt != nil {
-		return resumeTrainer(st.ckpt, tf.resume, data, train.ResumeOptions{Threads: tf.threads, Steps: o.resumeSteps}, stderr)
+		return tf.resumeTrainer(st.ckpt, data, nil, stderr)
 	}
 	m := st.init
 	if m == nil {
@@ -322,14 +314,15 @@ func (st *trainStart) trainer(o *trainOptions, data []int32, stderr io.Writer) (
 	return train.NewTrainer(m, data, tf.options(m.Config, st.vocab.BOS))
 }
 
-// resumeTrainer continues the checkpoint read from path, and says at which
+// resumeTrainer continues the checkpoint ck read from --resume (with the
+// teacher it distils, if any) until --steps if given, and says at which
 // step.
-func resumeTrainer(ck *gguf.File, path string, data []int32, ro train.ResumeOptions, stderr io.Writer) (*train.Trainer, error) {
-	tr, err := train.Resume(ck, data, ro)
+func (f *trainFlags) resumeTrainer(ck *gguf.File, data []int32, teacher train.Teacher, stderr io.Writer) (*train.Trainer, error) {
+	tr, err := train.Resume(ck, data, train.ResumeOptions{Threads: f.threads, Teacher: teacher, Steps: f.resumeSteps})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", f.resume, err)
 	}
-	fmt.Fprintf(stderr, "resumed %s at step %d of %d\n", path, tr.StepsDone(), tr.Options().Steps)
+	fmt.Fprintf(stderr, "resumed %s at step %d of %d\n", f.resume, tr.StepsDone(), tr.Options().Steps)
 	return tr, nil
 }
 
@@ -547,6 +540,12 @@ type trainFlags struct {
 
 	evalEvery, evalTokens, ckptEvery, logEvery int
 	out, ckpt, resume, name                    string
+
+	// Kept by parse: the arguments, for the model's record of its
+	// command, and --steps if it was given (a resumed run's new end),
+	// else 0.
+	args        []string
+	resumeSteps int
 }
 
 func (f *trainFlags) register(fs *flag.FlagSet, out string) {
@@ -576,15 +575,25 @@ func (f *trainFlags) register(fs *flag.FlagSet, out string) {
 	fs.StringVar(&f.name, "name", "", "general.name of the model (default: the output's base name)")
 }
 
-// stepsIfSet returns --steps when it was given, else 0.
-func (f *trainFlags) stepsIfSet(fs *flag.FlagSet) int {
-	n := 0
+// parse parses wisp train's or distil's arguments, which take --text or
+// --train and no positional argument, and keeps args and --steps if it
+// was given.
+func (f *trainFlags) parse(fs *flag.FlagSet, args []string) error {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 || (f.text == "" && f.trainPath == "") {
+		fs.Usage()
+		return errUsage
+	}
+	f.args = args
 	fs.Visit(func(fl *flag.Flag) {
 		if fl.Name == "steps" {
-			n = f.steps
+			f.resumeSteps = f.steps
 		}
 	})
-	return n
+	return nil
 }
 
 // options returns the training options the flags give.
@@ -733,7 +742,6 @@ func (c *corpus) encode(v *tokenizer.Vocab, stderr io.Writer) (*tokens, error) {
 // takes it.
 type run struct {
 	cmd     string // "train" or "distil"
-	args    []string
 	flags   *trainFlags
 	corpus  *corpus
 	data    *tokens
@@ -806,7 +814,7 @@ func (r *run) begin() {
 	if r.ckptPath == "" {
 		r.ckptPath = f.out + ".ckpt"
 	}
-	r.cmdLine = commandLine(r.cmd, r.args)
+	r.cmdLine = commandLine(r.cmd, f.args)
 	r.first = r.cmdLine
 	if r.ckpt == nil {
 		return
