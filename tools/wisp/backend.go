@@ -13,39 +13,45 @@ import (
 	"wisp/wasm/host"
 )
 
-// runtimeFlags adds the flags that choose where and how the engine runs,
-// --runtime, --wasm and --threads, whose values openBackend takes.
-func runtimeFlags(fs *flag.FlagSet) (runtime, wasmPath *string, threads *int) {
-	runtime = fs.String("runtime", "native", "where the engine runs: native, or wazero (the wasm module with its SIMD128 kernels, as in a browser)")
-	wasmPath = fs.String("wasm", "", "the engine module for --runtime wazero (default: site/wasm/wisp.wasm, else built)")
-	threads = fs.Int("threads", 1, "threads that split each large matrix product by rows (the output is the same at any number)")
-	return runtime, wasmPath, threads
+// runtimeFlags are the flags that choose where and how the engine runs:
+// --runtime, --wasm and --threads.
+type runtimeFlags struct {
+	runtime, wasmPath string
+	threads           int
 }
 
-// openBackend loads the model in the named runtime (wisp/wasm/backend)
-// with its matrix products split among threads. wasmPath is the engine
-// module for wazero; when empty, site/wasm/wisp.wasm (made by make site)
-// is used if present, else the module is built into the user's cache.
-func openBackend(runtime, model, tokPath, wasmPath string, threads int, stderr io.Writer) (backend.Model, error) {
-	if !slices.Contains(backend.Runtimes, runtime) {
-		return nil, fmt.Errorf("--runtime %q: choose native or wazero", runtime)
+// register adds the flags to fs.
+func (f *runtimeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.runtime, "runtime", "native", "where the engine runs: native, or wazero (the wasm module with its SIMD128 kernels, as in a browser)")
+	fs.StringVar(&f.wasmPath, "wasm", "", "the engine module for --runtime wazero (default: site/wasm/wisp.wasm, else built)")
+	fs.IntVar(&f.threads, "threads", 1, "threads that split each large matrix product by rows (the output is the same at any number)")
+}
+
+// openBackend loads the model in the runtime named by --runtime
+// (wisp/wasm/backend) with its matrix products split among --threads.
+// --wasm is the engine module for wazero; when empty, site/wasm/wisp.wasm
+// (made by make site) is used if present, else the module is built into
+// the user's cache.
+func (f runtimeFlags) openBackend(model, tokPath string, stderr io.Writer) (backend.Model, error) {
+	if !slices.Contains(backend.Runtimes, f.runtime) {
+		return nil, fmt.Errorf("--runtime %q: choose native or wazero", f.runtime)
 	}
 	data, err := readModelBytes(model, tokPath)
 	if err != nil {
 		return nil, err
 	}
 	ctx := context.Background()
-	if threads < 1 || threads > backend.MaxThreads {
-		return nil, fmt.Errorf("--threads %d: choose 1 to %d", threads, backend.MaxThreads)
+	if f.threads < 1 || f.threads > backend.MaxThreads {
+		return nil, fmt.Errorf("--threads %d: choose 1 to %d", f.threads, backend.MaxThreads)
 	}
-	cfg := backend.Config{Runtime: runtime, Threads: threads, Host: &host.Options{Stderr: stderr}}
-	if runtime == "wazero" {
-		if wasmPath == "" {
-			if wasmPath, err = findModule(ctx, stderr); err != nil {
+	cfg := backend.Config{Runtime: f.runtime, Threads: f.threads, Host: &host.Options{Stderr: stderr}}
+	if f.runtime == "wazero" {
+		if f.wasmPath == "" {
+			if f.wasmPath, err = findModule(ctx, stderr); err != nil {
 				return nil, err
 			}
 		}
-		if cfg.Wasm, err = os.ReadFile(wasmPath); err != nil {
+		if cfg.Wasm, err = os.ReadFile(f.wasmPath); err != nil {
 			return nil, err
 		}
 	}

@@ -85,8 +85,7 @@ type chatConfig struct {
 	model, system, overflow string
 	opt                     option.Options
 	quiet                   bool
-	runtime, wasmPath       string
-	threads                 int
+	runtimeFlags
 }
 
 // parseChatFlags reads wisp chat's flags.
@@ -108,13 +107,12 @@ a reply. Statistics go to stderr.`, stderr)
 	fs.StringVar(&c.overflow, "overflow", chat.OverflowError, `a conversation longer than the context: "error" (say so; /reset to go on) or "drop-oldest" (drop the oldest turns after the system prompt)`)
 	storeOptions := option.Flags(fs, &c.opt)
 	fs.BoolVar(&c.quiet, "q", false, "print no statistics to stderr")
-	runtime, wasmPath, threads := runtimeFlags(fs)
+	c.runtimeFlags.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return c, err
 	}
 	storeOptions()
-	c.runtime, c.wasmPath, c.threads = *runtime, *wasmPath, *threads
 	if c.model == "" && len(pos) == 1 {
 		c.model, pos = pos[0], nil
 	}
@@ -143,7 +141,7 @@ func chatSession(args []string, in io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	be, err := openBackend(c.runtime, c.model, "", c.wasmPath, c.threads, stderr)
+	be, err := c.openBackend(c.model, "", stderr)
 	if err != nil {
 		return err
 	}

@@ -31,11 +31,10 @@ type runOptions struct {
 	model, tokPath, prompt string
 	// steps is the positions to run, the prompt included; 0 or more than
 	// the model's context means the context.
-	steps             int
-	opt               option.Options
-	quiet             bool
-	runtime, wasmPath string
-	threads           int
+	steps int
+	opt   option.Options
+	quiet bool
+	runtimeFlags
 }
 
 // parseRunFlags reads wisp run's flags; a zero seed becomes the clock's.
@@ -52,13 +51,12 @@ tokenizer.bin (-z), converted in memory.`, stderr)
 	fs.IntVar(&o.steps, "n", 256, "positions to run, the prompt included, as llama2.c counts them; 0 means the model's context length")
 	storeOptions := option.Flags(fs, &o.opt) // -t, --top-p, --seed, --stop, ...
 	fs.BoolVar(&o.quiet, "q", false, "print no timings to stderr")
-	runtime, wasmPath, threads := runtimeFlags(fs)
+	o.runtimeFlags.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return o, err
 	}
 	storeOptions()
-	o.runtime, o.wasmPath, o.threads = *runtime, *wasmPath, *threads
 	if o.model == "" && len(pos) == 1 {
 		o.model, pos = pos[0], nil
 	}
@@ -94,7 +92,7 @@ func (r runReport) write(w io.Writer) {
 func generate(o runOptions, stdout, stderr io.Writer) (runReport, error) {
 	var rep runReport
 	t0 := time.Now()
-	be, err := openBackend(o.runtime, o.model, o.tokPath, o.wasmPath, o.threads, stderr)
+	be, err := o.openBackend(o.model, o.tokPath, stderr)
 	if err != nil {
 		return rep, err
 	}

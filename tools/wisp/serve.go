@@ -56,7 +56,7 @@ new tokens.`, stderr)
 	var handler http.Handler = srv
 	api := ""
 	if *model != "" {
-		be, err := openBackend(*runtime, *model, "", "", 1, stderr)
+		be, err := runtimeFlags{runtime: *runtime, threads: 1}.openBackend(*model, "", stderr)
 		if err != nil {
 			ln.Close()
 			return err
