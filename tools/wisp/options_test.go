@@ -10,11 +10,7 @@ import (
 // TestParseRunFlags checks what wisp run's flags become, and that a bad
 // flag is refused before any model is read.
 func TestParseRunFlags(t *testing.T) {
-	for _, c := range []struct {
-		args    []string
-		check   func(runOptions) bool
-		wantErr string // "" for none; "usage" for errUsage
-	}{
+	checkParses(t, parseRunFlags, []parseCase[runOptions]{
 		{[]string{"-m", "a.gguf"}, func(o runOptions) bool {
 			return o.model == "a.gguf" && o.steps == 256 && o.runtime == "native" && o.threads == 1 && !o.quiet && o.opt.Seed != 0
 		}, ""},
@@ -28,20 +24,13 @@ func TestParseRunFlags(t *testing.T) {
 		{[]string{"a.gguf", "b.gguf"}, nil, "usage"},
 		{[]string{"-m", "a.gguf", "--top-p", "2"}, nil, "--top-p: "},
 		{[]string{"-m", "a.gguf", "-t", "-1"}, nil, "temperature"},
-	} {
-		o, err := parseRunFlags(c.args, io.Discard)
-		checkParsed(t, c.args, err, c.wantErr, func() bool { return c.check(o) })
-	}
+	})
 }
 
 // TestParseTrainFlags checks what wisp train's flags become and which
 // combinations are refused before anything is read.
 func TestParseTrainFlags(t *testing.T) {
-	for _, c := range []struct {
-		args    []string
-		check   func(*trainOptions) bool
-		wantErr string // "" for none; "usage" for errUsage
-	}{
+	checkParses(t, parseTrainFlags, []parseCase[*trainOptions]{
 		{[]string{"--text", "t.txt"}, func(o *trainOptions) bool {
 			return o.flags.text == "t.txt" && o.flags.out == "model.gguf" && o.vocab == 2048 && o.shape.dim == 256 && o.flags.resumeSteps == 0 && !o.chat
 		}, ""},
@@ -59,19 +48,12 @@ func TestParseTrainFlags(t *testing.T) {
 		{[]string{"--text", "t.txt", "extra"}, nil, "usage"},
 		{[]string{"--text", "t.txt", "--init", "m.gguf", "--tokenizer-from", "m.gguf"}, nil, "not both"},
 		{[]string{"--text", "t.txt", "--init", "m.gguf", "--dim", "64", "--vocab", "500", "--untied"}, nil, "--dim, --untied, --vocab cannot change them"},
-	} {
-		o, err := parseTrainFlags(c.args, io.Discard)
-		checkParsed(t, c.args, err, c.wantErr, func() bool { return c.check(o) })
-	}
+	})
 }
 
 // TestParseDistilFlags checks what wisp distil's flags become.
 func TestParseDistilFlags(t *testing.T) {
-	for _, c := range []struct {
-		args    []string
-		check   func(*distilOptions) bool
-		wantErr string
-	}{
+	checkParses(t, parseDistilFlags, []parseCase[*distilOptions]{
 		{[]string{"--teacher", "t.gguf", "--text", "t.txt"}, func(o *distilOptions) bool {
 			return o.teacherPath == "t.gguf" && o.studentPath == "" && o.temperature == 2 && o.alpha == 0.5 &&
 				o.sampleTokens == 0 && o.flags.out == "student.gguf" && o.flags.resumeSteps == 0
@@ -82,28 +64,37 @@ func TestParseDistilFlags(t *testing.T) {
 		{[]string{"--text", "t.txt"}, nil, "usage"},
 		{[]string{"--teacher", "t.gguf"}, nil, "usage"},
 		{[]string{"--teacher", "t.gguf", "--text", "t.txt", "extra"}, nil, "usage"},
-	} {
-		o, err := parseDistilFlags(c.args, io.Discard)
-		checkParsed(t, c.args, err, c.wantErr, func() bool { return c.check(o) })
-	}
+	})
 }
 
-// checkParsed reports a parse that did not give wantErr ("usage" for
-// errUsage, "" for none) or whose options fail ok.
-func checkParsed(t *testing.T, args []string, err error, wantErr string, ok func() bool) {
+// parseCase is a command's arguments and what parsing them must give:
+// options that check accepts, or the error wantErr ("usage" for
+// errUsage, "" for none).
+type parseCase[O any] struct {
+	args    []string
+	check   func(O) bool
+	wantErr string
+}
+
+// checkParses reports the cases whose arguments parse does not read as
+// they want.
+func checkParses[O any](t *testing.T, parse func([]string, io.Writer) (O, error), cases []parseCase[O]) {
 	t.Helper()
-	switch {
-	case wantErr == "usage":
-		if !errors.Is(err, errUsage) {
-			t.Errorf("%q: err %v, want errUsage", args, err)
+	for _, c := range cases {
+		o, err := parse(c.args, io.Discard)
+		switch {
+		case c.wantErr == "usage":
+			if !errors.Is(err, errUsage) {
+				t.Errorf("%q: err %v, want errUsage", c.args, err)
+			}
+		case c.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("%q: err %v, want %q", c.args, err, c.wantErr)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", c.args, err)
+		case !c.check(o):
+			t.Errorf("%q: options not as the flags ask", c.args)
 		}
-	case wantErr != "":
-		if err == nil || !strings.Contains(err.Error(), wantErr) {
-			t.Errorf("%q: err %v, want %q", args, err, wantErr)
-		}
-	case err != nil:
-		t.Errorf("%q: %v", args, err)
-	case !ok():
-		t.Errorf("%q: options not as the flags ask", args)
 	}
 }
