@@ -17,10 +17,7 @@ func TestReportWrite(t *testing.T) {
 	if err != nil {
 		t.Skip(err)
 	}
-	wantMD, err := os.ReadFile("../../bench/results.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+	wantMD := read(t, "../../bench/results.md")
 	var rep report
 	if err := json.Unmarshal(wantJSON, &rep); err != nil {
 		t.Fatal(err)
