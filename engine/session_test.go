@@ -270,9 +270,11 @@ func BenchmarkDecode(b *testing.B) {
 }
 
 // benchState returns a state of 256 positions of a random model of the
-// shape and type, and a 128-token prompt for it.
-func benchState(b *testing.B, shape string, typ gguf.TensorType) (*engine.State, []int) {
+// shape and type, its products split among threads goroutines, and a
+// 128-token prompt for it.
+func benchState(b *testing.B, shape string, typ gguf.TensorType, threads int) (*engine.State, []int) {
 	m := randomModel(b, synth.Shapes()[shape], typ)
+	m.Threads = threads
 	prompt := make([]int, 128)
 	for i := range prompt {
 		prompt[i] = 300 + i*7
@@ -285,21 +287,35 @@ func benchState(b *testing.B, shape string, typ gguf.TensorType) (*engine.State,
 }
 
 // BenchmarkPrefill evaluates a 128-token prompt in one Forward call on
-// random models of the stories15M and SmolLM2-135M shapes.
+// random models of the stories15M and SmolLM2-135M shapes, on one
+// goroutine and split among two (threads-2).
 func BenchmarkPrefill(b *testing.B) {
 	for _, c := range []struct {
-		shape string
-		typ   gguf.TensorType
+		shape   string
+		typ     gguf.TensorType
+		threads int
 	}{
-		{"stories15M", gguf.F16},
-		{"smollm2-135m", gguf.F16},
-		{"smollm2-135m", gguf.Q8_0},
-		{"smollm2-135m", gguf.Q4_K},
+		{"stories15M", gguf.F16, 1},
+		{"smollm2-135m", gguf.F16, 1},
+		{"smollm2-135m", gguf.Q8_0, 1},
+		{"smollm2-135m", gguf.Q4_K, 1},
+		{"smollm2-135m", gguf.F16, 2},
+		{"smollm2-135m", gguf.Q8_0, 2},
 	} {
-		b.Run(fmt.Sprintf("%s-%v", c.shape, c.typ), func(b *testing.B) {
-			st, prompt := benchState(b, c.shape, c.typ)
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
+		name := fmt.Sprintf("%s-%v", c.shape, c.typ)
+		if c.threads > 1 {
+			name += fmt.Sprintf("-threads-%d", c.threads)
+		}
+		b.Run(name, func(b *testing.B) {
+			st, prompt := benchState(b, c.shape, c.typ, c.threads)
+			// One thread's CPU time says how fast one goroutine runs; with
+			// helpers it says nothing, and a locked thread would make every
+			// wait for them hand its processor to another thread.
+			single := c.threads <= 1
+			if single {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+			}
 			b.ResetTimer()
 			c0, ok := cputime.Thread()
 			for range b.N {
@@ -310,7 +326,7 @@ func BenchmarkPrefill(b *testing.B) {
 			}
 			c1, _ := cputime.Thread()
 			b.ReportMetric(float64(b.N*len(prompt))/b.Elapsed().Seconds(), "tok/s")
-			if ok && c1 > c0 {
+			if single && ok && c1 > c0 {
 				// Over the thread's CPU time, which a busy machine disturbs less.
 				b.ReportMetric(float64(b.N*len(prompt))/(c1-c0).Seconds(), "cpu-tok/s")
 			}
@@ -343,13 +359,27 @@ func Example() {
 
 // BenchmarkDecodeAfterPrompt decodes 128 tokens after a 128-token prompt
 // on a random SmolLM2-135M-shaped F16 model, as make bench's decode rows
-// do, timing the decoded tokens only; cpu-tok/s is over the thread's CPU
-// time. Profile it (-cpuprofile) to see what a decoded token spends
-// beside the matrix-vector products.
+// do, timing the decoded tokens only, on one goroutine and split among two
+// (threads-2); cpu-tok/s is over the thread's CPU time, at one goroutine.
+// Profile it (-cpuprofile) to see what a decoded token spends beside the
+// matrix-vector products.
 func BenchmarkDecodeAfterPrompt(b *testing.B) {
-	st, prompt := benchState(b, "smollm2-135m", gguf.F16)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	for _, threads := range []int{1, 2} {
+		name := "threads-1"
+		if threads > 1 {
+			name = fmt.Sprintf("threads-%d", threads)
+		}
+		b.Run(name, func(b *testing.B) { benchDecodeAfterPrompt(b, threads) })
+	}
+}
+
+func benchDecodeAfterPrompt(b *testing.B, threads int) {
+	st, prompt := benchState(b, "smollm2-135m", gguf.F16, threads)
+	single := threads <= 1 // see BenchmarkPrefill
+	if single {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
 	const steps = 128
 	var cpu time.Duration
 	for b.Loop() {
@@ -371,7 +401,7 @@ func BenchmarkDecodeAfterPrompt(b *testing.B) {
 		cpu += c1 - c0
 	}
 	b.ReportMetric(float64(b.N*steps)/b.Elapsed().Seconds(), "tok/s")
-	if cpu > 0 {
+	if single && cpu > 0 {
 		b.ReportMetric(float64(b.N*steps)/cpu.Seconds(), "cpu-tok/s")
 	}
 }
