@@ -37,7 +37,7 @@ type State struct {
 	k, v     []float32 // [t][KVDim]
 	hb, hb2  []float32 // [t][HiddenDim]
 	cos, sin []float32 // [t][HeadDim/2]
-	att      []float32 // [group][ctx]: the scores of a KV head's query heads
+	att      []float32 // [goroutine][group][ctx]: the scores of a KV head's query heads
 	logits   []float32 // [MaxBatch][VocabSize] or [VocabSize]
 	in       input     // the input of the matrix products being computed
 	q8       simd.Q8   // that input in 8-bit blocks, for quantized weights
@@ -63,25 +63,25 @@ func (m *Model) NewState(ctx int) (*State, error) {
 		return nil, fmt.Errorf("engine: a key/value cache of %d layers × %d positions × %d values is too large; ask for a shorter context", c.Layers, ctx, kvd)
 	}
 	s := &State{
-		m:      m,
-		ctx:    ctx,
-		batch:  MaxBatch,
-		freqs:  ropeFreqs(c.RopeBase, c.HeadDim),
-		keys:   make([]float32, cache),
-		values: make([]float32, cache),
-		x:      make([]float32, MaxBatch*c.Dim),
-		xb:     make([]float32, MaxBatch*c.Dim),
-		xb2:    make([]float32, MaxBatch*c.QDim()),
-		q:      make([]float32, MaxBatch*c.QDim()),
-		k:      make([]float32, MaxBatch*kvd),
-		v:      make([]float32, MaxBatch*kvd),
-		hb:     make([]float32, MaxBatch*c.HiddenDim),
-		hb2:    make([]float32, MaxBatch*c.HiddenDim),
-		cos:    make([]float32, MaxBatch*c.HeadDim/2),
-		sin:    make([]float32, MaxBatch*c.HeadDim/2),
-		att:    make([]float32, maxGroup(c)*ctx),
+		m:       m,
+		ctx:     ctx,
+		batch:   MaxBatch,
+		freqs:   ropeFreqs(c.RopeBase, c.HeadDim),
+		keys:    make([]float32, cache),
+		values:  make([]float32, cache),
+		x:       make([]float32, MaxBatch*c.Dim),
+		xb:      make([]float32, MaxBatch*c.Dim),
+		xb2:     make([]float32, MaxBatch*c.QDim()),
+		q:       make([]float32, MaxBatch*c.QDim()),
+		k:       make([]float32, MaxBatch*kvd),
+		v:       make([]float32, MaxBatch*kvd),
+		hb:      make([]float32, MaxBatch*c.HiddenDim),
+		hb2:     make([]float32, MaxBatch*c.HiddenDim),
+		cos:     make([]float32, MaxBatch*c.HeadDim/2),
+		sin:     make([]float32, MaxBatch*c.HeadDim/2),
+		threads: newThreads(m.Threads),
 	}
-	s.threads = newThreads(m.Threads)
+	s.att = make([]float32, s.threads.count()*maxGroup(c)*ctx)
 	return s, nil
 }
 
@@ -101,8 +101,8 @@ func (m *Model) Positions(ctx int) (int, error) {
 // StateBytes returns about how many bytes a State of ctx positions holds
 // (ctx <= 0 means the model's context length): the key/value cache, the
 // scratch of a batch, the 8-bit copy of a batch's input for quantized
-// weights, and the logits of a batch. Hosts check it against their memory
-// before they make a State.
+// weights, the logits of a batch and each goroutine's attention scores.
+// Hosts check it against their memory before they make a State.
 func (m *Model) StateBytes(ctx int) uint64 {
 	if ctx <= 0 {
 		ctx = m.ContextLen
@@ -112,8 +112,9 @@ func (m *Model) StateBytes(ctx int) uint64 {
 	kv := 8 * uint64(c.Layers) * uint64(ctx) * uint64(c.KVDim())
 	scratch := 4 * b * uint64(2*c.Dim+2*c.QDim()+2*c.KVDim()+2*c.HiddenDim+c.HeadDim+c.VocabSize)
 	widest := uint64(max(c.Dim, c.QDim(), c.HiddenDim))
-	q8 := b * (widest + widest/32*12) // int8 values; d, s and the sum per 32
-	return kv + scratch + q8 + 4*uint64(maxGroup(c))*uint64(ctx) + 8*uint64(c.HeadDim)
+	q8 := b * (widest + widest/32*12)                                                       // int8 values; d, s and the sum per 32
+	scores := 4 * uint64(newThreads(m.Threads).count()) * uint64(maxGroup(c)) * uint64(ctx) // per goroutine
+	return kv + scratch + q8 + scores + 8*uint64(c.HeadDim)
 }
 
 // maxGroup returns the most query heads that share a KV head in any block.
@@ -265,17 +266,24 @@ func (s *State) forward(tokens []int, all bool) ([]float32, error) {
 		// heads of a KV head are adjacent vectors of q (and their outputs
 		// of xb2), so that one call takes a position's group of heads:
 		// the scores q·k scaled by 1/sqrt(hd), their softmax, and the
-		// values summed with those weights, position by position.
-		for t := range n {
+		// values summed with those weights, position by position. The
+		// calls, one per token and KV head, are independent, so they are
+		// shared among the goroutines (each with scores of its own) and
+		// the result does not depend on how.
+		kvHeads := heads / group
+		attend := func(i, w int) {
+			t, g := i/kvHeads, i%kvHeads
 			p := s.pos + t
-			for g := range heads / group {
-				keys := layerKeys[g*s.ctx*hd : (g*s.ctx+p+1)*hd]
-				values := layerValues[g*s.ctx*hd : (g*s.ctx+p+1)*hd]
-				at := t*qd + g*group*hd // the group's first head
-				simd.Attention(xb2[at:at+group*hd], s.att[:group*(p+1)], q[at:at+group*hd],
-					keys, values, p+1, hd, group, scale)
-			}
+			keys := layerKeys[g*s.ctx*hd : (g*s.ctx+p+1)*hd]
+			values := layerValues[g*s.ctx*hd : (g*s.ctx+p+1)*hd]
+			at := t*qd + g*group*hd // the group's first head
+			att := s.att[w*len(s.att)/s.threads.count():]
+			simd.Attention(xb2[at:at+group*hd], att[:group*(p+1)], q[at:at+group*hd],
+				keys, values, p+1, hd, group, scale)
 		}
+		// Multiply-adds: the scores and the sums, 2·hd per head and position.
+		work := 2 * hd * heads * n * (s.pos + (n+1)/2)
+		s.threads.each(n*kvHeads, work, attend)
 		s.observe(l, AttnOutput, xb2, n, qd)
 		ly.Wo.mul(xb, s.input(xb2, n, qd))
 		simd.Add(x, xb)

@@ -11,9 +11,10 @@ import (
 // MaxThreads is the most goroutines a matrix product is split among.
 const MaxThreads = 64
 
-// threads splits a State's matrix products among goroutines. Each
-// goroutine computes whole rows, every row's sums in the kernels' own
-// order, so that the result does not depend on the number of goroutines
+// threads splits a State's matrix products among goroutines, and its
+// attention (threads.each). Each goroutine computes whole rows, every
+// row's sums in the kernels' own order, or whole calls of the attention
+// kernel, so that the result does not depend on the number of goroutines
 // (DESIGN.md: threads split rows, never sums).
 type threads struct {
 	n       int       // goroutines per product, 1 to MaxThreads
@@ -49,6 +50,14 @@ func newThreads(n int) *threads {
 	return &threads{n: n, minWork: minSplitWork}
 }
 
+// count returns how many goroutines p splits work among: 1 for nil.
+func (p *threads) count() int {
+	if p == nil {
+		return 1
+	}
+	return p.n
+}
+
 // parts returns how many goroutines a product of rows×cols weights by n
 // vectors is split among.
 func (p *threads) parts(rows, cols, n int) int {
@@ -76,22 +85,43 @@ func (p *threads) mul(m *Matrix, out []float32, in *input) {
 	if in.n > 1 && len(p.tmp) < m.Rows*in.n {
 		p.tmp = make([]float32, m.Rows*in.n)
 	}
+	// The rows go in chunks, chunksPerThread per goroutine, each taken by
+	// whichever goroutine is free: a core that another process holds
+	// takes fewer, rather than the product waiting for its equal share.
+	p.helpers().run(&job{m: m, out: out, in: in, tmp: p.tmp, chunks: min(k*chunksPerThread, m.Rows/splitAlign)})
+}
+
+// helpers returns p's pool, started by the first split job.
+func (p *threads) helpers() *pool {
 	if p.pool == nil {
 		p.pool = startPool(p.n - 1)
 		// The helpers hold only the pool, so the threads become
 		// unreachable with their State, and the cleanup stops them.
 		runtime.AddCleanup(p, (*pool).stop, p.pool)
 	}
-	// The rows go in chunks, chunksPerThread per goroutine, each taken by
-	// whichever goroutine is free: a core that another process holds
-	// takes fewer, rather than the product waiting for its equal share.
-	p.pool.run(&job{m: m, out: out, in: in, tmp: p.tmp, chunks: min(k*chunksPerThread, m.Rows/splitAlign)})
+	return p.pool
+}
+
+// each calls fn(i, g) for every i < items, split among p's goroutines
+// when the items' work (multiply-adds in all) is large enough, else on
+// the caller's goroutine; g < p.n is the goroutine calling, 0 for the
+// caller, so that fn can give each goroutine scratch of its own. Items are
+// taken one at a time by whichever goroutine is free.
+func (p *threads) each(items, work int, fn func(i, g int)) {
+	if p == nil || p.n <= 1 || items < 2 || work/p.minWork < 2 {
+		for i := range items {
+			fn(i, 0)
+		}
+		return
+	}
+	p.helpers().run(&job{fn: fn, chunks: items})
 }
 
 // job is one split product: the chunks of its rows go to whichever
 // goroutine takes them next. A job is never reused, so that a helper
 // that wakes after it is done touches only its counters.
 type job struct {
+	fn     func(i, g int) // the items of a job of threads.each, or nil for a product
 	m      *Matrix
 	out    []float32
 	in     *input
@@ -109,12 +139,18 @@ func (j *job) bound(i int) int {
 	return (i * j.m.Rows / j.chunks) &^ (splitAlign - 1)
 }
 
-// work computes chunks until none is left.
-func (j *job) work() {
+// work computes chunks until none is left, on goroutine g of the pool
+// (0 the caller, helper h h+1).
+func (j *job) work(g int) {
 	for {
 		i := int(j.next.Add(1)) - 1
 		if i >= j.chunks {
 			return
+		}
+		if j.fn != nil {
+			j.fn(i, g)
+			j.done.Add(1)
+			continue
 		}
 		rows, n := j.m.Rows, j.in.n
 		r0, r1 := j.bound(i), j.bound(i+1)
@@ -169,7 +205,7 @@ func startPool(n int) *pool {
 	p.cur.Store(&job{}) // no chunks
 	for i := range p.helpers {
 		p.helpers[i].wake = make(chan struct{}, 1)
-		go p.help(&p.helpers[i], p.cur.Load())
+		go p.help(&p.helpers[i], i+1, p.cur.Load())
 	}
 	return p
 }
@@ -179,7 +215,7 @@ func startPool(n int) *pool {
 func (p *pool) run(j *job) {
 	p.cur.Store(j)
 	p.wakeAll()
-	j.work()
+	j.work(0)
 	for i := 0; int(j.done.Load()) != j.chunks; i++ {
 		if i%64 == 63 || p.spin == 0 {
 			runtime.Gosched()
@@ -207,14 +243,15 @@ func (p *pool) stop() {
 	p.wakeAll()
 }
 
-// help is a helper goroutine: it works on every job until stopped.
-func (p *pool) help(h *helper, seen *job) {
+// help is helper goroutine g (1 to len(p.helpers)): it works on every job
+// until stopped.
+func (p *pool) help(h *helper, g int, seen *job) {
 	for {
 		seen = p.await(h, seen)
 		if p.stopped.Load() {
 			return
 		}
-		seen.work()
+		seen.work(g)
 	}
 }
 
