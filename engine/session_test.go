@@ -365,11 +365,7 @@ func Example() {
 // matrix-vector products.
 func BenchmarkDecodeAfterPrompt(b *testing.B) {
 	for _, threads := range []int{1, 2} {
-		name := "threads-1"
-		if threads > 1 {
-			name = fmt.Sprintf("threads-%d", threads)
-		}
-		b.Run(name, func(b *testing.B) { benchDecodeAfterPrompt(b, threads) })
+		b.Run(fmt.Sprintf("threads-%d", threads), func(b *testing.B) { benchDecodeAfterPrompt(b, threads) })
 	}
 }
 
